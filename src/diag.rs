@@ -1,0 +1,320 @@
+//! Diagnostics that point into the files of the environment repository (`file:line:column`).
+//!
+//! YAML is deserialized with `serde_yaml_ng`; every error and every later validation finding is
+//! mapped back to a position through a [`PosIndex`], an index from a value's path
+//! (`releases[0].chart`, the same syntax as `serde_path_to_error`) to where it is written.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// One finding about the input, with its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+    }
+}
+
+/// A list of diagnostics, displayed one per line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Diagnostics {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+}
+
+/// A parsed YAML file: its text and an index from value paths to positions.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: String,
+    index: HashMap<String, (usize, usize)>,
+}
+
+impl SourceFile {
+    /// A diagnostic at the value `path` (falling back to its closest written parent).
+    pub fn at(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        let (line, column) = self.position(path);
+        Diagnostic {
+            file: self.path.clone(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// Position (1-based line and column) of `path`, or of its closest ancestor that is written.
+    pub fn position(&self, path: &str) -> (usize, usize) {
+        let mut p = path.to_string();
+        loop {
+            if let Some(pos) = self.index.get(&p) {
+                return *pos;
+            }
+            match p.rfind(['.', '[']) {
+                Some(i) => p.truncate(i),
+                None => return self.index.get("").copied().unwrap_or((1, 1)),
+            }
+        }
+    }
+}
+
+/// Joins a path and a map key (`a.b` + `c` = `a.b.c`).
+pub fn key(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Joins a path and a sequence index (`a` + 2 = `a[2]`).
+pub fn idx(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
+}
+
+/// Parses `text` (the file `path`) into `T`, reporting any error at its `file:line:column`.
+pub fn parse<T: DeserializeOwned>(path: &str, text: &str) -> Result<(T, SourceFile), Diagnostic> {
+    let file = SourceFile {
+        path: path.to_string(),
+        index: index(text).map_err(|(line, column, message)| Diagnostic {
+            file: path.to_string(),
+            line,
+            column,
+            message: format!("invalid YAML: {message}"),
+        })?,
+    };
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize(de) {
+        Ok(value) => Ok((value, file)),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            let message = clean_message(&inner.to_string());
+            let diagnostic = match inner.location() {
+                Some(loc) if loc.line() > 0 && !path_is_precise(&path) => Diagnostic {
+                    file: file.path.clone(),
+                    line: loc.line(),
+                    column: loc.column() + 1,
+                    message,
+                },
+                _ => locate(&file, if path == "." { "" } else { &path }, message),
+            };
+            Err(diagnostic)
+        }
+    }
+}
+
+/// Deserializes an already-parsed value of `file` found at `base`, reporting errors at their position.
+pub fn from_value<T: DeserializeOwned>(
+    file: &SourceFile,
+    base: &str,
+    value: serde_json::Value,
+) -> Result<T, Diagnostic> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let sub = err.path().to_string();
+        let full = match sub.as_str() {
+            "." => base.to_string(),
+            s if s.starts_with('[') => format!("{base}{s}"),
+            s => key(base, s),
+        };
+        let message = clean_message(&err.into_inner().to_string());
+        locate(file, &full, message)
+    })
+}
+
+fn path_is_precise(path: &str) -> bool {
+    path != "." && !path.is_empty() && !path.ends_with('?')
+}
+
+/// A diagnostic at `path`; for an unknown field, at that field's key.
+fn locate(file: &SourceFile, path: &str, message: String) -> Diagnostic {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some(end) = rest.find('`') {
+            return file.at(&key(path, &rest[..end]), message);
+        }
+    }
+    file.at(path, message)
+}
+
+/// Drops serde_yaml's own `path: ` prefix and ` at line N column M` suffix, since the
+/// diagnostic carries the position.
+fn clean_message(message: &str) -> String {
+    let message = match message.find(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') && !path.is_empty() => rest.to_string(),
+        _ => message.to_string(),
+    }
+}
+
+enum Frame {
+    Map { path: String, key: Option<String> },
+    Seq { path: String, next: usize },
+}
+
+struct Indexer {
+    stack: Vec<Frame>,
+    index: HashMap<String, (usize, usize)>,
+}
+
+impl Indexer {
+    /// The path of the value that starts now, or `None` when a map key is expected.
+    fn value_path(&mut self, mark: Marker, scalar: Option<&str>) -> Option<String> {
+        match self.stack.last_mut() {
+            None => Some(String::new()),
+            Some(Frame::Seq { path, next }) => {
+                let p = idx(path, *next);
+                *next += 1;
+                Some(p)
+            }
+            Some(Frame::Map { path, key: slot }) => match slot.take() {
+                Some(k) => Some(self::key(path, &k)),
+                None => {
+                    let k = scalar.unwrap_or("?").to_string();
+                    let full = self::key(path, &k);
+                    let pos = (mark.line().max(1), mark.col() + 1);
+                    // A map is located at its first key.
+                    self.index.entry(path.clone()).or_insert(pos);
+                    self.index.entry(full).or_insert(pos);
+                    *slot = Some(k);
+                    None
+                }
+            },
+        }
+    }
+}
+
+impl MarkedEventReceiver for Indexer {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::Scalar(value, ..) => {
+                if let Some(p) = self.value_path(mark, Some(&value)) {
+                    self.index
+                        .entry(p)
+                        .or_insert((mark.line().max(1), mark.col() + 1));
+                }
+            }
+            Event::Alias(_) => {
+                if let Some(p) = self.value_path(mark, None) {
+                    self.index
+                        .entry(p)
+                        .or_insert((mark.line().max(1), mark.col() + 1));
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let is_map = matches!(ev, Event::MappingStart(..));
+                let path = self.value_path(mark, None).unwrap_or_default();
+                if !is_map {
+                    self.index
+                        .entry(path.clone())
+                        .or_insert((mark.line().max(1), mark.col() + 1));
+                }
+                self.stack.push(if is_map {
+                    Frame::Map { path, key: None }
+                } else {
+                    Frame::Seq { path, next: 0 }
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Builds the path index of the first document of `text`.
+fn index(text: &str) -> Result<HashMap<String, (usize, usize)>, (usize, usize, String)> {
+    let mut indexer = Indexer {
+        stack: Vec::new(),
+        index: HashMap::new(),
+    };
+    let mut parser = Parser::new_from_str(text);
+    parser.load(&mut indexer, false).map_err(|e| {
+        let m = e.marker();
+        (m.line().max(1), m.col() + 1, e.info().to_string())
+    })?;
+    Ok(indexer.index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // fields are read only through Debug in these tests
+    struct Doc {
+        name: String,
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        port: u16,
+    }
+
+    #[test]
+    fn positions_of_nested_values_are_one_based() {
+        let file = SourceFile {
+            path: "f.yaml".into(),
+            index: index("name: a\nitems:\n  - port: 1\n  - port: 2\n").unwrap(),
+        };
+        assert_eq!(file.position("name"), (1, 1));
+        assert_eq!(file.position("items[1].port"), (4, 5));
+        assert_eq!(file.position("items[1].missing"), (4, 5));
+    }
+
+    #[test]
+    fn wrong_type_is_reported_at_the_value() {
+        let err = parse::<Doc>("f.yaml", "name: a\nitems:\n  - port: 1\n  - port: x\n").unwrap_err();
+        assert_eq!((err.line, err.column), (4, 5), "{err}");
+        assert!(!err.message.contains("items[1]"), "the path is not repeated: {err}");
+        assert!(err.message.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn unknown_field_is_reported_at_its_key() {
+        let err = parse::<Doc>("f.yaml", "name: a\nitems:\n  - port: 1\n    prot: 2\n").unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
+        assert!(err.message.contains("unknown field `prot`"), "{err}");
+    }
+
+    #[test]
+    fn malformed_yaml_is_reported_with_position() {
+        let err = parse::<Doc>("f.yaml", "name: [a\nitems: []\n").unwrap_err();
+        assert!(err.message.starts_with("invalid YAML"), "{err}");
+        assert!(err.line >= 1);
+    }
+}

@@ -1,0 +1,935 @@
+//! Model: the typed, validated desired state of one environment, built from a [`Snapshot`].
+//!
+//! # Guarantees
+//! - Pure: no network IO. Everything is validated here, before any provider is called: references
+//!   resolve, resources form no cycle, CIDRs are valid and nested, names are unique, every file
+//!   that is named exists.
+//! - Every finding names `file:line:column`; all findings are reported at once.
+
+pub mod refs;
+pub mod spec;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ipnet::Ipv4Net;
+use serde_json::Value;
+
+use crate::diag::{self, idx, key, Diagnostic, Diagnostics, SourceFile};
+use crate::source::Snapshot;
+pub use spec::{ResourceSpec, ResourceType};
+use spec::{ClusterKind, EnvironmentFile, ModuleFile, API_VERSION};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("environment `{name}` not found: there is no {path} in commit {commit}{hint}")]
+    NotFound {
+        name: String,
+        path: String,
+        commit: String,
+        hint: String,
+    },
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The desired state of one environment at one commit.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: String,
+    pub commit: String,
+    pub region: String,
+    pub cluster: Option<Cluster>,
+    /// AWS resources in dependency order (a resource comes after everything it refers to).
+    pub resources: Vec<Resource>,
+    pub releases: Vec<Release>,
+    pub config_maps: Vec<ConfigMap>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// kubeconfig context; the current context when `None`.
+    pub context: Option<String>,
+}
+
+/// One AWS resource, addressed as `<module instance>.<resource name>`.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub address: String,
+    /// Arguments; strings may still hold `${address.attribute}` references to other resources.
+    pub spec: ResourceSpec,
+    /// Addresses of the resources this one refers to.
+    pub depends_on: BTreeSet<String>,
+    /// Where it is declared (`file:line`).
+    pub origin: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub name: String,
+    pub namespace: String,
+    pub chart: Chart,
+    /// Chart defaults < values files < inline values, merged.
+    pub values: Value,
+}
+
+/// A Helm chart read from the commit.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// Repository path of the chart folder.
+    pub dir: String,
+    pub name: String,
+    pub version: String,
+    pub app_version: Option<String>,
+    pub values: Value,
+    /// Template path (relative to the chart folder, e.g. `templates/deployment.yaml`) to text.
+    pub templates: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigMap {
+    pub name: String,
+    pub namespace: String,
+    pub data: BTreeMap<String, String>,
+    pub binary_data: BTreeMap<String, Vec<u8>>,
+}
+
+impl Environment {
+    /// Namespaces used by releases and ConfigMaps, sorted.
+    pub fn namespaces(&self) -> BTreeSet<String> {
+        self.releases
+            .iter()
+            .map(|r| r.namespace.clone())
+            .chain(self.config_maps.iter().map(|c| c.namespace.clone()))
+            .collect()
+    }
+}
+
+/// Path of an environment's file in the repository.
+pub fn environment_path(name: &str) -> String {
+    format!("environments/{name}/environment.yaml")
+}
+
+/// Loads and validates environment `name` from `snapshot`.
+///
+/// # Errors
+/// [`Error::NotFound`] if the environment does not exist; [`Error::Invalid`] with every finding otherwise.
+pub fn load(snapshot: &Snapshot, name: &str) -> Result<Environment> {
+    let path = environment_path(name);
+    let Some(bytes) = snapshot.file(&path) else {
+        let known: Vec<String> = snapshot
+            .files
+            .keys()
+            .filter_map(|p| {
+                p.strip_prefix("environments/")
+                    .and_then(|r| r.strip_suffix("/environment.yaml"))
+                    .map(str::to_string)
+            })
+            .collect();
+        let hint = if known.is_empty() {
+            String::new()
+        } else {
+            format!(" (environments there: {})", known.join(", "))
+        };
+        return Err(Error::NotFound {
+            name: name.to_string(),
+            path,
+            commit: snapshot.short_commit().to_string(),
+            hint,
+        });
+    };
+    let mut loader = Loader {
+        snapshot,
+        diagnostics: Diagnostics::default(),
+        modules: HashMap::new(),
+    };
+    let env = loader.environment(name, &path, bytes);
+    match env {
+        Some(env) if loader.diagnostics.is_empty() => Ok(env),
+        _ => Err(Error::Invalid(loader.diagnostics)),
+    }
+}
+
+struct Loader<'a> {
+    snapshot: &'a Snapshot,
+    diagnostics: Diagnostics,
+    /// Module name to its parsed file, or `None` if it failed to load.
+    modules: HashMap<String, Option<(ModuleFile, SourceFile)>>,
+}
+
+fn utf8<'b>(path: &str, bytes: &'b [u8]) -> std::result::Result<&'b str, Diagnostic> {
+    std::str::from_utf8(bytes).map_err(|e| Diagnostic {
+        file: path.to_string(),
+        line: 1,
+        column: 1,
+        message: format!("file is not valid UTF-8: {e}"),
+    })
+}
+
+fn check_header(file: &SourceFile, api_version: &str, kind: &str, want_kind: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if api_version != API_VERSION {
+        out.push(file.at(
+            "apiVersion",
+            format!("unsupported apiVersion `{api_version}`: expected `{API_VERSION}`"),
+        ));
+    }
+    if kind != want_kind {
+        out.push(file.at("kind", format!("kind is `{kind}`: expected `{want_kind}`")));
+    }
+    out
+}
+
+/// A DNS-1123 label, as Kubernetes requires for namespaces and most names.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain (ConfigMap names).
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && s.as_bytes()[0].is_ascii_alphabetic()
+}
+
+/// Joins a path relative to `base` (a repository folder), refusing to leave the repository.
+fn join(base: &str, rel: &str) -> Option<String> {
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    for part in rel.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Helm's merge: maps merge recursively, `null` deletes a key, anything else replaces.
+pub fn merge_values(base: &mut Value, overlay: &Value) {
+    match (base, overlay) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                if v.is_null() {
+                    b.remove(k);
+                } else if let Some(existing) = b.get_mut(k) {
+                    if existing.is_object() && v.is_object() {
+                        merge_values(existing, v);
+                    } else {
+                        *existing = v.clone();
+                    }
+                } else {
+                    b.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+impl Loader<'_> {
+    fn report(&mut self, d: Diagnostic) {
+        self.diagnostics.push(d);
+    }
+
+    fn environment(&mut self, name: &str, path: &str, bytes: &[u8]) -> Option<Environment> {
+        let text = utf8(path, bytes).map_err(|d| self.report(d)).ok()?;
+        let (env, file): (EnvironmentFile, SourceFile) =
+            diag::parse(path, text).map_err(|d| self.report(d)).ok()?;
+        for d in check_header(&file, &env.api_version, &env.kind, "Environment") {
+            self.report(d);
+        }
+        if env.name != name {
+            self.report(file.at(
+                "name",
+                format!("name `{}` does not match the folder: expected `{name}`", env.name),
+            ));
+        }
+        if env.cloud.provider != "aws" {
+            self.report(file.at(
+                "cloud.provider",
+                format!("unsupported provider `{}`: expected `aws`", env.cloud.provider),
+            ));
+        }
+        let env_dir = format!("environments/{name}");
+        let resources = self.infrastructure(&env, &file);
+        let releases = self.releases(&env, &file, &env_dir);
+        let config_maps = self.config_maps(&env, &file, &env_dir);
+        if env.cluster.is_none() && (!env.releases.is_empty() || !env.config_maps.is_empty()) {
+            self.report(file.at(
+                "",
+                "releases and configMaps need a `cluster:` (e.g. `cluster: {type: existing, context: NAME}`)",
+            ));
+        }
+        let cluster = env.cluster.as_ref().map(|c| match c.kind {
+            ClusterKind::Existing => Cluster {
+                context: c.context.clone(),
+            },
+        });
+        Some(Environment {
+            name: env.name.clone(),
+            commit: self.snapshot.commit.clone(),
+            region: env.cloud.region.clone(),
+            cluster,
+            resources,
+            releases,
+            config_maps,
+        })
+    }
+
+    fn module(&mut self, name: &str) -> Option<(ModuleFile, SourceFile)> {
+        if let Some(cached) = self.modules.get(name) {
+            return cached.clone();
+        }
+        let path = format!("modules/{name}/module.yaml");
+        let loaded = self.snapshot.file(&path).and_then(|bytes| {
+            let text = utf8(&path, bytes).map_err(|d| self.report(d)).ok()?;
+            let (module, file): (ModuleFile, SourceFile) =
+                diag::parse(&path, text).map_err(|d| self.report(d)).ok()?;
+            for d in check_header(&file, &module.api_version, &module.kind, "Module") {
+                self.report(d);
+            }
+            Some((module, file))
+        });
+        self.modules.insert(name.to_string(), loaded.clone());
+        loaded
+    }
+
+    /// Instantiates the modules, returning every resource in dependency order.
+    fn infrastructure(&mut self, env: &EnvironmentFile, file: &SourceFile) -> Vec<Resource> {
+        // Module instances: unique names, existing modules, order by `${module.X.Y}` references.
+        let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, inst) in env.infrastructure.iter().enumerate() {
+            let at = idx("infrastructure", i);
+            if !is_identifier(&inst.name) || inst.name == "module" || inst.name == "input" {
+                self.report(file.at(
+                    &key(&at, "name"),
+                    format!(
+                        "invalid module instance name `{}`: expected letters, digits, `_` or `-`, starting with a letter (`module` and `input` are reserved)",
+                        inst.name
+                    ),
+                ));
+            }
+            if by_name.insert(&inst.name, i).is_some() {
+                self.report(file.at(
+                    &key(&at, "name"),
+                    format!("duplicate module instance name `{}`", inst.name),
+                ));
+            }
+        }
+        let mut deps: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+        for (i, inst) in env.infrastructure.iter().enumerate() {
+            let mut found = Vec::new();
+            for (k, v) in &inst.inputs {
+                refs::collect(v, &key(&key(&idx("infrastructure", i), "inputs"), k), &mut found);
+            }
+            let entry = deps.entry(i).or_default();
+            for (path, expr) in found {
+                let parts: Vec<&str> = expr.split('.').collect();
+                match parts.as_slice() {
+                    ["module", m, _output] => match by_name.get(m) {
+                        Some(&j) => {
+                            entry.insert(j);
+                        }
+                        None => self.report(file.at(
+                            &path,
+                            format!("`${{{expr}}}` refers to module instance `{m}`, which is not declared under `infrastructure`"),
+                        )),
+                    },
+                    _ => self.report(file.at(
+                        &path,
+                        format!("invalid reference `${{{expr}}}`: expected `${{module.INSTANCE.OUTPUT}}`"),
+                    )),
+                }
+            }
+        }
+        let order = match topo_sort(&deps) {
+            Ok(order) => order,
+            Err(cycle) => {
+                let names: Vec<&str> = cycle.iter().map(|&i| env.infrastructure[i].name.as_str()).collect();
+                self.report(file.at(
+                    &idx("infrastructure", cycle[0]),
+                    format!("module instances refer to each other in a cycle: {}", names.join(" -> ")),
+                ));
+                return Vec::new();
+            }
+        };
+        // Outputs of each processed instance, as canonical expressions.
+        let mut outputs: HashMap<String, BTreeMap<String, Value>> = HashMap::new();
+        let mut resources: Vec<Resource> = Vec::new();
+        for i in order {
+            let inst = &env.infrastructure[i];
+            let at = idx("infrastructure", i);
+            let Some((module, mfile)) = self.module(&inst.module) else {
+                if !self.diagnostics.0.iter().any(|d| d.file.starts_with(&format!("modules/{}/", inst.module))) {
+                    self.report(file.at(
+                        &key(&at, "module"),
+                        format!(
+                            "module `{}` not found: expected modules/{}/module.yaml in the commit",
+                            inst.module, inst.module
+                        ),
+                    ));
+                }
+                continue;
+            };
+            // Inputs: known, typed, required ones present.
+            let mut inputs: BTreeMap<String, Value> = BTreeMap::new();
+            for (k, v) in &inst.inputs {
+                let path = key(&key(&at, "inputs"), k);
+                let Some(spec) = module.inputs.get(k) else {
+                    let known: Vec<&str> = module.inputs.keys().map(String::as_str).collect();
+                    self.report(file.at(
+                        &path,
+                        format!(
+                            "module `{}` has no input `{k}` (inputs: {})",
+                            inst.module,
+                            known.join(", ")
+                        ),
+                    ));
+                    continue;
+                };
+                let mut value = v.clone();
+                refs::substitute(&mut value, &mut |expr| {
+                    let parts: Vec<&str> = expr.split('.').collect();
+                    match parts.as_slice() {
+                        ["module", m, o] => outputs.get(*m).and_then(|outs| outs.get(*o)).cloned(),
+                        _ => None,
+                    }
+                });
+                for (_, expr) in collect_refs(&value) {
+                    if let ["module", m, o] = expr.split('.').collect::<Vec<_>>().as_slice() {
+                        if outputs.contains_key(*m) {
+                            self.report(file.at(&path, format!("module instance `{m}` has no output `{o}`")));
+                        }
+                    }
+                }
+                let is_reference = v.as_str().and_then(refs::whole).is_some();
+                if !is_reference && !spec.kind.accepts(&value) {
+                    self.report(file.at(
+                        &path,
+                        format!("input `{k}` of module `{}` expects a {:?}, got {}", inst.module, spec.kind, kind_of(&value))
+                            .to_lowercase(),
+                    ));
+                }
+                inputs.insert(k.clone(), value);
+            }
+            for (k, spec) in &module.inputs {
+                if !inputs.contains_key(k) {
+                    match &spec.default {
+                        Some(d) => {
+                            inputs.insert(k.clone(), d.clone());
+                        }
+                        None => self.report(file.at(
+                            &key(&at, "inputs"),
+                            format!("module `{}` requires input `{k}`", inst.module),
+                        )),
+                    }
+                }
+            }
+            let (mut instance_resources, instance_outputs) =
+                self.instantiate(&inst.name, &module, &mfile, &inputs, &file.at(&at, "").to_string());
+            resources.append(&mut instance_resources);
+            outputs.insert(inst.name.clone(), instance_outputs);
+        }
+        self.order_resources(resources)
+    }
+
+    /// Creates the resources of one module instance; returns them and the instance's outputs.
+    fn instantiate(
+        &mut self,
+        instance: &str,
+        module: &ModuleFile,
+        mfile: &SourceFile,
+        inputs: &BTreeMap<String, Value>,
+        used_at: &str,
+    ) -> (Vec<Resource>, BTreeMap<String, Value>) {
+        let used_at = used_at.trim_end_matches(": ");
+        let note = format!(" (module instance `{instance}` at {used_at})");
+        let mut names: BTreeMap<String, ResourceType> = BTreeMap::new();
+        let mut typed = Vec::new();
+        for (j, raw) in module.resources.iter().enumerate() {
+            let at = idx("resources", j);
+            let name = raw.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let type_name = raw.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+            if !is_identifier(&name) {
+                self.report(mfile.at(&key(&at, "name"), "every resource needs a `name`: letters, digits, `_` or `-`, starting with a letter"));
+                continue;
+            }
+            let Some(ty) = ResourceType::parse(&type_name) else {
+                let known: Vec<&str> = ResourceType::ALL.iter().map(|t| t.name()).collect();
+                self.report(mfile.at(
+                    &key(&at, "type"),
+                    format!("unknown resource type `{type_name}`: expected one of {}", known.join(", ")),
+                ));
+                continue;
+            };
+            if names.insert(name.clone(), ty).is_some() {
+                self.report(mfile.at(&key(&at, "name"), format!("duplicate resource name `{name}`")));
+                continue;
+            }
+            typed.push((j, name, ty));
+        }
+        let mut out = Vec::new();
+        for (j, name, ty) in typed {
+            let at = idx("resources", j);
+            let mut args = Value::Object(module.resources[j].clone());
+            if let Value::Object(map) = &mut args {
+                map.remove("name");
+                map.remove("type");
+            }
+            let mut problems = Vec::new();
+            let mut depends_on = BTreeSet::new();
+            let mut raw_refs = Vec::new();
+            refs::collect(&args, &at, &mut raw_refs);
+            refs::substitute(&mut args, &mut |expr| match expr.split('.').collect::<Vec<_>>().as_slice() {
+                ["input", k] => {
+                    let v = inputs.get(*k).cloned();
+                    if v.is_none() && !module.inputs.contains_key(*k) {
+                        problems.push(format!("`${{{expr}}}` refers to input `{k}`, which the module does not declare"));
+                    }
+                    v
+                }
+                _ => None,
+            });
+            refs::substitute(&mut args, &mut |expr| {
+                let parts: Vec<&str> = expr.split('.').collect();
+                match parts.as_slice() {
+                    ["input", _] => None,
+                    [r, attr] => match names.get(*r) {
+                        Some(t) if t.attributes().contains(attr) => {
+                            depends_on.insert(format!("{instance}.{r}"));
+                            Some(Value::String(format!("${{{instance}.{r}.{attr}}}")))
+                        }
+                        Some(t) => {
+                            problems.push(format!(
+                                "`${{{expr}}}`: {} has no attribute `{attr}` (attributes: {})",
+                                t.name(),
+                                t.attributes().join(", ")
+                            ));
+                            None
+                        }
+                        None => {
+                            problems.push(format!("`${{{expr}}}` refers to `{r}`, which is not a resource of this module"));
+                            None
+                        }
+                    },
+                    // Canonical: a reference to another instance's resource that came in through an input.
+                    [m, r, _attr] => {
+                        depends_on.insert(format!("{m}.{r}"));
+                        None
+                    }
+                    _ => {
+                        problems.push(format!(
+                            "invalid reference `${{{expr}}}`: expected `${{input.NAME}}` or `${{RESOURCE.ATTRIBUTE}}`"
+                        ));
+                        None
+                    }
+                }
+            });
+            let first_ref_path = raw_refs.first().map(|(p, _)| p.clone()).unwrap_or_else(|| at.clone());
+            for p in problems {
+                self.report(mfile.at(&first_ref_path, format!("{p}{note}")));
+            }
+            let spec = match ty {
+                ResourceType::Vpc => diag::from_value(mfile, &at, args).map(ResourceSpec::Vpc),
+                ResourceType::Subnet => diag::from_value(mfile, &at, args).map(ResourceSpec::Subnet),
+                ResourceType::SecurityGroup => {
+                    diag::from_value(mfile, &at, args).map(ResourceSpec::SecurityGroup)
+                }
+                ResourceType::Instance => diag::from_value(mfile, &at, args).map(ResourceSpec::Instance),
+            };
+            match spec {
+                Ok(spec) => {
+                    let (line, _) = mfile.position(&at);
+                    out.push((at, Resource {
+                        address: format!("{instance}.{name}"),
+                        spec,
+                        depends_on,
+                        origin: format!("{}:{line}", mfile.path),
+                    }));
+                }
+                Err(mut d) => {
+                    d.message.push_str(&note);
+                    self.report(d);
+                }
+            }
+        }
+        self.check_cidrs(&out, mfile, &note);
+        let mut outputs = BTreeMap::new();
+        for (k, expr) in &module.outputs {
+            let mut v = Value::String(expr.clone());
+            let mut bad = None;
+            refs::substitute(&mut v, &mut |e| {
+                let parts: Vec<&str> = e.split('.').collect();
+                match parts.as_slice() {
+                    ["input", k] => inputs.get(*k).cloned(),
+                    [r, attr] if names.get(*r).is_some_and(|t| t.attributes().contains(attr)) => {
+                        Some(Value::String(format!("${{{instance}.{r}.{attr}}}")))
+                    }
+                    _ => {
+                        bad = Some(e.to_string());
+                        None
+                    }
+                }
+            });
+            if let Some(e) = bad {
+                self.report(mfile.at(
+                    &key("outputs", k),
+                    format!("output `{k}` refers to `${{{e}}}`, which is not an input or a resource attribute of this module"),
+                ));
+            }
+            outputs.insert(k.clone(), v);
+        }
+        (out.into_iter().map(|(_, r)| r).collect(), outputs)
+    }
+
+    /// CIDRs parse; subnets lie inside their VPC and do not overlap each other.
+    fn check_cidrs(&mut self, resources: &[(String, Resource)], mfile: &SourceFile, note: &str) {
+        let literal = |s: &str| -> Option<std::result::Result<Ipv4Net, String>> {
+            if s.contains("${") {
+                return None;
+            }
+            Some(s.parse::<Ipv4Net>().map_err(|_| {
+                format!("invalid CIDR block `{s}`: expected an IPv4 network such as 10.0.0.0/16")
+            }))
+        };
+        let mut vpcs: HashMap<String, Ipv4Net> = HashMap::new();
+        for (at, r) in resources {
+            if let ResourceSpec::Vpc(v) = &r.spec {
+                match literal(&v.cidr_block) {
+                    Some(Ok(net)) => {
+                        vpcs.insert(format!("${{{}.id}}", r.address), net);
+                    }
+                    Some(Err(m)) => self.report(mfile.at(&key(at, "cidr_block"), format!("{m}{note}"))),
+                    None => {}
+                }
+            }
+        }
+        let mut subnets: Vec<(String, String, Ipv4Net, String)> = Vec::new();
+        for (at, r) in resources {
+            match &r.spec {
+                ResourceSpec::Subnet(s) => match literal(&s.cidr_block) {
+                    Some(Ok(net)) => {
+                        if let Some(vpc) = vpcs.get(&s.vpc_id) {
+                            if !vpc.contains(&net) {
+                                self.report(mfile.at(
+                                    &key(at, "cidr_block"),
+                                    format!("subnet {net} is not inside its VPC's {vpc}{note}"),
+                                ));
+                            }
+                        }
+                        for (other_at, other_vpc, other, other_addr) in &subnets {
+                            if *other_vpc == s.vpc_id && (other.contains(&net) || net.contains(other)) {
+                                let _ = other_at;
+                                self.report(mfile.at(
+                                    &key(at, "cidr_block"),
+                                    format!("subnet {net} overlaps {other_addr} ({other}) in the same VPC{note}"),
+                                ));
+                            }
+                        }
+                        subnets.push((at.clone(), s.vpc_id.clone(), net, r.address.clone()));
+                    }
+                    Some(Err(m)) => self.report(mfile.at(&key(at, "cidr_block"), format!("{m}{note}"))),
+                    None => {}
+                },
+                ResourceSpec::SecurityGroup(g) => {
+                    for (i, rule) in g.ingress.iter().enumerate() {
+                        let rule_at = idx(&key(at, "ingress"), i);
+                        for (c, cidr) in rule.cidr_blocks.iter().enumerate() {
+                            if let Some(Err(m)) = literal(cidr) {
+                                self.report(mfile.at(&idx(&key(&rule_at, "cidr_blocks"), c), format!("{m}{note}")));
+                            }
+                        }
+                        if !matches!(rule.protocol.as_str(), "tcp" | "udp" | "icmp" | "-1") {
+                            self.report(mfile.at(
+                                &key(&rule_at, "protocol"),
+                                format!("invalid protocol `{}`: expected tcp, udp, icmp or -1{note}", rule.protocol),
+                            ));
+                        }
+                        if rule.from_port > rule.to_port {
+                            self.report(mfile.at(
+                                &key(&rule_at, "from_port"),
+                                format!("from_port {} is above to_port {}{note}", rule.from_port, rule.to_port),
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Checks cross-module references and sorts resources so dependencies come first.
+    fn order_resources(&mut self, resources: Vec<Resource>) -> Vec<Resource> {
+        let index: HashMap<&str, usize> =
+            resources.iter().enumerate().map(|(i, r)| (r.address.as_str(), i)).collect();
+        let mut deps: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+        let mut missing = Vec::new();
+        for (i, r) in resources.iter().enumerate() {
+            let entry = deps.entry(i).or_default();
+            for d in &r.depends_on {
+                match index.get(d.as_str()) {
+                    Some(&j) => {
+                        entry.insert(j);
+                    }
+                    None => missing.push((r.origin.clone(), r.address.clone(), d.clone())),
+                }
+            }
+        }
+        for (origin, address, d) in missing {
+            let (file, line) = origin.rsplit_once(':').unwrap_or((&origin, "1"));
+            self.report(Diagnostic {
+                file: file.to_string(),
+                line: line.parse().unwrap_or(1),
+                column: 1,
+                message: format!("{address} refers to `{d}`, which does not exist"),
+            });
+        }
+        match topo_sort(&deps) {
+            Ok(order) => {
+                let mut slots: Vec<Option<Resource>> = resources.into_iter().map(Some).collect();
+                order.into_iter().filter_map(|i| slots[i].take()).collect()
+            }
+            Err(cycle) => {
+                let names: Vec<&str> = cycle.iter().map(|&i| resources[i].address.as_str()).collect();
+                let first = &resources[cycle[0]].origin;
+                let (file, line) = first.rsplit_once(':').unwrap_or((first, "1"));
+                self.report(Diagnostic {
+                    file: file.to_string(),
+                    line: line.parse().unwrap_or(1),
+                    column: 1,
+                    message: format!("resources refer to each other in a cycle: {}", names.join(" -> ")),
+                });
+                Vec::new()
+            }
+        }
+    }
+
+    fn releases(&mut self, env: &EnvironmentFile, file: &SourceFile, env_dir: &str) -> Vec<Release> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, spec) in env.releases.iter().enumerate() {
+            let at = idx("releases", i);
+            if !is_dns_label(&spec.name) {
+                self.report(file.at(&key(&at, "name"), format!("invalid release name `{}`: expected a DNS label (a-z, 0-9, `-`)", spec.name)));
+            }
+            if !seen.insert(spec.name.clone()) {
+                self.report(file.at(&key(&at, "name"), format!("duplicate release name `{}`", spec.name)));
+            }
+            if !is_dns_label(&spec.namespace) {
+                self.report(file.at(&key(&at, "namespace"), format!("invalid namespace `{}`: expected a DNS label (a-z, 0-9, `-`)", spec.namespace)));
+            }
+            let Some(chart) = self.chart(&spec.chart, file, &key(&at, "chart")) else {
+                continue;
+            };
+            let mut values = chart.values.clone();
+            for (v, rel) in spec.values_files.iter().enumerate() {
+                let vat = idx(&key(&at, "valuesFiles"), v);
+                let Some(path) = join(env_dir, rel) else {
+                    self.report(file.at(&vat, format!("values file `{rel}` points outside the repository")));
+                    continue;
+                };
+                let Some(bytes) = self.snapshot.file(&path) else {
+                    self.report(file.at(&vat, format!("values file `{rel}` not found: expected {path} in the commit")));
+                    continue;
+                };
+                let Ok(text) = utf8(&path, bytes).map_err(|d| self.report(d)) else {
+                    continue;
+                };
+                match diag::parse::<Option<Value>>(&path, text) {
+                    Ok((Some(overlay @ Value::Object(_)), _)) => merge_values(&mut values, &overlay),
+                    Ok((None, _)) => {}
+                    Ok((Some(_), vfile)) => self.report(vfile.at("", "a values file must be a map of values")),
+                    Err(d) => self.report(d),
+                }
+            }
+            merge_values(&mut values, &Value::Object(spec.values.clone()));
+            out.push(Release {
+                name: spec.name.clone(),
+                namespace: spec.namespace.clone(),
+                chart,
+                values,
+            });
+        }
+        out
+    }
+
+    fn chart(&mut self, name: &str, file: &SourceFile, at: &str) -> Option<Chart> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ChartYaml {
+            name: String,
+            version: String,
+            #[serde(default)]
+            app_version: Option<String>,
+        }
+        let dir = format!("modules/{name}");
+        let chart_path = format!("{dir}/Chart.yaml");
+        let Some(bytes) = self.snapshot.file(&chart_path) else {
+            self.report(file.at(at, format!("chart `{name}` not found: expected {chart_path} in the commit")));
+            return None;
+        };
+        let text = utf8(&chart_path, bytes).map_err(|d| self.report(d)).ok()?;
+        let (meta, _): (ChartYaml, _) = diag::parse(&chart_path, text).map_err(|d| self.report(d)).ok()?;
+        let values_path = format!("{dir}/values.yaml");
+        let values = match self.snapshot.file(&values_path) {
+            None => Value::Object(Default::default()),
+            Some(bytes) => {
+                let text = utf8(&values_path, bytes).map_err(|d| self.report(d)).ok()?;
+                match diag::parse::<Option<Value>>(&values_path, text) {
+                    Ok((Some(v @ Value::Object(_)), _)) => v,
+                    Ok((None, _)) => Value::Object(Default::default()),
+                    Ok((Some(_), vfile)) => {
+                        self.report(vfile.at("", "values.yaml must be a map of values"));
+                        return None;
+                    }
+                    Err(d) => {
+                        self.report(d);
+                        return None;
+                    }
+                }
+            }
+        };
+        let mut templates = BTreeMap::new();
+        for (rel, bytes) in self.snapshot.files_under(&format!("{dir}/templates")) {
+            let path = format!("{dir}/templates/{rel}");
+            if let Ok(text) = utf8(&path, bytes).map_err(|d| self.report(d)) {
+                templates.insert(format!("templates/{rel}"), text.to_string());
+            }
+        }
+        Some(Chart {
+            dir,
+            name: meta.name,
+            version: meta.version,
+            app_version: meta.app_version,
+            values,
+            templates,
+        })
+    }
+
+    fn config_maps(&mut self, env: &EnvironmentFile, file: &SourceFile, env_dir: &str) -> Vec<ConfigMap> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, spec) in env.config_maps.iter().enumerate() {
+            let at = idx("configMaps", i);
+            if !is_dns_subdomain(&spec.name) {
+                self.report(file.at(&key(&at, "name"), format!("invalid ConfigMap name `{}`: expected a DNS subdomain (a-z, 0-9, `-`, `.`)", spec.name)));
+            }
+            if !is_dns_label(&spec.namespace) {
+                self.report(file.at(&key(&at, "namespace"), format!("invalid namespace `{}`: expected a DNS label (a-z, 0-9, `-`)", spec.namespace)));
+            }
+            if !seen.insert((spec.namespace.clone(), spec.name.clone())) {
+                self.report(file.at(&key(&at, "name"), format!("duplicate ConfigMap `{}/{}`", spec.namespace, spec.name)));
+            }
+            let mut cm = ConfigMap {
+                name: spec.name.clone(),
+                namespace: spec.namespace.clone(),
+                data: spec.data.clone(),
+                binary_data: BTreeMap::new(),
+            };
+            for (f, entry) in spec.files.iter().enumerate() {
+                let fat = idx(&key(&at, "files"), f);
+                let Some(path) = join(env_dir, &entry.path) else {
+                    self.report(file.at(&key(&fat, "path"), format!("file `{}` points outside the repository", entry.path)));
+                    continue;
+                };
+                let key_name = entry
+                    .key
+                    .clone()
+                    .unwrap_or_else(|| path.rsplit('/').next().unwrap_or_default().to_string());
+                let Some(bytes) = self.snapshot.file(&path) else {
+                    self.report(file.at(&key(&fat, "path"), format!("file `{}` not found: expected {path} in the commit", entry.path)));
+                    continue;
+                };
+                if cm.data.contains_key(&key_name) || cm.binary_data.contains_key(&key_name) {
+                    self.report(file.at(&fat, format!("duplicate key `{key_name}` in ConfigMap `{}`", spec.name)));
+                    continue;
+                }
+                match std::str::from_utf8(bytes) {
+                    Ok(text) => {
+                        cm.data.insert(key_name, text.to_string());
+                    }
+                    Err(_) => {
+                        cm.binary_data.insert(key_name, bytes.to_vec());
+                    }
+                }
+            }
+            out.push(cm);
+        }
+        out
+    }
+}
+
+fn collect_refs(value: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    refs::collect(value, "", &mut out);
+    out
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+/// Orders nodes so that each comes after its dependencies; on a cycle, returns the cycle.
+fn topo_sort(deps: &BTreeMap<usize, BTreeSet<usize>>) -> std::result::Result<Vec<usize>, Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        n: usize,
+        deps: &BTreeMap<usize, BTreeSet<usize>>,
+        marks: &mut BTreeMap<usize, Mark>,
+        stack: &mut Vec<usize>,
+        out: &mut Vec<usize>,
+    ) -> std::result::Result<(), Vec<usize>> {
+        match marks.get(&n).copied().unwrap_or(Mark::New) {
+            Mark::Done => return Ok(()),
+            Mark::Active => {
+                let start = stack.iter().position(|&s| s == n).unwrap_or(0);
+                let mut cycle = stack[start..].to_vec();
+                cycle.push(n);
+                return Err(cycle);
+            }
+            Mark::New => {}
+        }
+        marks.insert(n, Mark::Active);
+        stack.push(n);
+        for &d in deps.get(&n).into_iter().flatten() {
+            visit(d, deps, marks, stack, out)?;
+        }
+        stack.pop();
+        marks.insert(n, Mark::Done);
+        out.push(n);
+        Ok(())
+    }
+    let mut marks = BTreeMap::new();
+    let mut out = Vec::new();
+    for &n in deps.keys() {
+        visit(n, deps, &mut marks, &mut Vec::new(), &mut out)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! Render: turns the model's namespaces, ConfigMaps and chart releases into Kubernetes objects.
+//!
+//! # Guarantees
+//! - Pure: no network IO; the same environment renders to the same objects.
+//! - Every object carries the ownership label `envboot.dev/environment` and the annotation
+//!   `envboot.dev/revision` (the commit); chart objects also carry `envboot.dev/release`.
+
+pub mod template;
+
+use serde_json::{json, Map, Value};
+
+use crate::model::{Environment, Release};
+
+/// Label naming the environment that owns an object.
+pub const LABEL_ENVIRONMENT: &str = "envboot.dev/environment";
+/// Label naming the release an object was rendered from.
+pub const LABEL_RELEASE: &str = "envboot.dev/release";
+/// Annotation holding the commit the object was last applied from.
+pub const ANNOTATION_REVISION: &str = "envboot.dev/revision";
+
+/// Namespaces that exist in every cluster and are never created or deleted by envboot.
+pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{file}:{line}: {message} (release `{release}`)")]
+    TemplateFailed {
+        release: String,
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}: the output is not valid YAML: {message} (release `{release}`)")]
+    InvalidOutput {
+        release: String,
+        file: String,
+        message: String,
+    },
+    #[error("{file}: rendered object #{index} has no {missing} (release `{release}`)")]
+    IncompleteObject {
+        release: String,
+        file: String,
+        index: usize,
+        missing: &'static str,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One rendered Kubernetes object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// Where it comes from: a chart template path, or `configMaps` / `namespaces`.
+    pub source: String,
+    pub object: Value,
+}
+
+impl Manifest {
+    pub fn api_version(&self) -> &str {
+        self.object["apiVersion"].as_str().unwrap_or_default()
+    }
+    pub fn kind(&self) -> &str {
+        self.object["kind"].as_str().unwrap_or_default()
+    }
+    pub fn name(&self) -> &str {
+        self.object["metadata"]["name"].as_str().unwrap_or_default()
+    }
+    pub fn namespace(&self) -> Option<&str> {
+        self.object["metadata"]["namespace"].as_str()
+    }
+}
+
+/// Helm's install order of kinds; other kinds come after these.
+const KIND_ORDER: [&str; 36] = [
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+];
+
+/// Position of `kind` in the install order.
+pub fn kind_rank(kind: &str) -> usize {
+    KIND_ORDER.iter().position(|k| *k == kind).unwrap_or(KIND_ORDER.len())
+}
+
+/// Renders every Kubernetes object of `env`, in install order.
+///
+/// # Errors
+/// A chart template fails or produces something that is not a Kubernetes object.
+pub fn render(env: &Environment) -> Result<Vec<Manifest>> {
+    let mut out = Vec::new();
+    for ns in env.namespaces() {
+        if SYSTEM_NAMESPACES.contains(&ns.as_str()) {
+            continue;
+        }
+        out.push(Manifest {
+            source: "namespaces".into(),
+            object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        });
+    }
+    for cm in &env.config_maps {
+        let mut object = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": cm.name, "namespace": cm.namespace},
+        });
+        if !cm.data.is_empty() {
+            object["data"] = json!(cm.data);
+        }
+        if !cm.binary_data.is_empty() {
+            let encoded: Map<String, Value> = cm
+                .binary_data
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(template::base64(v))))
+                .collect();
+            object["binaryData"] = Value::Object(encoded);
+        }
+        out.push(Manifest {
+            source: "configMaps".into(),
+            object,
+        });
+    }
+    for release in &env.releases {
+        out.extend(render_release(release)?);
+    }
+    for m in &mut out {
+        stamp(&mut m.object, &env.name, &env.commit);
+    }
+    out.sort_by_key(|m| kind_rank(m.kind()));
+    Ok(out)
+}
+
+/// Adds envboot's ownership label and revision annotation.
+fn stamp(object: &mut Value, environment: &str, commit: &str) {
+    let metadata = &mut object["metadata"];
+    metadata["labels"][LABEL_ENVIRONMENT] = json!(environment);
+    metadata["annotations"][ANNOTATION_REVISION] = json!(commit);
+}
+
+/// Renders one release's chart templates into objects.
+pub fn render_release(release: &Release) -> Result<Vec<Manifest>> {
+    let chart = &release.chart;
+    let root = json!({
+        "Values": release.values,
+        "Release": {
+            "Name": release.name,
+            "Namespace": release.namespace,
+            "Service": "envboot",
+            "IsInstall": true,
+            "IsUpgrade": false,
+            "Revision": 1,
+        },
+        "Chart": {
+            "Name": chart.name,
+            "Version": chart.version,
+            "AppVersion": chart.app_version,
+        },
+    });
+    let mut out = Vec::new();
+    for (path, text) in &chart.templates {
+        let base = path.rsplit('/').next().unwrap_or_default();
+        if base.starts_with('_') || base == "NOTES.txt" {
+            continue;
+        }
+        let file = format!("{}/{path}", chart.dir);
+        let rendered = template::render(text, &root).map_err(|e| Error::TemplateFailed {
+            release: release.name.clone(),
+            file: file.clone(),
+            line: e.line,
+            message: e.message,
+        })?;
+        for (index, doc) in split_documents(&rendered).into_iter().enumerate() {
+            let value: Value = serde_yaml_ng::from_str(doc).map_err(|e| Error::InvalidOutput {
+                release: release.name.clone(),
+                file: file.clone(),
+                message: e.to_string(),
+            })?;
+            if value.is_null() {
+                continue;
+            }
+            let mut object = value;
+            for (field, missing) in [("apiVersion", "apiVersion"), ("kind", "kind")] {
+                if !object[field].is_string() {
+                    return Err(Error::IncompleteObject {
+                        release: release.name.clone(),
+                        file,
+                        index,
+                        missing,
+                    });
+                }
+            }
+            if !object["metadata"]["name"].is_string() {
+                return Err(Error::IncompleteObject {
+                    release: release.name.clone(),
+                    file,
+                    index,
+                    missing: "metadata.name",
+                });
+            }
+            object["metadata"]["labels"][LABEL_RELEASE] = json!(release.name);
+            out.push(Manifest {
+                source: file.clone(),
+                object,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a multi-document YAML stream at `---` lines.
+fn split_documents(text: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            docs.push(&text[start..offset]);
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    docs.push(&text[start..]);
+    docs.into_iter().filter(|d| !d.trim().is_empty()).collect()
+}
+
+/// Prints manifests as one YAML stream with `# Source:` comments, like `helm template`.
+pub fn to_yaml_stream(manifests: &[Manifest]) -> String {
+    let mut out = String::new();
+    for m in manifests {
+        out.push_str("---\n");
+        out.push_str(&format!("# Source: {}\n", m.source));
+        out.push_str(&serde_yaml_ng::to_string(&m.object).unwrap_or_default());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_split_at_separator_lines_only() {
+        let docs = split_documents("a: 1\n---\nb: '---'\n---\n\n---\nc: 3\n");
+        assert_eq!(docs, vec!["a: 1\n", "b: '---'\n", "c: 3\n"]);
+    }
+
+    #[test]
+    fn kinds_follow_helm_install_order() {
+        assert!(kind_rank("Namespace") < kind_rank("ConfigMap"));
+        assert!(kind_rank("ConfigMap") < kind_rank("Deployment"));
+        assert!(kind_rank("Deployment") < kind_rank("SomeCustomKind"));
+    }
+}

@@ -1,0 +1,195 @@
+//! Git source: reads an environment repository at one commit.
+//!
+//! # Guarantees
+//! - Only blobs of the commit are read, never the working tree. Uncommitted changes are listed in
+//!   [`Snapshot::ignored_changes`] so the caller can tell the user they were ignored.
+//! - A remote URL is cloned into a temporary directory that is removed when the snapshot is dropped.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use git2::{Repository, StatusOptions};
+
+/// Folders of the repository that envboot reads; everything else in the commit is ignored.
+pub const READ_PREFIXES: [&str; 2] = ["environments/", "modules/"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the Git repository at {repo}: {source}")]
+    OpenFailed {
+        repo: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot clone {url}: {source}")]
+    CloneFailed {
+        url: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("revision `{revision}` does not exist in {repo} (give a branch, tag or commit SHA)")]
+    RevisionNotFound { revision: String, repo: String },
+    #[error("reading commit {commit} failed: {source}")]
+    ReadFailed {
+        commit: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot create a temporary directory for the clone: {0}")]
+    TempDir(#[source] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The files of one commit under [`READ_PREFIXES`], with the commit's identity.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Full SHA of the commit.
+    pub commit: String,
+    /// First line of the commit message.
+    pub summary: String,
+    /// Repository-relative path (with `/`) to contents.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// Paths with uncommitted changes in the working tree that were ignored.
+    pub ignored_changes: Vec<String>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from files in memory (for tests of pure logic).
+    pub fn from_files(commit: &str, files: BTreeMap<String, Vec<u8>>) -> Snapshot {
+        Snapshot {
+            commit: commit.to_string(),
+            summary: String::new(),
+            files,
+            ignored_changes: Vec::new(),
+        }
+    }
+
+    pub fn file(&self, path: &str) -> Option<&[u8]> {
+        self.files.get(path).map(Vec::as_slice)
+    }
+
+    /// Files below a folder (`dir` without trailing slash), as (path relative to `dir`, contents).
+    pub fn files_under<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let len = prefix.len();
+        self.files
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .map(move |(k, v)| (&k[len..], v.as_slice()))
+    }
+
+    pub fn short_commit(&self) -> &str {
+        &self.commit[..self.commit.len().min(12)]
+    }
+}
+
+fn is_url(repo: &str) -> bool {
+    repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())
+}
+
+/// Reads the commit `revision` (branch, tag or SHA; `HEAD` by default) of `repo`, a local path or a URL.
+///
+/// # Errors
+/// The repository cannot be opened or cloned, or the revision does not exist.
+pub fn read(repo: &str, revision: &str) -> Result<Snapshot> {
+    if is_url(repo) {
+        let dir = tempfile::tempdir().map_err(Error::TempDir)?;
+        let repository = git2::build::RepoBuilder::new()
+            .bare(true)
+            .clone(repo, dir.path())
+            .map_err(|source| Error::CloneFailed {
+                url: repo.to_string(),
+                source,
+            })?;
+        let snapshot = read_commit(&repository, repo, revision, false);
+        drop(repository);
+        drop(dir);
+        snapshot
+    } else {
+        let repository = Repository::discover(repo).map_err(|source| Error::OpenFailed {
+            repo: repo.to_string(),
+            source,
+        })?;
+        read_commit(&repository, repo, revision, true)
+    }
+}
+
+fn resolve<'r>(repo: &'r Repository, revision: &str) -> Option<git2::Commit<'r>> {
+    let candidates = [revision.to_string(), format!("origin/{revision}")];
+    candidates
+        .iter()
+        .find_map(|rev| repo.revparse_single(rev).ok())
+        .and_then(|object| object.peel_to_commit().ok())
+}
+
+fn read_commit(
+    repo: &Repository,
+    name: &str,
+    revision: &str,
+    local: bool,
+) -> Result<Snapshot> {
+    let commit = resolve(repo, revision).ok_or_else(|| Error::RevisionNotFound {
+        revision: revision.to_string(),
+        repo: name.to_string(),
+    })?;
+    let sha = commit.id().to_string();
+    let read_failed = |source| Error::ReadFailed {
+        commit: sha.clone(),
+        source,
+    };
+    let tree = commit.tree().map_err(read_failed)?;
+    let mut files = BTreeMap::new();
+    let mut failure = None;
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        let path = format!("{dir}{}", entry.name().unwrap_or_default());
+        let wanted = READ_PREFIXES
+            .iter()
+            .any(|p| path.starts_with(p) || p.starts_with(&format!("{path}/")));
+        if !wanted {
+            return git2::TreeWalkResult::Skip;
+        }
+        if entry.kind() == Some(git2::ObjectType::Blob) {
+            match entry.to_object(repo).and_then(|o| o.peel_to_blob()) {
+                Ok(blob) => {
+                    files.insert(path, blob.content().to_vec());
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    return git2::TreeWalkResult::Abort;
+                }
+            }
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(read_failed)?;
+    if let Some(e) = failure {
+        return Err(read_failed(e));
+    }
+    let ignored_changes = if local && !repo.is_bare() {
+        uncommitted(repo)
+    } else {
+        Vec::new()
+    };
+    Ok(Snapshot {
+        commit: sha.clone(),
+        summary: commit.summary().ok().flatten().unwrap_or_default().to_string(),
+        files,
+        ignored_changes,
+    })
+}
+
+/// Paths under [`READ_PREFIXES`] whose working-tree state differs from HEAD.
+fn uncommitted(repo: &Repository) -> Vec<String> {
+    let mut options = StatusOptions::new();
+    options.include_untracked(true).recurse_untracked_dirs(true);
+    let Ok(statuses) = repo.statuses(Some(&mut options)) else {
+        return Vec::new();
+    };
+    statuses
+        .iter()
+        .filter(|s| !s.status().is_ignored())
+        .filter_map(|s| s.path().ok().map(str::to_string))
+        .filter(|p| READ_PREFIXES.iter().any(|prefix| p.starts_with(prefix)))
+        .collect()
+}
