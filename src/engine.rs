@@ -1,1 +1,327 @@
+//! Engine: runs the pipeline (source -> model -> render -> plan -> apply) for one environment.
+//!
+//! # Assumptions
+//! Every step of apply is idempotent and safe after a partly finished earlier run: the plan is
+//! always computed from what exists now, found by tags and labels, so a rerun after a crash
+//! creates only what is missing.
 
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::aws::{self, Aws, AwsChange};
+use crate::kube::{self, Kube, KubeChange};
+use crate::model::{self, Environment};
+use crate::plan::{self, Action, Change, Summary};
+use crate::render::{self, Manifest};
+use crate::source::{self, Snapshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Source(#[from] source::Error),
+    #[error(transparent)]
+    Model(#[from] model::Error),
+    #[error(transparent)]
+    Render(#[from] render::Error),
+    #[error(transparent)]
+    Aws(#[from] aws::Error),
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error("cannot resolve `${{{reference}}}` for {address}: {reason}")]
+    Unresolved {
+        address: String,
+        reference: String,
+        reason: &'static str,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Exit codes, documented in `envboot --help` and the README.
+pub mod exit {
+    /// Success (with `--detailed-exitcode`: success and no changes).
+    pub const OK: u8 = 0;
+    /// AWS or Kubernetes failed, or another runtime error.
+    pub const FAILED: u8 = 1;
+    /// `plan --detailed-exitcode`: success, and there are changes.
+    pub const CHANGES: u8 = 2;
+    /// The environment is invalid (files, references, templates).
+    pub const INVALID: u8 = 3;
+    /// The repository or revision cannot be read.
+    pub const SOURCE: u8 = 4;
+    /// The command line is wrong.
+    pub const USAGE: u8 = 64;
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Source(_) => exit::SOURCE,
+            Error::Model(_) | Error::Render(_) => exit::INVALID,
+            Error::Aws(_) | Error::Kube(_) | Error::Unresolved { .. } => exit::FAILED,
+        }
+    }
+}
+
+/// Where to read the environment from.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// Local path or URL of the Git repository.
+    pub repo: String,
+    /// Branch, tag or commit.
+    pub revision: String,
+}
+
+/// An environment read from Git and rendered: everything that needs no server.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub snapshot: Snapshot,
+    pub env: Environment,
+    pub manifests: Vec<Manifest>,
+}
+
+/// Reads, validates and renders environment `name`. Makes no call to AWS or Kubernetes.
+pub fn load(options: &SourceOptions, name: &str) -> Result<Loaded> {
+    let snapshot = source::read(&options.repo, &options.revision)?;
+    let env = model::load(&snapshot, name)?;
+    let manifests = render::render(&env)?;
+    Ok(Loaded {
+        snapshot,
+        env,
+        manifests,
+    })
+}
+
+/// What to converge to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// Make the live environment match Git.
+    Apply,
+    /// Remove everything the environment owns.
+    Destroy,
+}
+
+/// The plan for one environment, with the connections that will carry it out.
+pub struct Plan {
+    pub environment: String,
+    pub commit: String,
+    pub goal: Goal,
+    pub aws: Vec<AwsChange>,
+    pub kube: Vec<KubeChange>,
+    aws_client: Aws,
+    kube_client: Option<Kube>,
+}
+
+impl Plan {
+    pub fn changes(&self) -> impl Iterator<Item = &Change> + Clone {
+        self.aws
+            .iter()
+            .map(|c| &c.change)
+            .chain(self.kube.iter().map(|c| &c.change))
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary::of(self.changes())
+    }
+
+    /// The plan as text, like `terraform plan`.
+    pub fn to_text(&self) -> String {
+        plan::format_changes(self.changes())
+    }
+
+    /// API calls made so far: (AWS by operation, Kubernetes by method).
+    pub fn calls(&self) -> (std::collections::BTreeMap<String, u64>, std::collections::BTreeMap<String, u64>) {
+        (
+            self.aws_client.calls.snapshot(),
+            self.kube_client.as_ref().map(|k| k.calls.snapshot()).unwrap_or_default(),
+        )
+    }
+
+    /// Write calls made so far to AWS and Kubernetes.
+    pub fn writes(&self) -> u64 {
+        self.aws_client.calls.writes() + self.kube_client.as_ref().map_or(0, |k| k.calls.writes())
+    }
+}
+
+/// Computes the plan: reads what exists (by tags and labels) and compares it with Git.
+/// Never writes.
+pub async fn plan(loaded: &Loaded, goal: Goal) -> Result<Plan> {
+    let env = &loaded.env;
+    let aws_client = Aws::connect(&env.region).await;
+    let kube_client = match &env.cluster {
+        Some(cluster) => Some(Kube::connect(cluster.context.as_deref()).await?),
+        None => None,
+    };
+    let desired_resources = match goal {
+        Goal::Apply => env.resources.as_slice(),
+        Goal::Destroy => &[],
+    };
+    let aws_future = async {
+        let actual = aws_client.discover(&env.name).await?;
+        Ok::<_, Error>(aws::diff::diff(&env.name, desired_resources, &actual))
+    };
+    let kube_future = async {
+        let Some(k) = &kube_client else {
+            return Ok::<_, Error>(Vec::new());
+        };
+        let mut desired = Vec::new();
+        let mut kinds = BTreeSet::new();
+        for m in &loaded.manifests {
+            kinds.insert((m.api_version().to_string(), m.kind().to_string()));
+            let mut object = m.object.clone();
+            k.place(&mut object, m.default_namespace.as_deref()).await?;
+            desired.push(object);
+        }
+        let live = k.discover(&env.name, &kinds).await?;
+        let foreign = k.foreign_namespaces(&env.name).await?;
+        let desired = match goal {
+            Goal::Apply => desired,
+            Goal::Destroy => Vec::new(),
+        };
+        Ok(kube::diff::diff(&desired, &live, &foreign))
+    };
+    let (aws_changes, kube_changes) = tokio::try_join!(aws_future, kube_future)?;
+    Ok(Plan {
+        environment: env.name.clone(),
+        commit: env.commit.clone(),
+        goal,
+        aws: aws_changes,
+        kube: kube_changes,
+        aws_client,
+        kube_client,
+    })
+}
+
+/// What one executed step did, for progress output.
+#[derive(Debug, Clone)]
+pub struct Step<'a> {
+    pub change: &'a Change,
+    /// The action carried out (a replacement is reported as its delete and its create).
+    pub action: Action,
+    /// The AWS id, where there is one.
+    pub id: Option<String>,
+    /// Anything the user should know (e.g. a namespace kept because it holds other objects).
+    pub note: Option<String>,
+}
+
+/// The outcome of apply or destroy.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub summary: Summary,
+    pub elapsed: Duration,
+    pub notes: Vec<String>,
+}
+
+/// Carries out `plan`, calling `progress` after each step.
+///
+/// Order: for apply, AWS deletions (including the old half of replacements, dependents first),
+/// then AWS creations and updates in dependency order, then Kubernetes objects in install order,
+/// then Kubernetes objects no longer declared. For destroy, Kubernetes first, then AWS.
+///
+/// # Errors
+/// The first failing call stops the run; rerunning apply continues from what exists.
+pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Report> {
+    let started = Instant::now();
+    let mut notes = Vec::new();
+    if plan.goal == Goal::Destroy {
+        kube_deletes(plan, progress, &mut notes).await?;
+    }
+    // AWS deletions, in deletion rank order (instances, groups, subnets, VPCs).
+    let mut deletions: Vec<&AwsChange> = plan
+        .aws
+        .iter()
+        .filter(|c| matches!(c.change.action, Action::Delete | Action::Replace) && c.id.is_some())
+        .collect();
+    deletions.sort_by_key(|c| c.rtype.delete_rank());
+    for c in deletions {
+        let id = c.id.as_deref().unwrap_or_default();
+        plan.aws_client.delete(c.rtype, &c.change.address, id).await?;
+        progress(Step {
+            change: &c.change,
+            action: Action::Delete,
+            id: Some(id.to_string()),
+            note: None,
+        });
+    }
+    // AWS creations and updates, in dependency order.
+    let mut known: HashMap<String, String> = HashMap::new();
+    for c in &plan.aws {
+        let Some(desired) = &c.desired else { continue };
+        let attributes = match c.change.action {
+            Action::NoOp | Action::Delete => c.attributes.clone(),
+            action => {
+                let spec = aws::diff::resolve_spec(&desired.spec, &known).map_err(|reference| Error::Unresolved {
+                    address: c.change.address.clone(),
+                    reference,
+                    reason: "the resource it refers to was not created",
+                })?;
+                let attributes = if action == Action::Update {
+                    plan.aws_client.update(&plan.commit, c, &spec).await?;
+                    c.attributes.clone()
+                } else {
+                    plan.aws_client
+                        .create(&plan.environment, &plan.commit, &c.change.address, &spec)
+                        .await?
+                };
+                progress(Step {
+                    change: &c.change,
+                    action: if action == Action::Replace { Action::Create } else { action },
+                    id: attributes.get("id").cloned(),
+                    note: None,
+                });
+                attributes
+            }
+        };
+        for (attr, value) in attributes {
+            known.insert(format!("{}.{attr}", desired.address), value);
+        }
+    }
+    // Kubernetes objects, in install order.
+    if let Some(k) = &plan.kube_client {
+        for c in &plan.kube {
+            let (Some(object), Action::Create | Action::Update) = (&c.desired, c.change.action) else {
+                continue;
+            };
+            k.apply(&c.api_version, &c.key, object).await?;
+            progress(Step {
+                change: &c.change,
+                action: c.change.action,
+                id: None,
+                note: None,
+            });
+        }
+    }
+    if plan.goal == Goal::Apply {
+        kube_deletes(plan, progress, &mut notes).await?;
+    }
+    Ok(Report {
+        summary: plan.summary(),
+        elapsed: started.elapsed(),
+        notes,
+    })
+}
+
+async fn kube_deletes(plan: &Plan, progress: &mut dyn FnMut(Step<'_>), notes: &mut Vec<String>) -> Result<()> {
+    let Some(k) = &plan.kube_client else {
+        return Ok(());
+    };
+    for c in plan.kube.iter().filter(|c| c.change.action == Action::Delete) {
+        let deleted = k.delete(&c.api_version, &c.key, &plan.environment).await?;
+        let note = (!deleted).then(|| {
+            format!(
+                "namespace {} kept: it holds objects that envboot does not own",
+                c.key.name
+            )
+        });
+        if let Some(n) = &note {
+            notes.push(n.clone());
+        }
+        progress(Step {
+            change: &c.change,
+            action: Action::Delete,
+            id: None,
+            note,
+        });
+    }
+    Ok(())
+}

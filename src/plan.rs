@@ -1,1 +1,159 @@
+//! Plan: what apply would do, as one [`Change`] per resource, printed like `terraform plan`.
+//!
+//! *Architecture invariant*: a plan is data. Building and printing one never writes to AWS or
+//! Kubernetes; only `engine::apply` executes it, through the providers.
 
+use std::fmt::Write as _;
+
+/// What happens to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    NoOp,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::NoOp => " ",
+        }
+    }
+}
+
+/// A changed field, with the values before and after (`None`: absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub path: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    /// Changing this field needs a new resource.
+    pub forces_replacement: bool,
+}
+
+/// Printed for a value that is only known once a dependency exists.
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+/// One resource's change, as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// `aws_vpc`, `ConfigMap`, ...
+    pub kind: String,
+    /// `network.vpc` for AWS, `namespace/name` for Kubernetes.
+    pub address: String,
+    pub action: Action,
+    pub fields: Vec<FieldChange>,
+    /// Why, when the fields do not tell (e.g. "no longer declared in Git").
+    pub reason: Option<String>,
+}
+
+/// Counts of a plan's actions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+impl Summary {
+    pub fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Summary {
+        let mut s = Summary::default();
+        for c in changes {
+            match c.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Replace => s.replace += 1,
+                Action::Delete => s.delete += 1,
+                Action::NoOp => s.unchanged += 1,
+            }
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.create + self.update + self.replace + self.delete > 0
+    }
+}
+
+/// Prints changes like `terraform plan`: one block per changed resource, then a summary line.
+pub fn format_changes<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone) -> String {
+    let mut out = String::new();
+    for c in changes.clone().into_iter().filter(|c| c.action != Action::NoOp) {
+        let _ = write!(out, "  {} {} {}", c.action.symbol(), c.kind, c.address);
+        if let Some(reason) = &c.reason {
+            let _ = write!(out, "  ({reason})");
+        }
+        out.push('\n');
+        for f in &c.fields {
+            let before = f.before.as_deref().unwrap_or("null");
+            let after = f.after.as_deref().unwrap_or("null");
+            let note = if f.forces_replacement && c.action == Action::Replace {
+                "  # forces replacement"
+            } else {
+                ""
+            };
+            let _ = match c.action {
+                Action::Create => writeln!(out, "      {} = {after}", f.path),
+                Action::Delete => writeln!(out, "      {} = {before}", f.path),
+                _ => writeln!(out, "      ~ {}: {before} -> {after}{note}", f.path),
+            };
+        }
+    }
+    let s = Summary::of(changes);
+    if s.has_changes() {
+        let _ = writeln!(
+            out,
+            "\nPlan: {} to add, {} to change, {} to replace, {} to destroy, {} unchanged.",
+            s.create, s.update, s.replace, s.delete, s.unchanged
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "No changes. The live environment matches Git ({} resources unchanged).",
+            s.unchanged
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(action: Action) -> Change {
+        Change {
+            kind: "aws_vpc".into(),
+            address: "net.vpc".into(),
+            action,
+            fields: vec![FieldChange {
+                path: "cidr_block".into(),
+                before: Some("\"10.0.0.0/16\"".into()),
+                after: Some("\"10.1.0.0/16\"".into()),
+                forces_replacement: true,
+            }],
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn replacement_names_the_field_that_forces_it() {
+        let text = format_changes(&[change(Action::Replace)]);
+        assert!(text.contains("-/+ aws_vpc net.vpc"), "{text}");
+        assert!(text.contains("~ cidr_block: \"10.0.0.0/16\" -> \"10.1.0.0/16\"  # forces replacement"), "{text}");
+        assert!(text.contains("0 to add, 0 to change, 1 to replace"), "{text}");
+    }
+
+    #[test]
+    fn no_changes_says_so() {
+        let text = format_changes(&[change(Action::NoOp)]);
+        assert!(text.starts_with("No changes."), "{text}");
+    }
+}

@@ -1,1 +1,736 @@
+//! AWS provider: finds the environment's EC2 resources by tag and carries out AWS changes.
+//!
+//! # Guarantees
+//! - Identity is the tags `envboot:environment` and `envboot:address`; there is no state file.
+//!   Tags are set at creation (`TagSpecifications`), so a crash cannot leave an untagged resource.
+//! - Discovery is one paginated Describe call per resource type for the whole environment.
+//! - Only resources carrying the environment's tag are ever modified or deleted.
+//! - `RunInstances` carries a `ClientToken` derived from the environment, address and arguments,
+//!   so a retried create does not start a second instance.
+//!
+//! Credentials, region and endpoint come from the standard AWS chain (`AWS_ENDPOINT_URL` included).
 
+pub mod diff;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, Filter, InstanceStateName, IpPermission, IpRange, Tag, TagSpecification,
+};
+use aws_sdk_ec2::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde_json::{json, Map, Value};
+
+use crate::model::spec::{IngressRule, Instance, SecurityGroup, Subnet, Vpc};
+use crate::model::{ResourceSpec, ResourceType};
+pub use diff::{Actual, AwsChange};
+
+/// Tag naming the environment that owns a resource.
+pub const TAG_ENVIRONMENT: &str = "envboot:environment";
+/// Tag holding the resource's address (`module.resource`).
+pub const TAG_ADDRESS: &str = "envboot:address";
+/// Tag holding the commit the resource was created or last changed from.
+pub const TAG_REVISION: &str = "envboot:revision";
+/// Tag holding the hash of an instance's user data (AWS does not return it in DescribeInstances).
+pub const TAG_USER_DATA: &str = "envboot:user-data";
+
+/// How long a deletion keeps retrying `DependencyViolation` and waits for instances to terminate.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{call} for {resource} failed: {message}")]
+    CallFailed {
+        resource: String,
+        call: &'static str,
+        code: Option<String>,
+        message: String,
+    },
+    #[error("{call} returned no {what} for {resource}")]
+    MissingInResponse {
+        resource: String,
+        call: &'static str,
+        what: &'static str,
+    },
+    #[error("timed out after {seconds}s waiting for {resource} ({id}) to {goal}")]
+    WaitTimedOut {
+        resource: String,
+        id: String,
+        goal: &'static str,
+        seconds: u64,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn call_failed<'a, E, R>(resource: &'a str, call: &'static str) -> impl FnOnce(aws_sdk_ec2::error::SdkError<E, R>) -> Error + 'a
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    move |err| {
+        let code = err.code().map(str::to_string);
+        let message = match (err.code(), err.message()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c.to_string(),
+            _ => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+        };
+        Error::CallFailed {
+            resource: resource.to_string(),
+            call,
+            code,
+            message,
+        }
+    }
+}
+
+/// Counts the EC2 API calls made, by operation name (every attempt counts).
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl CallCounter {
+    /// Calls made so far, by operation (`DescribeVpcs`, `CreateVpc`, ...).
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Calls that may change something: everything but `Describe*`.
+    pub fn writes(&self) -> u64 {
+        self.snapshot()
+            .iter()
+            .filter(|(op, _)| !op.starts_with("Describe"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "envboot-call-counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        if let Some(metadata) = cfg.load::<Metadata>() {
+            if let Ok(mut map) = self.0.lock() {
+                *map.entry(metadata.name().to_string()).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A connection to EC2 in one region.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    client: Client,
+    pub calls: CallCounter,
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+fn filter(name: &str, values: &[&str]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
+        .build()
+}
+
+/// User tags as fields: everything but envboot's and AWS's own.
+fn user_tags(tags: &[Tag]) -> Value {
+    let map: Map<String, Value> = tags
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+        .filter(|(k, _)| !k.starts_with("envboot:") && !k.starts_with("aws:"))
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    Value::Object(map)
+}
+
+fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+}
+
+fn rules_from(permissions: &[IpPermission]) -> Value {
+    let mut rules: Vec<IngressRule> = permissions
+        .iter()
+        .map(|p| {
+            let mut cidr_blocks: Vec<String> = p
+                .ip_ranges()
+                .iter()
+                .filter_map(|r| r.cidr_ip().map(str::to_string))
+                .collect();
+            cidr_blocks.sort();
+            let protocol = p.ip_protocol().unwrap_or("-1").to_string();
+            let all = protocol == "-1";
+            IngressRule {
+                protocol,
+                from_port: p.from_port().unwrap_or(if all { 0 } else { -1 }),
+                to_port: p.to_port().unwrap_or(if all { 0 } else { -1 }),
+                cidr_blocks,
+            }
+        })
+        .collect();
+    rules.sort();
+    json!(rules)
+}
+
+fn permission(rule: &IngressRule) -> IpPermission {
+    IpPermission::builder()
+        .ip_protocol(&rule.protocol)
+        .from_port(rule.from_port)
+        .to_port(rule.to_port)
+        .set_ip_ranges(Some(
+            rule.cidr_blocks
+                .iter()
+                .map(|c| IpRange::builder().cidr_ip(c).build())
+                .collect(),
+        ))
+        .build()
+}
+
+impl Aws {
+    /// Connects with the standard AWS configuration chain, in `region`.
+    pub async fn connect(region: &str) -> Aws {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .load()
+            .await;
+        let calls = CallCounter::default();
+        let config = aws_sdk_ec2::config::Builder::from(&shared)
+            .interceptor(calls.clone())
+            .build();
+        Aws {
+            client: Client::from_conf(config),
+            calls,
+        }
+    }
+
+    /// Every resource carrying `environment`'s tag: one paginated Describe call per type.
+    pub async fn discover(&self, environment: &str) -> Result<Vec<Actual>> {
+        let (vpcs, subnets, groups, instances) = tokio::try_join!(
+            self.discover_vpcs(environment),
+            self.discover_subnets(environment),
+            self.discover_security_groups(environment),
+            self.discover_instances(environment),
+        )?;
+        Ok([vpcs, subnets, groups, instances].into_iter().flatten().collect())
+    }
+
+    fn env_filter(environment: &str) -> Filter {
+        filter(&format!("tag:{TAG_ENVIRONMENT}"), &[environment])
+    }
+
+    async fn discover_vpcs(&self, environment: &str) -> Result<Vec<Actual>> {
+        let scope = format!("environment {environment}");
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_vpcs()
+            .filters(Self::env_filter(environment))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(call_failed(&scope, "DescribeVpcs"))?;
+            for v in page.vpcs() {
+                let (Some(id), Some(address)) = (v.vpc_id(), tag_value(v.tags(), TAG_ADDRESS)) else {
+                    continue;
+                };
+                let cidr = v.cidr_block().unwrap_or_default();
+                out.push(Actual {
+                    rtype: ResourceType::Vpc,
+                    address: address.to_string(),
+                    id: id.to_string(),
+                    fields: json!({"cidr_block": cidr, "tags": user_tags(v.tags())})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    attributes: [("id", id), ("cidr_block", cidr)]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn discover_subnets(&self, environment: &str) -> Result<Vec<Actual>> {
+        let scope = format!("environment {environment}");
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_subnets()
+            .filters(Self::env_filter(environment))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(call_failed(&scope, "DescribeSubnets"))?;
+            for s in page.subnets() {
+                let (Some(id), Some(address)) = (s.subnet_id(), tag_value(s.tags(), TAG_ADDRESS)) else {
+                    continue;
+                };
+                let cidr = s.cidr_block().unwrap_or_default();
+                let zone = s.availability_zone().unwrap_or_default();
+                out.push(Actual {
+                    rtype: ResourceType::Subnet,
+                    address: address.to_string(),
+                    id: id.to_string(),
+                    fields: json!({
+                        "vpc_id": s.vpc_id().unwrap_or_default(),
+                        "cidr_block": cidr,
+                        "availability_zone": zone,
+                        "map_public_ip_on_launch": s.map_public_ip_on_launch().unwrap_or(false),
+                        "tags": user_tags(s.tags()),
+                    })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                    attributes: [("id", id), ("cidr_block", cidr), ("availability_zone", zone)]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn discover_security_groups(&self, environment: &str) -> Result<Vec<Actual>> {
+        let scope = format!("environment {environment}");
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_security_groups()
+            .filters(Self::env_filter(environment))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(call_failed(&scope, "DescribeSecurityGroups"))?;
+            for g in page.security_groups() {
+                let (Some(id), Some(address)) = (g.group_id(), tag_value(g.tags(), TAG_ADDRESS)) else {
+                    continue;
+                };
+                out.push(Actual {
+                    rtype: ResourceType::SecurityGroup,
+                    address: address.to_string(),
+                    id: id.to_string(),
+                    fields: json!({
+                        "vpc_id": g.vpc_id().unwrap_or_default(),
+                        "description": g.description().unwrap_or_default(),
+                        "ingress": rules_from(g.ip_permissions()),
+                        "tags": user_tags(g.tags()),
+                    })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                    attributes: [("id".to_string(), id.to_string())].into(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn discover_instances(&self, environment: &str) -> Result<Vec<Actual>> {
+        let scope = format!("environment {environment}");
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(Self::env_filter(environment))
+            .filters(filter(
+                "instance-state-name",
+                &["pending", "running", "stopping", "stopped"],
+            ))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(call_failed(&scope, "DescribeInstances"))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                let (Some(id), Some(address)) = (i.instance_id(), tag_value(i.tags(), TAG_ADDRESS)) else {
+                    continue;
+                };
+                let mut groups: Vec<&str> = i.security_groups().iter().filter_map(|g| g.group_id()).collect();
+                groups.sort_unstable();
+                let private_ip = i.private_ip_address().unwrap_or_default();
+                out.push(Actual {
+                    rtype: ResourceType::Instance,
+                    address: address.to_string(),
+                    id: id.to_string(),
+                    fields: json!({
+                        "ami": i.image_id().unwrap_or_default(),
+                        "instance_type": i.instance_type().map(|t| t.as_str()).unwrap_or_default(),
+                        "subnet_id": i.subnet_id().unwrap_or_default(),
+                        "vpc_security_group_ids": groups,
+                        "user_data": tag_value(i.tags(), TAG_USER_DATA),
+                        "tags": user_tags(i.tags()),
+                    })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                    attributes: [("id", id), ("private_ip", private_ip)]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn tag_spec(
+        kind: aws_sdk_ec2::types::ResourceType,
+        environment: &str,
+        address: &str,
+        revision: &str,
+        user: &BTreeMap<String, String>,
+        extra: &[(&str, &str)],
+    ) -> TagSpecification {
+        let mut tags = vec![
+            tag(TAG_ENVIRONMENT, environment),
+            tag(TAG_ADDRESS, address),
+            tag(TAG_REVISION, revision),
+        ];
+        if !user.contains_key("Name") {
+            tags.push(tag("Name", &format!("{environment}-{address}")));
+        }
+        tags.extend(user.iter().map(|(k, v)| tag(k, v)));
+        tags.extend(extra.iter().map(|(k, v)| tag(k, v)));
+        TagSpecification::builder()
+            .resource_type(kind)
+            .set_tags(Some(tags))
+            .build()
+    }
+
+    /// Creates a resource whose references are resolved; returns its attributes.
+    pub async fn create(
+        &self,
+        environment: &str,
+        revision: &str,
+        address: &str,
+        spec: &ResourceSpec,
+    ) -> Result<BTreeMap<String, String>> {
+        use aws_sdk_ec2::types::ResourceType as Rt;
+        let attrs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        match spec {
+            ResourceSpec::Vpc(Vpc { cidr_block, tags }) => {
+                let out = self
+                    .client
+                    .create_vpc()
+                    .cidr_block(cidr_block)
+                    .tag_specifications(Self::tag_spec(Rt::Vpc, environment, address, revision, tags, &[]))
+                    .send()
+                    .await
+                    .map_err(call_failed(address, "CreateVpc"))?;
+                let id = out.vpc().and_then(|v| v.vpc_id()).ok_or(Error::MissingInResponse {
+                    resource: address.to_string(),
+                    call: "CreateVpc",
+                    what: "VpcId",
+                })?;
+                Ok(attrs(&[("id", id), ("cidr_block", cidr_block)]))
+            }
+            ResourceSpec::Subnet(Subnet {
+                vpc_id,
+                cidr_block,
+                availability_zone,
+                map_public_ip_on_launch,
+                tags,
+            }) => {
+                let out = self
+                    .client
+                    .create_subnet()
+                    .vpc_id(vpc_id)
+                    .cidr_block(cidr_block)
+                    .availability_zone(availability_zone)
+                    .tag_specifications(Self::tag_spec(Rt::Subnet, environment, address, revision, tags, &[]))
+                    .send()
+                    .await
+                    .map_err(call_failed(address, "CreateSubnet"))?;
+                let id = out.subnet().and_then(|s| s.subnet_id()).ok_or(Error::MissingInResponse {
+                    resource: address.to_string(),
+                    call: "CreateSubnet",
+                    what: "SubnetId",
+                })?;
+                if *map_public_ip_on_launch {
+                    self.set_public_ip(address, id, true).await?;
+                }
+                Ok(attrs(&[("id", id), ("cidr_block", cidr_block), ("availability_zone", availability_zone)]))
+            }
+            ResourceSpec::SecurityGroup(SecurityGroup {
+                vpc_id,
+                description,
+                ingress,
+                tags,
+            }) => {
+                let out = self
+                    .client
+                    .create_security_group()
+                    .group_name(format!("{environment}-{address}"))
+                    .description(description)
+                    .vpc_id(vpc_id)
+                    .tag_specifications(Self::tag_spec(Rt::SecurityGroup, environment, address, revision, tags, &[]))
+                    .send()
+                    .await
+                    .map_err(call_failed(address, "CreateSecurityGroup"))?;
+                let id = out.group_id().ok_or(Error::MissingInResponse {
+                    resource: address.to_string(),
+                    call: "CreateSecurityGroup",
+                    what: "GroupId",
+                })?;
+                self.authorize(address, id, ingress).await?;
+                Ok(attrs(&[("id", id)]))
+            }
+            ResourceSpec::Instance(Instance {
+                ami,
+                instance_type,
+                subnet_id,
+                vpc_security_group_ids,
+                user_data,
+                tags,
+            }) => {
+                let user_data_hash = user_data.as_deref().map(diff::short_hash);
+                let extra: Vec<(&str, &str)> = user_data_hash
+                    .as_deref()
+                    .map(|h| vec![(TAG_USER_DATA, h)])
+                    .unwrap_or_default();
+                let token_source = format!(
+                    "{environment}/{address}/{}",
+                    serde_json::to_string(spec).unwrap_or_default()
+                );
+                let token = diff::short_hash(&token_source).replace("sha256:", "envboot-");
+                let out = self
+                    .client
+                    .run_instances()
+                    .image_id(ami)
+                    .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type.as_str()))
+                    .subnet_id(subnet_id)
+                    .set_security_group_ids(Some(vpc_security_group_ids.clone()))
+                    .set_user_data(user_data.as_deref().map(|u| crate::render::template::base64(u.as_bytes())))
+                    .min_count(1)
+                    .max_count(1)
+                    .client_token(token)
+                    .tag_specifications(Self::tag_spec(Rt::Instance, environment, address, revision, tags, &extra))
+                    .send()
+                    .await
+                    .map_err(call_failed(address, "RunInstances"))?;
+                let instance = out.instances().first().ok_or(Error::MissingInResponse {
+                    resource: address.to_string(),
+                    call: "RunInstances",
+                    what: "instance",
+                })?;
+                let id = instance.instance_id().unwrap_or_default();
+                Ok(attrs(&[("id", id), ("private_ip", instance.private_ip_address().unwrap_or_default())]))
+            }
+        }
+    }
+
+    async fn set_public_ip(&self, address: &str, id: &str, on: bool) -> Result<()> {
+        self.client
+            .modify_subnet_attribute()
+            .subnet_id(id)
+            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build())
+            .send()
+            .await
+            .map_err(call_failed(address, "ModifySubnetAttribute"))?;
+        Ok(())
+    }
+
+    async fn authorize(&self, address: &str, id: &str, rules: &[IngressRule]) -> Result<()> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .authorize_security_group_ingress()
+            .group_id(id)
+            .set_ip_permissions(Some(rules.iter().map(permission).collect()))
+            .send()
+            .await
+            .map_err(call_failed(address, "AuthorizeSecurityGroupIngress"))?;
+        Ok(())
+    }
+
+    /// Changes what can change in place: tags, a subnet's public-IP mapping, security group rules.
+    pub async fn update(
+        &self,
+        revision: &str,
+        change: &AwsChange,
+        spec: &ResourceSpec,
+    ) -> Result<()> {
+        let address = change.change.address.as_str();
+        let Some(id) = change.id.as_deref() else {
+            return Ok(());
+        };
+        for field in &change.change.fields {
+            match (field.path.as_str(), spec) {
+                ("map_public_ip_on_launch", ResourceSpec::Subnet(s)) => {
+                    self.set_public_ip(address, id, s.map_public_ip_on_launch).await?;
+                }
+                ("ingress", ResourceSpec::SecurityGroup(g)) => {
+                    let before: Vec<IngressRule> = change
+                        .actual
+                        .as_ref()
+                        .and_then(|a| a.get("ingress"))
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                        .unwrap_or_default();
+                    let mut after = g.ingress.clone();
+                    after.iter_mut().for_each(|r| r.cidr_blocks.sort());
+                    let removed: Vec<IngressRule> = before.iter().filter(|r| !after.contains(r)).cloned().collect();
+                    let added: Vec<IngressRule> = after.iter().filter(|r| !before.contains(r)).cloned().collect();
+                    if !removed.is_empty() {
+                        self.client
+                            .revoke_security_group_ingress()
+                            .group_id(id)
+                            .set_ip_permissions(Some(removed.iter().map(permission).collect()))
+                            .send()
+                            .await
+                            .map_err(call_failed(address, "RevokeSecurityGroupIngress"))?;
+                    }
+                    self.authorize(address, id, &added).await?;
+                }
+                ("tags", _) => {
+                    let before: BTreeMap<String, String> = change
+                        .actual
+                        .as_ref()
+                        .and_then(|a| a.get("tags"))
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                        .unwrap_or_default();
+                    let after: BTreeMap<String, String> = field
+                        .after
+                        .as_deref()
+                        .and_then(|s| serde_json::from_str(s).ok())
+                        .unwrap_or_default();
+                    let gone: Vec<Tag> = before
+                        .keys()
+                        .filter(|k| !after.contains_key(*k))
+                        .map(|k| Tag::builder().key(k).build())
+                        .collect();
+                    if !gone.is_empty() {
+                        self.client
+                            .delete_tags()
+                            .resources(id)
+                            .set_tags(Some(gone))
+                            .send()
+                            .await
+                            .map_err(call_failed(address, "DeleteTags"))?;
+                    }
+                    let set: Vec<Tag> = after.iter().map(|(k, v)| tag(k, v)).collect();
+                    self.client
+                        .create_tags()
+                        .resources(id)
+                        .set_tags(Some(set))
+                        .send()
+                        .await
+                        .map_err(call_failed(address, "CreateTags"))?;
+                }
+                _ => {}
+            }
+        }
+        self.client
+            .create_tags()
+            .resources(id)
+            .tags(tag(TAG_REVISION, revision))
+            .send()
+            .await
+            .map_err(call_failed(address, "CreateTags"))?;
+        Ok(())
+    }
+
+    /// Deletes an owned resource, waiting for instances to terminate and retrying
+    /// `DependencyViolation` for a bounded time.
+    pub async fn delete(&self, rtype: ResourceType, address: &str, id: &str) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let result = match rtype {
+                ResourceType::Instance => {
+                    self.client
+                        .terminate_instances()
+                        .instance_ids(id)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(call_failed(address, "TerminateInstances"))?;
+                    return self.wait_terminated(address, id, started).await;
+                }
+                ResourceType::SecurityGroup => self
+                    .client
+                    .delete_security_group()
+                    .group_id(id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(call_failed(address, "DeleteSecurityGroup")),
+                ResourceType::Subnet => self
+                    .client
+                    .delete_subnet()
+                    .subnet_id(id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(call_failed(address, "DeleteSubnet")),
+                ResourceType::Vpc => self
+                    .client
+                    .delete_vpc()
+                    .vpc_id(id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(call_failed(address, "DeleteVpc")),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(Error::CallFailed { code: Some(code), .. }) if code.ends_with(".NotFound") => return Ok(()),
+                Err(Error::CallFailed { code: Some(code), .. })
+                    if code == "DependencyViolation" && started.elapsed() < DELETE_TIMEOUT =>
+                {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn wait_terminated(&self, address: &str, id: &str, started: Instant) -> Result<()> {
+        loop {
+            let out = self
+                .client
+                .describe_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .map_err(call_failed(address, "DescribeInstances"))?;
+            let state = out
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .find_map(|i| i.state().and_then(|s| s.name()).cloned());
+            if matches!(state, None | Some(InstanceStateName::Terminated)) {
+                return Ok(());
+            }
+            if started.elapsed() > DELETE_TIMEOUT {
+                return Err(Error::WaitTimedOut {
+                    resource: address.to_string(),
+                    id: id.to_string(),
+                    goal: "terminate",
+                    seconds: DELETE_TIMEOUT.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}

@@ -1,1 +1,336 @@
+//! Kubernetes provider: finds the environment's objects by label and applies changes with
+//! server-side apply (field manager `envboot`).
+//!
+//! # Guarantees
+//! - Only objects labelled `envboot.dev/environment=<name>` are ever changed or deleted.
+//! - A no-op plan lists each kind once, cluster-wide, with a label selector: never one GET per object.
+//! - A namespace is deleted only if nothing that envboot does not own lives in it.
 
+pub mod diff;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope;
+use kube::Client;
+use serde_json::Value;
+
+pub use diff::{KubeChange, ObjectKey, FIELD_MANAGER};
+use crate::render::LABEL_ENVIRONMENT;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot load the kubeconfig{}: {source}", context.as_ref().map(|c| format!(" context `{c}`")).unwrap_or_default())]
+    Config {
+        context: Option<String>,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    #[error("the cluster has no resource for apiVersion `{api_version}` kind `{kind}`: {source}")]
+    UnknownKind {
+        api_version: String,
+        kind: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{call} {object} failed: {source}")]
+    CallFailed {
+        object: String,
+        call: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Counts requests to the API server by HTTP method (`GET`, `PATCH`, ...); dry-run requests
+/// are counted as `DRYRUN`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl RequestCounter {
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Requests that may change something: everything but GET and dry runs.
+    pub fn writes(&self) -> u64 {
+        self.snapshot()
+            .iter()
+            .filter(|(m, _)| *m != "GET" && *m != "DRYRUN")
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// The tower service that counts requests.
+#[derive(Clone)]
+pub struct Counting<S> {
+    inner: S,
+    counter: RequestCounter,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Counting<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let dry_run = req.uri().query().is_some_and(|q| q.contains("dryRun"));
+        let method = if dry_run { "DRYRUN".to_string() } else { req.method().to_string() };
+        if let Ok(mut map) = self.counter.0.lock() {
+            *map.entry(method).or_default() += 1;
+        }
+        self.inner.call(req)
+    }
+}
+
+/// A connection to one cluster.
+#[derive(Clone)]
+pub struct Kube {
+    client: Client,
+    pub calls: RequestCounter,
+    resources: Arc<Mutex<HashMap<(String, String), (ApiResource, bool)>>>,
+}
+
+/// Kinds envboot lists for pruning even when Git no longer declares any object of them.
+const PRUNE_KINDS: [(&str, &str); 12] = [
+    ("v1", "Namespace"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "DaemonSet"),
+    ("batch/v1", "Job"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("networking.k8s.io/v1", "Ingress"),
+];
+
+fn gvk(api_version: &str, kind: &str) -> GroupVersionKind {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    GroupVersionKind::gvk(group, version, kind)
+}
+
+impl Kube {
+    /// Connects through the kubeconfig (`KUBECONFIG` or `~/.kube/config`), with `context` or
+    /// the current context.
+    pub async fn connect(context: Option<&str>) -> Result<Kube> {
+        let options = kube::config::KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..Default::default()
+        };
+        let config = kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|source| Error::Config {
+                context: context.map(str::to_string),
+                source,
+            })?;
+        let calls = RequestCounter::default();
+        let counter = calls.clone();
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(Error::Client)?
+            .with_layer(&tower::layer::layer_fn(move |inner| Counting {
+                inner,
+                counter: counter.clone(),
+            }))
+            .build();
+        Ok(Kube {
+            client,
+            calls,
+            resources: Arc::default(),
+        })
+    }
+
+    /// The API resource of a kind and whether it is namespaced (discovery, cached).
+    pub async fn resource(&self, api_version: &str, kind: &str) -> Result<(ApiResource, bool)> {
+        let cache_key = (api_version.to_string(), kind.to_string());
+        if let Some(found) = self.resources.lock().ok().and_then(|m| m.get(&cache_key).cloned()) {
+            return Ok(found);
+        }
+        let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk(api_version, kind))
+            .await
+            .map_err(|source| Error::UnknownKind {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+                source,
+            })?;
+        let found = (ar, caps.scope == Scope::Namespaced);
+        if let Ok(mut m) = self.resources.lock() {
+            m.insert(cache_key, found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Sets the namespace of namespaced objects that have none and drops it from cluster-scoped ones.
+    pub async fn place(&self, object: &mut Value, default_namespace: Option<&str>) -> Result<()> {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        let (_, namespaced) = self.resource(&api_version, &kind).await?;
+        let metadata = &mut object["metadata"];
+        if !namespaced {
+            if let Value::Object(m) = metadata {
+                m.remove("namespace");
+            }
+        } else if metadata["namespace"].is_null() {
+            if let Some(ns) = default_namespace {
+                metadata["namespace"] = Value::String(ns.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Every object labelled as `environment`'s, of the given kinds and the usual kinds.
+    pub async fn discover(&self, environment: &str, kinds: &BTreeSet<(String, String)>) -> Result<Vec<Value>> {
+        let mut all: BTreeSet<(String, String)> = kinds.clone();
+        all.extend(PRUNE_KINDS.iter().map(|(a, k)| (a.to_string(), k.to_string())));
+        let selector = format!("{LABEL_ENVIRONMENT}={environment}");
+        let lists = all.iter().map(|(api_version, kind)| {
+            let selector = selector.clone();
+            async move {
+                let (ar, _) = match self.resource(api_version, kind).await {
+                    Ok(found) => found,
+                    // A usual kind this cluster does not serve holds nothing of ours.
+                    Err(Error::UnknownKind { .. }) if !kinds.contains(&(api_version.clone(), kind.clone())) => {
+                        return Ok(Vec::new());
+                    }
+                    Err(e) => return Err(e),
+                };
+                let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+                let list = api
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .map_err(|source| Error::CallFailed {
+                        object: format!("{kind} ({selector})"),
+                        call: "list",
+                        source,
+                    })?;
+                Ok(list
+                    .items
+                    .into_iter()
+                    .filter_map(|mut o| {
+                        o.types = Some(kube::core::TypeMeta {
+                            api_version: api_version.clone(),
+                            kind: kind.clone(),
+                        });
+                        serde_json::to_value(o).ok()
+                    })
+                    .collect::<Vec<_>>())
+            }
+        });
+        let results = futures::future::try_join_all(lists).await?;
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Namespaces that exist without `environment`'s label.
+    pub async fn foreign_namespaces(&self, environment: &str) -> Result<BTreeSet<String>> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| Error::CallFailed {
+                object: "namespaces".into(),
+                call: "list",
+                source,
+            })?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|n| {
+                n.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_ENVIRONMENT))
+                    .is_none_or(|e| e != environment)
+            })
+            .filter_map(|n| n.metadata.name)
+            .collect())
+    }
+
+    async fn api(&self, api_version: &str, key: &ObjectKey) -> Result<Api<DynamicObject>> {
+        let (ar, namespaced) = self.resource(api_version, &key.kind).await?;
+        Ok(match (&key.namespace, namespaced) {
+            (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            _ => Api::all_with(self.client.clone(), &ar),
+        })
+    }
+
+    /// Server-side applies `object`.
+    pub async fn apply(&self, api_version: &str, key: &ObjectKey, object: &Value) -> Result<()> {
+        let api = self.api(api_version, key).await?;
+        api.patch(&key.name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(object))
+            .await
+            .map_err(|source| Error::CallFailed {
+                object: key.to_string(),
+                call: "server-side apply",
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Deletes an owned object (foreground propagation). A namespace that still holds objects
+    /// envboot does not own is kept; returns `false` then.
+    pub async fn delete(&self, api_version: &str, key: &ObjectKey, environment: &str) -> Result<bool> {
+        if key.kind == "Namespace" && key.group.is_empty() && self.holds_foreign_objects(&key.name, environment).await? {
+            return Ok(false);
+        }
+        let api = self.api(api_version, key).await?;
+        match api.delete(&key.name, &DeleteParams::foreground()).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(true),
+            Err(source) => Err(Error::CallFailed {
+                object: key.to_string(),
+                call: "delete",
+                source,
+            }),
+        }
+    }
+
+    /// Whether namespace `ns` holds objects not labelled as `environment`'s (ignoring what
+    /// Kubernetes creates in every namespace).
+    async fn holds_foreign_objects(&self, ns: &str, environment: &str) -> Result<bool> {
+        for (api_version, kind) in [
+            ("v1", "ConfigMap"),
+            ("v1", "Secret"),
+            ("v1", "Service"),
+            ("v1", "Pod"),
+            ("apps/v1", "Deployment"),
+            ("apps/v1", "StatefulSet"),
+        ] {
+            let (ar, _) = self.resource(api_version, kind).await?;
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
+            let list = api.list(&ListParams::default()).await.map_err(|source| Error::CallFailed {
+                object: format!("{kind} in namespace {ns}"),
+                call: "list",
+                source,
+            })?;
+            let foreign = list.items.iter().any(|o| {
+                let owned = o.metadata.labels.as_ref().and_then(|l| l.get(LABEL_ENVIRONMENT)).is_some_and(|e| e == environment);
+                let name = o.metadata.name.as_deref().unwrap_or_default();
+                let automatic = (kind == "ConfigMap" && name == "kube-root-ca.crt")
+                    || (kind == "Secret" && o.data["type"] == "kubernetes.io/service-account-token")
+                    || o.metadata.owner_references.as_ref().is_some_and(|r| !r.is_empty());
+                !owned && !automatic
+            });
+            if foreign {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}

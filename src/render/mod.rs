@@ -53,6 +53,8 @@ pub struct Manifest {
     /// Where it comes from: a chart template path, or `configMaps` / `namespaces`.
     pub source: String,
     pub object: Value,
+    /// Namespace for a namespaced object that names none (the release's namespace).
+    pub default_namespace: Option<String>,
 }
 
 impl Manifest {
@@ -128,6 +130,7 @@ pub fn render(env: &Environment) -> Result<Vec<Manifest>> {
         out.push(Manifest {
             source: "namespaces".into(),
             object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            default_namespace: None,
         });
     }
     for cm in &env.config_maps {
@@ -150,6 +153,7 @@ pub fn render(env: &Environment) -> Result<Vec<Manifest>> {
         out.push(Manifest {
             source: "configMaps".into(),
             object,
+            default_namespace: None,
         });
     }
     for release in &env.releases {
@@ -233,6 +237,7 @@ pub fn render_release(release: &Release) -> Result<Vec<Manifest>> {
             out.push(Manifest {
                 source: file.clone(),
                 object,
+                default_namespace: Some(release.namespace.clone()),
             });
         }
     }

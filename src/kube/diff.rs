@@ -1,0 +1,251 @@
+//! Pure planning for Kubernetes: rendered objects vs. live objects carrying the environment's label.
+//!
+//! The comparison looks only at what envboot declares (a live object may carry defaulted fields,
+//! status and other managers' fields without that being drift), plus the fields envboot owned
+//! before (from `managedFields`) that Git no longer declares, which server-side apply removes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::plan::{Action, Change, FieldChange};
+use crate::render::ANNOTATION_REVISION;
+
+/// The field manager envboot applies with.
+pub const FIELD_MANAGER: &str = "envboot";
+
+/// Identity of an object: API group, kind, namespace, name (the version is not part of it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub group: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of an object (`apiVersion`, `kind`, `metadata.namespace`, `metadata.name`).
+    pub fn of(object: &Value) -> ObjectKey {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        ObjectKey {
+            group: group.to_string(),
+            kind: object["kind"].as_str().unwrap_or_default().to_string(),
+            namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
+            name: object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// `namespace/name` or `name`.
+    pub fn address(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.address())
+    }
+}
+
+/// One planned Kubernetes change.
+#[derive(Debug, Clone)]
+pub struct KubeChange {
+    pub change: Change,
+    pub key: ObjectKey,
+    /// `apiVersion` to talk to the server with.
+    pub api_version: String,
+    /// The object to apply (create, update).
+    pub desired: Option<Value>,
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// Fields of `desired` that differ in `live`, as changes at their paths.
+pub fn compare(desired: &Value, live: &Value, path: &str, out: &mut Vec<FieldChange>) {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => {
+            for (k, dv) in d {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                if p == format!("metadata.annotations.{ANNOTATION_REVISION}") {
+                    continue;
+                }
+                match l.get(k) {
+                    Some(lv) => compare(dv, lv, &p, out),
+                    None => out.push(FieldChange {
+                        path: p,
+                        before: None,
+                        after: Some(show(dv)),
+                        forces_replacement: false,
+                    }),
+                }
+            }
+        }
+        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => {
+            for (i, (dv, lv)) in d.iter().zip(l).enumerate() {
+                compare(dv, lv, &format!("{path}[{i}]"), out);
+            }
+        }
+        (d, l) if numbers_equal(d, l) || d == l => {}
+        (d, l) => out.push(FieldChange {
+            path: path.to_string(),
+            before: Some(show(l)),
+            after: Some(show(d)),
+            forces_replacement: false,
+        }),
+    }
+}
+
+fn numbers_equal(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Fields envboot owns in `fields_v1` (managedFields) that `desired` no longer has.
+pub fn removed(fields_v1: &Value, desired: &Value, live: &Value, path: &str, out: &mut Vec<FieldChange>) {
+    let Value::Object(owned) = fields_v1 else { return };
+    for (k, sub) in owned {
+        let Some(name) = k.strip_prefix("f:") else { continue };
+        let p = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+        match desired.get(name) {
+            None => {
+                if let Some(lv) = live.get(name) {
+                    out.push(FieldChange {
+                        path: p,
+                        before: Some(show(lv)),
+                        after: None,
+                        forces_replacement: false,
+                    });
+                }
+            }
+            Some(dv @ Value::Object(_)) => {
+                removed(sub, dv, live.get(name).unwrap_or(&Value::Null), &p, out);
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// envboot's own `fieldsV1` in a live object's managedFields.
+pub fn owned_fields(live: &Value) -> Option<&Value> {
+    live["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find(|m| m["manager"] == FIELD_MANAGER && m["operation"] == "Apply")
+        .map(|m| &m["fieldsV1"])
+}
+
+/// Plans the Kubernetes layer.
+///
+/// `desired` is in apply order; `live` holds every object found with the environment's label;
+/// `foreign_namespaces` are namespaces that exist without envboot's label (used, never changed).
+pub fn diff(desired: &[Value], live: &[Value], foreign_namespaces: &BTreeSet<String>) -> Vec<KubeChange> {
+    let mut by_key: BTreeMap<ObjectKey, &Value> = live.iter().map(|o| (ObjectKey::of(o), o)).collect();
+    let mut out = Vec::new();
+    for object in desired {
+        let key = ObjectKey::of(object);
+        let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
+        if key.kind == "Namespace" && key.group.is_empty() && foreign_namespaces.contains(&key.name) {
+            by_key.remove(&key);
+            continue;
+        }
+        let (action, fields) = match by_key.remove(&key) {
+            None => (Action::Create, Vec::new()),
+            Some(l) => {
+                let mut fields = Vec::new();
+                compare(object, l, "", &mut fields);
+                if let Some(owned) = owned_fields(l) {
+                    removed(owned, object, l, "", &mut fields);
+                }
+                (if fields.is_empty() { Action::NoOp } else { Action::Update }, fields)
+            }
+        };
+        out.push(KubeChange {
+            change: Change {
+                kind: key.kind.clone(),
+                address: key.address(),
+                action,
+                fields,
+                reason: None,
+            },
+            key,
+            api_version,
+            desired: Some(object.clone()),
+        });
+    }
+    // What is left is owned but no longer declared: delete, in reverse install order.
+    let mut deletes: Vec<(ObjectKey, &Value)> = by_key.into_iter().collect();
+    deletes.sort_by_key(|(k, _)| std::cmp::Reverse(crate::render::kind_rank(&k.kind)));
+    out.extend(deletes.into_iter().map(|(key, l)| KubeChange {
+        change: Change {
+            kind: key.kind.clone(),
+            address: key.address(),
+            action: Action::Delete,
+            fields: Vec::new(),
+            reason: Some("no longer declared in Git".into()),
+        },
+        api_version: l["apiVersion"].as_str().unwrap_or_default().to_string(),
+        key,
+        desired: None,
+    }));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cm(data: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n",
+            "annotations": {ANNOTATION_REVISION: "new"}}, "data": data})
+    }
+
+    #[test]
+    fn defaulted_fields_and_a_new_revision_are_not_changes() {
+        let mut live = cm(json!({"a": "1"}));
+        live["metadata"]["annotations"][ANNOTATION_REVISION] = json!("old");
+        live["metadata"]["uid"] = json!("123");
+        let changes = diff(&[cm(json!({"a": "1"}))], &[live], &BTreeSet::new());
+        assert_eq!(changes[0].change.action, Action::NoOp, "{changes:#?}");
+    }
+
+    #[test]
+    fn a_changed_value_is_an_update_naming_the_field() {
+        let changes = diff(&[cm(json!({"a": "2"}))], &[cm(json!({"a": "1"}))], &BTreeSet::new());
+        assert_eq!(changes[0].change.action, Action::Update);
+        assert_eq!(changes[0].change.fields[0].path, "data.a");
+        assert_eq!(changes[0].change.fields[0].before.as_deref(), Some("\"1\""));
+    }
+
+    #[test]
+    fn a_field_envboot_owned_and_git_dropped_is_an_update() {
+        let mut live = cm(json!({"a": "1", "b": "2"}));
+        live["metadata"]["managedFields"] = json!([{"manager": "envboot", "operation": "Apply",
+            "fieldsV1": {"f:data": {"f:a": {}, "f:b": {}}}}]);
+        let changes = diff(&[cm(json!({"a": "1"}))], &[live], &BTreeSet::new());
+        assert_eq!(changes[0].change.action, Action::Update);
+        assert_eq!(changes[0].change.fields[0].path, "data.b");
+        assert_eq!(changes[0].change.fields[0].after, None);
+    }
+
+    #[test]
+    fn undeclared_objects_are_deleted_and_foreign_namespaces_left_alone() {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+        let changes = diff(&[ns], &[cm(json!({}))], &["default".to_string()].into());
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].change.action, Action::Delete);
+        assert_eq!(changes[0].key.to_string(), "ConfigMap n/c");
+    }
+}
