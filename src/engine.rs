@@ -137,9 +137,14 @@ impl Plan {
         )
     }
 
-    /// Write calls made so far to AWS and Kubernetes.
-    pub fn writes(&self) -> u64 {
-        self.aws_client.calls.writes() + self.kube_client.as_ref().map_or(0, |k| k.calls.writes())
+    /// Calls to AWS so far that may change something.
+    pub fn aws_writes(&self) -> u64 {
+        self.aws_client.calls.writes()
+    }
+
+    /// Requests to Kubernetes so far that may change something.
+    pub fn kube_writes(&self) -> u64 {
+        self.kube_client.as_ref().map_or(0, |k| k.calls.writes())
     }
 }
 

@@ -137,6 +137,7 @@ async fn run(command: Command) -> engine::Result<u8> {
             let loaded = load(&target)?;
             let plan = engine::plan(&loaded, Goal::Apply).await?;
             print!("{}", plan.to_text());
+            print_calls(&plan);
             Ok(if detailed_exitcode && plan.summary().has_changes() {
                 exit::CHANGES
             } else {
@@ -153,6 +154,7 @@ async fn execute(target: &Target, goal: Goal) -> engine::Result<u8> {
     let plan = engine::plan(&loaded, goal).await?;
     print!("{}", plan.to_text());
     if !plan.summary().has_changes() {
+        print_calls(&plan);
         return Ok(exit::OK);
     }
     println!();
@@ -189,5 +191,19 @@ async fn execute(target: &Target, goal: Goal) -> engine::Result<u8> {
     for n in report.notes {
         println!("note: {n}");
     }
+    print_calls(&plan);
     Ok(exit::OK)
+}
+
+/// One line with the API calls made, so that a no-op run visibly wrote nothing.
+fn print_calls(plan: &engine::Plan) {
+    let (aws, kube) = plan.calls();
+    let total = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
+    println!(
+        "API calls: AWS {} ({} writes), Kubernetes {} ({} writes).",
+        total(&aws),
+        plan.aws_writes(),
+        total(&kube),
+        plan.kube_writes()
+    );
 }

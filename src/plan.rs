@@ -100,9 +100,24 @@ pub fn format_changes<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone)
             } else {
                 ""
             };
-            let _ = match c.action {
-                Action::Create => writeln!(out, "      {} = {after}", f.path),
-                Action::Delete => writeln!(out, "      {} = {before}", f.path),
+            let lists = (
+                serde_json::from_str::<Vec<serde_json::Value>>(before),
+                serde_json::from_str::<Vec<serde_json::Value>>(after),
+            );
+            let _ = match (c.action, lists) {
+                (Action::Create, _) => writeln!(out, "      {} = {after}", f.path),
+                (Action::Delete, _) => writeln!(out, "      {} = {before}", f.path),
+                // Lists are shown item by item: what goes and what comes.
+                (_, (Ok(b), Ok(a))) if !b.is_empty() || !a.is_empty() => {
+                    let _ = writeln!(out, "      ~ {}:{note}", f.path);
+                    for item in b.iter().filter(|i| !a.contains(i)) {
+                        let _ = writeln!(out, "          - {item}");
+                    }
+                    for item in a.iter().filter(|i| !b.contains(i)) {
+                        let _ = writeln!(out, "          + {item}");
+                    }
+                    Ok(())
+                }
                 _ => writeln!(out, "      ~ {}: {before} -> {after}{note}", f.path),
             };
         }
@@ -149,6 +164,19 @@ mod tests {
         assert!(text.contains("-/+ aws_vpc net.vpc"), "{text}");
         assert!(text.contains("~ cidr_block: \"10.0.0.0/16\" -> \"10.1.0.0/16\"  # forces replacement"), "{text}");
         assert!(text.contains("0 to add, 0 to change, 1 to replace"), "{text}");
+    }
+
+    #[test]
+    fn lists_are_shown_item_by_item() {
+        let mut c = change(Action::Update);
+        c.fields[0] = FieldChange {
+            path: "ingress".into(),
+            before: Some(r#"[{"port":22},{"port":80}]"#.into()),
+            after: Some(r#"[{"port":80},{"port":443}]"#.into()),
+            forces_replacement: false,
+        };
+        let text = format_changes(&[c]);
+        assert!(text.contains("~ ingress:\n          - {\"port\":22}\n          + {\"port\":443}\n"), "{text}");
     }
 
     #[test]
