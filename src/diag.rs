@@ -22,7 +22,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
 
@@ -253,7 +257,10 @@ impl MarkedEventReceiver for Indexer {
 }
 
 /// Builds the path index of the first document of `text`.
-fn index(text: &str) -> Result<HashMap<String, (usize, usize)>, (usize, usize, String)> {
+/// Value path to (line, column), both 1-based.
+type PathIndex = HashMap<String, (usize, usize)>;
+
+fn index(text: &str) -> Result<PathIndex, (usize, usize, String)> {
     let mut indexer = Indexer {
         stack: Vec::new(),
         index: HashMap::new(),
@@ -298,15 +305,20 @@ mod tests {
 
     #[test]
     fn wrong_type_is_reported_at_the_value() {
-        let err = parse::<Doc>("f.yaml", "name: a\nitems:\n  - port: 1\n  - port: x\n").unwrap_err();
+        let err =
+            parse::<Doc>("f.yaml", "name: a\nitems:\n  - port: 1\n  - port: x\n").unwrap_err();
         assert_eq!((err.line, err.column), (4, 5), "{err}");
-        assert!(!err.message.contains("items[1]"), "the path is not repeated: {err}");
+        assert!(
+            !err.message.contains("items[1]"),
+            "the path is not repeated: {err}"
+        );
         assert!(err.message.contains("invalid type"), "{err}");
     }
 
     #[test]
     fn unknown_field_is_reported_at_its_key() {
-        let err = parse::<Doc>("f.yaml", "name: a\nitems:\n  - port: 1\n    prot: 2\n").unwrap_err();
+        let err =
+            parse::<Doc>("f.yaml", "name: a\nitems:\n  - port: 1\n    prot: 2\n").unwrap_err();
         assert_eq!(err.line, 4, "{err}");
         assert!(err.message.contains("unknown field `prot`"), "{err}");
     }

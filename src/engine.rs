@@ -130,10 +130,18 @@ impl Plan {
     }
 
     /// API calls made so far: (AWS by operation, Kubernetes by method).
-    pub fn calls(&self) -> (std::collections::BTreeMap<String, u64>, std::collections::BTreeMap<String, u64>) {
+    pub fn calls(
+        &self,
+    ) -> (
+        std::collections::BTreeMap<String, u64>,
+        std::collections::BTreeMap<String, u64>,
+    ) {
         (
             self.aws_client.calls.snapshot(),
-            self.kube_client.as_ref().map(|k| k.calls.snapshot()).unwrap_or_default(),
+            self.kube_client
+                .as_ref()
+                .map(|k| k.calls.snapshot())
+                .unwrap_or_default(),
         )
     }
 
@@ -240,7 +248,9 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     deletions.sort_by_key(|c| c.rtype.delete_rank());
     for c in deletions {
         let id = c.id.as_deref().unwrap_or_default();
-        plan.aws_client.delete(c.rtype, &c.change.address, id).await?;
+        plan.aws_client
+            .delete(c.rtype, &c.change.address, id)
+            .await?;
         progress(Step {
             change: &c.change,
             action: Action::Delete,
@@ -255,10 +265,12 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
         let attributes = match c.change.action {
             Action::NoOp | Action::Delete => c.attributes.clone(),
             action => {
-                let spec = aws::diff::resolve_spec(&desired.spec, &known).map_err(|reference| Error::Unresolved {
-                    address: c.change.address.clone(),
-                    reference,
-                    reason: "the resource it refers to was not created",
+                let spec = aws::diff::resolve_spec(&desired.spec, &known).map_err(|reference| {
+                    Error::Unresolved {
+                        address: c.change.address.clone(),
+                        reference,
+                        reason: "the resource it refers to was not created",
+                    }
                 })?;
                 let attributes = if action == Action::Update {
                     plan.aws_client.update(&plan.commit, c, &spec).await?;
@@ -270,7 +282,11 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
                 };
                 progress(Step {
                     change: &c.change,
-                    action: if action == Action::Replace { Action::Create } else { action },
+                    action: if action == Action::Replace {
+                        Action::Create
+                    } else {
+                        action
+                    },
                     id: attributes.get("id").cloned(),
                     note: None,
                 });
@@ -284,7 +300,8 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     // Kubernetes objects, in install order.
     if let Some(k) = &plan.kube_client {
         for c in &plan.kube {
-            let (Some(object), Action::Create | Action::Update) = (&c.desired, c.change.action) else {
+            let (Some(object), Action::Create | Action::Update) = (&c.desired, c.change.action)
+            else {
                 continue;
             };
             k.apply(&c.api_version, &c.key, object).await?;
@@ -306,11 +323,19 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     })
 }
 
-async fn kube_deletes(plan: &Plan, progress: &mut dyn FnMut(Step<'_>), notes: &mut Vec<String>) -> Result<()> {
+async fn kube_deletes(
+    plan: &Plan,
+    progress: &mut dyn FnMut(Step<'_>),
+    notes: &mut Vec<String>,
+) -> Result<()> {
     let Some(k) = &plan.kube_client else {
         return Ok(());
     };
-    for c in plan.kube.iter().filter(|c| c.change.action == Action::Delete) {
+    for c in plan
+        .kube
+        .iter()
+        .filter(|c| c.change.action == Action::Delete)
+    {
         let deleted = k.delete(&c.api_version, &c.key, &plan.environment).await?;
         let note = (!deleted).then(|| {
             format!(

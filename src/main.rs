@@ -72,10 +72,17 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -178,7 +185,11 @@ async fn execute(target: &Target, goal: Goal) -> engine::Result<u8> {
     })
     .await?;
     let s = report.summary;
-    let what = if goal == Goal::Destroy { "Destroy" } else { "Apply" };
+    let what = if goal == Goal::Destroy {
+        "Destroy"
+    } else {
+        "Apply"
+    };
     println!(
         "\n{what} complete in {:.1}s: {} created, {} updated, {} replaced, {} deleted, {} unchanged.",
         report.elapsed.as_secs_f64(),

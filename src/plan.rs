@@ -86,7 +86,11 @@ impl Summary {
 /// Prints changes like `terraform plan`: one block per changed resource, then a summary line.
 pub fn format_changes<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone) -> String {
     let mut out = String::new();
-    for c in changes.clone().into_iter().filter(|c| c.action != Action::NoOp) {
+    for c in changes
+        .clone()
+        .into_iter()
+        .filter(|c| c.action != Action::NoOp)
+    {
         let _ = write!(out, "  {} {} {}", c.action.symbol(), c.kind, c.address);
         if let Some(reason) = &c.reason {
             let _ = write!(out, "  ({reason})");
@@ -162,8 +166,14 @@ mod tests {
     fn replacement_names_the_field_that_forces_it() {
         let text = format_changes(&[change(Action::Replace)]);
         assert!(text.contains("-/+ aws_vpc net.vpc"), "{text}");
-        assert!(text.contains("~ cidr_block: \"10.0.0.0/16\" -> \"10.1.0.0/16\"  # forces replacement"), "{text}");
-        assert!(text.contains("0 to add, 0 to change, 1 to replace"), "{text}");
+        assert!(
+            text.contains("~ cidr_block: \"10.0.0.0/16\" -> \"10.1.0.0/16\"  # forces replacement"),
+            "{text}"
+        );
+        assert!(
+            text.contains("0 to add, 0 to change, 1 to replace"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -176,7 +186,10 @@ mod tests {
             forces_replacement: false,
         };
         let text = format_changes(&[c]);
-        assert!(text.contains("~ ingress:\n          - {\"port\":22}\n          + {\"port\":443}\n"), "{text}");
+        assert!(
+            text.contains("~ ingress:\n          - {\"port\":22}\n          + {\"port\":443}\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -123,12 +123,7 @@ fn resolve<'r>(repo: &'r Repository, revision: &str) -> Option<git2::Commit<'r>>
         .and_then(|object| object.peel_to_commit().ok())
 }
 
-fn read_commit(
-    repo: &Repository,
-    name: &str,
-    revision: &str,
-    local: bool,
-) -> Result<Snapshot> {
+fn read_commit(repo: &Repository, name: &str, revision: &str, local: bool) -> Result<Snapshot> {
     let commit = resolve(repo, revision).ok_or_else(|| Error::RevisionNotFound {
         revision: revision.to_string(),
         repo: name.to_string(),
@@ -173,7 +168,12 @@ fn read_commit(
     };
     Ok(Snapshot {
         commit: sha.clone(),
-        summary: commit.summary().ok().flatten().unwrap_or_default().to_string(),
+        summary: commit
+            .summary()
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .to_string(),
         files,
         ignored_changes,
     })

@@ -10,7 +10,10 @@ use common::*;
 
 /// The 1-based line of the first line of `text` that contains `needle`.
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).expect("needle in text") + 1
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in text")
+        + 1
 }
 
 /// Settings under which any AWS or Kubernetes call fails at once.
@@ -39,18 +42,31 @@ fn an_invalid_environment_fails_with_file_and_line_for_every_mistake_and_calls_n
     let name = "broken";
     let env = sandbox_environment(name)
         // 1. an unknown field in a module instance
-        .replace("    module: web-tier\n", "    module: web-tier\n    modul: typo\n");
+        .replace(
+            "    module: web-tier\n",
+            "    module: web-tier\n    modul: typo\n",
+        );
     let repo = Repo::new(name, &env);
     let settings = unreachable(repo.path());
     let run = envboot(&repo, &settings, &["plan", name]);
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
-    let expected = format!("environments/broken/environment.yaml:{}:5: unknown field `modul`", line_of(&env, "modul:"));
-    assert!(run.stderr.contains(&expected), "missing {expected:?} in:\n{}", run.stderr);
+    let expected = format!(
+        "environments/broken/environment.yaml:{}:5: unknown field `modul`",
+        line_of(&env, "modul:")
+    );
+    assert!(
+        run.stderr.contains(&expected),
+        "missing {expected:?} in:\n{}",
+        run.stderr
+    );
 
     // 2-5. a bad CIDR, an unknown input, a missing chart and a duplicate ConfigMap, all at once.
     let env = sandbox_environment(name)
         .replace("cidr: 10.42.0.0/16", "cidr: 10.42.0.0/33")
-        .replace("      ami: ami-03cf127a\n", "      ami: ami-03cf127a\n      flavour: large\n")
+        .replace(
+            "      ami: ami-03cf127a\n",
+            "      ami: ami-03cf127a\n      flavour: large\n",
+        )
         .replace("chart: hello", "chart: no-such-chart")
         + "  - name: app-settings\n    namespace: broken-apps\n";
     repo.write("environments/broken/environment.yaml", &env);
@@ -60,22 +76,40 @@ fn an_invalid_environment_fails_with_file_and_line_for_every_mistake_and_calls_n
     let module = repo.read("modules/network/module.yaml");
     let file = "environments/broken/environment.yaml";
     for expected in [
-        format!("{file}:{}:7: module `web-tier` has no input `flavour`", line_of(&env, "flavour")),
-        format!("modules/network/module.yaml:{}:5: invalid CIDR block `10.42.0.0/33`", line_of(&module, "cidr_block: ${input.cidr}")),
-        format!("{file}:{}:5: chart `no-such-chart` not found", line_of(&env, "no-such-chart")),
+        format!(
+            "{file}:{}:7: module `web-tier` has no input `flavour`",
+            line_of(&env, "flavour")
+        ),
+        format!(
+            "modules/network/module.yaml:{}:5: invalid CIDR block `10.42.0.0/33`",
+            line_of(&module, "cidr_block: ${input.cidr}")
+        ),
+        format!(
+            "{file}:{}:5: chart `no-such-chart` not found",
+            line_of(&env, "no-such-chart")
+        ),
         format!(
             "{file}:{}:5: duplicate ConfigMap `broken-apps/app-settings`",
             env.lines().count() - 1
         ),
     ] {
-        assert!(run.stderr.contains(&expected), "missing {expected:?} in:\n{}", run.stderr);
+        assert!(
+            run.stderr.contains(&expected),
+            "missing {expected:?} in:\n{}",
+            run.stderr
+        );
     }
-    assert!(!run.stderr.contains("127.0.0.1:9"), "no API was called:\n{}", run.stderr);
+    assert!(
+        !run.stderr.contains("127.0.0.1:9"),
+        "no API was called:\n{}",
+        run.stderr
+    );
 
     // 6. a reference cycle between module instances, and a template error.
-    let env = sandbox_environment(name)
-        .replace("vpc_id: ${module.network.vpc_id}", "vpc_id: ${module.web2.security_group_id}")
-        + "";
+    let env = sandbox_environment(name).replace(
+        "vpc_id: ${module.network.vpc_id}",
+        "vpc_id: ${module.web2.security_group_id}",
+    ) + "";
     let env = env.replace(
         "cluster:",
         "  - name: web2\n    module: web-tier\n    inputs:\n      vpc_id: ${module.web.security_group_id}\n      subnet_id: x\n      ami: y\ncluster:",
@@ -84,11 +118,23 @@ fn an_invalid_environment_fails_with_file_and_line_for_every_mistake_and_calls_n
     repo.commit("a cycle");
     let run = envboot(&repo, &settings, &["validate", name]);
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("module instances refer to each other in a cycle: web -> web2 -> web"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("module instances refer to each other in a cycle: web -> web2 -> web"),
+        "{}",
+        run.stderr
+    );
 
-    repo.write("environments/broken/environment.yaml", &sandbox_environment(name));
+    repo.write(
+        "environments/broken/environment.yaml",
+        &sandbox_environment(name),
+    );
     repo.write("environments/broken/config/app.properties", "a=b\n");
-    repo.edit("modules/hello/templates/service.yaml", "{{ .Values.service.port }}", "{{ .Values.service.port | nosuch }}");
+    repo.edit(
+        "modules/hello/templates/service.yaml",
+        "{{ .Values.service.port }}",
+        "{{ .Values.service.port | nosuch }}",
+    );
     repo.commit("a template error");
     let run = envboot(&repo, &settings, &["plan", name]);
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
@@ -107,7 +153,11 @@ fn uncommitted_changes_are_ignored_and_named() {
     let repo = Repo::new("t", &sandbox_environment("t"));
     repo.write("environments/t/config/app.properties", "a=b\n");
     repo.commit("config");
-    repo.edit("environments/t/environment.yaml", "LOG_LEVEL: debug", "LOG_LEVEL: dirty");
+    repo.edit(
+        "environments/t/environment.yaml",
+        "LOG_LEVEL: debug",
+        "LOG_LEVEL: dirty",
+    );
     let settings = unreachable(repo.path());
     let run = envboot(&repo, &settings, &["render", "t"]);
     run.assert_ok();
@@ -126,18 +176,30 @@ fn revisions_branches_and_remote_urls_are_read() {
     repo.write("environments/t/config/app.properties", "a=b\n");
     let first = repo.commit("config");
     repo.git(&["tag", "v1"]);
-    repo.edit("environments/t/environment.yaml", "LOG_LEVEL: debug", "LOG_LEVEL: info");
+    repo.edit(
+        "environments/t/environment.yaml",
+        "LOG_LEVEL: debug",
+        "LOG_LEVEL: info",
+    );
     repo.commit("info");
     let settings = unreachable(repo.path());
 
     let run = envboot(&repo, &settings, &["render", "t", "--revision", "v1"]);
     run.assert_ok();
     assert!(run.stdout.contains("LOG_LEVEL: debug"));
-    assert!(run.stdout.contains(&format!("envboot.dev/revision: {first}")), "the commit is stamped");
+    assert!(
+        run.stdout
+            .contains(&format!("envboot.dev/revision: {first}")),
+        "the commit is stamped"
+    );
 
     let run = envboot(&repo, &settings, &["render", "t", "--revision", "nope"]);
     assert_eq!(run.code, 4, "{}", run.stderr);
-    assert!(run.stderr.contains("revision `nope` does not exist"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("revision `nope` does not exist"),
+        "{}",
+        run.stderr
+    );
 
     // A URL is cloned into a temporary directory; `main` resolves to the remote branch.
     let url = format!("file://{}", repo.path().display());
@@ -151,6 +213,14 @@ fn revisions_branches_and_remote_urls_are_read() {
 
     let run = envboot(&repo, &settings, &["plan", "nosuch"]);
     assert_eq!(run.code, 3);
-    assert!(run.stderr.contains("environment `nosuch` not found"), "{}", run.stderr);
-    assert!(run.stderr.contains("environments there: t"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("environment `nosuch` not found"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("environments there: t"),
+        "{}",
+        run.stderr
+    );
 }

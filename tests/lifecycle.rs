@@ -15,18 +15,51 @@ use kube::api::{Api, PostParams};
 /// resourceVersion of every object envboot manages in the environment's namespace.
 async fn versions(client: &kube::Client, ns: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let selector = kube::api::ListParams::default().labels(&format!("envboot.dev/environment={}", ns.trim_end_matches("-apps")));
-    for cm in Api::<ConfigMap>::namespaced(client.clone(), ns).list(&selector).await.expect("list").items {
-        out.insert(format!("ConfigMap/{}", cm.metadata.name.unwrap_or_default()), cm.metadata.resource_version.unwrap_or_default());
+    let selector = kube::api::ListParams::default().labels(&format!(
+        "envboot.dev/environment={}",
+        ns.trim_end_matches("-apps")
+    ));
+    for cm in Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .list(&selector)
+        .await
+        .expect("list")
+        .items
+    {
+        out.insert(
+            format!("ConfigMap/{}", cm.metadata.name.unwrap_or_default()),
+            cm.metadata.resource_version.unwrap_or_default(),
+        );
     }
-    for d in Api::<Deployment>::namespaced(client.clone(), ns).list(&selector).await.expect("list").items {
-        out.insert(format!("Deployment/{}", d.metadata.name.unwrap_or_default()), d.metadata.resource_version.unwrap_or_default());
+    for d in Api::<Deployment>::namespaced(client.clone(), ns)
+        .list(&selector)
+        .await
+        .expect("list")
+        .items
+    {
+        out.insert(
+            format!("Deployment/{}", d.metadata.name.unwrap_or_default()),
+            d.metadata.resource_version.unwrap_or_default(),
+        );
     }
-    for s in Api::<Service>::namespaced(client.clone(), ns).list(&selector).await.expect("list").items {
-        out.insert(format!("Service/{}", s.metadata.name.unwrap_or_default()), s.metadata.resource_version.unwrap_or_default());
+    for s in Api::<Service>::namespaced(client.clone(), ns)
+        .list(&selector)
+        .await
+        .expect("list")
+        .items
+    {
+        out.insert(
+            format!("Service/{}", s.metadata.name.unwrap_or_default()),
+            s.metadata.resource_version.unwrap_or_default(),
+        );
     }
-    let n = Api::<Namespace>::all(client.clone()).get(ns).await.expect("namespace");
-    out.insert("Namespace".into(), n.metadata.resource_version.unwrap_or_default());
+    let n = Api::<Namespace>::all(client.clone())
+        .get(ns)
+        .await
+        .expect("namespace");
+    out.insert(
+        "Namespace".into(),
+        n.metadata.resource_version.unwrap_or_default(),
+    );
     out
 }
 
@@ -40,12 +73,19 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
 
     let run = envboot(&repo, settings, &["apply", &name]);
     run.assert_ok();
-    assert!(run.stdout.contains("+ aws_vpc network.vpc: created (vpc-"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("+ aws_vpc network.vpc: created (vpc-"),
+        "{}",
+        run.stdout
+    );
 
     // AWS: one of each resource, tagged with the environment, its address and the commit.
     let ec2 = ec2(settings).await;
     let owned = owned_aws(&ec2, &name).await;
-    let addresses: Vec<(&str, &str)> = owned.iter().map(|(t, a, _, _)| (t.as_str(), a.as_str())).collect();
+    let addresses: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(t, a, _, _)| (t.as_str(), a.as_str()))
+        .collect();
     assert_eq!(
         addresses,
         vec![
@@ -56,45 +96,116 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
             ("vpc", "network.vpc"),
         ]
     );
-    assert!(owned.iter().all(|(_, _, _, t)| t["envboot:revision"] == sha), "{owned:?}");
+    assert!(
+        owned
+            .iter()
+            .all(|(_, _, _, t)| t["envboot:revision"] == sha),
+        "{owned:?}"
+    );
     let vpc_id = &owned.iter().find(|o| o.0 == "vpc").expect("vpc").2;
-    let subnets = ec2.describe_subnets().filters(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(vpc_id).build()).send().await.expect("subnets");
-    let mut cidrs: Vec<&str> = subnets.subnets().iter().filter_map(|s| s.cidr_block()).collect();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(vpc_id)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("subnets");
+    let mut cidrs: Vec<&str> = subnets
+        .subnets()
+        .iter()
+        .filter_map(|s| s.cidr_block())
+        .collect();
     cidrs.sort();
     assert_eq!(cidrs, vec!["10.42.1.0/24", "10.42.2.0/24"]);
     let sg_id = &owned.iter().find(|o| o.0 == "sg").expect("sg").2;
-    let groups = ec2.describe_security_groups().group_ids(sg_id).send().await.expect("sg");
-    let mut ports: Vec<i32> = groups.security_groups()[0].ip_permissions().iter().filter_map(|p| p.from_port()).collect();
+    let groups = ec2
+        .describe_security_groups()
+        .group_ids(sg_id)
+        .send()
+        .await
+        .expect("sg");
+    let mut ports: Vec<i32> = groups.security_groups()[0]
+        .ip_permissions()
+        .iter()
+        .filter_map(|p| p.from_port())
+        .collect();
     ports.sort();
     assert_eq!(ports, vec![22, 80]);
-    let instances = ec2.describe_instances().instance_ids(&owned[0].2).send().await.expect("instance");
+    let instances = ec2
+        .describe_instances()
+        .instance_ids(&owned[0].2)
+        .send()
+        .await
+        .expect("instance");
     let instance = &instances.reservations()[0].instances()[0];
-    assert_eq!(instance.subnet_id(), owned.iter().find(|o| o.1 == "network.public_a").map(|o| o.2.as_str()));
-    assert_eq!(instance.security_groups()[0].group_id(), Some(sg_id.as_str()));
+    assert_eq!(
+        instance.subnet_id(),
+        owned
+            .iter()
+            .find(|o| o.1 == "network.public_a")
+            .map(|o| o.2.as_str())
+    );
+    assert_eq!(
+        instance.security_groups()[0].group_id(),
+        Some(sg_id.as_str())
+    );
 
     // Kubernetes: namespace, ConfigMaps (inline and from a file), the chart's objects, labelled.
     let client = kube_client(settings).await;
-    let settings_cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get("app-settings").await.expect("app-settings");
+    let settings_cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("app-settings")
+        .await
+        .expect("app-settings");
     let data = settings_cm.data.clone().unwrap_or_default();
     assert_eq!(data["LOG_LEVEL"], "debug");
     assert_eq!(data["app.properties"], "server.port=8080\ncache.size=64\n");
     let labels = settings_cm.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels["envboot.dev/environment"], name);
-    assert_eq!(settings_cm.metadata.annotations.clone().unwrap_or_default()["envboot.dev/revision"], sha);
-    let chart_cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get("hello-config").await.expect("hello-config");
-    assert_eq!(chart_cm.data.unwrap_or_default()["GREETING"], format!("Hello from {name}"));
-    let deployment = Api::<Deployment>::namespaced(client.clone(), &ns).get("hello").await.expect("deployment");
-    assert_eq!(deployment.metadata.labels.unwrap_or_default()["envboot.dev/release"], "hello");
-    Api::<Service>::namespaced(client.clone(), &ns).get("hello").await.expect("service");
+    assert_eq!(
+        settings_cm.metadata.annotations.clone().unwrap_or_default()["envboot.dev/revision"],
+        sha
+    );
+    let chart_cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("hello-config")
+        .await
+        .expect("hello-config");
+    assert_eq!(
+        chart_cm.data.unwrap_or_default()["GREETING"],
+        format!("Hello from {name}")
+    );
+    let deployment = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get("hello")
+        .await
+        .expect("deployment");
+    assert_eq!(
+        deployment.metadata.labels.unwrap_or_default()["envboot.dev/release"],
+        "hello"
+    );
+    Api::<Service>::namespaced(client.clone(), &ns)
+        .get("hello")
+        .await
+        .expect("service");
 
     // Second apply of the same commit: no changes, no write call, nothing touched.
     let before = versions(&client, &ns).await;
     let run = envboot(&repo, settings, &["apply", &name]);
     run.assert_ok();
     assert!(run.stdout.contains("No changes."), "{}", run.stdout);
-    assert!(run.stdout.contains("(0 writes), Kubernetes") && run.stdout.ends_with("(0 writes).\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("(0 writes), Kubernetes") && run.stdout.ends_with("(0 writes).\n"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(versions(&client, &ns).await, before);
-    assert_eq!(owned_aws(&ec2, &name).await, owned, "AWS resources and their tags are unchanged");
+    assert_eq!(
+        owned_aws(&ec2, &name).await,
+        owned,
+        "AWS resources and their tags are unchanged"
+    );
 
     let run = envboot(&repo, settings, &["destroy", &name]);
     run.assert_ok();
@@ -119,25 +230,52 @@ async fn a_changed_value_in_a_new_commit_updates_exactly_that_resource_and_rollb
     let second = repo.commit("raise the log level");
     let run = envboot(&repo, settings, &["plan", &name, "--detailed-exitcode"]);
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("~ data.LOG_LEVEL: \"debug\" -> \"info\""), "{}", run.stdout);
-    assert!(run.stdout.contains("0 to add, 1 to change, 0 to replace, 0 to destroy"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("~ data.LOG_LEVEL: \"debug\" -> \"info\""),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("0 to add, 1 to change, 0 to replace, 0 to destroy"),
+        "{}",
+        run.stdout
+    );
 
     let run = envboot(&repo, settings, &["apply", &name]);
     run.assert_ok();
     let after_k8s = versions(&client, &ns).await;
-    let changed: Vec<&String> = after_k8s.keys().filter(|k| before_k8s.get(*k) != after_k8s.get(*k)).collect();
+    let changed: Vec<&String> = after_k8s
+        .keys()
+        .filter(|k| before_k8s.get(*k) != after_k8s.get(*k))
+        .collect();
     assert_eq!(changed, vec!["ConfigMap/app-settings"]);
-    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get("app-settings").await.expect("cm");
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("app-settings")
+        .await
+        .expect("cm");
     assert_eq!(cm.data.unwrap_or_default()["LOG_LEVEL"], "info");
-    assert_eq!(cm.metadata.annotations.unwrap_or_default()["envboot.dev/revision"], second);
+    assert_eq!(
+        cm.metadata.annotations.unwrap_or_default()["envboot.dev/revision"],
+        second
+    );
     assert_eq!(owned_aws(&ec2, &name).await, before_aws, "AWS untouched");
 
     // A security group rule changes in place: same group id, new rules.
-    repo.edit("modules/web-tier/module.yaml", "from_port: 22, to_port: 22", "from_port: 2222, to_port: 2222");
+    repo.edit(
+        "modules/web-tier/module.yaml",
+        "from_port: 22, to_port: 22",
+        "from_port: 2222, to_port: 2222",
+    );
     repo.commit("move SSH");
     let run = envboot(&repo, settings, &["apply", &name]);
     run.assert_ok();
-    assert!(run.stdout.contains("~ aws_security_group web.web: updated"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("~ aws_security_group web.web: updated"),
+        "{}",
+        run.stdout
+    );
     let after_aws = owned_aws(&ec2, &name).await;
     assert_eq!(
         after_aws.iter().map(|o| &o.2).collect::<Vec<_>>(),
@@ -145,18 +283,39 @@ async fn a_changed_value_in_a_new_commit_updates_exactly_that_resource_and_rollb
         "same resources, same ids"
     );
     let sg_id = &after_aws.iter().find(|o| o.0 == "sg").expect("sg").2;
-    let groups = ec2.describe_security_groups().group_ids(sg_id).send().await.expect("sg");
-    let mut ports: Vec<i32> = groups.security_groups()[0].ip_permissions().iter().filter_map(|p| p.from_port()).collect();
+    let groups = ec2
+        .describe_security_groups()
+        .group_ids(sg_id)
+        .send()
+        .await
+        .expect("sg");
+    let mut ports: Vec<i32> = groups.security_groups()[0]
+        .ip_permissions()
+        .iter()
+        .filter_map(|p| p.from_port())
+        .collect();
     ports.sort();
     assert_eq!(ports, vec![80, 2222]);
 
     // Rollback: apply the first revision.
     let run = envboot(&repo, settings, &["apply", &name, "--revision", &first]);
     run.assert_ok();
-    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns).get("app-settings").await.expect("cm");
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("app-settings")
+        .await
+        .expect("cm");
     assert_eq!(cm.data.unwrap_or_default()["LOG_LEVEL"], "debug");
-    let groups = ec2.describe_security_groups().group_ids(sg_id).send().await.expect("sg");
-    let mut ports: Vec<i32> = groups.security_groups()[0].ip_permissions().iter().filter_map(|p| p.from_port()).collect();
+    let groups = ec2
+        .describe_security_groups()
+        .group_ids(sg_id)
+        .send()
+        .await
+        .expect("sg");
+    let mut ports: Vec<i32> = groups.security_groups()[0]
+        .ip_permissions()
+        .iter()
+        .filter_map(|p| p.from_port())
+        .collect();
     ports.sort();
     assert_eq!(ports, vec![22, 80]);
 
@@ -181,7 +340,12 @@ async fn destroy_removes_what_the_environment_owns_and_nothing_else() {
         .tag_specifications(
             aws_sdk_ec2::types::TagSpecification::builder()
                 .resource_type(aws_sdk_ec2::types::ResourceType::Vpc)
-                .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value(format!("{name}-network.vpc")).build())
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Name")
+                        .value(format!("{name}-network.vpc"))
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -205,10 +369,22 @@ async fn destroy_removes_what_the_environment_owns_and_nothing_else() {
 
     let run = envboot(&repo, settings, &["destroy", &name]);
     run.assert_ok();
-    assert!(run.stdout.contains(&format!("namespace {ns} kept")), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("namespace {ns} kept")),
+        "{}",
+        run.stdout
+    );
 
-    assert!(owned_aws(&ec2, &name).await.is_empty(), "nothing with the environment's tag is left");
-    let vpcs = ec2.describe_vpcs().vpc_ids(&foreign_vpc).send().await.expect("foreign vpc survives");
+    assert!(
+        owned_aws(&ec2, &name).await.is_empty(),
+        "nothing with the environment's tag is left"
+    );
+    let vpcs = ec2
+        .describe_vpcs()
+        .vpc_ids(&foreign_vpc)
+        .send()
+        .await
+        .expect("foreign vpc survives");
     assert_eq!(vpcs.vpcs().len(), 1);
     for namespace in [ns.as_str(), "default"] {
         let cm = Api::<ConfigMap>::namespaced(client.clone(), namespace)
@@ -222,10 +398,18 @@ async fn destroy_removes_what_the_environment_owns_and_nothing_else() {
         .await
         .expect("list");
     assert!(owned.items.is_empty(), "owned ConfigMaps are gone");
-    assert!(Api::<Deployment>::namespaced(client.clone(), &ns).get_opt("hello").await.expect("get").is_none());
+    assert!(Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get_opt("hello")
+        .await
+        .expect("get")
+        .is_none());
 
     // Clean up what the test made by hand.
-    ec2.delete_vpc().vpc_id(&foreign_vpc).send().await.expect("DeleteVpc");
+    ec2.delete_vpc()
+        .vpc_id(&foreign_vpc)
+        .send()
+        .await
+        .expect("DeleteVpc");
     Api::<ConfigMap>::namespaced(client.clone(), "default")
         .delete(&format!("{name}-not-ours"), &Default::default())
         .await

@@ -69,7 +69,10 @@ pub fn fields(spec: &ResourceSpec, environment: &str, address: &str) -> Map<Stri
             map.insert("vpc_security_group_ids".into(), json!(ids));
             map.insert(
                 "user_data".into(),
-                i.user_data.as_deref().map(short_hash).map_or(Value::Null, Value::String),
+                i.user_data
+                    .as_deref()
+                    .map(short_hash)
+                    .map_or(Value::Null, Value::String),
             );
         }
         _ => {}
@@ -100,7 +103,10 @@ pub fn resolve(fields: &mut Map<String, Value>, known: &HashMap<String, String>)
 ///
 /// # Errors
 /// The name of the first reference that is not known yet.
-pub fn resolve_spec(spec: &ResourceSpec, known: &HashMap<String, String>) -> Result<ResourceSpec, String> {
+pub fn resolve_spec(
+    spec: &ResourceSpec,
+    known: &HashMap<String, String>,
+) -> Result<ResourceSpec, String> {
     let mut v = serde_json::to_value(spec).map_err(|e| e.to_string())?;
     let mut missing = None;
     refs::substitute(&mut v, &mut |expr| match known.get(expr) {
@@ -251,7 +257,10 @@ mod tests {
     fn vpc(cidr: &str) -> Resource {
         Resource {
             address: "net.vpc".into(),
-            spec: ResourceSpec::Vpc(Vpc { cidr_block: cidr.into(), tags: BTreeMap::new() }),
+            spec: ResourceSpec::Vpc(Vpc {
+                cidr_block: cidr.into(),
+                tags: BTreeMap::new(),
+            }),
             depends_on: BTreeSet::new(),
             origin: "m.yaml:1".into(),
         }
@@ -288,33 +297,57 @@ mod tests {
     fn nothing_exists_so_everything_is_created_with_unknown_ids() {
         let changes = diff("e", &[vpc("10.0.0.0/16"), subnet()], &[]);
         assert!(changes.iter().all(|c| c.change.action == Action::Create));
-        let vpc_id = changes[1].change.fields.iter().find(|f| f.path == "vpc_id").unwrap();
+        let vpc_id = changes[1]
+            .change
+            .fields
+            .iter()
+            .find(|f| f.path == "vpc_id")
+            .unwrap();
         assert_eq!(vpc_id.after.as_deref(), Some(KNOWN_AFTER_APPLY));
     }
 
     #[test]
     fn unchanged_resources_are_no_ops() {
         let v = found(&vpc("10.0.0.0/16"), "vpc-1", &HashMap::new());
-        let s = found(&subnet(), "subnet-1", &[("net.vpc.id".to_string(), "vpc-1".to_string())].into());
+        let s = found(
+            &subnet(),
+            "subnet-1",
+            &[("net.vpc.id".to_string(), "vpc-1".to_string())].into(),
+        );
         let changes = diff("e", &[vpc("10.0.0.0/16"), subnet()], &[v, s]);
-        assert!(changes.iter().all(|c| c.change.action == Action::NoOp), "{changes:#?}");
+        assert!(
+            changes.iter().all(|c| c.change.action == Action::NoOp),
+            "{changes:#?}"
+        );
     }
 
     #[test]
     fn an_immutable_change_replaces_the_resource_and_its_dependents() {
         let v = found(&vpc("10.0.0.0/16"), "vpc-1", &HashMap::new());
-        let s = found(&subnet(), "subnet-1", &[("net.vpc.id".to_string(), "vpc-1".to_string())].into());
+        let s = found(
+            &subnet(),
+            "subnet-1",
+            &[("net.vpc.id".to_string(), "vpc-1".to_string())].into(),
+        );
         let changes = diff("e", &[vpc("10.9.0.0/16"), subnet()], &[v, s]);
         assert_eq!(changes[0].change.action, Action::Replace);
         assert_eq!(changes[0].change.fields[0].path, "cidr_block");
-        assert_eq!(changes[1].change.action, Action::Replace, "the subnet's vpc_id becomes unknown");
+        assert_eq!(
+            changes[1].change.action,
+            Action::Replace,
+            "the subnet's vpc_id becomes unknown"
+        );
     }
 
     #[test]
     fn undeclared_and_duplicate_resources_are_deleted_subnets_before_vpcs() {
         let v = found(&vpc("10.0.0.0/16"), "vpc-1", &HashMap::new());
         let dup = found(&vpc("10.0.0.0/16"), "vpc-2", &HashMap::new());
-        let s = found(&subnet(), "subnet-1", &[("net.vpc.id".to_string(), "vpc-1".to_string())].into());
+        let s = found(
+            &subnet(),
+            "subnet-1",
+            &[("net.vpc.id".to_string(), "vpc-1".to_string())].into(),
+        );
         let changes = diff("e", &[vpc("10.0.0.0/16")], &[v, dup, s]);
         let deletes: Vec<&str> = changes
             .iter()

@@ -71,7 +71,10 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn call_failed<'a, E, R>(resource: &'a str, call: &'static str) -> impl FnOnce(aws_sdk_ec2::error::SdkError<E, R>) -> Error + 'a
+fn call_failed<'a, E, R>(
+    resource: &'a str,
+    call: &'static str,
+) -> impl FnOnce(aws_sdk_ec2::error::SdkError<E, R>) -> Error + 'a
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
@@ -154,7 +157,12 @@ fn filter(name: &str, values: &[&str]) -> Filter {
 fn user_tags(tags: &[Tag]) -> Value {
     let map: Map<String, Value> = tags
         .iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
         .filter(|(k, _)| !k.starts_with("envboot:") && !k.starts_with("aws:"))
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
@@ -162,7 +170,9 @@ fn user_tags(tags: &[Tag]) -> Value {
 }
 
 fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
 }
 
 fn rules_from(permissions: &[IpPermission]) -> Value {
@@ -228,7 +238,10 @@ impl Aws {
             self.discover_security_groups(environment),
             self.discover_instances(environment),
         )?;
-        Ok([vpcs, subnets, groups, instances].into_iter().flatten().collect())
+        Ok([vpcs, subnets, groups, instances]
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     fn env_filter(environment: &str) -> Filter {
@@ -247,7 +260,8 @@ impl Aws {
         while let Some(page) = pages.next().await {
             let page = page.map_err(call_failed(&scope, "DescribeVpcs"))?;
             for v in page.vpcs() {
-                let (Some(id), Some(address)) = (v.vpc_id(), tag_value(v.tags(), TAG_ADDRESS)) else {
+                let (Some(id), Some(address)) = (v.vpc_id(), tag_value(v.tags(), TAG_ADDRESS))
+                else {
                     continue;
                 };
                 let cidr = v.cidr_block().unwrap_or_default();
@@ -281,7 +295,8 @@ impl Aws {
         while let Some(page) = pages.next().await {
             let page = page.map_err(call_failed(&scope, "DescribeSubnets"))?;
             for s in page.subnets() {
-                let (Some(id), Some(address)) = (s.subnet_id(), tag_value(s.tags(), TAG_ADDRESS)) else {
+                let (Some(id), Some(address)) = (s.subnet_id(), tag_value(s.tags(), TAG_ADDRESS))
+                else {
                     continue;
                 };
                 let cidr = s.cidr_block().unwrap_or_default();
@@ -300,10 +315,14 @@ impl Aws {
                     .as_object()
                     .cloned()
                     .unwrap_or_default(),
-                    attributes: [("id", id), ("cidr_block", cidr), ("availability_zone", zone)]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
+                    attributes: [
+                        ("id", id),
+                        ("cidr_block", cidr),
+                        ("availability_zone", zone),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 });
             }
         }
@@ -322,7 +341,8 @@ impl Aws {
         while let Some(page) = pages.next().await {
             let page = page.map_err(call_failed(&scope, "DescribeSecurityGroups"))?;
             for g in page.security_groups() {
-                let (Some(id), Some(address)) = (g.group_id(), tag_value(g.tags(), TAG_ADDRESS)) else {
+                let (Some(id), Some(address)) = (g.group_id(), tag_value(g.tags(), TAG_ADDRESS))
+                else {
                     continue;
                 };
                 out.push(Actual {
@@ -361,10 +381,15 @@ impl Aws {
         while let Some(page) = pages.next().await {
             let page = page.map_err(call_failed(&scope, "DescribeInstances"))?;
             for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                let (Some(id), Some(address)) = (i.instance_id(), tag_value(i.tags(), TAG_ADDRESS)) else {
+                let (Some(id), Some(address)) = (i.instance_id(), tag_value(i.tags(), TAG_ADDRESS))
+                else {
                     continue;
                 };
-                let mut groups: Vec<&str> = i.security_groups().iter().filter_map(|g| g.group_id()).collect();
+                let mut groups: Vec<&str> = i
+                    .security_groups()
+                    .iter()
+                    .filter_map(|g| g.group_id())
+                    .collect();
                 groups.sort_unstable();
                 let private_ip = i.private_ip_address().unwrap_or_default();
                 out.push(Actual {
@@ -426,7 +451,10 @@ impl Aws {
     ) -> Result<BTreeMap<String, String>> {
         use aws_sdk_ec2::types::ResourceType as Rt;
         let attrs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         match spec {
             ResourceSpec::Vpc(Vpc { cidr_block, tags }) => {
@@ -434,15 +462,25 @@ impl Aws {
                     .client
                     .create_vpc()
                     .cidr_block(cidr_block)
-                    .tag_specifications(Self::tag_spec(Rt::Vpc, environment, address, revision, tags, &[]))
+                    .tag_specifications(Self::tag_spec(
+                        Rt::Vpc,
+                        environment,
+                        address,
+                        revision,
+                        tags,
+                        &[],
+                    ))
                     .send()
                     .await
                     .map_err(call_failed(address, "CreateVpc"))?;
-                let id = out.vpc().and_then(|v| v.vpc_id()).ok_or(Error::MissingInResponse {
-                    resource: address.to_string(),
-                    call: "CreateVpc",
-                    what: "VpcId",
-                })?;
+                let id = out
+                    .vpc()
+                    .and_then(|v| v.vpc_id())
+                    .ok_or(Error::MissingInResponse {
+                        resource: address.to_string(),
+                        call: "CreateVpc",
+                        what: "VpcId",
+                    })?;
                 Ok(attrs(&[("id", id), ("cidr_block", cidr_block)]))
             }
             ResourceSpec::Subnet(Subnet {
@@ -458,19 +496,33 @@ impl Aws {
                     .vpc_id(vpc_id)
                     .cidr_block(cidr_block)
                     .availability_zone(availability_zone)
-                    .tag_specifications(Self::tag_spec(Rt::Subnet, environment, address, revision, tags, &[]))
+                    .tag_specifications(Self::tag_spec(
+                        Rt::Subnet,
+                        environment,
+                        address,
+                        revision,
+                        tags,
+                        &[],
+                    ))
                     .send()
                     .await
                     .map_err(call_failed(address, "CreateSubnet"))?;
-                let id = out.subnet().and_then(|s| s.subnet_id()).ok_or(Error::MissingInResponse {
-                    resource: address.to_string(),
-                    call: "CreateSubnet",
-                    what: "SubnetId",
-                })?;
+                let id =
+                    out.subnet()
+                        .and_then(|s| s.subnet_id())
+                        .ok_or(Error::MissingInResponse {
+                            resource: address.to_string(),
+                            call: "CreateSubnet",
+                            what: "SubnetId",
+                        })?;
                 if *map_public_ip_on_launch {
                     self.set_public_ip(address, id, true).await?;
                 }
-                Ok(attrs(&[("id", id), ("cidr_block", cidr_block), ("availability_zone", availability_zone)]))
+                Ok(attrs(&[
+                    ("id", id),
+                    ("cidr_block", cidr_block),
+                    ("availability_zone", availability_zone),
+                ]))
             }
             ResourceSpec::SecurityGroup(SecurityGroup {
                 vpc_id,
@@ -484,7 +536,14 @@ impl Aws {
                     .group_name(format!("{environment}-{address}"))
                     .description(description)
                     .vpc_id(vpc_id)
-                    .tag_specifications(Self::tag_spec(Rt::SecurityGroup, environment, address, revision, tags, &[]))
+                    .tag_specifications(Self::tag_spec(
+                        Rt::SecurityGroup,
+                        environment,
+                        address,
+                        revision,
+                        tags,
+                        &[],
+                    ))
                     .send()
                     .await
                     .map_err(call_failed(address, "CreateSecurityGroup"))?;
@@ -518,14 +577,27 @@ impl Aws {
                     .client
                     .run_instances()
                     .image_id(ami)
-                    .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type.as_str()))
+                    .instance_type(aws_sdk_ec2::types::InstanceType::from(
+                        instance_type.as_str(),
+                    ))
                     .subnet_id(subnet_id)
                     .set_security_group_ids(Some(vpc_security_group_ids.clone()))
-                    .set_user_data(user_data.as_deref().map(|u| crate::render::template::base64(u.as_bytes())))
+                    .set_user_data(
+                        user_data
+                            .as_deref()
+                            .map(|u| crate::render::template::base64(u.as_bytes())),
+                    )
                     .min_count(1)
                     .max_count(1)
                     .client_token(token)
-                    .tag_specifications(Self::tag_spec(Rt::Instance, environment, address, revision, tags, &extra))
+                    .tag_specifications(Self::tag_spec(
+                        Rt::Instance,
+                        environment,
+                        address,
+                        revision,
+                        tags,
+                        &extra,
+                    ))
                     .send()
                     .await
                     .map_err(call_failed(address, "RunInstances"))?;
@@ -535,7 +607,13 @@ impl Aws {
                     what: "instance",
                 })?;
                 let id = instance.instance_id().unwrap_or_default();
-                Ok(attrs(&[("id", id), ("private_ip", instance.private_ip_address().unwrap_or_default())]))
+                Ok(attrs(&[
+                    ("id", id),
+                    (
+                        "private_ip",
+                        instance.private_ip_address().unwrap_or_default(),
+                    ),
+                ]))
             }
         }
     }
@@ -579,7 +657,8 @@ impl Aws {
         for field in &change.change.fields {
             match (field.path.as_str(), spec) {
                 ("map_public_ip_on_launch", ResourceSpec::Subnet(s)) => {
-                    self.set_public_ip(address, id, s.map_public_ip_on_launch).await?;
+                    self.set_public_ip(address, id, s.map_public_ip_on_launch)
+                        .await?;
                 }
                 ("ingress", ResourceSpec::SecurityGroup(g)) => {
                     let before: Vec<IngressRule> = change
@@ -590,8 +669,16 @@ impl Aws {
                         .unwrap_or_default();
                     let mut after = g.ingress.clone();
                     after.iter_mut().for_each(|r| r.cidr_blocks.sort());
-                    let removed: Vec<IngressRule> = before.iter().filter(|r| !after.contains(r)).cloned().collect();
-                    let added: Vec<IngressRule> = after.iter().filter(|r| !before.contains(r)).cloned().collect();
+                    let removed: Vec<IngressRule> = before
+                        .iter()
+                        .filter(|r| !after.contains(r))
+                        .cloned()
+                        .collect();
+                    let added: Vec<IngressRule> = after
+                        .iter()
+                        .filter(|r| !before.contains(r))
+                        .cloned()
+                        .collect();
                     if !removed.is_empty() {
                         self.client
                             .revoke_security_group_ingress()
@@ -694,10 +781,12 @@ impl Aws {
             };
             match result {
                 Ok(()) => return Ok(()),
-                Err(Error::CallFailed { code: Some(code), .. }) if code.ends_with(".NotFound") => return Ok(()),
-                Err(Error::CallFailed { code: Some(code), .. })
-                    if code == "DependencyViolation" && started.elapsed() < DELETE_TIMEOUT =>
-                {
+                Err(Error::CallFailed {
+                    code: Some(code), ..
+                }) if code.ends_with(".NotFound") => return Ok(()),
+                Err(Error::CallFailed {
+                    code: Some(code), ..
+                }) if code == "DependencyViolation" && started.elapsed() < DELETE_TIMEOUT => {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
                 Err(e) => return Err(e),

@@ -33,7 +33,10 @@ impl ObjectKey {
             group: group.to_string(),
             kind: object["kind"].as_str().unwrap_or_default().to_string(),
             namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
-            name: object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            name: object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 
@@ -75,7 +78,11 @@ pub fn compare(desired: &Value, live: &Value, path: &str, out: &mut Vec<FieldCha
     match (desired, live) {
         (Value::Object(d), Value::Object(l)) => {
             for (k, dv) in d {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 if p == format!("metadata.annotations.{ANNOTATION_REVISION}") {
                     continue;
                 }
@@ -113,11 +120,25 @@ fn numbers_equal(a: &Value, b: &Value) -> bool {
 }
 
 /// Fields envboot owns in `fields_v1` (managedFields) that `desired` no longer has.
-pub fn removed(fields_v1: &Value, desired: &Value, live: &Value, path: &str, out: &mut Vec<FieldChange>) {
-    let Value::Object(owned) = fields_v1 else { return };
+pub fn removed(
+    fields_v1: &Value,
+    desired: &Value,
+    live: &Value,
+    path: &str,
+    out: &mut Vec<FieldChange>,
+) {
+    let Value::Object(owned) = fields_v1 else {
+        return;
+    };
     for (k, sub) in owned {
-        let Some(name) = k.strip_prefix("f:") else { continue };
-        let p = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+        let Some(name) = k.strip_prefix("f:") else {
+            continue;
+        };
+        let p = if path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        };
         match desired.get(name) {
             None => {
                 if let Some(lv) = live.get(name) {
@@ -150,13 +171,22 @@ pub fn owned_fields(live: &Value) -> Option<&Value> {
 ///
 /// `desired` is in apply order; `live` holds every object found with the environment's label;
 /// `foreign_namespaces` are namespaces that exist without envboot's label (used, never changed).
-pub fn diff(desired: &[Value], live: &[Value], foreign_namespaces: &BTreeSet<String>) -> Vec<KubeChange> {
-    let mut by_key: BTreeMap<ObjectKey, &Value> = live.iter().map(|o| (ObjectKey::of(o), o)).collect();
+pub fn diff(
+    desired: &[Value],
+    live: &[Value],
+    foreign_namespaces: &BTreeSet<String>,
+) -> Vec<KubeChange> {
+    let mut by_key: BTreeMap<ObjectKey, &Value> =
+        live.iter().map(|o| (ObjectKey::of(o), o)).collect();
     let mut out = Vec::new();
     for object in desired {
         let key = ObjectKey::of(object);
-        let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
-        if key.kind == "Namespace" && key.group.is_empty() && foreign_namespaces.contains(&key.name) {
+        let api_version = object["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if key.kind == "Namespace" && key.group.is_empty() && foreign_namespaces.contains(&key.name)
+        {
             by_key.remove(&key);
             continue;
         }
@@ -168,7 +198,14 @@ pub fn diff(desired: &[Value], live: &[Value], foreign_namespaces: &BTreeSet<Str
                 if let Some(owned) = owned_fields(l) {
                     removed(owned, object, l, "", &mut fields);
                 }
-                (if fields.is_empty() { Action::NoOp } else { Action::Update }, fields)
+                (
+                    if fields.is_empty() {
+                        Action::NoOp
+                    } else {
+                        Action::Update
+                    },
+                    fields,
+                )
             }
         };
         out.push(KubeChange {
@@ -223,7 +260,11 @@ mod tests {
 
     #[test]
     fn a_changed_value_is_an_update_naming_the_field() {
-        let changes = diff(&[cm(json!({"a": "2"}))], &[cm(json!({"a": "1"}))], &BTreeSet::new());
+        let changes = diff(
+            &[cm(json!({"a": "2"}))],
+            &[cm(json!({"a": "1"}))],
+            &BTreeSet::new(),
+        );
         assert_eq!(changes[0].change.action, Action::Update);
         assert_eq!(changes[0].change.fields[0].path, "data.a");
         assert_eq!(changes[0].change.fields[0].before.as_deref(), Some("\"1\""));

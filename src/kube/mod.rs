@@ -18,8 +18,8 @@ use kube::discovery::Scope;
 use kube::Client;
 use serde_json::Value;
 
-pub use diff::{KubeChange, ObjectKey, FIELD_MANAGER};
 use crate::render::LABEL_ENVIRONMENT;
+pub use diff::{KubeChange, ObjectKey, FIELD_MANAGER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -90,7 +90,11 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let dry_run = req.uri().query().is_some_and(|q| q.contains("dryRun"));
-        let method = if dry_run { "DRYRUN".to_string() } else { req.method().to_string() };
+        let method = if dry_run {
+            "DRYRUN".to_string()
+        } else {
+            req.method().to_string()
+        };
         if let Ok(mut map) = self.counter.0.lock() {
             *map.entry(method).or_default() += 1;
         }
@@ -103,8 +107,11 @@ where
 pub struct Kube {
     client: Client,
     pub calls: RequestCounter,
-    resources: Arc<Mutex<HashMap<(String, String), (ApiResource, bool)>>>,
+    resources: Arc<Mutex<ResourceCache>>,
 }
+
+/// (apiVersion, kind) to the API resource and whether it is namespaced.
+type ResourceCache = HashMap<(String, String), (ApiResource, bool)>;
 
 /// Kinds envboot lists for pruning even when Git no longer declares any object of them.
 const PRUNE_KINDS: [(&str, &str); 12] = [
@@ -160,7 +167,12 @@ impl Kube {
     /// The API resource of a kind and whether it is namespaced (discovery, cached).
     pub async fn resource(&self, api_version: &str, kind: &str) -> Result<(ApiResource, bool)> {
         let cache_key = (api_version.to_string(), kind.to_string());
-        if let Some(found) = self.resources.lock().ok().and_then(|m| m.get(&cache_key).cloned()) {
+        if let Some(found) = self
+            .resources
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&cache_key).cloned())
+        {
             return Ok(found);
         }
         let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk(api_version, kind))
@@ -179,7 +191,10 @@ impl Kube {
 
     /// Sets the namespace of namespaced objects that have none and drops it from cluster-scoped ones.
     pub async fn place(&self, object: &mut Value, default_namespace: Option<&str>) -> Result<()> {
-        let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
+        let api_version = object["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let kind = object["kind"].as_str().unwrap_or_default().to_string();
         let (_, namespaced) = self.resource(&api_version, &kind).await?;
         let metadata = &mut object["metadata"];
@@ -196,9 +211,17 @@ impl Kube {
     }
 
     /// Every object labelled as `environment`'s, of the given kinds and the usual kinds.
-    pub async fn discover(&self, environment: &str, kinds: &BTreeSet<(String, String)>) -> Result<Vec<Value>> {
+    pub async fn discover(
+        &self,
+        environment: &str,
+        kinds: &BTreeSet<(String, String)>,
+    ) -> Result<Vec<Value>> {
         let mut all: BTreeSet<(String, String)> = kinds.clone();
-        all.extend(PRUNE_KINDS.iter().map(|(a, k)| (a.to_string(), k.to_string())));
+        all.extend(
+            PRUNE_KINDS
+                .iter()
+                .map(|(a, k)| (a.to_string(), k.to_string())),
+        );
         let selector = format!("{LABEL_ENVIRONMENT}={environment}");
         let lists = all.iter().map(|(api_version, kind)| {
             let selector = selector.clone();
@@ -206,7 +229,9 @@ impl Kube {
                 let (ar, _) = match self.resource(api_version, kind).await {
                     Ok(found) => found,
                     // A usual kind this cluster does not serve holds nothing of ours.
-                    Err(Error::UnknownKind { .. }) if !kinds.contains(&(api_version.clone(), kind.clone())) => {
+                    Err(Error::UnknownKind { .. })
+                        if !kinds.contains(&(api_version.clone(), kind.clone())) =>
+                    {
                         return Ok(Vec::new());
                     }
                     Err(e) => return Err(e),
@@ -273,20 +298,32 @@ impl Kube {
     /// Server-side applies `object`.
     pub async fn apply(&self, api_version: &str, key: &ObjectKey, object: &Value) -> Result<()> {
         let api = self.api(api_version, key).await?;
-        api.patch(&key.name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(object))
-            .await
-            .map_err(|source| Error::CallFailed {
-                object: key.to_string(),
-                call: "server-side apply",
-                source,
-            })?;
+        api.patch(
+            &key.name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(object),
+        )
+        .await
+        .map_err(|source| Error::CallFailed {
+            object: key.to_string(),
+            call: "server-side apply",
+            source,
+        })?;
         Ok(())
     }
 
     /// Deletes an owned object (foreground propagation). A namespace that still holds objects
     /// envboot does not own is kept; returns `false` then.
-    pub async fn delete(&self, api_version: &str, key: &ObjectKey, environment: &str) -> Result<bool> {
-        if key.kind == "Namespace" && key.group.is_empty() && self.holds_foreign_objects(&key.name, environment).await? {
+    pub async fn delete(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        environment: &str,
+    ) -> Result<bool> {
+        if key.kind == "Namespace"
+            && key.group.is_empty()
+            && self.holds_foreign_objects(&key.name, environment).await?
+        {
             return Ok(false);
         }
         let api = self.api(api_version, key).await?;
@@ -314,17 +351,29 @@ impl Kube {
         ] {
             let (ar, _) = self.resource(api_version, kind).await?;
             let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
-            let list = api.list(&ListParams::default()).await.map_err(|source| Error::CallFailed {
-                object: format!("{kind} in namespace {ns}"),
-                call: "list",
-                source,
-            })?;
+            let list =
+                api.list(&ListParams::default())
+                    .await
+                    .map_err(|source| Error::CallFailed {
+                        object: format!("{kind} in namespace {ns}"),
+                        call: "list",
+                        source,
+                    })?;
             let foreign = list.items.iter().any(|o| {
-                let owned = o.metadata.labels.as_ref().and_then(|l| l.get(LABEL_ENVIRONMENT)).is_some_and(|e| e == environment);
+                let owned = o
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_ENVIRONMENT))
+                    .is_some_and(|e| e == environment);
                 let name = o.metadata.name.as_deref().unwrap_or_default();
                 let automatic = (kind == "ConfigMap" && name == "kube-root-ca.crt")
-                    || (kind == "Secret" && o.data["type"] == "kubernetes.io/service-account-token")
-                    || o.metadata.owner_references.as_ref().is_some_and(|r| !r.is_empty());
+                    || (kind == "Secret"
+                        && o.data["type"] == "kubernetes.io/service-account-token")
+                    || o.metadata
+                        .owner_references
+                        .as_ref()
+                        .is_some_and(|r| !r.is_empty());
                 !owned && !automatic
             });
             if foreign {

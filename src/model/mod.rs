@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::diag::{self, idx, key, Diagnostic, Diagnostics, SourceFile};
 use crate::source::Snapshot;
-pub use spec::{ResourceSpec, ResourceType};
 use spec::{ClusterKind, EnvironmentFile, ModuleFile, API_VERSION};
+pub use spec::{ResourceSpec, ResourceType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -167,7 +167,12 @@ fn utf8<'b>(path: &str, bytes: &'b [u8]) -> std::result::Result<&'b str, Diagnos
     })
 }
 
-fn check_header(file: &SourceFile, api_version: &str, kind: &str, want_kind: &str) -> Vec<Diagnostic> {
+fn check_header(
+    file: &SourceFile,
+    api_version: &str,
+    kind: &str,
+    want_kind: &str,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     if api_version != API_VERSION {
         out.push(file.at(
@@ -185,7 +190,8 @@ fn check_header(file: &SourceFile, api_version: &str, kind: &str, want_kind: &st
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -197,7 +203,8 @@ fn is_dns_subdomain(s: &str) -> bool {
 
 fn is_identifier(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         && s.as_bytes()[0].is_ascii_alphabetic()
 }
 
@@ -253,13 +260,19 @@ impl Loader<'_> {
         if env.name != name {
             self.report(file.at(
                 "name",
-                format!("name `{}` does not match the folder: expected `{name}`", env.name),
+                format!(
+                    "name `{}` does not match the folder: expected `{name}`",
+                    env.name
+                ),
             ));
         }
         if env.cloud.provider != "aws" {
             self.report(file.at(
                 "cloud.provider",
-                format!("unsupported provider `{}`: expected `aws`", env.cloud.provider),
+                format!(
+                    "unsupported provider `{}`: expected `aws`",
+                    env.cloud.provider
+                ),
             ));
         }
         let env_dir = format!("environments/{name}");
@@ -332,7 +345,11 @@ impl Loader<'_> {
         for (i, inst) in env.infrastructure.iter().enumerate() {
             let mut found = Vec::new();
             for (k, v) in &inst.inputs {
-                refs::collect(v, &key(&key(&idx("infrastructure", i), "inputs"), k), &mut found);
+                refs::collect(
+                    v,
+                    &key(&key(&idx("infrastructure", i), "inputs"), k),
+                    &mut found,
+                );
             }
             let entry = deps.entry(i).or_default();
             for (path, expr) in found {
@@ -357,10 +374,16 @@ impl Loader<'_> {
         let order = match topo_sort(&deps) {
             Ok(order) => order,
             Err(cycle) => {
-                let names: Vec<&str> = cycle.iter().map(|&i| env.infrastructure[i].name.as_str()).collect();
+                let names: Vec<&str> = cycle
+                    .iter()
+                    .map(|&i| env.infrastructure[i].name.as_str())
+                    .collect();
                 self.report(file.at(
                     &idx("infrastructure", cycle[0]),
-                    format!("module instances refer to each other in a cycle: {}", names.join(" -> ")),
+                    format!(
+                        "module instances refer to each other in a cycle: {}",
+                        names.join(" -> ")
+                    ),
                 ));
                 return Vec::new();
             }
@@ -372,7 +395,12 @@ impl Loader<'_> {
             let inst = &env.infrastructure[i];
             let at = idx("infrastructure", i);
             let Some((module, mfile)) = self.module(&inst.module) else {
-                if !self.diagnostics.0.iter().any(|d| d.file.starts_with(&format!("modules/{}/", inst.module))) {
+                if !self
+                    .diagnostics
+                    .0
+                    .iter()
+                    .any(|d| d.file.starts_with(&format!("modules/{}/", inst.module)))
+                {
                     self.report(file.at(
                         &key(&at, "module"),
                         format!(
@@ -410,17 +438,29 @@ impl Loader<'_> {
                 for (_, expr) in collect_refs(&value) {
                     if let ["module", m, o] = expr.split('.').collect::<Vec<_>>().as_slice() {
                         if outputs.contains_key(*m) {
-                            self.report(file.at(&path, format!("module instance `{m}` has no output `{o}`")));
+                            self.report(
+                                file.at(
+                                    &path,
+                                    format!("module instance `{m}` has no output `{o}`"),
+                                ),
+                            );
                         }
                     }
                 }
                 let is_reference = v.as_str().and_then(refs::whole).is_some();
                 if !is_reference && !spec.kind.accepts(&value) {
-                    self.report(file.at(
-                        &path,
-                        format!("input `{k}` of module `{}` expects a {:?}, got {}", inst.module, spec.kind, kind_of(&value))
+                    self.report(
+                        file.at(
+                            &path,
+                            format!(
+                                "input `{k}` of module `{}` expects a {:?}, got {}",
+                                inst.module,
+                                spec.kind,
+                                kind_of(&value)
+                            )
                             .to_lowercase(),
-                    ));
+                        ),
+                    );
                 }
                 inputs.insert(k.clone(), value);
             }
@@ -437,8 +477,13 @@ impl Loader<'_> {
                     }
                 }
             }
-            let (mut instance_resources, instance_outputs) =
-                self.instantiate(&inst.name, &module, &mfile, &inputs, &file.at(&at, "").to_string());
+            let (mut instance_resources, instance_outputs) = self.instantiate(
+                &inst.name,
+                &module,
+                &mfile,
+                &inputs,
+                &file.at(&at, "").to_string(),
+            );
             resources.append(&mut instance_resources);
             outputs.insert(inst.name.clone(), instance_outputs);
         }
@@ -460,8 +505,16 @@ impl Loader<'_> {
         let mut typed = Vec::new();
         for (j, raw) in module.resources.iter().enumerate() {
             let at = idx("resources", j);
-            let name = raw.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-            let type_name = raw.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+            let name = raw
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let type_name = raw
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if !is_identifier(&name) {
                 self.report(mfile.at(&key(&at, "name"), "every resource needs a `name`: letters, digits, `_` or `-`, starting with a letter"));
                 continue;
@@ -470,12 +523,18 @@ impl Loader<'_> {
                 let known: Vec<&str> = ResourceType::ALL.iter().map(|t| t.name()).collect();
                 self.report(mfile.at(
                     &key(&at, "type"),
-                    format!("unknown resource type `{type_name}`: expected one of {}", known.join(", ")),
+                    format!(
+                        "unknown resource type `{type_name}`: expected one of {}",
+                        known.join(", ")
+                    ),
                 ));
                 continue;
             };
             if names.insert(name.clone(), ty).is_some() {
-                self.report(mfile.at(&key(&at, "name"), format!("duplicate resource name `{name}`")));
+                self.report(mfile.at(
+                    &key(&at, "name"),
+                    format!("duplicate resource name `{name}`"),
+                ));
                 continue;
             }
             typed.push((j, name, ty));
@@ -492,7 +551,11 @@ impl Loader<'_> {
             let mut depends_on = BTreeSet::new();
             let mut raw_refs = Vec::new();
             refs::collect(&args, &at, &mut raw_refs);
-            refs::substitute(&mut args, &mut |expr| match expr.split('.').collect::<Vec<_>>().as_slice() {
+            refs::substitute(&mut args, &mut |expr| match expr
+                .split('.')
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
                 ["input", k] => {
                     let v = inputs.get(*k).cloned();
                     if v.is_none() && !module.inputs.contains_key(*k) {
@@ -537,27 +600,37 @@ impl Loader<'_> {
                     }
                 }
             });
-            let first_ref_path = raw_refs.first().map(|(p, _)| p.clone()).unwrap_or_else(|| at.clone());
+            let first_ref_path = raw_refs
+                .first()
+                .map(|(p, _)| p.clone())
+                .unwrap_or_else(|| at.clone());
             for p in problems {
                 self.report(mfile.at(&first_ref_path, format!("{p}{note}")));
             }
             let spec = match ty {
                 ResourceType::Vpc => diag::from_value(mfile, &at, args).map(ResourceSpec::Vpc),
-                ResourceType::Subnet => diag::from_value(mfile, &at, args).map(ResourceSpec::Subnet),
+                ResourceType::Subnet => {
+                    diag::from_value(mfile, &at, args).map(ResourceSpec::Subnet)
+                }
                 ResourceType::SecurityGroup => {
                     diag::from_value(mfile, &at, args).map(ResourceSpec::SecurityGroup)
                 }
-                ResourceType::Instance => diag::from_value(mfile, &at, args).map(ResourceSpec::Instance),
+                ResourceType::Instance => {
+                    diag::from_value(mfile, &at, args).map(ResourceSpec::Instance)
+                }
             };
             match spec {
                 Ok(spec) => {
                     let (line, _) = mfile.position(&at);
-                    out.push((at, Resource {
-                        address: format!("{instance}.{name}"),
-                        spec,
-                        depends_on,
-                        origin: format!("{}:{line}", mfile.path),
-                    }));
+                    out.push((
+                        at,
+                        Resource {
+                            address: format!("{instance}.{name}"),
+                            spec,
+                            depends_on,
+                            origin: format!("{}:{line}", mfile.path),
+                        },
+                    ));
                 }
                 Err(mut d) => {
                     d.message.push_str(&note);
@@ -611,7 +684,9 @@ impl Loader<'_> {
                     Some(Ok(net)) => {
                         vpcs.insert(format!("${{{}.id}}", r.address), net);
                     }
-                    Some(Err(m)) => self.report(mfile.at(&key(at, "cidr_block"), format!("{m}{note}"))),
+                    Some(Err(m)) => {
+                        self.report(mfile.at(&key(at, "cidr_block"), format!("{m}{note}")))
+                    }
                     None => {}
                 }
             }
@@ -630,7 +705,9 @@ impl Loader<'_> {
                             }
                         }
                         for (other_at, other_vpc, other, other_addr) in &subnets {
-                            if *other_vpc == s.vpc_id && (other.contains(&net) || net.contains(other)) {
+                            if *other_vpc == s.vpc_id
+                                && (other.contains(&net) || net.contains(other))
+                            {
                                 let _ = other_at;
                                 self.report(mfile.at(
                                     &key(at, "cidr_block"),
@@ -640,7 +717,9 @@ impl Loader<'_> {
                         }
                         subnets.push((at.clone(), s.vpc_id.clone(), net, r.address.clone()));
                     }
-                    Some(Err(m)) => self.report(mfile.at(&key(at, "cidr_block"), format!("{m}{note}"))),
+                    Some(Err(m)) => {
+                        self.report(mfile.at(&key(at, "cidr_block"), format!("{m}{note}")))
+                    }
                     None => {}
                 },
                 ResourceSpec::SecurityGroup(g) => {
@@ -648,19 +727,28 @@ impl Loader<'_> {
                         let rule_at = idx(&key(at, "ingress"), i);
                         for (c, cidr) in rule.cidr_blocks.iter().enumerate() {
                             if let Some(Err(m)) = literal(cidr) {
-                                self.report(mfile.at(&idx(&key(&rule_at, "cidr_blocks"), c), format!("{m}{note}")));
+                                self.report(mfile.at(
+                                    &idx(&key(&rule_at, "cidr_blocks"), c),
+                                    format!("{m}{note}"),
+                                ));
                             }
                         }
                         if !matches!(rule.protocol.as_str(), "tcp" | "udp" | "icmp" | "-1") {
                             self.report(mfile.at(
                                 &key(&rule_at, "protocol"),
-                                format!("invalid protocol `{}`: expected tcp, udp, icmp or -1{note}", rule.protocol),
+                                format!(
+                                    "invalid protocol `{}`: expected tcp, udp, icmp or -1{note}",
+                                    rule.protocol
+                                ),
                             ));
                         }
                         if rule.from_port > rule.to_port {
                             self.report(mfile.at(
                                 &key(&rule_at, "from_port"),
-                                format!("from_port {} is above to_port {}{note}", rule.from_port, rule.to_port),
+                                format!(
+                                    "from_port {} is above to_port {}{note}",
+                                    rule.from_port, rule.to_port
+                                ),
                             ));
                         }
                     }
@@ -672,8 +760,11 @@ impl Loader<'_> {
 
     /// Checks cross-module references and sorts resources so dependencies come first.
     fn order_resources(&mut self, resources: Vec<Resource>) -> Vec<Resource> {
-        let index: HashMap<&str, usize> =
-            resources.iter().enumerate().map(|(i, r)| (r.address.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.address.as_str(), i))
+            .collect();
         let mut deps: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
         let mut missing = Vec::new();
         for (i, r) in resources.iter().enumerate() {
@@ -702,33 +793,59 @@ impl Loader<'_> {
                 order.into_iter().filter_map(|i| slots[i].take()).collect()
             }
             Err(cycle) => {
-                let names: Vec<&str> = cycle.iter().map(|&i| resources[i].address.as_str()).collect();
+                let names: Vec<&str> = cycle
+                    .iter()
+                    .map(|&i| resources[i].address.as_str())
+                    .collect();
                 let first = &resources[cycle[0]].origin;
                 let (file, line) = first.rsplit_once(':').unwrap_or((first, "1"));
                 self.report(Diagnostic {
                     file: file.to_string(),
                     line: line.parse().unwrap_or(1),
                     column: 1,
-                    message: format!("resources refer to each other in a cycle: {}", names.join(" -> ")),
+                    message: format!(
+                        "resources refer to each other in a cycle: {}",
+                        names.join(" -> ")
+                    ),
                 });
                 Vec::new()
             }
         }
     }
 
-    fn releases(&mut self, env: &EnvironmentFile, file: &SourceFile, env_dir: &str) -> Vec<Release> {
+    fn releases(
+        &mut self,
+        env: &EnvironmentFile,
+        file: &SourceFile,
+        env_dir: &str,
+    ) -> Vec<Release> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for (i, spec) in env.releases.iter().enumerate() {
             let at = idx("releases", i);
             if !is_dns_label(&spec.name) {
-                self.report(file.at(&key(&at, "name"), format!("invalid release name `{}`: expected a DNS label (a-z, 0-9, `-`)", spec.name)));
+                self.report(file.at(
+                    &key(&at, "name"),
+                    format!(
+                        "invalid release name `{}`: expected a DNS label (a-z, 0-9, `-`)",
+                        spec.name
+                    ),
+                ));
             }
             if !seen.insert(spec.name.clone()) {
-                self.report(file.at(&key(&at, "name"), format!("duplicate release name `{}`", spec.name)));
+                self.report(file.at(
+                    &key(&at, "name"),
+                    format!("duplicate release name `{}`", spec.name),
+                ));
             }
             if !is_dns_label(&spec.namespace) {
-                self.report(file.at(&key(&at, "namespace"), format!("invalid namespace `{}`: expected a DNS label (a-z, 0-9, `-`)", spec.namespace)));
+                self.report(file.at(
+                    &key(&at, "namespace"),
+                    format!(
+                        "invalid namespace `{}`: expected a DNS label (a-z, 0-9, `-`)",
+                        spec.namespace
+                    ),
+                ));
             }
             let Some(chart) = self.chart(&spec.chart, file, &key(&at, "chart")) else {
                 continue;
@@ -737,20 +854,30 @@ impl Loader<'_> {
             for (v, rel) in spec.values_files.iter().enumerate() {
                 let vat = idx(&key(&at, "valuesFiles"), v);
                 let Some(path) = join(env_dir, rel) else {
-                    self.report(file.at(&vat, format!("values file `{rel}` points outside the repository")));
+                    self.report(file.at(
+                        &vat,
+                        format!("values file `{rel}` points outside the repository"),
+                    ));
                     continue;
                 };
                 let Some(bytes) = self.snapshot.file(&path) else {
-                    self.report(file.at(&vat, format!("values file `{rel}` not found: expected {path} in the commit")));
+                    self.report(file.at(
+                        &vat,
+                        format!("values file `{rel}` not found: expected {path} in the commit"),
+                    ));
                     continue;
                 };
                 let Ok(text) = utf8(&path, bytes).map_err(|d| self.report(d)) else {
                     continue;
                 };
                 match diag::parse::<Option<Value>>(&path, text) {
-                    Ok((Some(overlay @ Value::Object(_)), _)) => merge_values(&mut values, &overlay),
+                    Ok((Some(overlay @ Value::Object(_)), _)) => {
+                        merge_values(&mut values, &overlay)
+                    }
                     Ok((None, _)) => {}
-                    Ok((Some(_), vfile)) => self.report(vfile.at("", "a values file must be a map of values")),
+                    Ok((Some(_), vfile)) => {
+                        self.report(vfile.at("", "a values file must be a map of values"))
+                    }
                     Err(d) => self.report(d),
                 }
             }
@@ -777,11 +904,16 @@ impl Loader<'_> {
         let dir = format!("modules/{name}");
         let chart_path = format!("{dir}/Chart.yaml");
         let Some(bytes) = self.snapshot.file(&chart_path) else {
-            self.report(file.at(at, format!("chart `{name}` not found: expected {chart_path} in the commit")));
+            self.report(file.at(
+                at,
+                format!("chart `{name}` not found: expected {chart_path} in the commit"),
+            ));
             return None;
         };
         let text = utf8(&chart_path, bytes).map_err(|d| self.report(d)).ok()?;
-        let (meta, _): (ChartYaml, _) = diag::parse(&chart_path, text).map_err(|d| self.report(d)).ok()?;
+        let (meta, _): (ChartYaml, _) = diag::parse(&chart_path, text)
+            .map_err(|d| self.report(d))
+            .ok()?;
         let values_path = format!("{dir}/values.yaml");
         let values = match self.snapshot.file(&values_path) {
             None => Value::Object(Default::default()),
@@ -818,7 +950,12 @@ impl Loader<'_> {
         })
     }
 
-    fn config_maps(&mut self, env: &EnvironmentFile, file: &SourceFile, env_dir: &str) -> Vec<ConfigMap> {
+    fn config_maps(
+        &mut self,
+        env: &EnvironmentFile,
+        file: &SourceFile,
+        env_dir: &str,
+    ) -> Vec<ConfigMap> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for (i, spec) in env.config_maps.iter().enumerate() {
@@ -827,10 +964,19 @@ impl Loader<'_> {
                 self.report(file.at(&key(&at, "name"), format!("invalid ConfigMap name `{}`: expected a DNS subdomain (a-z, 0-9, `-`, `.`)", spec.name)));
             }
             if !is_dns_label(&spec.namespace) {
-                self.report(file.at(&key(&at, "namespace"), format!("invalid namespace `{}`: expected a DNS label (a-z, 0-9, `-`)", spec.namespace)));
+                self.report(file.at(
+                    &key(&at, "namespace"),
+                    format!(
+                        "invalid namespace `{}`: expected a DNS label (a-z, 0-9, `-`)",
+                        spec.namespace
+                    ),
+                ));
             }
             if !seen.insert((spec.namespace.clone(), spec.name.clone())) {
-                self.report(file.at(&key(&at, "name"), format!("duplicate ConfigMap `{}/{}`", spec.namespace, spec.name)));
+                self.report(file.at(
+                    &key(&at, "name"),
+                    format!("duplicate ConfigMap `{}/{}`", spec.namespace, spec.name),
+                ));
             }
             let mut cm = ConfigMap {
                 name: spec.name.clone(),
@@ -841,7 +987,10 @@ impl Loader<'_> {
             for (f, entry) in spec.files.iter().enumerate() {
                 let fat = idx(&key(&at, "files"), f);
                 let Some(path) = join(env_dir, &entry.path) else {
-                    self.report(file.at(&key(&fat, "path"), format!("file `{}` points outside the repository", entry.path)));
+                    self.report(file.at(
+                        &key(&fat, "path"),
+                        format!("file `{}` points outside the repository", entry.path),
+                    ));
                     continue;
                 };
                 let key_name = entry
@@ -849,11 +998,20 @@ impl Loader<'_> {
                     .clone()
                     .unwrap_or_else(|| path.rsplit('/').next().unwrap_or_default().to_string());
                 let Some(bytes) = self.snapshot.file(&path) else {
-                    self.report(file.at(&key(&fat, "path"), format!("file `{}` not found: expected {path} in the commit", entry.path)));
+                    self.report(file.at(
+                        &key(&fat, "path"),
+                        format!(
+                            "file `{}` not found: expected {path} in the commit",
+                            entry.path
+                        ),
+                    ));
                     continue;
                 };
                 if cm.data.contains_key(&key_name) || cm.binary_data.contains_key(&key_name) {
-                    self.report(file.at(&fat, format!("duplicate key `{key_name}` in ConfigMap `{}`", spec.name)));
+                    self.report(file.at(
+                        &fat,
+                        format!("duplicate key `{key_name}` in ConfigMap `{}`", spec.name),
+                    ));
                     continue;
                 }
                 match std::str::from_utf8(bytes) {
@@ -889,7 +1047,9 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 /// Orders nodes so that each comes after its dependencies; on a cycle, returns the cycle.
-fn topo_sort(deps: &BTreeMap<usize, BTreeSet<usize>>) -> std::result::Result<Vec<usize>, Vec<usize>> {
+fn topo_sort(
+    deps: &BTreeMap<usize, BTreeSet<usize>>,
+) -> std::result::Result<Vec<usize>, Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,

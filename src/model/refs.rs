@@ -69,7 +69,11 @@ pub fn substitute(value: &mut Value, f: &mut impl FnMut(&str) -> Option<Value>) 
 /// Every expression in every string of `value`, with the path of the string.
 pub fn collect(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
     match value {
-        Value::String(s) => out.extend(expressions(s).into_iter().map(|e| (path.to_string(), e.to_string()))),
+        Value::String(s) => out.extend(
+            expressions(s)
+                .into_iter()
+                .map(|e| (path.to_string(), e.to_string())),
+        ),
         Value::Array(items) => items
             .iter()
             .enumerate()

@@ -37,9 +37,18 @@ resources:
 
 fn snapshot(env: &str) -> Snapshot {
     let mut files = BTreeMap::new();
-    files.insert("environments/t/environment.yaml".to_string(), env.as_bytes().to_vec());
-    files.insert("modules/network/module.yaml".to_string(), MODULE.as_bytes().to_vec());
-    files.insert("modules/web/module.yaml".to_string(), WEB.as_bytes().to_vec());
+    files.insert(
+        "environments/t/environment.yaml".to_string(),
+        env.as_bytes().to_vec(),
+    );
+    files.insert(
+        "modules/network/module.yaml".to_string(),
+        MODULE.as_bytes().to_vec(),
+    );
+    files.insert(
+        "modules/web/module.yaml".to_string(),
+        WEB.as_bytes().to_vec(),
+    );
     Snapshot::from_files("0123456789abcdef", files)
 }
 
@@ -65,10 +74,14 @@ fn modules_are_instantiated_in_dependency_order_with_canonical_references() {
     .unwrap();
     let addresses: Vec<&str> = env.resources.iter().map(|r| r.address.as_str()).collect();
     assert_eq!(addresses, vec!["net.vpc", "net.subnet", "web.sg"]);
-    let ResourceSpec::SecurityGroup(sg) = &env.resources[2].spec else { panic!() };
+    let ResourceSpec::SecurityGroup(sg) = &env.resources[2].spec else {
+        panic!()
+    };
     assert_eq!(sg.vpc_id, "${net.vpc.id}");
     assert!(env.resources[2].depends_on.contains("net.vpc"));
-    let ResourceSpec::Subnet(subnet) = &env.resources[1].spec else { panic!() };
+    let ResourceSpec::Subnet(subnet) = &env.resources[1].spec else {
+        panic!()
+    };
     assert_eq!(subnet.availability_zone, "us-east-1a");
 }
 
@@ -76,7 +89,11 @@ fn modules_are_instantiated_in_dependency_order_with_canonical_references() {
 fn unknown_field_names_its_line() {
     let d = invalid("clutser: {type: existing}\n");
     assert_eq!(d.0.len(), 1, "{d}");
-    assert_eq!((d.0[0].file.as_str(), d.0[0].line), ("environments/t/environment.yaml", 5), "{d}");
+    assert_eq!(
+        (d.0[0].file.as_str(), d.0[0].line),
+        ("environments/t/environment.yaml", 5),
+        "{d}"
+    );
     assert!(d.0[0].message.contains("unknown field `clutser`"), "{d}");
 }
 
@@ -86,22 +103,38 @@ fn missing_input_unknown_input_and_missing_module_are_all_reported() {
         "infrastructure:\n  - name: net\n    module: network\n    inputs: {zoen: a}\n  - name: x\n    module: nosuch\n",
     );
     let text = d.to_string();
-    assert!(text.contains("environment.yaml:8:14: module `network` has no input `zoen`"), "{text}");
+    assert!(
+        text.contains("environment.yaml:8:14: module `network` has no input `zoen`"),
+        "{text}"
+    );
     assert!(text.contains("requires input `zone`"), "{text}");
-    assert!(text.contains("environment.yaml:10:5: module `nosuch` not found"), "{text}");
+    assert!(
+        text.contains("environment.yaml:10:5: module `nosuch` not found"),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_cidr_in_an_input_is_reported() {
     let d = invalid("infrastructure:\n  - name: net\n    module: network\n    inputs: {zone: a, cidr: 10.0.0.0/33}\n");
-    assert!(d.to_string().contains("invalid CIDR block `10.0.0.0/33`"), "{d}");
+    assert!(
+        d.to_string().contains("invalid CIDR block `10.0.0.0/33`"),
+        "{d}"
+    );
 }
 
 #[test]
 fn subnet_outside_its_vpc_is_reported() {
     let d = invalid("infrastructure:\n  - name: net\n    module: network\n    inputs: {zone: a, cidr: 192.168.0.0/16}\n");
-    assert!(d.to_string().contains("modules/network/module.yaml:13:"), "{d}");
-    assert!(d.to_string().contains("is not inside its VPC's 192.168.0.0/16"), "{d}");
+    assert!(
+        d.to_string().contains("modules/network/module.yaml:13:"),
+        "{d}"
+    );
+    assert!(
+        d.to_string()
+            .contains("is not inside its VPC's 192.168.0.0/16"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -118,14 +151,23 @@ fn duplicate_names_and_missing_charts_are_reported() {
         "cluster: {type: existing}\nreleases:\n  - {name: r, chart: nochart, namespace: apps}\nconfigMaps:\n  - {name: c, namespace: apps}\n  - {name: c, namespace: apps}\n",
     );
     let text = d.to_string();
-    assert!(text.contains(":7:") && text.contains("chart `nochart` not found"), "{text}");
-    assert!(text.contains(":10:") && text.contains("duplicate ConfigMap `apps/c`"), "{text}");
+    assert!(
+        text.contains(":7:") && text.contains("chart `nochart` not found"),
+        "{text}"
+    );
+    assert!(
+        text.contains(":10:") && text.contains("duplicate ConfigMap `apps/c`"),
+        "{text}"
+    );
 }
 
 #[test]
 fn values_merge_like_helm() {
     let mut base = serde_json::json!({"a": {"b": 1, "c": 2}, "d": 3});
-    merge_values(&mut base, &serde_json::json!({"a": {"b": 9, "c": null}, "e": 4}));
+    merge_values(
+        &mut base,
+        &serde_json::json!({"a": {"b": 9, "c": null}, "e": 4}),
+    );
     assert_eq!(base, serde_json::json!({"a": {"b": 9}, "d": 3, "e": 4}));
 }
 

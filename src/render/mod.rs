@@ -19,7 +19,8 @@ pub const LABEL_RELEASE: &str = "envboot.dev/release";
 pub const ANNOTATION_REVISION: &str = "envboot.dev/revision";
 
 /// Namespaces that exist in every cluster and are never created or deleted by envboot.
-pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -114,7 +115,10 @@ const KIND_ORDER: [&str; 36] = [
 
 /// Position of `kind` in the install order.
 pub fn kind_rank(kind: &str) -> usize {
-    KIND_ORDER.iter().position(|k| *k == kind).unwrap_or(KIND_ORDER.len())
+    KIND_ORDER
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(KIND_ORDER.len())
 }
 
 /// Renders every Kubernetes object of `env`, in install order.

@@ -124,7 +124,10 @@ fn split_words(s: &str, line: usize) -> Result<Vec<String>> {
                 }
             }
             if !closed {
-                return Err(TemplateError { line, message: format!("unterminated string in `{s}`") });
+                return Err(TemplateError {
+                    line,
+                    message: format!("unterminated string in `{s}`"),
+                });
             }
             words.push(w);
         } else if c == '(' || c == ')' || c == '|' {
@@ -150,14 +153,20 @@ fn parse_pipeline(text: &str, line: usize) -> Result<Pipeline> {
     let mut pos = 0;
     let p = parse_words(&words, &mut pos, text, line)?;
     if pos != words.len() {
-        return Err(TemplateError { line, message: format!("unexpected `)` in `{text}`") });
+        return Err(TemplateError {
+            line,
+            message: format!("unexpected `)` in `{text}`"),
+        });
     }
     Ok(p)
 }
 
 fn parse_words(words: &[String], pos: &mut usize, text: &str, line: usize) -> Result<Pipeline> {
     let mut commands = vec![];
-    let mut current = Command { name: None, args: vec![] };
+    let mut current = Command {
+        name: None,
+        args: vec![],
+    };
     while *pos < words.len() {
         let w = &words[*pos];
         *pos += 1;
@@ -166,11 +175,20 @@ fn parse_words(words: &[String], pos: &mut usize, text: &str, line: usize) -> Re
                 *pos -= 1;
                 break;
             }
-            "|" => commands.push(std::mem::replace(&mut current, Command { name: None, args: vec![] })),
+            "|" => commands.push(std::mem::replace(
+                &mut current,
+                Command {
+                    name: None,
+                    args: vec![],
+                },
+            )),
             "(" => {
                 let sub = parse_words(words, pos, text, line)?;
                 if words.get(*pos).map(String::as_str) != Some(")") {
-                    return Err(TemplateError { line, message: format!("missing `)` in `{text}`") });
+                    return Err(TemplateError {
+                        line,
+                        message: format!("missing `)` in `{text}`"),
+                    });
                 }
                 *pos += 1;
                 current.args.push(Arg::Sub(Box::new(sub)));
@@ -178,27 +196,47 @@ fn parse_words(words: &[String], pos: &mut usize, text: &str, line: usize) -> Re
             _ => {
                 let arg = parse_arg(w, line)?;
                 match arg {
-                    None if current.name.is_none() && current.args.is_empty() => current.name = Some(w.clone()),
-                    None => return Err(TemplateError { line, message: format!("a function (`{w}`) can only start a command, in `{text}`") }),
+                    None if current.name.is_none() && current.args.is_empty() => {
+                        current.name = Some(w.clone())
+                    }
+                    None => {
+                        return Err(TemplateError {
+                            line,
+                            message: format!(
+                                "a function (`{w}`) can only start a command, in `{text}`"
+                            ),
+                        })
+                    }
                     Some(a) => current.args.push(a),
                 }
             }
         }
     }
     commands.push(current);
-    if commands.iter().any(|c| c.name.is_none() && c.args.is_empty()) {
-        return Err(TemplateError { line, message: format!("empty command in `{text}`") });
+    if commands
+        .iter()
+        .any(|c| c.name.is_none() && c.args.is_empty())
+    {
+        return Err(TemplateError {
+            line,
+            message: format!("empty command in `{text}`"),
+        });
     }
-    Ok(Pipeline { line, text: text.to_string(), commands })
+    Ok(Pipeline {
+        line,
+        text: text.to_string(),
+        commands,
+    })
 }
 
 /// `None` means the word is a function name.
 fn parse_arg(w: &str, line: usize) -> Result<Option<Arg>> {
     if let Some(s) = w.strip_prefix('"') {
-        let unquoted: String = serde_json::from_str(&format!("\"{s}")).map_err(|e| TemplateError {
-            line,
-            message: format!("bad string {w}: {e}"),
-        })?;
+        let unquoted: String =
+            serde_json::from_str(&format!("\"{s}")).map_err(|e| TemplateError {
+                line,
+                message: format!("bad string {w}: {e}"),
+            })?;
         return Ok(Some(Arg::Str(unquoted)));
     }
     if w == "." {
@@ -208,10 +246,16 @@ fn parse_arg(w: &str, line: usize) -> Result<Option<Arg>> {
         return Ok(Some(Arg::Field(vec![], true)));
     }
     if let Some(path) = w.strip_prefix("$.") {
-        return Ok(Some(Arg::Field(path.split('.').map(str::to_string).collect(), true)));
+        return Ok(Some(Arg::Field(
+            path.split('.').map(str::to_string).collect(),
+            true,
+        )));
     }
     if let Some(path) = w.strip_prefix('.') {
-        return Ok(Some(Arg::Field(path.split('.').map(str::to_string).collect(), false)));
+        return Ok(Some(Arg::Field(
+            path.split('.').map(str::to_string).collect(),
+            false,
+        )));
     }
     match w {
         "true" => return Ok(Some(Arg::Bool(true))),
@@ -223,7 +267,10 @@ fn parse_arg(w: &str, line: usize) -> Result<Option<Arg>> {
         return Ok(Some(Arg::Num(n)));
     }
     if w.starts_with('$') {
-        return Err(TemplateError { line, message: format!("variables (`{w}`) are not supported by this engine") });
+        return Err(TemplateError {
+            line,
+            message: format!("variables (`{w}`) are not supported by this engine"),
+        });
     }
     Ok(None)
 }
@@ -244,7 +291,11 @@ struct Frame {
 }
 
 fn parse(src: &str) -> Result<Vec<Node>> {
-    let mut stack = vec![Frame { kind: BlockKind::Root, branches: vec![(None, vec![])], line: 0 }];
+    let mut stack = vec![Frame {
+        kind: BlockKind::Root,
+        branches: vec![(None, vec![])],
+        line: 0,
+    }];
     let push = |stack: &mut Vec<Frame>, node: Node| {
         if let Some((_, body)) = stack.last_mut().and_then(|f| f.branches.last_mut()) {
             body.push(node);
@@ -262,7 +313,9 @@ fn parse(src: &str) -> Result<Vec<Node>> {
         if action.starts_with("/*") {
             continue;
         }
-        let (word, rest) = action.split_once(char::is_whitespace).unwrap_or((&action, ""));
+        let (word, rest) = action
+            .split_once(char::is_whitespace)
+            .unwrap_or((&action, ""));
         match word {
             "if" | "with" | "range" => {
                 let kind = match word {
@@ -271,25 +324,45 @@ fn parse(src: &str) -> Result<Vec<Node>> {
                     _ => BlockKind::Range,
                 };
                 let cond = parse_pipeline(rest, line)?;
-                stack.push(Frame { kind, branches: vec![(Some(cond), vec![])], line });
+                stack.push(Frame {
+                    kind,
+                    branches: vec![(Some(cond), vec![])],
+                    line,
+                });
             }
             "else" => {
-                let frame = stack.last_mut().ok_or(TemplateError { line, message: "unexpected `else`".into() })?;
+                let frame = stack.last_mut().ok_or(TemplateError {
+                    line,
+                    message: "unexpected `else`".into(),
+                })?;
                 let has_else = frame.branches.last().is_some_and(|b| b.0.is_none());
                 if frame.kind == BlockKind::Root || has_else {
-                    return Err(TemplateError { line, message: "unexpected `else`".into() });
+                    return Err(TemplateError {
+                        line,
+                        message: "unexpected `else`".into(),
+                    });
                 }
                 match rest.strip_prefix("if ") {
                     Some(cond) if frame.kind == BlockKind::If => {
-                        frame.branches.push((Some(parse_pipeline(cond, line)?), vec![]));
+                        frame
+                            .branches
+                            .push((Some(parse_pipeline(cond, line)?), vec![]));
                     }
-                    Some(_) => return Err(TemplateError { line, message: "`else if` is only allowed inside `if`".into() }),
+                    Some(_) => {
+                        return Err(TemplateError {
+                            line,
+                            message: "`else if` is only allowed inside `if`".into(),
+                        })
+                    }
                     None => frame.branches.push((None, vec![])),
                 }
             }
             "end" => {
                 if stack.len() < 2 {
-                    return Err(TemplateError { line, message: "unexpected `end`".into() });
+                    return Err(TemplateError {
+                        line,
+                        message: "unexpected `end`".into(),
+                    });
                 }
                 let Some(frame) = stack.pop() else { continue };
                 let mut conditional = Vec::new();
@@ -303,7 +376,9 @@ fn parse(src: &str) -> Result<Vec<Node>> {
                 let node = match frame.kind {
                     BlockKind::If => Node::If(conditional, els),
                     BlockKind::With | BlockKind::Range => {
-                        let Some((p, body)) = conditional.pop() else { continue };
+                        let Some((p, body)) = conditional.pop() else {
+                            continue;
+                        };
                         if frame.kind == BlockKind::With {
                             Node::With(p, body, els)
                         } else {
@@ -315,7 +390,10 @@ fn parse(src: &str) -> Result<Vec<Node>> {
                 push(&mut stack, node);
             }
             "define" | "template" | "block" | "include" | "break" | "continue" => {
-                return Err(TemplateError { line, message: format!("`{word}` is not supported by this engine") });
+                return Err(TemplateError {
+                    line,
+                    message: format!("`{word}` is not supported by this engine"),
+                });
             }
             _ => {
                 let p = parse_pipeline(&action, line)?;
@@ -325,9 +403,16 @@ fn parse(src: &str) -> Result<Vec<Node>> {
     }
     if stack.len() != 1 {
         let line = stack.last().map(|f| f.line).unwrap_or(0);
-        return Err(TemplateError { line, message: "block opened here is never closed with `{{ end }}`".into() });
+        return Err(TemplateError {
+            line,
+            message: "block opened here is never closed with `{{ end }}`".into(),
+        });
     }
-    Ok(stack.pop().and_then(|mut f| f.branches.pop()).map(|b| b.1).unwrap_or_default())
+    Ok(stack
+        .pop()
+        .and_then(|mut f| f.branches.pop())
+        .map(|b| b.1)
+        .unwrap_or_default())
 }
 
 fn truthy(v: &Value) -> bool {
@@ -358,13 +443,19 @@ fn print(v: &Value) -> String {
 fn to_yaml(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
-        _ => serde_yaml_ng::to_string(v).unwrap_or_default().trim_end().to_string(),
+        _ => serde_yaml_ng::to_string(v)
+            .unwrap_or_default()
+            .trim_end()
+            .to_string(),
     }
 }
 
 fn indent(n: usize, s: &str) -> String {
     let pad = " ".repeat(n);
-    s.split('\n').map(|l| format!("{pad}{l}")).collect::<Vec<_>>().join("\n")
+    s.split('\n')
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 struct Ctx<'a> {
@@ -375,7 +466,9 @@ impl Ctx<'_> {
     fn arg(&self, a: &Arg, dot: &Value, line: usize) -> Result<Value> {
         Ok(match a {
             Arg::Str(s) => Value::String(s.clone()),
-            Arg::Num(n) => serde_json::Number::from_f64(*n).map(Value::Number).unwrap_or(Value::Null),
+            Arg::Num(n) => serde_json::Number::from_f64(*n)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
             Arg::Bool(b) => Value::Bool(*b),
             Arg::Nil => Value::Null,
             Arg::Field(path, from_root) => {
@@ -384,7 +477,12 @@ impl Ctx<'_> {
                     match v {
                         Value::Object(m) => v = m.get(p).unwrap_or(&Value::Null),
                         Value::Null => return Ok(Value::Null),
-                        _ => return Err(TemplateError { line, message: format!("can't read field `{p}` of a {}", type_name(v)) }),
+                        _ => {
+                            return Err(TemplateError {
+                                line,
+                                message: format!("can't read field `{p}` of a {}", type_name(v)),
+                            })
+                        }
                     }
                 }
                 v.clone()
@@ -396,18 +494,28 @@ impl Ctx<'_> {
     fn pipeline(&self, p: &Pipeline, dot: &Value) -> Result<Value> {
         let mut prev: Option<Value> = None;
         for c in &p.commands {
-            let mut args = c.args.iter().map(|a| self.arg(a, dot, p.line)).collect::<Result<Vec<_>>>()?;
+            let mut args = c
+                .args
+                .iter()
+                .map(|a| self.arg(a, dot, p.line))
+                .collect::<Result<Vec<_>>>()?;
             if let Some(v) = prev.take() {
                 args.push(v);
             }
             prev = Some(match &c.name {
                 None => {
                     if args.len() != 1 {
-                        return Err(TemplateError { line: p.line, message: format!("can't give an argument to a value in `{}`", p.text) });
+                        return Err(TemplateError {
+                            line: p.line,
+                            message: format!("can't give an argument to a value in `{}`", p.text),
+                        });
                     }
                     args.pop().unwrap_or(Value::Null)
                 }
-                Some(f) => call(f, args).map_err(|m| TemplateError { line: p.line, message: format!("{m} in `{}`", p.text) })?,
+                Some(f) => call(f, args).map_err(|m| TemplateError {
+                    line: p.line,
+                    message: format!("{m} in `{}`", p.text),
+                })?,
             });
         }
         Ok(prev.unwrap_or(Value::Null))
@@ -445,7 +553,12 @@ impl Ctx<'_> {
                         Value::Array(a) => a.clone(),
                         Value::Object(m) => m.values().cloned().collect(),
                         Value::Null => vec![],
-                        other => return Err(TemplateError { line: p.line, message: format!("range can't iterate over a {}", type_name(other)) }),
+                        other => {
+                            return Err(TemplateError {
+                                line: p.line,
+                                message: format!("range can't iterate over a {}", type_name(other)),
+                            })
+                        }
                     };
                     if items.is_empty() {
                         self.nodes(els, dot, out)?;
@@ -475,12 +588,17 @@ fn want_n(args: &[Value], n: usize, name: &str) -> std::result::Result<(), Strin
     if args.len() == n {
         Ok(())
     } else {
-        Err(format!("`{name}` takes {n} argument(s), got {}", args.len()))
+        Err(format!(
+            "`{name}` takes {n} argument(s), got {}",
+            args.len()
+        ))
     }
 }
 
 fn int_arg(v: &Value, name: &str) -> std::result::Result<usize, String> {
-    v.as_f64().map(|f| f.max(0.0) as usize).ok_or_else(|| format!("`{name}` expects a number, got {}", type_name(v)))
+    v.as_f64()
+        .map(|f| f.max(0.0) as usize)
+        .ok_or_else(|| format!("`{name}` expects a number, got {}", type_name(v)))
 }
 
 fn call(name: &str, args: Vec<Value>) -> std::result::Result<Value, String> {
@@ -489,11 +607,25 @@ fn call(name: &str, args: Vec<Value>) -> std::result::Result<Value, String> {
         other => print(other),
     };
     Ok(match name {
-        "quote" => Value::String(args.iter().map(|a| format!("{:?}", s(a))).collect::<Vec<_>>().join(" ")),
-        "squote" => Value::String(args.iter().map(|a| format!("'{}'", s(a))).collect::<Vec<_>>().join(" ")),
+        "quote" => Value::String(
+            args.iter()
+                .map(|a| format!("{:?}", s(a)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        "squote" => Value::String(
+            args.iter()
+                .map(|a| format!("'{}'", s(a)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         "default" => {
             want_n(&args, 2, name)?;
-            if truthy(&args[1]) { args[1].clone() } else { args[0].clone() }
+            if truthy(&args[1]) {
+                args[1].clone()
+            } else {
+                args[0].clone()
+            }
         }
         "required" => {
             want_n(&args, 2, name)?;
@@ -509,7 +641,11 @@ fn call(name: &str, args: Vec<Value>) -> std::result::Result<Value, String> {
         "indent" | "nindent" => {
             want_n(&args, 2, name)?;
             let body = indent(int_arg(&args[0], name)?, &s(&args[1]));
-            Value::String(if name == "nindent" { format!("\n{body}") } else { body })
+            Value::String(if name == "nindent" {
+                format!("\n{body}")
+            } else {
+                body
+            })
         }
         "upper" => Value::String(s(args.first().unwrap_or(&Value::Null)).to_uppercase()),
         "lower" => Value::String(s(args.first().unwrap_or(&Value::Null)).to_lowercase()),
@@ -545,7 +681,11 @@ pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -581,15 +721,36 @@ mod tests {
     #[test]
     fn fields_pipelines_and_trimming() {
         let v = json!({"Values": {"name": "web", "port": 8080.0}, "Release": {"Name": "r"}});
-        assert_eq!(r("a: {{ .Values.name | quote }}\nb: {{ .Values.port }}", v.clone()), "a: \"web\"\nb: 8080");
-        assert_eq!(r("x\n  {{- .Release.Name }}-{{ default \"d\" .Values.none -}}\n  y", v), "xr-dy");
+        assert_eq!(
+            r(
+                "a: {{ .Values.name | quote }}\nb: {{ .Values.port }}",
+                v.clone()
+            ),
+            "a: \"web\"\nb: 8080"
+        );
+        assert_eq!(
+            r(
+                "x\n  {{- .Release.Name }}-{{ default \"d\" .Values.none -}}\n  y",
+                v
+            ),
+            "xr-dy"
+        );
     }
 
     #[test]
     fn if_else_with_and_range() {
         let v = json!({"Values": {"on": true, "list": ["a", "b"], "m": {"k": "v"}}});
-        assert_eq!(r("{{ if .Values.off }}1{{ else if .Values.on }}2{{ else }}3{{ end }}", v.clone()), "2");
-        assert_eq!(r("{{ range .Values.list }}[{{ . }}]{{ end }}", v.clone()), "[a][b]");
+        assert_eq!(
+            r(
+                "{{ if .Values.off }}1{{ else if .Values.on }}2{{ else }}3{{ end }}",
+                v.clone()
+            ),
+            "2"
+        );
+        assert_eq!(
+            r("{{ range .Values.list }}[{{ . }}]{{ end }}", v.clone()),
+            "[a][b]"
+        );
         assert_eq!(r("{{ with .Values.m }}{{ .k }}{{ end }}", v.clone()), "v");
         assert_eq!(r("{{ if .Values.off }}1{{ end }}", v), "");
     }
@@ -597,17 +758,27 @@ mod tests {
     #[test]
     fn to_yaml_with_nindent() {
         let v = json!({"Values": {"res": {"cpu": "1", "mem": "2Gi"}}});
-        assert_eq!(r("r:{{ toYaml .Values.res | nindent 2 }}", v), "r:\n  cpu: '1'\n  mem: 2Gi");
+        assert_eq!(
+            r("r:{{ toYaml .Values.res | nindent 2 }}", v),
+            "r:\n  cpu: '1'\n  mem: 2Gi"
+        );
     }
 
     #[test]
     fn errors_carry_the_line() {
         let err = render("a\nb\n{{ nosuch .Values }}", &json!({})).unwrap_err();
         assert_eq!(err.line, 3);
-        assert!(err.message.contains("function `nosuch` is not defined"), "{err}");
+        assert!(
+            err.message.contains("function `nosuch` is not defined"),
+            "{err}"
+        );
         let err = render("a\n{{ if .x }}\nb", &json!({})).unwrap_err();
         assert_eq!(err.line, 2);
-        let err = render("{{ required \"image is required\" .Values.image }}", &json!({"Values": {}})).unwrap_err();
+        let err = render(
+            "{{ required \"image is required\" .Values.image }}",
+            &json!({"Values": {}}),
+        )
+        .unwrap_err();
         assert!(err.message.contains("image is required"));
     }
 

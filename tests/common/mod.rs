@@ -28,8 +28,13 @@ pub fn sandbox() -> &'static HashMap<String, String> {
             .arg("up")
             .status()
             .expect("run scripts/sandbox up");
-        assert!(status.success(), "scripts/sandbox up failed; see its output above");
-        let dir = std::env::var("ENVBOOT_SANDBOX_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join(".sandbox"));
+        assert!(
+            status.success(),
+            "scripts/sandbox up failed; see its output above"
+        );
+        let dir = std::env::var("ENVBOOT_SANDBOX_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join(".sandbox"));
         let text = std::fs::read_to_string(dir.join("env")).expect("read the sandbox's env file");
         text.lines()
             .filter_map(|l| l.strip_prefix("export "))
@@ -42,7 +47,11 @@ pub fn sandbox() -> &'static HashMap<String, String> {
 /// A name unique to this test run: `prefix-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}-{}-{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A Git repository in a temporary folder holding the project's `modules/` and one environment.
@@ -98,12 +107,21 @@ impl Repo {
 
     pub fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")
-            .args(["-c", "user.name=envboot tests", "-c", "user.email=tests@envboot.invalid"])
+            .args([
+                "-c",
+                "user.name=envboot tests",
+                "-c",
+                "user.email=tests@envboot.invalid",
+            ])
             .args(args)
             .current_dir(self.path())
             .output()
             .expect("run git");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -124,7 +142,11 @@ pub struct Run {
 
 impl Run {
     pub fn assert_ok(&self) -> &Run {
-        assert_eq!(self.code, 0, "envboot failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "envboot failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -211,7 +233,9 @@ pub async fn ec2(settings: &HashMap<String, String>) -> aws_sdk_ec2::Client {
     );
     let config = aws_sdk_ec2::config::Builder::new()
         .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-        .region(aws_sdk_ec2::config::Region::new(settings["AWS_REGION"].clone()))
+        .region(aws_sdk_ec2::config::Region::new(
+            settings["AWS_REGION"].clone(),
+        ))
         .endpoint_url(&settings["AWS_ENDPOINT_URL"])
         .credentials_provider(creds)
         .build();
@@ -220,7 +244,8 @@ pub async fn ec2(settings: &HashMap<String, String>) -> aws_sdk_ec2::Client {
 
 /// A Kubernetes client for the sandbox (its kubeconfig, context `envboot-sandbox`).
 pub async fn kube_client(settings: &HashMap<String, String>) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&settings["KUBECONFIG"]).expect("read kubeconfig");
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(&settings["KUBECONFIG"]).expect("read kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
         &kube::config::KubeConfigOptions {
@@ -248,20 +273,59 @@ pub fn tags(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
 }
 
 /// Everything in AWS carrying the environment's tag, as (type, address, id, tags).
-pub async fn owned_aws(ec2: &aws_sdk_ec2::Client, env: &str) -> Vec<(String, String, String, BTreeMap<String, String>)> {
+pub async fn owned_aws(
+    ec2: &aws_sdk_ec2::Client,
+    env: &str,
+) -> Vec<(String, String, String, BTreeMap<String, String>)> {
     let f = || tag_filter("envboot:environment", env);
     let mut out = Vec::new();
-    for v in ec2.describe_vpcs().filters(f()).send().await.expect("DescribeVpcs").vpcs() {
+    for v in ec2
+        .describe_vpcs()
+        .filters(f())
+        .send()
+        .await
+        .expect("DescribeVpcs")
+        .vpcs()
+    {
         let t = tags(v.tags());
-        out.push(("vpc".into(), t["envboot:address"].clone(), v.vpc_id().unwrap_or_default().into(), t));
+        out.push((
+            "vpc".into(),
+            t["envboot:address"].clone(),
+            v.vpc_id().unwrap_or_default().into(),
+            t,
+        ));
     }
-    for s in ec2.describe_subnets().filters(f()).send().await.expect("DescribeSubnets").subnets() {
+    for s in ec2
+        .describe_subnets()
+        .filters(f())
+        .send()
+        .await
+        .expect("DescribeSubnets")
+        .subnets()
+    {
         let t = tags(s.tags());
-        out.push(("subnet".into(), t["envboot:address"].clone(), s.subnet_id().unwrap_or_default().into(), t));
+        out.push((
+            "subnet".into(),
+            t["envboot:address"].clone(),
+            s.subnet_id().unwrap_or_default().into(),
+            t,
+        ));
     }
-    for g in ec2.describe_security_groups().filters(f()).send().await.expect("DescribeSecurityGroups").security_groups() {
+    for g in ec2
+        .describe_security_groups()
+        .filters(f())
+        .send()
+        .await
+        .expect("DescribeSecurityGroups")
+        .security_groups()
+    {
         let t = tags(g.tags());
-        out.push(("sg".into(), t["envboot:address"].clone(), g.group_id().unwrap_or_default().into(), t));
+        out.push((
+            "sg".into(),
+            t["envboot:address"].clone(),
+            g.group_id().unwrap_or_default().into(),
+            t,
+        ));
     }
     let state = aws_sdk_ec2::types::Filter::builder()
         .name("instance-state-name")
@@ -270,10 +334,21 @@ pub async fn owned_aws(ec2: &aws_sdk_ec2::Client, env: &str) -> Vec<(String, Str
         .values("stopping")
         .values("stopped")
         .build();
-    let instances = ec2.describe_instances().filters(f()).filters(state).send().await.expect("DescribeInstances");
+    let instances = ec2
+        .describe_instances()
+        .filters(f())
+        .filters(state)
+        .send()
+        .await
+        .expect("DescribeInstances");
     for i in instances.reservations().iter().flat_map(|r| r.instances()) {
         let t = tags(i.tags());
-        out.push(("instance".into(), t["envboot:address"].clone(), i.instance_id().unwrap_or_default().into(), t));
+        out.push((
+            "instance".into(),
+            t["envboot:address"].clone(),
+            i.instance_id().unwrap_or_default().into(),
+            t,
+        ));
     }
     out.sort();
     out
