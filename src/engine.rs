@@ -27,6 +27,8 @@ pub enum Error {
     Aws(#[from] aws::Error),
     #[error(transparent)]
     Kube(#[from] kube::Error),
+    #[error("warnings are errors (--deny-warnings):\n{0}")]
+    Warnings(crate::diag::Diagnostics),
     #[error("cannot resolve `${{{reference}}}` for {address}: {reason}")]
     Unresolved {
         address: String,
@@ -57,7 +59,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Source(_) => exit::SOURCE,
-            Error::Model(_) | Error::Render(_) => exit::INVALID,
+            Error::Model(_) | Error::Render(_) | Error::Warnings(_) => exit::INVALID,
             Error::Aws(_) | Error::Kube(_) | Error::Unresolved { .. } => exit::FAILED,
         }
     }
@@ -70,6 +72,8 @@ pub struct SourceOptions {
     pub repo: String,
     /// Branch, tag or commit.
     pub revision: String,
+    /// Treat warnings (e.g. SSH open to the internet) as errors.
+    pub deny_warnings: bool,
 }
 
 /// An environment read from Git and rendered: everything that needs no server.
@@ -84,6 +88,9 @@ pub struct Loaded {
 pub fn load(options: &SourceOptions, name: &str) -> Result<Loaded> {
     let snapshot = source::read(&options.repo, &options.revision)?;
     let env = model::load(&snapshot, name)?;
+    if options.deny_warnings && !env.warnings.is_empty() {
+        return Err(Error::Warnings(env.warnings));
+    }
     let manifests = render::render(&env)?;
     Ok(Loaded {
         snapshot,

@@ -65,6 +65,9 @@ struct Target {
     /// Branch, tag or commit SHA to read the environment from.
     #[arg(long, default_value = "HEAD", value_name = "REV")]
     revision: String,
+    /// Fail (exit 3) on warnings, such as a security group open to the internet on SSH.
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
 fn main() -> ExitCode {
@@ -102,6 +105,7 @@ fn load(target: &Target) -> engine::Result<Loaded> {
     let options = SourceOptions {
         repo: target.repo.clone(),
         revision: target.revision.clone(),
+        deny_warnings: target.deny_warnings,
     };
     let loaded = engine::load(&options, &target.environment)?;
     let s = &loaded.snapshot;
@@ -111,6 +115,9 @@ fn load(target: &Target) -> engine::Result<Loaded> {
         s.short_commit(),
         s.summary
     );
+    for w in &loaded.env.warnings.0 {
+        eprintln!("warning: {w}");
+    }
     if !s.ignored_changes.is_empty() {
         eprintln!(
             "note: uncommitted changes are ignored (envboot reads only the commit): {}",

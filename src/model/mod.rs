@@ -45,6 +45,9 @@ pub struct Environment {
     pub resources: Vec<Resource>,
     pub releases: Vec<Release>,
     pub config_maps: Vec<ConfigMap>,
+    /// Findings that do not stop a run (e.g. SSH open to the internet); `--deny-warnings` makes
+    /// them errors.
+    pub warnings: Diagnostics,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +145,7 @@ pub fn load(snapshot: &Snapshot, name: &str) -> Result<Environment> {
     let mut loader = Loader {
         snapshot,
         diagnostics: Diagnostics::default(),
+        warnings: Diagnostics::default(),
         modules: HashMap::new(),
     };
     let env = loader.environment(name, &path, bytes);
@@ -154,6 +158,7 @@ pub fn load(snapshot: &Snapshot, name: &str) -> Result<Environment> {
 struct Loader<'a> {
     snapshot: &'a Snapshot,
     diagnostics: Diagnostics,
+    warnings: Diagnostics,
     /// Module name to its parsed file, or `None` if it failed to load.
     modules: HashMap<String, Option<(ModuleFile, SourceFile)>>,
 }
@@ -298,6 +303,7 @@ impl Loader<'_> {
             resources,
             releases,
             config_maps,
+            warnings: std::mem::take(&mut self.warnings),
         })
     }
 
@@ -740,6 +746,16 @@ impl Loader<'_> {
                                     "invalid protocol `{}`: expected tcp, udp, icmp or -1{note}",
                                     rule.protocol
                                 ),
+                            ));
+                        }
+                        let open_to_all = rule.cidr_blocks.iter().any(|c| c == "0.0.0.0/0");
+                        let covers = |port: i32| rule.from_port <= port && port <= rule.to_port;
+                        let all_ports = rule.protocol == "-1" || (rule.from_port <= 0 && rule.to_port >= 65535);
+                        if open_to_all && (all_ports || (covers(22) && rule.protocol == "tcp")) {
+                            let what = if all_ports { "all ports" } else { "SSH (port 22)" };
+                            self.warnings.push(mfile.at(
+                                &rule_at,
+                                format!("security group {} opens {what} to 0.0.0.0/0{note}", r.address),
                             ));
                         }
                         if rule.from_port > rule.to_port {

@@ -176,3 +176,20 @@ fn a_missing_environment_lists_the_known_ones() {
     let err = load(&snapshot(&env_with("")), "prod").unwrap_err();
     assert!(err.to_string().contains("environments there: t"), "{err}");
 }
+
+#[test]
+fn ssh_or_all_ports_open_to_the_internet_is_a_warning_with_its_location() {
+    let web = WEB.replace("from_port: 80, to_port: 80", "from_port: 0, to_port: 65535");
+    let mut snap = snapshot(&env_with(
+        "infrastructure:\n  - name: w\n    module: web\n    inputs: {vpc_id: vpc-1}\n",
+    ));
+    snap.files.insert("modules/web/module.yaml".into(), web.into_bytes());
+    let env = load(&snap, "t").unwrap();
+    assert_eq!(env.warnings.0.len(), 1, "{}", env.warnings);
+    let w = &env.warnings.0[0];
+    assert_eq!((w.file.as_str(), w.line), ("modules/web/module.yaml", 10));
+    assert!(w.message.contains("security group w.sg opens all ports to 0.0.0.0/0"), "{w}");
+
+    let ok = load(&snapshot(&env_with("infrastructure:\n  - name: w\n    module: web\n    inputs: {vpc_id: vpc-1}\n")), "t").unwrap();
+    assert!(ok.warnings.is_empty(), "port 80 open to the internet is fine: {}", ok.warnings);
+}
