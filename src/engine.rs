@@ -338,12 +338,16 @@ async fn kube_deletes(
     let Some(k) = &plan.kube_client else {
         return Ok(());
     };
+    let mut deleted_keys = Vec::new();
     for c in plan
         .kube
         .iter()
         .filter(|c| c.change.action == Action::Delete)
     {
         let deleted = k.delete(&c.api_version, &c.key, &plan.environment).await?;
+        if deleted {
+            deleted_keys.push(c);
+        }
         let note = (!deleted).then(|| {
             format!(
                 "namespace {} kept: it holds objects that envboot does not own",
@@ -360,5 +364,22 @@ async fn kube_deletes(
             note,
         });
     }
+    // Foreground deletion returns before the object is gone; wait for it, so that what follows
+    // (AWS deletions, the next run) sees it gone.
+    for c in deleted_keys {
+        if !k
+            .wait_deleted(&c.api_version, &c.key, KUBE_DELETE_TIMEOUT)
+            .await?
+        {
+            notes.push(format!(
+                "{} is still being deleted after {}s",
+                c.key,
+                KUBE_DELETE_TIMEOUT.as_secs()
+            ));
+        }
+    }
     Ok(())
 }
+
+/// How long destroy waits for a Kubernetes object to disappear.
+const KUBE_DELETE_TIMEOUT: Duration = Duration::from_secs(120);

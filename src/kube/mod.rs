@@ -338,6 +338,35 @@ impl Kube {
         }
     }
 
+    /// Waits until an object is gone (foreground deletion finishes when its dependents are),
+    /// for at most `timeout`.
+    pub async fn wait_deleted(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        timeout: std::time::Duration,
+    ) -> Result<bool> {
+        let api = self.api(api_version, key).await?;
+        let started = std::time::Instant::now();
+        loop {
+            let found = api
+                .get_opt(&key.name)
+                .await
+                .map_err(|source| Error::CallFailed {
+                    object: key.to_string(),
+                    call: "get",
+                    source,
+                })?;
+            if found.is_none() {
+                return Ok(true);
+            }
+            if started.elapsed() > timeout {
+                return Ok(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     /// Whether namespace `ns` holds objects not labelled as `environment`'s (ignoring what
     /// Kubernetes creates in every namespace).
     async fn holds_foreign_objects(&self, ns: &str, environment: &str) -> Result<bool> {

@@ -750,12 +750,20 @@ impl Loader<'_> {
                         }
                         let open_to_all = rule.cidr_blocks.iter().any(|c| c == "0.0.0.0/0");
                         let covers = |port: i32| rule.from_port <= port && port <= rule.to_port;
-                        let all_ports = rule.protocol == "-1" || (rule.from_port <= 0 && rule.to_port >= 65535);
+                        let all_ports =
+                            rule.protocol == "-1" || (rule.from_port <= 0 && rule.to_port >= 65535);
                         if open_to_all && (all_ports || (covers(22) && rule.protocol == "tcp")) {
-                            let what = if all_ports { "all ports" } else { "SSH (port 22)" };
+                            let what = if all_ports {
+                                "all ports"
+                            } else {
+                                "SSH (port 22)"
+                            };
                             self.warnings.push(mfile.at(
                                 &rule_at,
-                                format!("security group {} opens {what} to 0.0.0.0/0{note}", r.address),
+                                format!(
+                                    "security group {} opens {what} to 0.0.0.0/0{note}",
+                                    r.address
+                                ),
                             ));
                         }
                         if rule.from_port > rule.to_port {

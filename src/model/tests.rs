@@ -183,13 +183,28 @@ fn ssh_or_all_ports_open_to_the_internet_is_a_warning_with_its_location() {
     let mut snap = snapshot(&env_with(
         "infrastructure:\n  - name: w\n    module: web\n    inputs: {vpc_id: vpc-1}\n",
     ));
-    snap.files.insert("modules/web/module.yaml".into(), web.into_bytes());
+    snap.files
+        .insert("modules/web/module.yaml".into(), web.into_bytes());
     let env = load(&snap, "t").unwrap();
     assert_eq!(env.warnings.0.len(), 1, "{}", env.warnings);
     let w = &env.warnings.0[0];
     assert_eq!((w.file.as_str(), w.line), ("modules/web/module.yaml", 10));
-    assert!(w.message.contains("security group w.sg opens all ports to 0.0.0.0/0"), "{w}");
+    assert!(
+        w.message
+            .contains("security group w.sg opens all ports to 0.0.0.0/0"),
+        "{w}"
+    );
 
-    let ok = load(&snapshot(&env_with("infrastructure:\n  - name: w\n    module: web\n    inputs: {vpc_id: vpc-1}\n")), "t").unwrap();
-    assert!(ok.warnings.is_empty(), "port 80 open to the internet is fine: {}", ok.warnings);
+    let ok = load(
+        &snapshot(&env_with(
+            "infrastructure:\n  - name: w\n    module: web\n    inputs: {vpc_id: vpc-1}\n",
+        )),
+        "t",
+    )
+    .unwrap();
+    assert!(
+        ok.warnings.is_empty(),
+        "port 80 open to the internet is fine: {}",
+        ok.warnings
+    );
 }
