@@ -117,6 +117,7 @@ pub struct Plan {
     pub kube: Vec<KubeChange>,
     aws_client: Aws,
     kube_client: Option<Kube>,
+    options: PlanOptions,
 }
 
 impl Plan {
@@ -129,6 +130,32 @@ impl Plan {
 
     pub fn summary(&self) -> Summary {
         Summary::of(self.changes())
+    }
+
+    /// The plan as JSON (`envboot.dev/plan/v1`, see docs/plan-json.md).
+    pub fn to_json(&self) -> String {
+        let changes = self
+            .aws
+            .iter()
+            .map(|c| plan::json::Change::new("aws", &c.change, c.id.as_deref()))
+            .chain(
+                self.kube
+                    .iter()
+                    .map(|c| plan::json::Change::new("kubernetes", &c.change, None)),
+            )
+            .collect();
+        let doc = plan::json::Plan {
+            format_version: plan::json::FORMAT_VERSION,
+            environment: &self.environment,
+            commit: &self.commit,
+            goal: match self.goal {
+                Goal::Apply => "apply",
+                Goal::Destroy => "destroy",
+            },
+            summary: self.summary().into(),
+            changes,
+        };
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
     }
 
     /// The plan as text, like `terraform plan`.
@@ -163,9 +190,17 @@ impl Plan {
     }
 }
 
+/// How to plan and apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// Take over fields that another field manager owns in Kubernetes objects.
+    pub force_conflicts: bool,
+}
+
 /// Computes the plan: reads what exists (by tags and labels) and compares it with Git.
-/// Never writes.
-pub async fn plan(loaded: &Loaded, goal: Goal) -> Result<Plan> {
+/// Kubernetes updates are confirmed by a server-side dry run, so defaulted or normalised
+/// fields are never reported as changes. Never writes.
+pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<Plan> {
     let env = &loaded.env;
     let aws_client = Aws::connect(&env.region).await;
     let kube_client = match &env.cluster {
@@ -198,7 +233,30 @@ pub async fn plan(loaded: &Loaded, goal: Goal) -> Result<Plan> {
             Goal::Apply => desired,
             Goal::Destroy => Vec::new(),
         };
-        Ok(kube::diff::diff(&desired, &live, &foreign))
+        let mut changes = kube::diff::diff(&desired, &live, &foreign);
+        for c in changes
+            .iter_mut()
+            .filter(|c| c.change.action == Action::Update)
+        {
+            let (Some(object), Some(live)) = (&c.desired, &c.live) else {
+                continue;
+            };
+            let (result, heals_drift) = k
+                .dry_run(
+                    &c.api_version,
+                    &c.key,
+                    object,
+                    live,
+                    options.force_conflicts,
+                )
+                .await?;
+            c.force = heals_drift;
+            c.change.fields = kube::diff::dry_run_changes(&result, live);
+            if c.change.fields.is_empty() {
+                c.change.action = Action::NoOp;
+            }
+        }
+        Ok(changes)
     };
     let (aws_changes, kube_changes) = tokio::try_join!(aws_future, kube_future)?;
     Ok(Plan {
@@ -209,6 +267,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal) -> Result<Plan> {
         kube: kube_changes,
         aws_client,
         kube_client,
+        options,
     })
 }
 
@@ -311,7 +370,13 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
             else {
                 continue;
             };
-            k.apply(&c.api_version, &c.key, object).await?;
+            k.apply(
+                &c.api_version,
+                &c.key,
+                object,
+                plan.options.force_conflicts || c.force,
+            )
+            .await?;
             progress(Step {
                 change: &c.change,
                 action: c.change.action,

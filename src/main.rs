@@ -10,7 +10,7 @@ const AFTER_HELP: &str = "\
 Exit codes:
   0   success (plan --detailed-exitcode: no changes)
   1   AWS or Kubernetes failed
-  2   plan --detailed-exitcode: there are changes
+  2   plan --detailed-exitcode: there are changes; drift: the live environment drifted
   3   the environment is invalid (file:line:column is printed)
   4   the repository or revision cannot be read
   64  wrong command line
@@ -20,6 +20,8 @@ Examples:
   envboot plan staging --revision main
   envboot apply local
   envboot apply local --revision v1.4.0          # roll back to an older revision
+  envboot drift local                            # exit 2 if the live environment drifted
+  envboot plan local --output json
   envboot destroy local
   envboot render staging --repo https://example.com/infra.git";
 
@@ -48,11 +50,23 @@ enum Command {
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// `text` (like terraform plan) or `json` (schema: docs/plan-json.md).
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
+    /// Compare the live environment with Git: exit 0 in sync, 2 drifted (the diff is printed), 1 error.
+    /// `apply` heals drift.
+    Drift(Target),
     /// Make the live environment match Git: create, update, replace and delete what differs.
     Apply(Target),
     /// Delete everything the environment owns (found by its tags and labels), and nothing else.
     Destroy(Target),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +82,17 @@ struct Target {
     /// Fail (exit 3) on warnings, such as a security group open to the internet on SSH.
     #[arg(long)]
     deny_warnings: bool,
+    /// Take over Kubernetes fields that another field manager owns (server-side apply --force).
+    #[arg(long)]
+    force_conflicts: bool,
+}
+
+impl Target {
+    fn plan_options(&self) -> engine::PlanOptions {
+        engine::PlanOptions {
+            force_conflicts: self.force_conflicts,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -147,16 +172,39 @@ async fn run(command: Command) -> engine::Result<u8> {
         Command::Plan {
             target,
             detailed_exitcode,
+            output,
         } => {
             let loaded = load(&target)?;
-            let plan = engine::plan(&loaded, Goal::Apply).await?;
-            print!("{}", plan.to_text());
-            print_calls(&plan);
+            let plan = engine::plan(&loaded, Goal::Apply, target.plan_options()).await?;
+            if output == Output::Json {
+                println!("{}", plan.to_json());
+            } else {
+                print!("{}", plan.to_text());
+                print_calls(&plan);
+            }
             Ok(if detailed_exitcode && plan.summary().has_changes() {
                 exit::CHANGES
             } else {
                 exit::OK
             })
+        }
+        Command::Drift(target) => {
+            let loaded = load(&target)?;
+            let plan = engine::plan(&loaded, Goal::Apply, target.plan_options()).await?;
+            if plan.summary().has_changes() {
+                println!(
+                    "Drift: the live environment differs from Git (commit {}):",
+                    loaded.snapshot.short_commit()
+                );
+                print!("{}", plan.to_text());
+                Ok(exit::CHANGES)
+            } else {
+                println!(
+                    "In sync: the live environment matches Git (commit {}).",
+                    loaded.snapshot.short_commit()
+                );
+                Ok(exit::OK)
+            }
         }
         Command::Apply(target) => execute(&target, Goal::Apply).await,
         Command::Destroy(target) => execute(&target, Goal::Destroy).await,
@@ -165,7 +213,7 @@ async fn run(command: Command) -> engine::Result<u8> {
 
 async fn execute(target: &Target, goal: Goal) -> engine::Result<u8> {
     let loaded = load(target)?;
-    let plan = engine::plan(&loaded, goal).await?;
+    let plan = engine::plan(&loaded, goal, target.plan_options()).await?;
     print!("{}", plan.to_text());
     if !plan.summary().has_changes() {
         print_calls(&plan);

@@ -16,6 +16,17 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action's name in JSON output and events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::NoOp => "no-op",
+        }
+    }
+
     pub fn symbol(self) -> &'static str {
         match self {
             Action::Create => "+",
@@ -51,6 +62,99 @@ pub struct Change {
     pub fields: Vec<FieldChange>,
     /// Why, when the fields do not tell (e.g. "no longer declared in Git").
     pub reason: Option<String>,
+}
+
+/// The machine-readable plan (`plan --output json`), documented in docs/plan-json.md.
+/// These types are the boundary: change them only with a new `formatVersion`.
+pub mod json {
+    use serde::Serialize;
+
+    /// The `formatVersion` of the JSON plan.
+    pub const FORMAT_VERSION: &str = "envboot.dev/plan/v1";
+
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Plan<'a> {
+        pub format_version: &'static str,
+        pub environment: &'a str,
+        pub commit: &'a str,
+        /// `apply` or `destroy`.
+        pub goal: &'static str,
+        pub summary: Summary,
+        pub changes: Vec<Change<'a>>,
+    }
+
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Summary {
+        pub create: usize,
+        pub update: usize,
+        pub replace: usize,
+        pub delete: usize,
+        pub unchanged: usize,
+    }
+
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Change<'a> {
+        /// `aws` or `kubernetes`.
+        pub layer: &'static str,
+        pub kind: &'a str,
+        pub address: &'a str,
+        /// `create`, `update`, `replace`, `delete` or `no-op`.
+        pub action: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub reason: Option<&'a str>,
+        pub fields: Vec<Field<'a>>,
+    }
+
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Field<'a> {
+        pub path: &'a str,
+        /// The value before, as JSON text (`null` when absent).
+        pub before: Option<&'a str>,
+        /// The value after, as JSON text; `(known after apply)` when only apply can tell.
+        pub after: Option<&'a str>,
+        pub forces_replacement: bool,
+    }
+
+    impl<'a> Change<'a> {
+        pub fn new(layer: &'static str, c: &'a super::Change, id: Option<&'a str>) -> Change<'a> {
+            Change {
+                layer,
+                kind: &c.kind,
+                address: &c.address,
+                action: c.action.name(),
+                id,
+                reason: c.reason.as_deref(),
+                fields: c
+                    .fields
+                    .iter()
+                    .map(|f| Field {
+                        path: &f.path,
+                        before: f.before.as_deref(),
+                        after: f.after.as_deref(),
+                        forces_replacement: f.forces_replacement,
+                    })
+                    .collect(),
+            }
+        }
+    }
+
+    impl From<super::Summary> for Summary {
+        fn from(s: super::Summary) -> Summary {
+            Summary {
+                create: s.create,
+                update: s.update,
+                replace: s.replace,
+                delete: s.delete,
+                unchanged: s.unchanged,
+            }
+        }
+    }
 }
 
 /// Counts of a plan's actions.

@@ -64,6 +64,10 @@ pub struct KubeChange {
     pub api_version: String,
     /// The object to apply (create, update).
     pub desired: Option<Value>,
+    /// The live object (update, delete).
+    pub live: Option<Value>,
+    /// Apply must force: the update takes back fields that were edited by hand (drift).
+    pub force: bool,
 }
 
 fn show(v: &Value) -> String {
@@ -158,6 +162,22 @@ pub fn removed(
     }
 }
 
+/// Whether a server-side apply conflict (its message names the managers in quotes, e.g.
+/// `conflict with "kubectl-edit" using v1: .data.x`) involves only managers that updated the
+/// object imperatively, never applied it: that is drift, which envboot heals.
+pub fn only_drift(message: &str, live: &Value) -> bool {
+    let managers: Vec<&str> = message.split('"').skip(1).step_by(2).collect();
+    let entries = live["metadata"]["managedFields"].as_array();
+    !managers.is_empty()
+        && managers.iter().all(|m| {
+            entries.is_some_and(|e| {
+                e.iter()
+                    .filter(|f| f["manager"] == *m)
+                    .all(|f| f["operation"] == "Update")
+            })
+        })
+}
+
 /// envboot's own `fieldsV1` in a live object's managedFields.
 pub fn owned_fields(live: &Value) -> Option<&Value> {
     live["metadata"]["managedFields"]
@@ -190,7 +210,8 @@ pub fn diff(
             by_key.remove(&key);
             continue;
         }
-        let (action, fields) = match by_key.remove(&key) {
+        let found = by_key.remove(&key);
+        let (action, fields) = match found {
             None => (Action::Create, Vec::new()),
             Some(l) => {
                 let mut fields = Vec::new();
@@ -219,6 +240,8 @@ pub fn diff(
             key,
             api_version,
             desired: Some(object.clone()),
+            live: found.cloned(),
+            force: false,
         });
     }
     // What is left is owned but no longer declared: delete, in reverse install order.
@@ -235,8 +258,66 @@ pub fn diff(
         api_version: l["apiVersion"].as_str().unwrap_or_default().to_string(),
         key,
         desired: None,
+        live: Some(l.clone()),
+        force: false,
     }));
     out
+}
+
+/// What the server keeps for itself: never a difference envboot made.
+fn strip(object: &Value) -> Value {
+    let mut v = object.clone();
+    if let Value::Object(metadata) = &mut v["metadata"] {
+        for field in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "uid",
+            "selfLink",
+        ] {
+            metadata.remove(field);
+        }
+        if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
+            annotations.remove(ANNOTATION_REVISION);
+        }
+    }
+    if let Value::Object(map) = &mut v {
+        map.remove("status");
+    }
+    v
+}
+
+/// The differences between what a server-side dry run returned and the live object: the exact
+/// effect of applying. Empty means applying would change nothing.
+pub fn dry_run_changes(result: &Value, live: &Value) -> Vec<FieldChange> {
+    let (result, live) = (strip(result), strip(live));
+    let mut out = Vec::new();
+    compare(&result, &live, "", &mut out);
+    gone(&live, &result, "", &mut out);
+    out
+}
+
+/// Fields of `live` that `result` no longer has.
+fn gone(live: &Value, result: &Value, path: &str, out: &mut Vec<FieldChange>) {
+    if let (Value::Object(l), Value::Object(r)) = (live, result) {
+        for (k, lv) in l {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            match r.get(k) {
+                None => out.push(FieldChange {
+                    path: p,
+                    before: Some(show(lv)),
+                    after: None,
+                    forces_replacement: false,
+                }),
+                Some(rv) => gone(lv, rv, &p, out),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -279,6 +360,40 @@ mod tests {
         assert_eq!(changes[0].change.action, Action::Update);
         assert_eq!(changes[0].change.fields[0].path, "data.b");
         assert_eq!(changes[0].change.fields[0].after, None);
+    }
+
+    #[test]
+    fn conflicts_with_imperative_edits_are_drift_but_with_other_appliers_are_not() {
+        let live = json!({"metadata": {"managedFields": [
+            {"manager": "envboot", "operation": "Apply"},
+            {"manager": "kubectl-edit", "operation": "Update"},
+            {"manager": "other-tool", "operation": "Apply"},
+        ]}});
+        assert!(only_drift(
+            r#"Apply failed with 1 conflict: conflict with "kubectl-edit" using v1: .data.a"#,
+            &live
+        ));
+        assert!(!only_drift(
+            r#"Apply failed with 1 conflict: conflict with "other-tool": .data.a"#,
+            &live
+        ));
+        assert!(!only_drift("no manager named", &live));
+    }
+
+    #[test]
+    fn a_dry_run_equal_to_the_live_object_is_no_change() {
+        let mut live = cm(json!({"cpu": "500m"}));
+        live["metadata"]["resourceVersion"] = json!("1");
+        let mut result = cm(json!({"cpu": "500m"}));
+        result["metadata"]["resourceVersion"] = json!("2");
+        result["metadata"]["annotations"][ANNOTATION_REVISION] = json!("other");
+        assert!(dry_run_changes(&result, &live).is_empty());
+        let removed = dry_run_changes(&cm(json!({})), &live);
+        assert_eq!(removed.len(), 1);
+        assert_eq!(
+            (removed[0].path.as_str(), removed[0].after.as_ref()),
+            ("data.cpu", None)
+        );
     }
 
     #[test]

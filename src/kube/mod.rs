@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::core::{ApiResource, GroupVersion, GroupVersionKind};
 use kube::discovery::Scope;
 use kube::Client;
 use serde_json::Value;
@@ -38,6 +38,8 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("{object}: another field manager owns fields envboot sets ({message}); change them in Git or pass --force-conflicts to take them over")]
+    Conflict { object: String, message: String },
     #[error("{call} {object} failed: {source}")]
     CallFailed {
         object: String,
@@ -107,11 +109,11 @@ where
 pub struct Kube {
     client: Client,
     pub calls: RequestCounter,
-    resources: Arc<Mutex<ResourceCache>>,
+    groups: Arc<tokio::sync::Mutex<ResourceCache>>,
 }
 
-/// (apiVersion, kind) to the API resource and whether it is namespaced.
-type ResourceCache = HashMap<(String, String), (ApiResource, bool)>;
+/// apiVersion to its API resources and whether each is namespaced.
+type ResourceCache = HashMap<String, Vec<(ApiResource, bool)>>;
 
 /// Kinds envboot lists for pruning even when Git no longer declares any object of them.
 const PRUNE_KINDS: [(&str, &str); 12] = [
@@ -160,33 +162,47 @@ impl Kube {
         Ok(Kube {
             client,
             calls,
-            resources: Arc::default(),
+            groups: Arc::default(),
         })
     }
 
-    /// The API resource of a kind and whether it is namespaced (discovery, cached).
+    /// The API resource of a kind and whether it is namespaced. Discovery asks once per
+    /// group-version (`/api/v1`, `/apis/apps/v1`, ...) and caches the answer.
     pub async fn resource(&self, api_version: &str, kind: &str) -> Result<(ApiResource, bool)> {
-        let cache_key = (api_version.to_string(), kind.to_string());
-        if let Some(found) = self
-            .resources
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&cache_key).cloned())
-        {
-            return Ok(found);
-        }
-        let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk(api_version, kind))
+        let unknown = |source| Error::UnknownKind {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            source,
+        };
+        let mut groups = self.groups.lock().await;
+        if !groups.contains_key(api_version) {
+            let gv = gvk(api_version, kind);
+            let group = kube::discovery::pinned_group(
+                &self.client,
+                &GroupVersion::gv(&gv.group, &gv.version),
+            )
             .await
-            .map_err(|source| Error::UnknownKind {
-                api_version: api_version.to_string(),
-                kind: kind.to_string(),
-                source,
-            })?;
-        let found = (ar, caps.scope == Scope::Namespaced);
-        if let Ok(mut m) = self.resources.lock() {
-            m.insert(cache_key, found.clone());
+            .map_err(unknown)?;
+            let resources = group
+                .versioned_resources(&gv.version)
+                .into_iter()
+                .map(|(ar, caps)| (ar, caps.scope == Scope::Namespaced))
+                .collect();
+            groups.insert(api_version.to_string(), resources);
         }
-        Ok(found)
+        groups
+            .get(api_version)
+            .and_then(|resources| {
+                resources
+                    .iter()
+                    .find(|(ar, _)| ar.kind == kind && !ar.plural.contains('/'))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                unknown(kube::Error::Discovery(
+                    kube::error::DiscoveryError::MissingKind(format!("{api_version} {kind}")),
+                ))
+            })
     }
 
     /// Sets the namespace of namespaced objects that have none and drops it from cluster-scoped ones.
@@ -295,21 +311,94 @@ impl Kube {
         })
     }
 
+    fn params(force_conflicts: bool) -> PatchParams {
+        let params = PatchParams::apply(FIELD_MANAGER);
+        if force_conflicts {
+            params.force()
+        } else {
+            params
+        }
+    }
+
+    fn apply_failed(key: &ObjectKey, call: &'static str, source: kube::Error) -> Error {
+        match source {
+            kube::Error::Api(status) if status.code == 409 => Error::Conflict {
+                object: key.to_string(),
+                message: status.message,
+            },
+            source => Error::CallFailed {
+                object: key.to_string(),
+                call,
+                source,
+            },
+        }
+    }
+
     /// Server-side applies `object`.
-    pub async fn apply(&self, api_version: &str, key: &ObjectKey, object: &Value) -> Result<()> {
+    pub async fn apply(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        object: &Value,
+        force_conflicts: bool,
+    ) -> Result<()> {
         let api = self.api(api_version, key).await?;
         api.patch(
             &key.name,
-            &PatchParams::apply(FIELD_MANAGER),
+            &Self::params(force_conflicts),
             &Patch::Apply(object),
         )
         .await
-        .map_err(|source| Error::CallFailed {
-            object: key.to_string(),
-            call: "server-side apply",
-            source,
-        })?;
+        .map_err(|source| Self::apply_failed(key, "server-side apply", source))?;
         Ok(())
+    }
+
+    /// What applying `object` would make of it: a server-side dry run (writes nothing).
+    ///
+    /// A conflict with managers that only ever *updated* the object (`kubectl edit`, `kubectl
+    /// patch`, scripts) is drift, and Git wins: the second element is then `true`, and apply
+    /// must force. A conflict with another *apply* manager (another declarative tool) is an
+    /// error unless `force_conflicts`.
+    pub async fn dry_run(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        object: &Value,
+        live: &Value,
+        force_conflicts: bool,
+    ) -> Result<(Value, bool)> {
+        let api = self.api(api_version, key).await?;
+        let mut force = force_conflicts;
+        let result = loop {
+            match api
+                .patch(
+                    &key.name,
+                    &Self::params(force).dry_run(),
+                    &Patch::Apply(object),
+                )
+                .await
+            {
+                Ok(result) => break result,
+                Err(kube::Error::Api(status))
+                    if status.code == 409 && !force && diff::only_drift(&status.message, live) =>
+                {
+                    force = true;
+                }
+                Err(source) => {
+                    return Err(Self::apply_failed(
+                        key,
+                        "server-side apply (dry run)",
+                        source,
+                    ))
+                }
+            }
+        };
+        let result = serde_json::to_value(result).map_err(|e| Error::CallFailed {
+            object: key.to_string(),
+            call: "server-side apply (dry run)",
+            source: kube::Error::SerdeError(e),
+        })?;
+        Ok((result, force))
     }
 
     /// Deletes an owned object (foreground propagation). A namespace that still holds objects

@@ -1,0 +1,214 @@
+//! The Kubernetes layer against the sandbox's real kube-apiserver: drift detection and healing,
+//! field-manager conflicts, no false drift from server-side normalisation, and the cost of a
+//! no-op plan (requests per kind, not per object).
+
+mod common;
+
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
+
+/// The number after `Kubernetes` in the CLI's `API calls:` line.
+fn kube_requests(stdout: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("API calls:"))
+        .expect("API calls line");
+    let after = line.split("Kubernetes ").nth(1).expect("Kubernetes count");
+    after
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number")
+}
+
+/// An environment with only Kubernetes objects: `n` ConfigMaps and the hello chart.
+fn cluster_only(name: &str, n: usize, chart_values: &str) -> String {
+    let mut env = format!(
+        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nreleases:\n  - name: hello\n    chart: hello\n    namespace: {name}\n    values: {chart_values}\nconfigMaps:\n"
+    );
+    for i in 0..n {
+        env.push_str(&format!(
+            "  - {{name: settings-{i}, namespace: {name}, data: {{LOG_LEVEL: debug}}}}\n"
+        ));
+    }
+    env
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_is_detected_and_apply_heals_it() {
+    let settings = sandbox();
+    let name = unique("drift");
+    let repo = Repo::new(&name, &cluster_only(&name, 1, "{}"));
+    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    let run = envboot(&repo, settings, &["drift", &name]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+
+    // Someone edits the ConfigMap by hand (an imperative update, as `kubectl edit` does).
+    let client = kube_client(settings).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    let patch = serde_json::json!({"data": {"LOG_LEVEL": "trace", "EXTRA": "x"}});
+    cms.patch(
+        "settings-0",
+        &PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..Default::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await
+    .expect("edit by hand");
+
+    let run = envboot(&repo, settings, &["drift", &name]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("~ ConfigMap {name}/settings-0")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("~ data.LOG_LEVEL: \"trace\" -> \"debug\""),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("EXTRA"),
+        "a field envboot does not own is not drift: {}",
+        run.stdout
+    );
+
+    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    let cm = cms.get("settings-0").await.expect("cm");
+    let data = cm.data.unwrap_or_default();
+    assert_eq!(data["LOG_LEVEL"], "debug", "healed");
+    assert_eq!(
+        data["EXTRA"], "x",
+        "the other manager's own field is left alone"
+    );
+    assert_eq!(envboot(&repo, settings, &["drift", &name]).code, 0);
+
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_another_applier_owns_is_a_conflict_unless_forced() {
+    let settings = sandbox();
+    let name = unique("conflict");
+    let repo = Repo::new(&name, &cluster_only(&name, 1, "{}"));
+    envboot(&repo, settings, &["apply", &name]).assert_ok();
+
+    // Another declarative tool takes the field over with server-side apply.
+    let client = kube_client(settings).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    let theirs = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings-0"}, "data": {"LOG_LEVEL": "warn"}});
+    cms.patch(
+        "settings-0",
+        &PatchParams::apply("other-tool").force(),
+        &Patch::Apply(&theirs),
+    )
+    .await
+    .expect("other tool applies");
+
+    let run = envboot(&repo, settings, &["plan", &name]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "ConfigMap {name}/settings-0: another field manager owns fields"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("other-tool") && run.stderr.contains("--force-conflicts"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        cms.get("settings-0")
+            .await
+            .expect("cm")
+            .data
+            .unwrap_or_default()["LOG_LEVEL"],
+        "warn",
+        "untouched"
+    );
+
+    envboot(&repo, settings, &["apply", &name, "--force-conflicts"]).assert_ok();
+    assert_eq!(
+        cms.get("settings-0")
+            .await
+            .expect("cm")
+            .data
+            .unwrap_or_default()["LOG_LEVEL"],
+        "debug"
+    );
+
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_the_server_normalises_are_not_drift() {
+    let settings = sandbox();
+    let name = unique("normal");
+    // CPU "0.5" is stored as "500m", 1Gi memory written as 1024Mi is stored as "1Gi".
+    let repo = Repo::new(
+        &name,
+        &cluster_only(
+            &name,
+            0,
+            "{resources: {limits: {cpu: '0.5', memory: 1024Mi}}}",
+        ),
+    );
+    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    let client = kube_client(settings).await;
+    let deployment = Api::<Deployment>::namespaced(client, &name)
+        .get("hello")
+        .await
+        .expect("deployment");
+    let limits = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|s| s.containers[0].resources.clone())
+        .expect("resources");
+    let cpu = limits.and_then(|r| r.limits).expect("limits")["cpu"]
+        .0
+        .clone();
+    assert_eq!(cpu, "500m", "the server normalised the quantity");
+
+    let run = envboot(&repo, settings, &["plan", &name]);
+    run.assert_ok();
+    assert!(run.stdout.contains("No changes."), "{}", run.stdout);
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_no_op_plan_costs_the_same_for_3_or_30_objects() {
+    let settings = sandbox();
+    let mut requests = Vec::new();
+    for n in [3, 30] {
+        let name = unique(&format!("cost{n}"));
+        let repo = Repo::new(&name, &cluster_only(&name, n, "{}"));
+        envboot(&repo, settings, &["apply", &name]).assert_ok();
+        let run = envboot(&repo, settings, &["plan", &name]);
+        run.assert_ok();
+        assert!(run.stdout.contains("No changes."), "{}", run.stdout);
+        assert!(
+            run.stdout.contains("Kubernetes") && run.stdout.trim_end().ends_with("(0 writes)."),
+            "{}",
+            run.stdout
+        );
+        requests.push(kube_requests(&run.stdout));
+        envboot(&repo, settings, &["destroy", &name]).assert_ok();
+    }
+    assert_eq!(
+        requests[0], requests[1],
+        "requests must not grow with the number of objects: {requests:?}"
+    );
+    assert!(
+        requests[0] <= 20,
+        "one discovery per group-version and one list per kind: {requests:?}"
+    );
+}
