@@ -51,6 +51,8 @@ pub mod exit {
     pub const INVALID: u8 = 3;
     /// The repository or revision cannot be read.
     pub const SOURCE: u8 = 4;
+    /// Another run holds the environment's lock.
+    pub const LOCKED: u8 = 5;
     /// The command line is wrong.
     pub const USAGE: u8 = 64;
 }
@@ -60,6 +62,7 @@ impl Error {
         match self {
             Error::Source(_) => exit::SOURCE,
             Error::Model(_) | Error::Render(_) | Error::Warnings(_) => exit::INVALID,
+            Error::Kube(kube::Error::Locked { .. }) => exit::LOCKED,
             Error::Aws(_) | Error::Kube(_) | Error::Unresolved { .. } => exit::FAILED,
         }
     }
@@ -97,6 +100,31 @@ pub fn load(options: &SourceOptions, name: &str) -> Result<Loaded> {
         env,
         manifests,
     })
+}
+
+/// How long a lock lives without renewal (a crashed run's lock expires after this).
+pub const LOCK_DURATION: Duration = Duration::from_secs(60);
+
+/// Takes the environment's lock (a Lease in its cluster) so that two runs never change it at
+/// once; fails at once naming the holder. Environments without a cluster are not locked.
+pub async fn lock(loaded: &Loaded, holder: &str) -> Result<Option<kube::lock::LockGuard>> {
+    let Some(cluster) = &loaded.env.cluster else {
+        return Ok(None);
+    };
+    let k = Kube::connect(cluster.context.as_deref()).await?;
+    Ok(Some(k.lock(&loaded.env.name, holder, LOCK_DURATION).await?))
+}
+
+/// Who runs: `envboot <command> (user@host, pid N)`, shown to a second run that finds the lock.
+pub fn holder(command: &str) -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    format!(
+        "envboot {command} ({user}@{host}, pid {})",
+        std::process::id()
+    )
 }
 
 /// What to converge to.

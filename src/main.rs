@@ -13,6 +13,7 @@ Exit codes:
   2   plan --detailed-exitcode: there are changes; drift: the live environment drifted
   3   the environment is invalid (file:line:column is printed)
   4   the repository or revision cannot be read
+  5   another run holds the environment's lock (it names the holder)
   64  wrong command line
 
 Examples:
@@ -213,7 +214,21 @@ async fn run(command: Command) -> engine::Result<u8> {
 
 async fn execute(target: &Target, goal: Goal) -> engine::Result<u8> {
     let loaded = load(target)?;
-    let plan = engine::plan(&loaded, goal, target.plan_options()).await?;
+    let command = if goal == Goal::Destroy {
+        "destroy"
+    } else {
+        "apply"
+    };
+    let lock = engine::lock(&loaded, &engine::holder(command)).await?;
+    let result = execute_locked(target, goal, &loaded).await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    result
+}
+
+async fn execute_locked(target: &Target, goal: Goal, loaded: &Loaded) -> engine::Result<u8> {
+    let plan = engine::plan(loaded, goal, target.plan_options()).await?;
     print!("{}", plan.to_text());
     if !plan.summary().has_changes() {
         print_calls(&plan);

@@ -212,3 +212,81 @@ async fn a_no_op_plan_costs_the_same_for_3_or_30_objects() {
         "one discovery per group-version and one list per kind: {requests:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_runs_never_hold_the_lock_at_once_and_a_dead_runs_lock_expires() {
+    use std::time::Duration;
+    let settings = sandbox();
+    let name = unique("lock");
+    let client = kube_client(settings).await;
+
+    // Two runs race for the lock: exactly one gets it, the other is told who holds it.
+    let first = envboot::kube::Kube::from_client(client.clone());
+    let second = envboot::kube::Kube::from_client(client.clone());
+    let (a, b) = tokio::join!(
+        first.lock(&name, "run A", Duration::from_secs(60)),
+        second.lock(&name, "run B", Duration::from_secs(60))
+    );
+    let (held, refused) = match (a, b) {
+        (Ok(g), Err(e)) | (Err(e), Ok(g)) => (g, e),
+        (Ok(_), Ok(_)) => panic!("both runs got the lock"),
+        (Err(a), Err(b)) => panic!("neither run got the lock: {a}; {b}"),
+    };
+    let message = refused.to_string();
+    assert!(
+        message.contains(&format!("environment `{name}` is locked by run ")),
+        "{message}"
+    );
+    held.release().await;
+    second
+        .lock(&name, "run B", Duration::from_secs(60))
+        .await
+        .expect("free after release")
+        .release()
+        .await;
+
+    // The CLI: a live lock stops apply at once (exit 5, naming the holder) before any change.
+    let repo = Repo::new(&name, &cluster_only(&name, 1, "{}"));
+    let guard = first
+        .lock(&name, "a colleague's nightly run", Duration::from_secs(60))
+        .await
+        .expect("lock");
+    let run = envboot(&repo, settings, &["apply", &name]);
+    assert_eq!(run.code, 5, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("locked by a colleague's nightly run"),
+        "{}",
+        run.stderr
+    );
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    assert!(
+        namespaces.get_opt(&name).await.expect("get").is_none(),
+        "nothing was applied"
+    );
+    guard.release().await;
+
+    // A lock whose holder stopped renewing it (a crashed run) expires and is taken over.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "default");
+    let stale: k8s_openapi::api::coordination::v1::Lease =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("envboot-lock-{name}")},
+            "spec": {"holderIdentity": "a crashed run", "leaseDurationSeconds": 60,
+                     "renewTime": "2020-01-01T00:00:00.000000Z"},
+        }))
+        .expect("lease");
+    leases
+        .create(&Default::default(), &stale)
+        .await
+        .expect("a crashed run's lease");
+    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    assert!(
+        leases
+            .get_opt(&format!("envboot-lock-{name}"))
+            .await
+            .expect("get")
+            .is_none(),
+        "released after apply"
+    );
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+}

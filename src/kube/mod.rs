@@ -7,6 +7,7 @@
 //! - A namespace is deleted only if nothing that envboot does not own lives in it.
 
 pub mod diff;
+pub mod lock;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,12 @@ pub enum Error {
     },
     #[error("{object}: another field manager owns fields envboot sets ({message}); change them in Git or pass --force-conflicts to take them over")]
     Conflict { object: String, message: String },
+    #[error("environment `{environment}` is locked by {holder} (last renewed {renewed}); it expires if that run died")]
+    Locked {
+        environment: String,
+        holder: String,
+        renewed: String,
+    },
     #[error("{call} {object} failed: {source}")]
     CallFailed {
         object: String,
@@ -137,6 +144,15 @@ fn gvk(api_version: &str, kind: &str) -> GroupVersionKind {
 }
 
 impl Kube {
+    /// Wraps an existing client (requests made through it are not counted).
+    pub fn from_client(client: Client) -> Kube {
+        Kube {
+            client,
+            calls: RequestCounter::default(),
+            groups: Arc::default(),
+        }
+    }
+
     /// Connects through the kubeconfig (`KUBECONFIG` or `~/.kube/config`), with `context` or
     /// the current context.
     pub async fn connect(context: Option<&str>) -> Result<Kube> {

@@ -1,0 +1,144 @@
+//! The per-environment lock: a `coordination.k8s.io/v1` Lease named `envboot-lock-<environment>`
+//! in the `default` namespace of the environment's cluster.
+//!
+//! # Guarantees
+//! - At most one holder: creation and takeover use the API server's optimistic concurrency.
+//! - A lock left by a crashed run expires `duration` after its last renewal; a live holder renews
+//!   it every third of that.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+
+use super::{Error, Kube, Result};
+
+/// Namespace holding the lock Leases.
+pub const LOCK_NAMESPACE: &str = "default";
+
+/// A held lock; released on [`LockGuard::release`], or when it expires if the process dies.
+pub struct LockGuard {
+    api: Api<Lease>,
+    name: String,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+fn lease_name(environment: &str) -> String {
+    format!("envboot-lock-{environment}")
+}
+
+fn now() -> MicroTime {
+    MicroTime(k8s_openapi::jiff::Timestamp::now())
+}
+
+fn lease(name: &str, environment: &str, holder: &str, duration: Duration) -> Result<Lease> {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"envboot.dev/lock-for": environment}},
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": duration.as_secs(),
+            "acquireTime": now(),
+            "renewTime": now(),
+        },
+    }))
+    .map_err(|e| Error::CallFailed {
+        object: format!("Lease {LOCK_NAMESPACE}/{name}"),
+        call: "build",
+        source: kube::Error::SerdeError(e),
+    })
+}
+
+/// Whether a lease's holder stopped renewing it longer than its duration ago.
+fn expired(lease: &Lease) -> bool {
+    let Some(spec) = &lease.spec else { return true };
+    let (Some(renewed), Some(seconds)) = (&spec.renew_time, spec.lease_duration_seconds) else {
+        return true;
+    };
+    let deadline = renewed.0 + std::time::Duration::from_secs(seconds.max(0) as u64);
+    deadline < k8s_openapi::jiff::Timestamp::now()
+}
+
+impl Kube {
+    /// Takes the environment's lock for `holder`, or fails at once naming the current holder.
+    pub async fn lock(
+        &self,
+        environment: &str,
+        holder: &str,
+        duration: Duration,
+    ) -> Result<LockGuard> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), LOCK_NAMESPACE);
+        let name = lease_name(environment);
+        let failed = |call: &'static str| {
+            let object = format!("Lease {LOCK_NAMESPACE}/{name}");
+            move |source| Error::CallFailed {
+                object,
+                call,
+                source,
+            }
+        };
+        let wanted = lease(&name, environment, holder, duration)?;
+        match api.create(&PostParams::default(), &wanted).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                let current = api.get(&name).await.map_err(failed("get"))?;
+                if !expired(&current) {
+                    return Err(locked(environment, &current));
+                }
+                // Take over the expired lease; a concurrent taker makes this fail with 409.
+                let mut takeover = wanted.clone();
+                takeover.metadata.resource_version = current.metadata.resource_version.clone();
+                match api.replace(&name, &PostParams::default(), &takeover).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(status)) if status.code == 409 => {
+                        let current = api.get(&name).await.map_err(failed("get"))?;
+                        return Err(locked(environment, &current));
+                    }
+                    Err(e) => return Err(failed("replace")(e)),
+                }
+            }
+            Err(e) => return Err(failed("create")(e)),
+        }
+        let renewer = {
+            let api = api.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(duration / 3).await;
+                    let patch = json!({"spec": {"renewTime": now()}});
+                    let _ = api
+                        .patch(
+                            &name,
+                            &kube::api::PatchParams::default(),
+                            &kube::api::Patch::Merge(&patch),
+                        )
+                        .await;
+                }
+            })
+        };
+        Ok(LockGuard { api, name, renewer })
+    }
+}
+
+fn locked(environment: &str, lease: &Lease) -> Error {
+    let spec = lease.spec.as_ref();
+    Error::Locked {
+        environment: environment.to_string(),
+        holder: spec
+            .and_then(|s| s.holder_identity.clone())
+            .unwrap_or_else(|| "unknown".into()),
+        renewed: spec
+            .and_then(|s| s.renew_time.as_ref())
+            .map(|t| t.0.to_string())
+            .unwrap_or_else(|| "never".into()),
+    }
+}
+
+impl LockGuard {
+    /// Releases the lock.
+    pub async fn release(self) {
+        self.renewer.abort();
+        let _ = self.api.delete(&self.name, &DeleteParams::default()).await;
+    }
+}
