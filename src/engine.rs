@@ -6,6 +6,8 @@
 //! creates only what is missing.
 
 use std::collections::{BTreeSet, HashMap};
+
+use futures::StreamExt;
 use std::time::{Duration, Instant};
 
 use crate::aws::{self, Aws, AwsChange};
@@ -391,26 +393,31 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
             known.insert(format!("{}.{attr}", desired.address), value);
         }
     }
-    // Kubernetes objects, in install order.
+    // Kubernetes objects, in install order: kinds one after the other (namespaces before what
+    // lives in them), objects of one kind concurrently, at most KUBE_CONCURRENCY at once.
     if let Some(k) = &plan.kube_client {
-        for c in &plan.kube {
-            let (Some(object), Action::Create | Action::Update) = (&c.desired, c.change.action)
-            else {
-                continue;
-            };
-            k.apply(
-                &c.api_version,
-                &c.key,
-                object,
-                plan.options.force_conflicts || c.force,
-            )
-            .await?;
-            progress(Step {
-                change: &c.change,
-                action: c.change.action,
-                id: None,
-                note: None,
-            });
+        let applies: Vec<&KubeChange> = plan
+            .kube
+            .iter()
+            .filter(|c| matches!(c.change.action, Action::Create | Action::Update) && c.desired.is_some())
+            .collect();
+        for group in applies.chunk_by(|a, b| render::kind_rank(&a.key.kind) == render::kind_rank(&b.key.kind)) {
+            let force = plan.options.force_conflicts;
+            let mut done = futures::stream::iter(group.iter().copied())
+                .map(|c| async move {
+                    let object = c.desired.as_ref().unwrap_or(&serde_json::Value::Null);
+                    k.apply(&c.api_version, &c.key, object, force || c.force).await.map(|()| c)
+                })
+                .buffer_unordered(KUBE_CONCURRENCY);
+            while let Some(result) = done.next().await {
+                let c = result?;
+                progress(Step {
+                    change: &c.change,
+                    action: c.change.action,
+                    id: None,
+                    note: None,
+                });
+            }
         }
     }
     if plan.goal == Goal::Apply {
@@ -473,6 +480,9 @@ async fn kube_deletes(
     }
     Ok(())
 }
+
+/// How many Kubernetes objects of one kind are applied at once.
+const KUBE_CONCURRENCY: usize = 8;
 
 /// How long destroy waits for a Kubernetes object to disappear.
 const KUBE_DELETE_TIMEOUT: Duration = Duration::from_secs(120);
