@@ -31,6 +31,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("warnings are errors (--deny-warnings):\n{0}")]
     Warnings(crate::diag::Diagnostics),
+    #[error("not ready after {seconds}s:\n{report}")]
+    NotReady { seconds: u64, report: String },
     #[error("cannot resolve `${{{reference}}}` for {address}: {reason}")]
     Unresolved {
         address: String,
@@ -65,7 +67,9 @@ impl Error {
             Error::Source(_) => exit::SOURCE,
             Error::Model(_) | Error::Render(_) | Error::Warnings(_) => exit::INVALID,
             Error::Kube(kube::Error::Locked { .. }) => exit::LOCKED,
-            Error::Aws(_) | Error::Kube(_) | Error::Unresolved { .. } => exit::FAILED,
+            Error::Aws(_) | Error::Kube(_) | Error::Unresolved { .. } | Error::NotReady { .. } => {
+                exit::FAILED
+            }
         }
     }
 }
@@ -188,6 +192,24 @@ impl Plan {
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     }
 
+    /// Declared Kubernetes objects that are not ready within `timeout`, as `Kind ns/name: why`.
+    pub async fn not_ready(&self, timeout: Duration) -> Result<Vec<String>> {
+        let Some(k) = &self.kube_client else {
+            return Ok(Vec::new());
+        };
+        let targets: Vec<(String, kube::ObjectKey)> = self
+            .kube
+            .iter()
+            .filter(|c| c.desired.is_some())
+            .map(|c| (c.api_version.clone(), c.key.clone()))
+            .collect();
+        let pending = k.wait_ready(&self.environment, &targets, timeout).await?;
+        Ok(pending
+            .into_iter()
+            .map(|(key, why)| format!("  {key}: {why}"))
+            .collect())
+    }
+
     /// The plan as text, like `terraform plan`.
     pub fn to_text(&self) -> String {
         plan::format_changes(self.changes())
@@ -225,6 +247,8 @@ impl Plan {
 pub struct PlanOptions {
     /// Take over fields that another field manager owns in Kubernetes objects.
     pub force_conflicts: bool,
+    /// After applying, wait at most this long for every Kubernetes object to be ready.
+    pub wait: Option<Duration>,
 }
 
 /// Computes the plan: reads what exists (by tags and labels) and compares it with Git.
@@ -399,14 +423,20 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
         let applies: Vec<&KubeChange> = plan
             .kube
             .iter()
-            .filter(|c| matches!(c.change.action, Action::Create | Action::Update) && c.desired.is_some())
+            .filter(|c| {
+                matches!(c.change.action, Action::Create | Action::Update) && c.desired.is_some()
+            })
             .collect();
-        for group in applies.chunk_by(|a, b| render::kind_rank(&a.key.kind) == render::kind_rank(&b.key.kind)) {
+        for group in applies
+            .chunk_by(|a, b| render::kind_rank(&a.key.kind) == render::kind_rank(&b.key.kind))
+        {
             let force = plan.options.force_conflicts;
             let mut done = futures::stream::iter(group.iter().copied())
                 .map(|c| async move {
                     let object = c.desired.as_ref().unwrap_or(&serde_json::Value::Null);
-                    k.apply(&c.api_version, &c.key, object, force || c.force).await.map(|()| c)
+                    k.apply(&c.api_version, &c.key, object, force || c.force)
+                        .await
+                        .map(|()| c)
                 })
                 .buffer_unordered(KUBE_CONCURRENCY);
             while let Some(result) = done.next().await {
@@ -422,6 +452,15 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     }
     if plan.goal == Goal::Apply {
         kube_deletes(plan, progress, &mut notes).await?;
+        if let Some(timeout) = plan.options.wait {
+            let not_ready = plan.not_ready(timeout).await?;
+            if !not_ready.is_empty() {
+                return Err(Error::NotReady {
+                    seconds: timeout.as_secs(),
+                    report: not_ready.join("\n"),
+                });
+            }
+        }
     }
     Ok(Report {
         summary: plan.summary(),

@@ -10,7 +10,8 @@ const AFTER_HELP: &str = "\
 Exit codes:
   0   success (plan --detailed-exitcode: no changes)
   1   AWS or Kubernetes failed
-  2   plan --detailed-exitcode: there are changes; drift: the live environment drifted
+  2   plan --detailed-exitcode: there are changes; drift: the live environment drifted;
+      verify: something declared is missing, differs from Git or is not ready
   3   the environment is invalid (file:line:column is printed)
   4   the repository or revision cannot be read
   5   another run holds the environment's lock (it names the holder)
@@ -55,11 +56,26 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Check that everything declared exists, matches Git and is ready: exit 0, or 2 with a report.
+    Verify {
+        #[command(flatten)]
+        target: Target,
+        /// How long to wait for objects to become ready.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Compare the live environment with Git: exit 0 in sync, 2 drifted (the diff is printed), 1 error.
     /// `apply` heals drift.
     Drift(Target),
     /// Make the live environment match Git: create, update, replace and delete what differs.
-    Apply(Target),
+    Apply {
+        #[command(flatten)]
+        target: Target,
+        /// Then wait at most this long (e.g. 90s, 5m) for every Kubernetes object to be ready
+        /// (Deployments rolled out, Jobs complete, CRDs established, ...); fail with a report if not.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        wait: Option<std::time::Duration>,
+    },
     /// Delete everything the environment owns (found by its tags and labels), and nothing else.
     Destroy(Target),
 }
@@ -92,6 +108,7 @@ impl Target {
     fn plan_options(&self) -> engine::PlanOptions {
         engine::PlanOptions {
             force_conflicts: self.force_conflicts,
+            wait: None,
         }
     }
 }
@@ -207,12 +224,59 @@ async fn run(command: Command) -> engine::Result<u8> {
                 Ok(exit::OK)
             }
         }
-        Command::Apply(target) => execute(&target, Goal::Apply).await,
-        Command::Destroy(target) => execute(&target, Goal::Destroy).await,
+        Command::Apply { target, wait } => execute(&target, Goal::Apply, wait).await,
+        Command::Destroy(target) => execute(&target, Goal::Destroy, None).await,
+        Command::Verify { target, timeout } => {
+            let loaded = load(&target)?;
+            let plan = engine::plan(&loaded, Goal::Apply, target.plan_options()).await?;
+            let mut ok = true;
+            if plan.summary().has_changes() {
+                ok = false;
+                println!("Not as declared: the live environment differs from Git:");
+                print!("{}", plan.to_text());
+            }
+            let not_ready = plan.not_ready(timeout).await?;
+            if !not_ready.is_empty() {
+                ok = false;
+                println!(
+                    "Not ready after {}s:\n{}",
+                    timeout.as_secs(),
+                    not_ready.join("\n")
+                );
+            }
+            if ok {
+                println!("Verified: everything declared exists, matches Git and is ready ({} resources).", plan.summary().unchanged);
+                Ok(exit::OK)
+            } else {
+                Ok(exit::CHANGES)
+            }
+        }
     }
 }
 
-async fn execute(target: &Target, goal: Goal) -> engine::Result<u8> {
+/// Parses `90s`, `5m`, `1h` or a number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{text}`: the unit must be s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+async fn execute(
+    target: &Target,
+    goal: Goal,
+    wait: Option<std::time::Duration>,
+) -> engine::Result<u8> {
     let loaded = load(target)?;
     let command = if goal == Goal::Destroy {
         "destroy"
@@ -220,17 +284,35 @@ async fn execute(target: &Target, goal: Goal) -> engine::Result<u8> {
         "apply"
     };
     let lock = engine::lock(&loaded, &engine::holder(command)).await?;
-    let result = execute_locked(target, goal, &loaded).await;
+    let result = execute_locked(target, goal, &loaded, wait).await;
     if let Some(lock) = lock {
         lock.release().await;
     }
     result
 }
 
-async fn execute_locked(target: &Target, goal: Goal, loaded: &Loaded) -> engine::Result<u8> {
-    let plan = engine::plan(loaded, goal, target.plan_options()).await?;
+async fn execute_locked(
+    target: &Target,
+    goal: Goal,
+    loaded: &Loaded,
+    wait: Option<std::time::Duration>,
+) -> engine::Result<u8> {
+    let options = engine::PlanOptions {
+        wait,
+        ..target.plan_options()
+    };
+    let plan = engine::plan(loaded, goal, options).await?;
     print!("{}", plan.to_text());
     if !plan.summary().has_changes() {
+        if let Some(timeout) = wait {
+            let not_ready = plan.not_ready(timeout).await?;
+            if !not_ready.is_empty() {
+                return Err(engine::Error::NotReady {
+                    seconds: timeout.as_secs(),
+                    report: not_ready.join("\n"),
+                });
+            }
+        }
         print_calls(&plan);
         return Ok(exit::OK);
     }

@@ -290,3 +290,85 @@ async fn two_runs_never_hold_the_lock_at_once_and_a_dead_runs_lock_expires() {
     );
     envboot(&repo, settings, &["destroy", &name]).assert_ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_and_apply_wait_report_what_is_not_ready_until_it_is() {
+    let settings = sandbox();
+    let name = unique("ready");
+    let repo = Repo::new(&name, &cluster_only(&name, 1, "{replicaCount: 2}"));
+    envboot(&repo, settings, &["apply", &name]).assert_ok();
+
+    // There is no kubelet in the sandbox: the Deployment's pods never run by themselves.
+    let run = envboot(&repo, settings, &["verify", &name, "--timeout", "1s"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!("Deployment {name}/hello: ")),
+        "{}",
+        run.stdout
+    );
+
+    // apply --wait watches until the rollout is reported, as a kubelet and controller would.
+    let mut waiting = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
+        .args(["apply", &name, "--wait", "60s", "--repo"])
+        .arg(repo.path())
+        .env_clear()
+        .envs(settings.iter())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn apply --wait");
+    // Be the kubelet: once the ReplicaSet's two pods exist, report them running and ready.
+    let client = kube_client(settings).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, &name);
+    let selector = "app.kubernetes.io/instance=hello";
+    let mut names: Vec<String> = Vec::new();
+    let listed = pods
+        .list(&kube::api::ListParams::default().labels(selector))
+        .await
+        .expect("pods");
+    names.extend(listed.items.iter().filter_map(|p| p.metadata.name.clone()));
+    if names.len() < 2 {
+        use futures::StreamExt;
+        let version = listed.metadata.resource_version.unwrap_or_default();
+        let mut events = pods
+            .watch(
+                &kube::api::WatchParams::default()
+                    .labels(selector)
+                    .timeout(60),
+                &version,
+            )
+            .await
+            .expect("watch pods")
+            .boxed();
+        while names.len() < 2 {
+            match events.next().await {
+                Some(Ok(kube::api::WatchEvent::Added(p))) => names.extend(p.metadata.name),
+                Some(_) => {}
+                None => panic!("the ReplicaSet created {} pods in 60 s", names.len()),
+            }
+        }
+    }
+    let now = "2026-01-01T00:00:00Z";
+    let status = serde_json::json!({"status": {"phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now},
+                       {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}],
+        "containerStatuses": [{"name": "web", "ready": true, "started": true, "restartCount": 0,
+            "image": "nginx", "imageID": "", "state": {"running": {"startedAt": now}}}]}});
+    for pod in &names {
+        pods.patch_status(pod, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("pod status");
+    }
+    let out = waiting.wait_with_output().expect("apply --wait finishes");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let run = envboot(&repo, settings, &["verify", &name]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("Verified"), "{}", run.stdout);
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+}

@@ -8,6 +8,7 @@
 
 pub mod diff;
 pub mod lock;
+pub mod ready;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -441,6 +442,97 @@ impl Kube {
                 source,
             }),
         }
+    }
+
+    /// Waits, through watches, until every target is ready (see [`ready::readiness`]) or
+    /// `timeout` passes. Returns the targets that are not ready, with the reason.
+    pub async fn wait_ready(
+        &self,
+        environment: &str,
+        targets: &[(String, ObjectKey)],
+        timeout: std::time::Duration,
+    ) -> Result<Vec<(ObjectKey, String)>> {
+        use futures::StreamExt;
+        use kube::api::{WatchEvent, WatchParams};
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pending: BTreeMap<ObjectKey, String> = targets
+            .iter()
+            .map(|(_, k)| (k.clone(), "not found".to_string()))
+            .collect();
+        let selector = format!("{LABEL_ENVIRONMENT}={environment}");
+        let mut groups: BTreeMap<(String, String, Option<String>), ()> = BTreeMap::new();
+        for (api_version, key) in targets {
+            groups.insert(
+                (api_version.clone(), key.kind.clone(), key.namespace.clone()),
+                (),
+            );
+        }
+        let update = |pending: &mut BTreeMap<ObjectKey, String>,
+                      object: &DynamicObject,
+                      api_version: &str,
+                      kind: &str| {
+            let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+            value["apiVersion"] = Value::String(api_version.to_string());
+            value["kind"] = Value::String(kind.to_string());
+            let key = ObjectKey::of(&value);
+            if let Some(reason) = pending.get_mut(&key) {
+                match ready::readiness(&value) {
+                    ready::Readiness::Ready => {
+                        pending.remove(&key);
+                    }
+                    ready::Readiness::NotReady(why) => *reason = why,
+                }
+            }
+        };
+        let mut streams = Vec::new();
+        for (api_version, kind, namespace) in groups.into_keys() {
+            let (ar, namespaced) = self.resource(&api_version, &kind).await?;
+            let api: Api<DynamicObject> = match (&namespace, namespaced) {
+                (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &ar),
+                _ => Api::all_with(self.client.clone(), &ar),
+            };
+            let failed = |call: &'static str| {
+                let object = format!("{kind} ({selector})");
+                move |source| Error::CallFailed {
+                    object,
+                    call,
+                    source,
+                }
+            };
+            let list = api
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(failed("list"))?;
+            for o in &list.items {
+                update(&mut pending, o, &api_version, &kind);
+            }
+            let version = list.metadata.resource_version.unwrap_or_default();
+            let seconds = timeout.as_secs().clamp(1, 290) as u32;
+            let stream = api
+                .watch(
+                    &WatchParams::default().labels(&selector).timeout(seconds),
+                    &version,
+                )
+                .await
+                .map_err(failed("watch"))?
+                .map(move |event| (api_version.clone(), kind.clone(), event));
+            streams.push(stream.boxed());
+        }
+        let mut events = futures::stream::select_all(streams);
+        while !pending.is_empty() {
+            match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(Some((
+                    api_version,
+                    kind,
+                    Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)),
+                ))) => {
+                    update(&mut pending, &o, &api_version, &kind);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Ok(pending.into_iter().collect())
     }
 
     /// Waits until an object is gone (foreground deletion finishes when its dependents are),
