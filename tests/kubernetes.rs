@@ -308,7 +308,7 @@ async fn verify_and_apply_wait_report_what_is_not_ready_until_it_is() {
     );
 
     // apply --wait watches until the rollout is reported, as a kubelet and controller would.
-    let mut waiting = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
+    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
         .args(["apply", &name, "--wait", "60s", "--repo"])
         .arg(repo.path())
         .env_clear()
