@@ -31,6 +31,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("warnings are errors (--deny-warnings):\n{0}")]
     Warnings(crate::diag::Diagnostics),
+    #[error("{origin}: {message}")]
+    Secret { origin: String, message: String },
     #[error("not ready after {seconds}s:\n{report}")]
     NotReady { seconds: u64, report: String },
     #[error("cannot resolve `${{{reference}}}` for {address}: {reason}")]
@@ -65,7 +67,9 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Source(_) => exit::SOURCE,
-            Error::Model(_) | Error::Render(_) | Error::Warnings(_) => exit::INVALID,
+            Error::Model(_) | Error::Render(_) | Error::Warnings(_) | Error::Secret { .. } => {
+                exit::INVALID
+            }
             Error::Kube(kube::Error::Locked { .. }) => exit::LOCKED,
             Error::Aws(_) | Error::Kube(_) | Error::Unresolved { .. } | Error::NotReady { .. } => {
                 exit::FAILED
@@ -100,12 +104,48 @@ pub fn load(options: &SourceOptions, name: &str) -> Result<Loaded> {
     if options.deny_warnings && !env.warnings.is_empty() {
         return Err(Error::Warnings(env.warnings));
     }
-    let manifests = render::render(&env)?;
+    let secrets = decrypt_secrets(&env)?;
+    let manifests = render::render(&env, &secrets)?;
     Ok(Loaded {
         snapshot,
         env,
         manifests,
     })
+}
+
+/// Decrypts the environment's secrets in memory. Asks for the identity only when there are any.
+fn decrypt_secrets(env: &Environment) -> Result<Vec<render::SecretData>> {
+    if env.secrets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let identities = crate::secrets::identities_from_env().map_err(|e| Error::Secret {
+        origin: env.secrets[0].origin.clone(),
+        message: e.to_string(),
+    })?;
+    env.secrets
+        .iter()
+        .map(|s| {
+            let failed = |message: String| Error::Secret {
+                origin: s.origin.clone(),
+                message: format!("{}: {message}", s.file),
+            };
+            let plaintext = crate::secrets::decrypt(&s.ciphertext, &identities)
+                .map_err(|e| failed(e.to_string()))?;
+            // Never echo the content: a parse error could quote it.
+            let data: std::collections::BTreeMap<String, String> =
+                serde_yaml_ng::from_slice(&plaintext).map_err(|_| {
+                    failed(
+                        "the decrypted content is not a YAML map of names to string values".into(),
+                    )
+                })?;
+            Ok(render::SecretData {
+                name: s.name.clone(),
+                namespace: s.namespace.clone(),
+                file: s.file.clone(),
+                data,
+            })
+        })
+        .collect()
 }
 
 /// How long a lock lives without renewal (a crashed run's lock expires after this).
@@ -306,6 +346,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
                 .await?;
             c.force = heals_drift;
             c.change.fields = kube::diff::dry_run_changes(&result, live);
+            kube::diff::mask(&c.key.kind, &mut c.change.fields);
             if c.change.fields.is_empty() {
                 c.change.action = Action::NoOp;
             }

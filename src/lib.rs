@@ -11,4 +11,5 @@ pub mod kube;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod secrets;
 pub mod source;

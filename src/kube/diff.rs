@@ -219,6 +219,7 @@ pub fn diff(
                 if let Some(owned) = owned_fields(l) {
                     removed(owned, object, l, "", &mut fields);
                 }
+                mask(&key.kind, &mut fields);
                 (
                     if fields.is_empty() {
                         Action::NoOp
@@ -262,6 +263,20 @@ pub fn diff(
         force: false,
     }));
     out
+}
+
+/// Shows `(sensitive)` for every changed value of a Secret's data.
+pub fn mask(kind: &str, fields: &mut [FieldChange]) {
+    if kind != "Secret" {
+        return;
+    }
+    let sensitive = || Some(crate::secrets::SENSITIVE.to_string());
+    for f in fields {
+        if f.path.starts_with("data") || f.path.starts_with("stringData") {
+            f.before = f.before.as_ref().and_then(|_| sensitive());
+            f.after = f.after.as_ref().and_then(|_| sensitive());
+        }
+    }
 }
 
 /// What the server keeps for itself: never a difference envboot made.

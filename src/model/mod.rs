@@ -45,6 +45,7 @@ pub struct Environment {
     pub resources: Vec<Resource>,
     pub releases: Vec<Release>,
     pub config_maps: Vec<ConfigMap>,
+    pub secrets: Vec<Secret>,
     /// Findings that do not stop a run (e.g. SSH open to the internet); `--deny-warnings` makes
     /// them errors.
     pub warnings: Diagnostics,
@@ -90,6 +91,28 @@ pub struct Chart {
     pub templates: BTreeMap<String, String>,
 }
 
+/// A Secret declared in Git; its data is decrypted later, in memory only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub name: String,
+    pub namespace: String,
+    /// Repository path of the encrypted file.
+    pub file: String,
+    /// Where it is declared (`file:line:column`), for errors about the file.
+    pub origin: String,
+    pub ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigMap {
     pub name: String,
@@ -105,6 +128,7 @@ impl Environment {
             .iter()
             .map(|r| r.namespace.clone())
             .chain(self.config_maps.iter().map(|c| c.namespace.clone()))
+            .chain(self.secrets.iter().map(|c| c.namespace.clone()))
             .collect()
     }
 }
@@ -284,7 +308,10 @@ impl Loader<'_> {
         let resources = self.infrastructure(&env, &file);
         let releases = self.releases(&env, &file, &env_dir);
         let config_maps = self.config_maps(&env, &file, &env_dir);
-        if env.cluster.is_none() && (!env.releases.is_empty() || !env.config_maps.is_empty()) {
+        let secrets = self.secrets(&env, &file, &env_dir);
+        if env.cluster.is_none()
+            && (!env.releases.is_empty() || !env.config_maps.is_empty() || !env.secrets.is_empty())
+        {
             self.report(file.at(
                 "",
                 "releases and configMaps need a `cluster:` (e.g. `cluster: {type: existing, context: NAME}`)",
@@ -303,6 +330,7 @@ impl Loader<'_> {
             resources,
             releases,
             config_maps,
+            secrets,
             warnings: std::mem::take(&mut self.warnings),
         })
     }
@@ -1048,6 +1076,78 @@ impl Loader<'_> {
                 }
             }
             out.push(cm);
+        }
+        out
+    }
+}
+
+impl Loader<'_> {
+    fn secrets(&mut self, env: &EnvironmentFile, file: &SourceFile, env_dir: &str) -> Vec<Secret> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, spec) in env.secrets.iter().enumerate() {
+            let at = idx("secrets", i);
+            if !is_dns_subdomain(&spec.name) {
+                self.report(file.at(
+                    &key(&at, "name"),
+                    format!(
+                        "invalid Secret name `{}`: expected a DNS subdomain (a-z, 0-9, `-`, `.`)",
+                        spec.name
+                    ),
+                ));
+            }
+            if !is_dns_label(&spec.namespace) {
+                self.report(file.at(
+                    &key(&at, "namespace"),
+                    format!(
+                        "invalid namespace `{}`: expected a DNS label (a-z, 0-9, `-`)",
+                        spec.namespace
+                    ),
+                ));
+            }
+            if !seen.insert((spec.namespace.clone(), spec.name.clone())) {
+                self.report(file.at(
+                    &key(&at, "name"),
+                    format!("duplicate Secret `{}/{}`", spec.namespace, spec.name),
+                ));
+            }
+            let Some(path) = join(env_dir, &spec.file) else {
+                self.report(file.at(
+                    &key(&at, "file"),
+                    format!("file `{}` points outside the repository", spec.file),
+                ));
+                continue;
+            };
+            let Some(bytes) = self.snapshot.file(&path) else {
+                self.report(file.at(
+                    &key(&at, "file"),
+                    format!(
+                        "secret file `{}` not found: expected {path} in the commit",
+                        spec.file
+                    ),
+                ));
+                continue;
+            };
+            if !bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+                && !bytes.starts_with(b"age-encryption.org/")
+            {
+                self.report(file.at(
+                    &key(&at, "file"),
+                    format!("{path} is not age-encrypted: secrets must never sit in Git in plain text (encrypt it with `envboot secret encrypt`)"),
+                ));
+                continue;
+            }
+            out.push(Secret {
+                name: spec.name.clone(),
+                namespace: spec.namespace.clone(),
+                file: path,
+                origin: file
+                    .at(&key(&at, "file"), "")
+                    .to_string()
+                    .trim_end_matches(": ")
+                    .to_string(),
+                ciphertext: bytes.to_vec(),
+            });
         }
         out
     }

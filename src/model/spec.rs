@@ -23,6 +23,18 @@ pub struct EnvironmentFile {
     pub releases: Vec<ReleaseSpec>,
     #[serde(default)]
     pub config_maps: Vec<ConfigMapSpec>,
+    #[serde(default)]
+    pub secrets: Vec<SecretSpec>,
+}
+
+/// A Kubernetes Secret whose data comes from an age-encrypted file in the repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretSpec {
+    pub name: String,
+    pub namespace: String,
+    /// Path relative to the environment's folder of an age-encrypted YAML map of strings.
+    pub file: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -73,6 +73,41 @@ impl Manifest {
     }
 }
 
+/// A Secret's decrypted data: held in memory only, never printed ([`fmt::Debug`] masks it).
+#[derive(Clone)]
+pub struct SecretData {
+    pub name: String,
+    pub namespace: String,
+    /// Repository path of the encrypted file it came from.
+    pub file: String,
+    pub data: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SecretData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretData")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Replaces the values of a Secret's `data` and `stringData` with `(sensitive)`.
+pub fn mask(object: &Value) -> Value {
+    let mut v = object.clone();
+    if v["kind"] == "Secret" {
+        for field in ["data", "stringData"] {
+            if let Value::Object(map) = &mut v[field] {
+                for value in map.values_mut() {
+                    *value = Value::String(crate::secrets::SENSITIVE.to_string());
+                }
+            }
+        }
+    }
+    v
+}
+
 /// Helm's install order of kinds; other kinds come after these.
 const KIND_ORDER: [&str; 36] = [
     "PriorityClass",
@@ -125,7 +160,7 @@ pub fn kind_rank(kind: &str) -> usize {
 ///
 /// # Errors
 /// A chart template fails or produces something that is not a Kubernetes object.
-pub fn render(env: &Environment) -> Result<Vec<Manifest>> {
+pub fn render(env: &Environment, secrets: &[SecretData]) -> Result<Vec<Manifest>> {
     let mut out = Vec::new();
     for ns in env.namespaces() {
         if SYSTEM_NAMESPACES.contains(&ns.as_str()) {
@@ -157,6 +192,24 @@ pub fn render(env: &Environment) -> Result<Vec<Manifest>> {
         out.push(Manifest {
             source: "configMaps".into(),
             object,
+            default_namespace: None,
+        });
+    }
+    for secret in secrets {
+        let data: Map<String, Value> = secret
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(template::base64(v.as_bytes()))))
+            .collect();
+        out.push(Manifest {
+            source: secret.file.clone(),
+            object: json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": secret.name, "namespace": secret.namespace},
+                "type": "Opaque",
+                "data": data,
+            }),
             default_namespace: None,
         });
     }
@@ -270,7 +323,7 @@ pub fn to_yaml_stream(manifests: &[Manifest]) -> String {
     for m in manifests {
         out.push_str("---\n");
         out.push_str(&format!("# Source: {}\n", m.source));
-        out.push_str(&serde_yaml_ng::to_string(&m.object).unwrap_or_default());
+        out.push_str(&serde_yaml_ng::to_string(&mask(&m.object)).unwrap_or_default());
     }
     out
 }

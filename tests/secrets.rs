@@ -1,0 +1,157 @@
+//! Secrets: age-encrypted in Git, decrypted only in memory, applied as Kubernetes Secrets, and
+//! never shown: every line envboot prints during a full lifecycle is searched for the plaintext.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+
+const PASSWORD: &str = "correct-horse-battery-staple-7f3a";
+const CHANGED: &str = "tr0ub4dor-and-3-second-value-91bc";
+
+fn environment(name: &str) -> String {
+    format!(
+        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nsecrets:\n  - name: db-credentials\n    namespace: {name}\n    file: secrets/db.yaml.age\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
+    let settings = sandbox();
+    let name = unique("secret");
+    let identity = age::x25519::Identity::generate();
+    let repo = Repo::new(&name, &environment(&name));
+    repo.write(
+        ".age-recipients",
+        &format!("# the team\n{}\n", identity.to_public()),
+    );
+
+    // The plaintext lives outside the repository; only the encrypted file is committed.
+    let outside = tempfile::tempdir().expect("tempdir");
+    let plain = outside.path().join("db.yaml");
+    std::fs::write(&plain, format!("username: app\npassword: {PASSWORD}\n")).expect("write");
+    let encrypted = repo
+        .path()
+        .join(format!("environments/{name}/secrets/db.yaml.age"));
+    std::fs::create_dir_all(encrypted.parent().expect("parent")).expect("mkdir");
+    let run: Run = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
+        .args(["secret", "encrypt"])
+        .arg(&plain)
+        .arg("--output")
+        .arg(&encrypted)
+        .current_dir(repo.path())
+        .output()
+        .expect("encrypt")
+        .into();
+    run.assert_ok();
+    assert!(!repo
+        .read(&format!("environments/{name}/secrets/db.yaml.age"))
+        .contains(PASSWORD));
+    repo.commit("add the database secret");
+
+    use age::secrecy::ExposeSecret;
+    let mut with_key: HashMap<String, String> = settings.clone();
+    with_key.insert(
+        "ENVBOOT_AGE_IDENTITY".into(),
+        identity.to_string().expose_secret().to_string(),
+    );
+    let printed = std::cell::RefCell::new(String::new());
+    let run = |args: &[&str], settings: &HashMap<String, String>| {
+        let r = envboot(&repo, settings, args);
+        printed.borrow_mut().push_str(&r.stdout);
+        printed.borrow_mut().push_str(&r.stderr);
+        r
+    };
+
+    // Without the identity: an input error naming where the secret is declared, no API call.
+    let r = run(&["plan", &name], settings);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "environments/{name}/environment.yaml:9:5: no age identity"
+        )),
+        "{}",
+        r.stderr
+    );
+
+    run(&["render", &name], &with_key).assert_ok();
+    let r = run(&["apply", &name], &with_key);
+    r.assert_ok();
+    let client = kube_client(settings).await;
+    let secret = Api::<Secret>::namespaced(client.clone(), &name)
+        .get("db-credentials")
+        .await
+        .expect("secret");
+    let data = secret.data.unwrap_or_default();
+    assert_eq!(data["password"].0, PASSWORD.as_bytes());
+    assert_eq!(data["username"].0, b"app");
+
+    // A changed value: the plan says the field changes, but not from what to what.
+    std::fs::write(&plain, format!("username: app\npassword: {CHANGED}\n")).expect("write");
+    let r: Run = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
+        .args(["secret", "encrypt"])
+        .arg(&plain)
+        .arg("--output")
+        .arg(&encrypted)
+        .current_dir(repo.path())
+        .output()
+        .expect("encrypt")
+        .into();
+    r.assert_ok();
+    printed.borrow_mut().push_str(&r.stdout);
+    printed.borrow_mut().push_str(&r.stderr);
+    repo.commit("rotate the password");
+    let r = run(&["plan", &name], &with_key);
+    r.assert_ok();
+    assert!(
+        r.stdout
+            .contains("~ data.password: (sensitive) -> (sensitive)"),
+        "{}",
+        r.stdout
+    );
+    run(&["apply", &name], &with_key).assert_ok();
+    let secret = Api::<Secret>::namespaced(client.clone(), &name)
+        .get("db-credentials")
+        .await
+        .expect("secret");
+    assert_eq!(
+        secret.data.unwrap_or_default()["password"].0,
+        CHANGED.as_bytes()
+    );
+    run(&["drift", &name], &with_key);
+    run(&["plan", &name, "--output", "json"], &with_key);
+
+    // Another identity cannot decrypt it.
+    let mut wrong = settings.clone();
+    wrong.insert(
+        "ENVBOOT_AGE_IDENTITY".into(),
+        age::x25519::Identity::generate()
+            .to_string()
+            .expose_secret()
+            .to_string(),
+    );
+    let r = run(&["plan", &name], &wrong);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("cannot decrypt"), "{}", r.stderr);
+
+    run(&["destroy", &name], &with_key).assert_ok();
+    let printed = printed.into_inner();
+    for value in [PASSWORD, CHANGED] {
+        assert!(
+            !printed.contains(value),
+            "a secret value was printed:\n{printed}"
+        );
+        let encoded = envboot::render::template::base64(value.as_bytes());
+        assert!(
+            !printed.contains(&encoded[..20]),
+            "a secret value was printed in base64:\n{printed}"
+        );
+    }
+    assert!(
+        printed.contains("(sensitive)"),
+        "values are shown as (sensitive)"
+    );
+}
