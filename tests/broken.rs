@@ -1,0 +1,148 @@
+//! The corpus of broken environments: each case breaks one thing in an otherwise valid
+//! repository and must fail with its own readable message, at its location, with the documented
+//! exit code, before any API call. AWS and Kubernetes point at a closed port, so an attempted
+//! call would end in exit code 1 instead.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+
+use common::*;
+
+const ENV: &str = "environments/t/environment.yaml";
+const NETWORK: &str = "modules/network/module.yaml";
+const WEB: &str = "modules/web-tier/module.yaml";
+const CHART: &str = "modules/hello/templates/configmap.yaml";
+
+/// One broken repository: edits to the valid one, and what envboot must say.
+struct Case {
+    name: &'static str,
+    /// (file, text to find, replacement); an empty `find` replaces the whole file.
+    edits: &'static [(&'static str, &'static str, &'static str)],
+    /// Extra command-line arguments.
+    args: &'static [&'static str],
+    code: i32,
+    /// The file the error must point into (`file:line:`), or "" when there is no file.
+    at: &'static str,
+    says: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case { name: "malformed YAML", edits: &[(ENV, "region: us-east-1", "region: [us-east-1")], args: &[], code: 3, at: ENV, says: "invalid YAML" },
+    Case { name: "tab indentation", edits: &[(ENV, "  provider: aws", "\tprovider: aws")], args: &[], code: 3, at: ENV, says: "invalid YAML" },
+    Case { name: "wrong apiVersion", edits: &[(ENV, "envboot.dev/v1alpha1", "envboot.dev/v9")], args: &[], code: 3, at: ENV, says: "unsupported apiVersion `envboot.dev/v9`" },
+    Case { name: "wrong kind", edits: &[(ENV, "kind: Environment", "kind: Module")], args: &[], code: 3, at: ENV, says: "kind is `Module`: expected `Environment`" },
+    Case { name: "name differs from folder", edits: &[(ENV, "name: t\n", "name: prod\n")], args: &[], code: 3, at: ENV, says: "does not match the folder" },
+    Case { name: "unknown top-level field", edits: &[(ENV, "cloud:", "clowd: {}\ncloud:")], args: &[], code: 3, at: ENV, says: "unknown field `clowd`" },
+    Case { name: "unknown field in a module instance", edits: &[(ENV, "    module: web-tier\n", "    module: web-tier\n    modul: x\n")], args: &[], code: 3, at: ENV, says: "unknown field `modul`" },
+    Case { name: "unsupported provider", edits: &[(ENV, "provider: aws", "provider: gcp")], args: &[], code: 3, at: ENV, says: "unsupported provider `gcp`" },
+    Case { name: "region of the wrong type", edits: &[(ENV, "region: us-east-1", "region: [a, b]")], args: &[], code: 3, at: ENV, says: "invalid type: sequence, expected a string" },
+    Case { name: "missing cloud", edits: &[(ENV, "cloud:\n  provider: aws\n  region: us-east-1\n", "")], args: &[], code: 3, at: ENV, says: "missing field `cloud`" },
+    Case { name: "infrastructure is not a list", edits: &[(ENV, "infrastructure:\n", "infrastructure: 7\nx:\n")], args: &[], code: 3, at: ENV, says: "invalid type: integer `7`, expected a sequence" },
+    Case { name: "missing module", edits: &[(ENV, "module: web-tier", "module: web-teir")], args: &[], code: 3, at: ENV, says: "module `web-teir` not found" },
+    Case { name: "duplicate module instance", edits: &[(ENV, "  - name: web\n", "  - name: network\n")], args: &[], code: 3, at: ENV, says: "duplicate module instance name `network`" },
+    Case { name: "invalid instance name", edits: &[(ENV, "  - name: web\n", "  - name: 9web\n")], args: &[], code: 3, at: ENV, says: "invalid module instance name `9web`" },
+    Case { name: "unknown input", edits: &[(ENV, "      ami: ami-03cf127a\n", "      ami: ami-03cf127a\n      size: xl\n")], args: &[], code: 3, at: ENV, says: "module `web-tier` has no input `size`" },
+    Case { name: "missing required input", edits: &[(ENV, "      ami: ami-03cf127a\n", "")], args: &[], code: 3, at: ENV, says: "module `web-tier` requires input `ami`" },
+    Case { name: "input of the wrong type", edits: &[(ENV, "      ami: ami-03cf127a\n", "      ami: ami-03cf127a\n      http_port: eighty\n")], args: &[], code: 3, at: ENV, says: "input `http_port` of module `web-tier` expects a number, got a string" },
+    Case { name: "reference to an undeclared instance", edits: &[(ENV, "${module.network.vpc_id}", "${module.netwrk.vpc_id}")], args: &[], code: 3, at: ENV, says: "refers to module instance `netwrk`, which is not declared" },
+    Case { name: "reference to an unknown output", edits: &[(ENV, "${module.network.vpc_id}", "${module.network.vpcid}")], args: &[], code: 3, at: ENV, says: "module instance `network` has no output `vpcid`" },
+    Case { name: "malformed reference", edits: &[(ENV, "${module.network.vpc_id}", "${network}")], args: &[], code: 3, at: ENV, says: "invalid reference `${network}`: expected `${module.INSTANCE.OUTPUT}`" },
+    Case { name: "cyclic module references", edits: &[(ENV, "      cidr: 10.42.0.0/16\n", "      cidr: ${module.web.security_group_id}\n")], args: &[], code: 3, at: ENV, says: "module instances refer to each other in a cycle" },
+    Case { name: "CIDR with a bad prefix", edits: &[(ENV, "cidr: 10.42.0.0/16", "cidr: 10.42.0.0/33")], args: &[], code: 3, at: NETWORK, says: "invalid CIDR block `10.42.0.0/33`" },
+    Case { name: "CIDR that is not an address", edits: &[(ENV, "subnet_b_cidr: 10.42.2.0/24", "subnet_b_cidr: ten-dot-two")], args: &[], code: 3, at: NETWORK, says: "invalid CIDR block `ten-dot-two`" },
+    Case { name: "subnet outside its VPC", edits: &[(ENV, "subnet_a_cidr: 10.42.1.0/24", "subnet_a_cidr: 10.99.1.0/24")], args: &[], code: 3, at: NETWORK, says: "subnet 10.99.1.0/24 is not inside its VPC's 10.42.0.0/16" },
+    Case { name: "overlapping subnets", edits: &[(ENV, "subnet_b_cidr: 10.42.2.0/24", "subnet_b_cidr: 10.42.1.0/25")], args: &[], code: 3, at: NETWORK, says: "overlaps network.public_a" },
+    Case { name: "bad protocol", edits: &[(WEB, "{protocol: tcp, from_port: 22", "{protocol: sctp, from_port: 22")], args: &[], code: 3, at: WEB, says: "invalid protocol `sctp`" },
+    Case { name: "port range upside down", edits: &[(WEB, "from_port: 22, to_port: 22", "from_port: 23, to_port: 22")], args: &[], code: 3, at: WEB, says: "from_port 23 is above to_port 22" },
+    Case { name: "unknown resource type", edits: &[(WEB, "type: aws_instance", "type: aws_instanse")], args: &[], code: 3, at: WEB, says: "unknown resource type `aws_instanse`" },
+    Case { name: "resource without a name", edits: &[(WEB, "  - name: server\n", "  - nam: server\n")], args: &[], code: 3, at: WEB, says: "every resource needs a `name`" },
+    Case { name: "duplicate resource name", edits: &[(WEB, "  - name: server\n", "  - name: web\n")], args: &[], code: 3, at: WEB, says: "duplicate resource name `web`" },
+    Case { name: "unknown resource argument", edits: &[(WEB, "    instance_type: ${input.instance_type}\n", "    instance_size: ${input.instance_type}\n")], args: &[], code: 3, at: WEB, says: "unknown field `instance_size`" },
+    Case { name: "reference to an unknown resource", edits: &[(WEB, "[ \"${web.id}\" ]", "[ \"${firewall.id}\" ]")], args: &[], code: 3, at: WEB, says: "refers to `firewall`, which is not a resource of this module" },
+    Case { name: "reference to an unknown attribute", edits: &[(WEB, "[ \"${web.id}\" ]", "[ \"${web.arn}\" ]")], args: &[], code: 3, at: WEB, says: "aws_security_group has no attribute `arn`" },
+    Case { name: "reference to an undeclared input", edits: &[(WEB, "ami: ${input.ami}", "ami: ${input.image}")], args: &[], code: 3, at: WEB, says: "refers to input `image`, which the module does not declare" },
+    Case { name: "output referring to nothing", edits: &[(WEB, "security_group_id: ${web.id}", "security_group_id: ${nothing.id}")], args: &[], code: 3, at: WEB, says: "output `security_group_id` refers to `${nothing.id}`" },
+    Case { name: "module with a wrong apiVersion", edits: &[(WEB, "apiVersion: envboot.dev/v1alpha1", "apiVersion: v1")], args: &[], code: 3, at: WEB, says: "unsupported apiVersion `v1`" },
+    Case { name: "malformed module", edits: &[(WEB, "resources:", "resources: [")], args: &[], code: 3, at: WEB, says: "invalid YAML" },
+    Case { name: "missing chart", edits: &[(ENV, "chart: hello", "chart: helo")], args: &[], code: 3, at: ENV, says: "chart `helo` not found" },
+    Case { name: "missing values file", edits: &[(ENV, "    namespace: t-apps\n    values:", "    namespace: t-apps\n    valuesFiles: [values/nope.yaml]\n    values:")], args: &[], code: 3, at: ENV, says: "values file `values/nope.yaml` not found" },
+    Case { name: "values file that is not a map", edits: &[(ENV, "    namespace: t-apps\n    values:", "    namespace: t-apps\n    valuesFiles: [config/app.properties]\n    values:")], args: &[], code: 3, at: "environments/t/config/app.properties", says: "a values file must be a map of values" },
+    Case { name: "missing ConfigMap file", edits: &[(ENV, "path: config/app.properties", "path: config/app.props")], args: &[], code: 3, at: ENV, says: "file `config/app.props` not found" },
+    Case { name: "ConfigMap file outside the repository", edits: &[(ENV, "path: config/app.properties", "path: ../../../../etc/passwd")], args: &[], code: 3, at: ENV, says: "points outside the repository" },
+    Case { name: "duplicate ConfigMap", edits: &[(ENV, "      - path: config/app.properties\n", "      - path: config/app.properties\n  - {name: app-settings, namespace: t-apps}\n")], args: &[], code: 3, at: ENV, says: "duplicate ConfigMap `t-apps/app-settings`" },
+    Case { name: "invalid namespace", edits: &[(ENV, "    namespace: t-apps\n    data:", "    namespace: T_Apps\n    data:")], args: &[], code: 3, at: ENV, says: "invalid namespace `T_Apps`" },
+    Case { name: "duplicate release", edits: &[(ENV, "configMaps:", "  - {name: hello, chart: hello, namespace: t-apps}\nconfigMaps:")], args: &[], code: 3, at: ENV, says: "duplicate release name `hello`" },
+    Case { name: "releases without a cluster", edits: &[(ENV, "cluster:\n  type: existing\n  context: envboot-sandbox\n", "")], args: &[], code: 3, at: ENV, says: "releases and configMaps need a `cluster:`" },
+    Case { name: "unknown cluster type", edits: &[(ENV, "type: existing", "type: eks")], args: &[], code: 3, at: ENV, says: "unknown variant `eks`" },
+    Case { name: "template calls an unknown function", edits: &[(CHART, "{{ .Values.greeting | quote }}", "{{ .Values.greeting | shout }}")], args: &[], code: 3, at: CHART, says: "function `shout` is not defined" },
+    Case { name: "template fails on purpose", edits: &[(CHART, "{{ .Values.greeting | quote }}", "{{ required \"greeting is required\" .Values.nothing }}")], args: &[], code: 3, at: CHART, says: "greeting is required" },
+    Case { name: "template block never closed", edits: &[(CHART, "{{- end }}", "")], args: &[], code: 3, at: CHART, says: "never closed with `{{ end }}`" },
+    Case { name: "template output is not YAML", edits: &[(CHART, "data:", "data: [")], args: &[], code: 3, at: CHART, says: "the output is not valid YAML" },
+    Case { name: "template object without a name", edits: &[(CHART, "  name: {{ .Release.Name }}-config\n", "")], args: &[], code: 3, at: CHART, says: "has no metadata.name" },
+    Case { name: "missing secret file", edits: &[(ENV, "configMaps:", "secrets:\n  - {name: db, namespace: t-apps, file: secrets/db.age}\nconfigMaps:")], args: &[], code: 3, at: ENV, says: "secret file `secrets/db.age` not found" },
+    Case { name: "secret in plain text", edits: &[(ENV, "configMaps:", "secrets:\n  - {name: db, namespace: t-apps, file: config/app.properties}\nconfigMaps:")], args: &[], code: 3, at: ENV, says: "is not age-encrypted" },
+    Case { name: "SSH open to the internet with --deny-warnings", edits: &[(ENV, "      ami: ami-03cf127a\n", "      ami: ami-03cf127a\n      admin_cidr: 0.0.0.0/0\n")], args: &["--deny-warnings"], code: 3, at: WEB, says: "opens SSH (port 22) to 0.0.0.0/0" },
+    Case { name: "revision that does not exist", edits: &[], args: &["--revision", "no-such-branch"], code: 4, at: "", says: "revision `no-such-branch` does not exist" },
+];
+
+#[test]
+fn every_broken_environment_fails_with_its_own_located_message_and_no_api_call() {
+    let base = Repo::new("t", &sandbox_environment("t"));
+    base.write("environments/t/config/app.properties", "server.port=8080\n");
+    base.commit("valid");
+    let settings = unreachable_settings(base.path());
+    let valid = envboot(&base, &settings, &["validate", "t"]);
+    valid.assert_ok();
+
+    let mut messages = BTreeSet::new();
+    let mut failures = Vec::new();
+    for case in CASES {
+        let repo = Repo::new("t", &base.read(ENV));
+        repo.write("environments/t/config/app.properties", "server.port=8080\n");
+        for (file, find, replace) in case.edits {
+            if find.is_empty() {
+                repo.write(file, replace);
+            } else {
+                repo.edit(file, find, replace);
+            }
+        }
+        repo.commit(case.name);
+        let mut args = vec!["plan", "t"];
+        args.extend(case.args);
+        let run = envboot(&repo, &settings, &args);
+        let located = case.at.is_empty() || run.stderr.contains(&format!("{}:", case.at));
+        if run.code != case.code || !run.stderr.contains(case.says) || !located {
+            failures.push(format!(
+                "{}: expected exit {} saying {:?} at {}, got exit {}:\n{}",
+                case.name, case.code, case.says, case.at, run.code, run.stderr
+            ));
+        }
+        let message: String = run.stderr.lines().filter(|l| l.starts_with("error") || l.contains(": ")).collect();
+        messages.insert(message);
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+    assert!(CASES.len() >= 40, "the corpus holds {} cases", CASES.len());
+    assert_eq!(messages.len(), CASES.len(), "every case gives a distinct message");
+}
+
+/// Settings under which any AWS or Kubernetes call fails at once (closed port 9).
+fn unreachable_settings(dir: &std::path::Path) -> HashMap<String, String> {
+    let kubeconfig = dir.join(".kubeconfig-unreachable");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: envboot-sandbox\n  context: {cluster: c, user: u}\ncurrent-context: envboot-sandbox\n",
+    )
+    .expect("write kubeconfig");
+    [
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "none"),
+        ("AWS_SECRET_ACCESS_KEY", "none"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("KUBECONFIG", kubeconfig.to_str().expect("utf-8 path")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
