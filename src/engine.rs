@@ -250,6 +250,48 @@ impl Plan {
             .collect())
     }
 
+    /// What is live: the commits that created or last changed each existing resource (with how
+    /// many resources carry each), and when envboot last applied a Kubernetes object.
+    pub fn live(&self) -> LiveState {
+        let mut revisions: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut latest: Option<(String, String)> = None;
+        for c in &self.aws {
+            if let Some(r) = &c.revision {
+                *revisions.entry(r.clone()).or_default() += 1;
+            }
+        }
+        for live in self.kube.iter().filter_map(|c| c.live.as_ref()) {
+            let Some(r) = live["metadata"]["annotations"][render::ANNOTATION_REVISION].as_str()
+            else {
+                continue;
+            };
+            *revisions.entry(r.to_string()).or_default() += 1;
+            let applied = live["metadata"]["managedFields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["manager"] == kube::FIELD_MANAGER)
+                .filter_map(|m| m["time"].as_str())
+                .max();
+            if let Some(t) = applied {
+                if latest.as_ref().is_none_or(|(time, _)| t > time.as_str()) {
+                    latest = Some((t.to_string(), r.to_string()));
+                }
+            }
+        }
+        let commit = latest.as_ref().map(|(_, r)| r.clone()).or_else(|| {
+            revisions
+                .iter()
+                .max_by_key(|(_, n)| **n)
+                .map(|(r, _)| r.clone())
+        });
+        LiveState {
+            commit,
+            applied_at: latest.map(|(t, _)| t),
+            revisions,
+        }
+    }
+
     /// The plan as text, like `terraform plan`.
     pub fn to_text(&self) -> String {
         plan::format_changes(self.changes())
@@ -364,6 +406,18 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         kube_client,
         options,
     })
+}
+
+/// What is live, as found by tags and labels.
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    /// The commit of the most recent apply (by Kubernetes managedFields time), else the commit
+    /// most resources carry.
+    pub commit: Option<String>,
+    /// When envboot last applied a Kubernetes object (RFC 3339).
+    pub applied_at: Option<String>,
+    /// Commit to the number of resources it created or last changed.
+    pub revisions: std::collections::BTreeMap<String, usize>,
 }
 
 /// What one executed step did, for progress output.

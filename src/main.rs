@@ -64,6 +64,8 @@ enum Command {
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Which commit is live, when it was applied, and whether the environment drifted from Git.
+    Status(Target),
     /// Compare the live environment with Git: exit 0 in sync, 2 drifted (the diff is printed), 1 error.
     /// `apply` heals drift.
     Drift(Target),
@@ -232,6 +234,47 @@ async fn run(command: Command) -> engine::Result<u8> {
             } else {
                 exit::OK
             })
+        }
+        Command::Status(target) => {
+            let loaded = load(&target)?;
+            let plan = engine::plan(&loaded, Goal::Apply, target.plan_options()).await?;
+            let live = plan.live();
+            let short = |c: &str| c.chars().take(12).collect::<String>();
+            println!("Environment {}", target.environment);
+            println!(
+                "  Git:    {} ({}) {}",
+                loaded.snapshot.short_commit(),
+                target.revision,
+                loaded.snapshot.summary
+            );
+            match &live.commit {
+                None => println!("  Live:   nothing exists yet"),
+                Some(commit) => {
+                    let when = live
+                        .applied_at
+                        .as_deref()
+                        .map(|t| format!(", applied {t}"))
+                        .unwrap_or_default();
+                    let by: Vec<String> = live
+                        .revisions
+                        .iter()
+                        .map(|(r, n)| format!("{} x{n}", short(r)))
+                        .collect();
+                    println!(
+                        "  Live:   {}{when}; resources by the commit that last changed them: {}",
+                        short(commit),
+                        by.join(", ")
+                    );
+                }
+            }
+            let summary = plan.summary();
+            if summary.has_changes() {
+                let changes = summary.create + summary.update + summary.replace + summary.delete;
+                println!("  Drift:  {changes} change(s) between Git and the live environment: `envboot plan {}` shows them", target.environment);
+            } else {
+                println!("  Drift:  none ({} resources match Git)", summary.unchanged);
+            }
+            Ok(exit::OK)
         }
         Command::Drift(target) => {
             let loaded = load(&target)?;

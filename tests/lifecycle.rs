@@ -261,6 +261,20 @@ async fn a_changed_value_in_a_new_commit_updates_exactly_that_resource_and_rollb
         second
     );
     assert_eq!(owned_aws(&ec2, &name).await, before_aws, "AWS untouched");
+    let run = envboot(&repo, settings, &["status", &name]);
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains(&format!("Live:   {}, applied ", &second[..12])),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("{} x1", &second[..12])),
+        "only the ConfigMap is stamped with the new commit: {}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Drift:  none"), "{}", run.stdout);
 
     // A security group rule changes in place: same group id, new rules.
     repo.edit(

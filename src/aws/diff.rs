@@ -16,6 +16,8 @@ pub struct Actual {
     pub rtype: ResourceType,
     pub address: String,
     pub id: String,
+    /// The commit that created or last changed it (`envboot:revision`).
+    pub revision: Option<String>,
     /// Arguments as read back (`cidr_block`, `tags` without envboot's own, ...).
     pub fields: Map<String, Value>,
     /// Attributes other resources may refer to (`id`, `private_ip`, ...).
@@ -35,6 +37,8 @@ pub struct AwsChange {
     pub actual: Option<Map<String, Value>>,
     /// The existing resource's attributes (what dependents see when it is kept).
     pub attributes: BTreeMap<String, String>,
+    /// The commit the existing resource was created or last changed from.
+    pub revision: Option<String>,
 }
 
 /// `sha256:` and the first 16 hex digits of the SHA-256 of `text`.
@@ -221,6 +225,7 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
             desired: Some(r.clone()),
             actual: id.map(|a| a.fields.clone()),
             attributes: id.map(|a| a.attributes.clone()).unwrap_or_default(),
+            revision: id.and_then(|a| a.revision.clone()),
         });
     }
     let mut deletes: Vec<(&Actual, &str)> = by_address
@@ -244,6 +249,7 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
         desired: None,
         actual: Some(a.fields.clone()),
         attributes: a.attributes.clone(),
+        revision: a.revision.clone(),
     }));
     out
 }
@@ -288,6 +294,7 @@ mod tests {
             rtype: r.spec.resource_type(),
             address: r.address.clone(),
             id: id.into(),
+            revision: None,
             fields: f,
             attributes: [("id".to_string(), id.to_string())].into(),
         }

@@ -268,6 +268,7 @@ impl Aws {
                 out.push(Actual {
                     rtype: ResourceType::Vpc,
                     address: address.to_string(),
+                    revision: tag_value(v.tags(), TAG_REVISION).map(str::to_string),
                     id: id.to_string(),
                     fields: json!({"cidr_block": cidr, "tags": user_tags(v.tags())})
                         .as_object()
@@ -304,6 +305,7 @@ impl Aws {
                 out.push(Actual {
                     rtype: ResourceType::Subnet,
                     address: address.to_string(),
+                    revision: tag_value(s.tags(), TAG_REVISION).map(str::to_string),
                     id: id.to_string(),
                     fields: json!({
                         "vpc_id": s.vpc_id().unwrap_or_default(),
@@ -348,6 +350,7 @@ impl Aws {
                 out.push(Actual {
                     rtype: ResourceType::SecurityGroup,
                     address: address.to_string(),
+                    revision: tag_value(g.tags(), TAG_REVISION).map(str::to_string),
                     id: id.to_string(),
                     fields: json!({
                         "vpc_id": g.vpc_id().unwrap_or_default(),
@@ -395,6 +398,7 @@ impl Aws {
                 out.push(Actual {
                     rtype: ResourceType::Instance,
                     address: address.to_string(),
+                    revision: tag_value(i.tags(), TAG_REVISION).map(str::to_string),
                     id: id.to_string(),
                     fields: json!({
                         "ami": i.image_id().unwrap_or_default(),
