@@ -114,7 +114,7 @@ pub fn load(options: &SourceOptions, name: &str) -> Result<Loaded> {
 }
 
 /// Decrypts the environment's secrets in memory. Asks for the identity only when there are any.
-fn decrypt_secrets(env: &Environment) -> Result<Vec<render::SecretData>> {
+pub(crate) fn decrypt_secrets(env: &Environment) -> Result<Vec<render::SecretData>> {
     if env.secrets.is_empty() {
         return Ok(Vec::new());
     }

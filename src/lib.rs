@@ -10,6 +10,7 @@ pub mod engine;
 pub mod kube;
 pub mod model;
 pub mod plan;
+pub mod recreate;
 pub mod render;
 pub mod secrets;
 pub mod source;

@@ -11,7 +11,8 @@ Exit codes:
   0   success (plan --detailed-exitcode: no changes)
   1   AWS or Kubernetes failed
   2   plan --detailed-exitcode: there are changes; drift: the live environment drifted;
-      verify: something declared is missing, differs from Git or is not ready
+      verify: something declared is missing, differs from Git or is not ready;
+      recreate: a phase failed (the reports say which)
   3   the environment is invalid (file:line:column is printed)
   4   the repository or revision cannot be read
   5   another run holds the environment's lock (it names the holder)
@@ -24,6 +25,7 @@ Examples:
   envboot apply local --revision v1.4.0          # roll back to an older revision
   envboot drift local                            # exit 2 if the live environment drifted
   envboot plan local --output json
+  envboot recreate local --as local-nightly --report-dir reports
   envboot destroy local
   envboot render staging --repo https://example.com/infra.git";
 
@@ -63,6 +65,21 @@ enum Command {
         /// How long to wait for objects to become ready.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: std::time::Duration,
+    },
+    /// The nightly test: create a throwaway copy under another name, verify it, destroy it, and
+    /// check that nothing leaked; writes a JUnit XML and a JSON report. Exit 0 if every phase passed.
+    Recreate {
+        #[command(flatten)]
+        target: Target,
+        /// Name of the copy (its tags, labels and namespace prefix).
+        #[arg(long = "as", value_name = "NAME")]
+        copy: String,
+        /// Folder for recreate-<NAME>.xml (JUnit) and recreate-<NAME>.json.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        report_dir: std::path::PathBuf,
+        /// How long verify waits for objects to become ready.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        ready_timeout: std::time::Duration,
     },
     /// Which commit is live, when it was applied, and whether the environment drifted from Git.
     Status(Target),
@@ -234,6 +251,48 @@ async fn run(command: Command) -> engine::Result<u8> {
             } else {
                 exit::OK
             })
+        }
+        Command::Recreate {
+            target,
+            copy,
+            report_dir,
+            ready_timeout,
+        } => {
+            let loaded = load(&target)?;
+            let report = envboot::recreate::recreate(&loaded, &copy, ready_timeout).await?;
+            for p in &report.phases {
+                let mark = if p.ok { "ok" } else { "FAILED" };
+                println!(
+                    "  {:<11} {mark:<6} {:>7.1}s  {}",
+                    p.name,
+                    p.seconds,
+                    p.message.lines().next().unwrap_or_default()
+                );
+            }
+            let base = report_dir.join(format!("recreate-{copy}"));
+            let write = |ext: &str, text: String| {
+                let path = base.with_extension(ext);
+                std::fs::write(&path, text).map(|()| path)
+            };
+            match (
+                write("xml", report.to_junit()),
+                write("json", report.to_json()),
+            ) {
+                (Ok(xml), Ok(json)) => println!("Reports: {} {}", xml.display(), json.display()),
+                (Err(e), _) | (_, Err(e)) => eprintln!(
+                    "warning: cannot write the reports in {}: {e}",
+                    report_dir.display()
+                ),
+            }
+            if report.ok {
+                println!("Recreate passed: {} was rebuilt from Git as {copy}, verified, destroyed, and nothing leaked.", target.environment);
+                Ok(exit::OK)
+            } else {
+                for p in report.phases.iter().filter(|p| !p.ok) {
+                    println!("{} failed:\n{}", p.name, p.message);
+                }
+                Ok(exit::CHANGES)
+            }
         }
         Command::Status(target) => {
             let loaded = load(&target)?;

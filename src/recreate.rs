@@ -1,0 +1,224 @@
+//! The nightly recreate-and-verify job: create a throwaway copy of an environment under another
+//! name, verify it, destroy it, and prove nothing leaked. Reports as JUnit XML and JSON.
+//!
+//! The copy's resources carry the copy's name in their tags and labels, and its Kubernetes
+//! namespaces are prefixed with it (`<copy>-<namespace>`), so it never touches the original.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::engine::{self, Goal, Loaded, PlanOptions, Result};
+use crate::{model, render};
+
+/// One phase of the job and how it went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: &'static str,
+    pub seconds: f64,
+    pub ok: bool,
+    /// Why it failed (or what it found).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// The whole job's outcome.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub format_version: &'static str,
+    pub environment: String,
+    #[serde(rename = "as")]
+    pub copy: String,
+    pub commit: String,
+    pub ok: bool,
+    pub phases: Vec<Phase>,
+    /// Anything still carrying the copy's tags or labels after destroy.
+    pub leaks: Vec<String>,
+}
+
+/// The environment as a copy named `copy`: same resources, the copy's ownership, and namespaces
+/// prefixed with the copy's name. Rendered again, so the labels say the copy.
+pub fn renamed(loaded: &Loaded, copy: &str) -> Result<Loaded> {
+    let mut env: model::Environment = loaded.env.clone();
+    env.name = copy.to_string();
+    let prefix = |ns: &mut String| *ns = format!("{copy}-{ns}");
+    env.releases
+        .iter_mut()
+        .for_each(|r| prefix(&mut r.namespace));
+    env.config_maps
+        .iter_mut()
+        .for_each(|c| prefix(&mut c.namespace));
+    env.secrets
+        .iter_mut()
+        .for_each(|s| prefix(&mut s.namespace));
+    let secrets = engine::decrypt_secrets(&env)?;
+    let manifests = render::render(&env, &secrets)?;
+    Ok(Loaded {
+        snapshot: loaded.snapshot.clone(),
+        env,
+        manifests,
+    })
+}
+
+fn phase(
+    name: &'static str,
+    started: Instant,
+    outcome: std::result::Result<String, String>,
+) -> Phase {
+    let seconds = started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(message) => Phase {
+            name,
+            seconds,
+            ok: true,
+            message,
+        },
+        Err(message) => Phase {
+            name,
+            seconds,
+            ok: false,
+            message,
+        },
+    }
+}
+
+/// Runs create, verify, destroy and the leak check for a copy of `loaded` named `copy`.
+/// Destroy and the leak check run even when create or verify failed.
+pub async fn recreate(loaded: &Loaded, copy: &str, ready_timeout: Duration) -> Result<Report> {
+    let copy_env = renamed(loaded, copy)?;
+    let lock = engine::lock(&copy_env, &engine::holder("recreate")).await?;
+    let options = PlanOptions::default();
+    let mut phases = Vec::new();
+
+    let started = Instant::now();
+    let created = async {
+        let plan = engine::plan(&copy_env, Goal::Apply, options).await?;
+        let report = engine::apply(&plan, &mut |_| {}).await?;
+        Ok::<_, engine::Error>(format!("{} created", report.summary.create))
+    }
+    .await
+    .map_err(|e| e.to_string());
+    let create_ok = created.is_ok();
+    phases.push(phase("create", started, created));
+
+    if create_ok {
+        let started = Instant::now();
+        let verified = async {
+            let plan = engine::plan(&copy_env, Goal::Apply, options).await?;
+            let mut problems = Vec::new();
+            if plan.summary().has_changes() {
+                problems.push(format!("differs from Git after apply:\n{}", plan.to_text()));
+            }
+            let not_ready = plan.not_ready(ready_timeout).await?;
+            if !not_ready.is_empty() {
+                problems.push(format!(
+                    "not ready after {}s:\n{}",
+                    ready_timeout.as_secs(),
+                    not_ready.join("\n")
+                ));
+            }
+            Ok::<_, engine::Error>(problems)
+        }
+        .await;
+        let outcome = match verified {
+            Ok(problems) if problems.is_empty() => Ok(format!(
+                "{} resources match Git and are ready",
+                copy_env.env.resources.len() + copy_env.manifests.len()
+            )),
+            Ok(problems) => Err(problems.join("\n")),
+            Err(e) => Err(e.to_string()),
+        };
+        phases.push(phase("verify", started, outcome));
+    }
+
+    let started = Instant::now();
+    let destroyed = async {
+        let plan = engine::plan(&copy_env, Goal::Destroy, options).await?;
+        let report = engine::apply(&plan, &mut |_| {}).await?;
+        Ok::<_, engine::Error>(format!("{} deleted", report.summary.delete))
+    }
+    .await
+    .map_err(|e| e.to_string());
+    phases.push(phase("destroy", started, destroyed));
+
+    let started = Instant::now();
+    let leaks = async {
+        let plan = engine::plan(&copy_env, Goal::Destroy, options).await?;
+        Ok::<_, engine::Error>(
+            plan.changes()
+                .filter(|c| c.action == crate::plan::Action::Delete)
+                .map(|c| format!("{} {}", c.kind, c.address))
+                .collect::<Vec<_>>(),
+        )
+    }
+    .await;
+    let (leaks, outcome) = match leaks {
+        Ok(l) if l.is_empty() => (
+            l,
+            Ok("nothing carries the copy's tags or labels".to_string()),
+        ),
+        Ok(l) => {
+            let message = format!("left behind: {}", l.join(", "));
+            (l, Err(message))
+        }
+        Err(e) => (Vec::new(), Err(e.to_string())),
+    };
+    phases.push(phase("leak-check", started, outcome));
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    Ok(Report {
+        format_version: "envboot.dev/recreate/v1",
+        environment: loaded.env.name.clone(),
+        copy: copy.to_string(),
+        commit: loaded.env.commit.clone(),
+        ok: phases.iter().all(|p| p.ok),
+        phases,
+        leaks,
+    })
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl Report {
+    /// The report as JUnit XML: one test suite, one test case per phase.
+    pub fn to_junit(&self) -> String {
+        let failures = self.phases.iter().filter(|p| !p.ok).count();
+        let total: f64 = self.phases.iter().map(|p| p.seconds).sum();
+        let mut out = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"envboot recreate {} as {}\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">\n",
+            xml_escape(&self.environment),
+            xml_escape(&self.copy),
+            self.phases.len()
+        );
+        for p in &self.phases {
+            out.push_str(&format!(
+                "    <testcase classname=\"envboot.recreate.{}\" name=\"{}\" time=\"{:.3}\"",
+                xml_escape(&self.environment),
+                p.name,
+                p.seconds
+            ));
+            if p.ok {
+                out.push_str("/>\n");
+            } else {
+                out.push_str(&format!(
+                    ">\n      <failure message=\"{} failed\">{}</failure>\n    </testcase>\n",
+                    p.name,
+                    xml_escape(&p.message)
+                ));
+            }
+        }
+        out.push_str("  </testsuite>\n</testsuites>\n");
+        out
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,125 @@
+//! The nightly job: `recreate` builds a throwaway copy next to the live environment, verifies it,
+//! destroys it and proves nothing leaked, with JUnit and JSON reports, never touching the original.
+
+mod common;
+
+use common::*;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+
+/// The sandbox environment without the chart (whose pods never run: the sandbox has no kubelet).
+fn without_chart(name: &str) -> String {
+    let env = sandbox_environment(name);
+    let start = env.find("releases:").expect("releases");
+    let end = env.find("configMaps:").expect("configMaps");
+    format!("{}{}", &env[..start], &env[end..])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recreate_rebuilds_a_copy_verifies_and_destroys_it_leaving_the_original_alone() {
+    let settings = sandbox();
+    let name = unique("nightly");
+    let copy = format!("{name}-copy");
+    let repo = Repo::new(&name, &without_chart(&name));
+    repo.write(
+        &format!("environments/{name}/config/app.properties"),
+        "a=b\n",
+    );
+    repo.commit("config");
+    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    let ec2 = ec2(settings).await;
+    let original = owned_aws(&ec2, &name).await;
+
+    let reports = tempfile::tempdir().expect("tempdir");
+    let dir = reports.path().to_str().expect("utf-8").to_string();
+    let run = envboot(
+        &repo,
+        settings,
+        &["recreate", &name, "--as", &copy, "--report-dir", &dir],
+    );
+    run.assert_ok();
+    assert!(run.stdout.contains("Recreate passed"), "{}", run.stdout);
+
+    let xml = std::fs::read_to_string(reports.path().join(format!("recreate-{copy}.xml")))
+        .expect("JUnit report");
+    assert!(xml.contains("tests=\"4\" failures=\"0\""), "{xml}");
+    for phase in ["create", "verify", "destroy", "leak-check"] {
+        assert!(xml.contains(&format!("name=\"{phase}\"")), "{xml}");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(reports.path().join(format!("recreate-{copy}.json")))
+            .expect("JSON report"),
+    )
+    .expect("valid JSON");
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["leaks"], serde_json::json!([]));
+    assert_eq!(
+        json["phases"][0]["message"], "7 created",
+        "5 AWS resources, a namespace, a ConfigMap: {json}"
+    );
+    assert!(json["phases"][2]["seconds"].as_f64().is_some());
+
+    assert!(owned_aws(&ec2, &copy).await.is_empty(), "the copy is gone");
+    assert_eq!(
+        owned_aws(&ec2, &name).await,
+        original,
+        "the original is untouched"
+    );
+    let client = kube_client(settings).await;
+    Api::<ConfigMap>::namespaced(client, &format!("{name}-apps"))
+        .get("app-settings")
+        .await
+        .expect("original ConfigMap");
+
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+}
+
+#[test]
+fn a_copy_that_never_becomes_ready_fails_the_job_but_is_still_destroyed() {
+    let settings = sandbox();
+    let name = unique("unready");
+    let copy = format!("{name}-copy");
+    let repo = sandbox_repo(&name);
+    let reports = tempfile::tempdir().expect("tempdir");
+    let dir = reports.path().to_str().expect("utf-8").to_string();
+    let run = envboot(
+        &repo,
+        settings,
+        &[
+            "recreate",
+            &name,
+            "--as",
+            &copy,
+            "--report-dir",
+            &dir,
+            "--ready-timeout",
+            "1s",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("Deployment {copy}-{name}-apps/hello: ")),
+        "{}",
+        run.stdout
+    );
+    let xml = std::fs::read_to_string(reports.path().join(format!("recreate-{copy}.xml")))
+        .expect("JUnit report");
+    assert!(
+        xml.contains("failures=\"1\"") && xml.contains("<failure message=\"verify failed\">"),
+        "{xml}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(reports.path().join(format!("recreate-{copy}.json")))
+            .expect("JSON report"),
+    )
+    .expect("valid JSON");
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["phases"][2]["name"], "destroy");
+    assert_eq!(json["phases"][2]["ok"], true);
+    assert_eq!(
+        json["leaks"],
+        serde_json::json!([]),
+        "destroyed all the same"
+    );
+}
