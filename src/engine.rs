@@ -463,9 +463,7 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     deletions.sort_by_key(|c| c.rtype.delete_rank());
     for c in deletions {
         let id = c.id.as_deref().unwrap_or_default();
-        plan.aws_client
-            .delete(c.rtype, &c.change.address, id)
-            .await?;
+        plan.aws_client.delete(c).await?;
         progress(Step {
             change: &c.change,
             action: Action::Delete,

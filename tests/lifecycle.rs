@@ -89,7 +89,9 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
     assert_eq!(
         addresses,
         vec![
+            ("igw", "network.igw"),
             ("instance", "web.server"),
+            ("route-table", "network.public"),
             ("sg", "web.web"),
             ("subnet", "network.public_a"),
             ("subnet", "network.public_b"),
@@ -135,9 +137,14 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
         .collect();
     ports.sort();
     assert_eq!(ports, vec![22, 80]);
+    let instance_id = &owned
+        .iter()
+        .find(|o| o.0 == "instance")
+        .expect("instance")
+        .2;
     let instances = ec2
         .describe_instances()
-        .instance_ids(&owned[0].2)
+        .instance_ids(instance_id)
         .send()
         .await
         .expect("instance");
@@ -153,6 +160,48 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
         instance.security_groups()[0].group_id(),
         Some(sg_id.as_str())
     );
+    // The public subnets route to the internet through the environment's gateway.
+    let igw_id = &owned.iter().find(|o| o.0 == "igw").expect("igw").2;
+    let gateway = ec2
+        .describe_internet_gateways()
+        .internet_gateway_ids(igw_id)
+        .send()
+        .await
+        .expect("igw");
+    assert_eq!(
+        gateway.internet_gateways()[0].attachments()[0].vpc_id(),
+        Some(vpc_id.as_str())
+    );
+    let table_id = &owned
+        .iter()
+        .find(|o| o.0 == "route-table")
+        .expect("route table")
+        .2;
+    let tables = ec2
+        .describe_route_tables()
+        .route_table_ids(table_id)
+        .send()
+        .await
+        .expect("route table");
+    let table = &tables.route_tables()[0];
+    assert!(table
+        .routes()
+        .iter()
+        .any(|r| r.destination_cidr_block() == Some("0.0.0.0/0")
+            && r.gateway_id() == Some(igw_id.as_str())));
+    let mut associated: Vec<&str> = table
+        .associations()
+        .iter()
+        .filter_map(|a| a.subnet_id())
+        .collect();
+    associated.sort();
+    let mut public: Vec<&str> = owned
+        .iter()
+        .filter(|o| o.0 == "subnet")
+        .map(|o| o.2.as_str())
+        .collect();
+    public.sort();
+    assert_eq!(associated, public);
 
     // Kubernetes: namespace, ConfigMaps (inline and from a file), the chart's objects, labelled.
     let client = kube_client(settings).await;

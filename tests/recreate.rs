@@ -54,8 +54,8 @@ async fn recreate_rebuilds_a_copy_verifies_and_destroys_it_leaving_the_original_
     assert_eq!(json["ok"], true);
     assert_eq!(json["leaks"], serde_json::json!([]));
     assert_eq!(
-        json["phases"][0]["message"], "7 created",
-        "5 AWS resources, a namespace, a ConfigMap: {json}"
+        json["phases"][0]["message"], "9 created",
+        "7 AWS resources, a namespace, a ConfigMap: {json}"
     );
     assert!(json["phases"][2]["seconds"].as_f64().is_some());
 

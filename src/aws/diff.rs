@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::model::refs;
+use crate::model::spec::normalized_rules;
 use crate::model::{Resource, ResourceSpec, ResourceType};
 use crate::plan::{Action, Change, FieldChange, KNOWN_AFTER_APPLY};
 
@@ -60,12 +61,10 @@ pub fn fields(spec: &ResourceSpec, environment: &str, address: &str) -> Map<Stri
     }
     match spec {
         ResourceSpec::SecurityGroup(g) => {
-            let mut rules = g.ingress.clone();
-            for r in &mut rules {
-                r.cidr_blocks.sort();
+            map.insert("ingress".into(), json!(normalized_rules(&g.ingress)));
+            if let Some(egress) = &g.egress {
+                map.insert("egress".into(), json!(normalized_rules(egress)));
             }
-            rules.sort();
-            map.insert("ingress".into(), json!(rules));
         }
         ResourceSpec::Instance(i) => {
             let mut ids = i.vpc_security_group_ids.clone();
@@ -97,9 +96,26 @@ pub fn resolve(fields: &mut Map<String, Value>, known: &HashMap<String, String>)
             ))
         });
     }
-    // Lists of ids are compared as sets.
+    // Lists of ids are compared as sets; rules too, once their group ids are known.
     if let Some(Value::Array(ids)) = fields.get_mut("vpc_security_group_ids") {
         ids.sort_by_key(|a| a.to_string());
+    }
+    if let Some(Value::Array(ids)) = fields.get_mut("subnet_ids") {
+        ids.sort_by_key(|a| a.to_string());
+    }
+    if let Some(v) = fields.get_mut("routes") {
+        if let Ok(mut routes) = serde_json::from_value::<Vec<crate::model::spec::Route>>(v.clone())
+        {
+            routes.sort();
+            *v = json!(routes);
+        }
+    }
+    for direction in ["ingress", "egress"] {
+        if let Some(v) = fields.get_mut(direction) {
+            if let Ok(rules) = serde_json::from_value::<Vec<crate::model::spec::Rule>>(v.clone()) {
+                *v = json!(normalized_rules(&rules));
+            }
+        }
     }
 }
 
@@ -128,6 +144,10 @@ pub fn resolve_spec(
         ResourceType::Subnet => serde_json::from_value(v).map(ResourceSpec::Subnet),
         ResourceType::SecurityGroup => serde_json::from_value(v).map(ResourceSpec::SecurityGroup),
         ResourceType::Instance => serde_json::from_value(v).map(ResourceSpec::Instance),
+        ResourceType::InternetGateway => {
+            serde_json::from_value(v).map(ResourceSpec::InternetGateway)
+        }
+        ResourceType::RouteTable => serde_json::from_value(v).map(ResourceSpec::RouteTable),
     };
     typed.map_err(|e| e.to_string())
 }

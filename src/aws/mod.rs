@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, Filter, InstanceStateName, IpPermission, IpRange, Tag, TagSpecification,
+    UserIdGroupPair,
 };
 use aws_sdk_ec2::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -29,7 +30,10 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::{json, Map, Value};
 
-use crate::model::spec::{IngressRule, Instance, SecurityGroup, Subnet, Vpc};
+use crate::model::spec::{
+    normalized_rules, Instance, InternetGateway, Route, RouteTable, Rule, SecurityGroup, Subnet,
+    Vpc,
+};
 use crate::model::{ResourceSpec, ResourceType};
 pub use diff::{Actual, AwsChange};
 
@@ -176,30 +180,32 @@ fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
 }
 
 fn rules_from(permissions: &[IpPermission]) -> Value {
-    let mut rules: Vec<IngressRule> = permissions
+    let rules: Vec<Rule> = permissions
         .iter()
         .map(|p| {
-            let mut cidr_blocks: Vec<String> = p
-                .ip_ranges()
-                .iter()
-                .filter_map(|r| r.cidr_ip().map(str::to_string))
-                .collect();
-            cidr_blocks.sort();
             let protocol = p.ip_protocol().unwrap_or("-1").to_string();
             let all = protocol == "-1";
-            IngressRule {
+            Rule {
                 protocol,
                 from_port: p.from_port().unwrap_or(if all { 0 } else { -1 }),
                 to_port: p.to_port().unwrap_or(if all { 0 } else { -1 }),
-                cidr_blocks,
+                cidr_blocks: p
+                    .ip_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ip().map(str::to_string))
+                    .collect(),
+                security_groups: p
+                    .user_id_group_pairs()
+                    .iter()
+                    .filter_map(|g| g.group_id().map(str::to_string))
+                    .collect(),
             }
         })
         .collect();
-    rules.sort();
-    json!(rules)
+    json!(normalized_rules(&rules))
 }
 
-fn permission(rule: &IngressRule) -> IpPermission {
+fn permission(rule: &Rule) -> IpPermission {
     IpPermission::builder()
         .ip_protocol(&rule.protocol)
         .from_port(rule.from_port)
@@ -210,7 +216,20 @@ fn permission(rule: &IngressRule) -> IpPermission {
                 .map(|c| IpRange::builder().cidr_ip(c).build())
                 .collect(),
         ))
+        .set_user_id_group_pairs(Some(
+            rule.security_groups
+                .iter()
+                .map(|g| UserIdGroupPair::builder().group_id(g).build())
+                .collect(),
+        ))
         .build()
+}
+
+/// Ingress or egress: the two directions of security group rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Ingress,
+    Egress,
 }
 
 impl Aws {
@@ -232,13 +251,15 @@ impl Aws {
 
     /// Every resource carrying `environment`'s tag: one paginated Describe call per type.
     pub async fn discover(&self, environment: &str) -> Result<Vec<Actual>> {
-        let (vpcs, subnets, groups, instances) = tokio::try_join!(
+        let (vpcs, subnets, groups, instances, gateways, tables) = tokio::try_join!(
             self.discover_vpcs(environment),
             self.discover_subnets(environment),
             self.discover_security_groups(environment),
             self.discover_instances(environment),
+            self.discover_internet_gateways(environment),
+            self.discover_route_tables(environment),
         )?;
-        Ok([vpcs, subnets, groups, instances]
+        Ok([vpcs, subnets, groups, instances, gateways, tables]
             .into_iter()
             .flatten()
             .collect())
@@ -356,12 +377,113 @@ impl Aws {
                         "vpc_id": g.vpc_id().unwrap_or_default(),
                         "description": g.description().unwrap_or_default(),
                         "ingress": rules_from(g.ip_permissions()),
+                        "egress": rules_from(g.ip_permissions_egress()),
                         "tags": user_tags(g.tags()),
                     })
                     .as_object()
                     .cloned()
                     .unwrap_or_default(),
                     attributes: [("id".to_string(), id.to_string())].into(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn discover_internet_gateways(&self, environment: &str) -> Result<Vec<Actual>> {
+        let scope = format!("environment {environment}");
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_internet_gateways()
+            .filters(Self::env_filter(environment))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(call_failed(&scope, "DescribeInternetGateways"))?;
+            for g in page.internet_gateways() {
+                let (Some(id), Some(address)) =
+                    (g.internet_gateway_id(), tag_value(g.tags(), TAG_ADDRESS))
+                else {
+                    continue;
+                };
+                let vpc = g
+                    .attachments()
+                    .iter()
+                    .find_map(|a| a.vpc_id())
+                    .unwrap_or_default();
+                out.push(Actual {
+                    rtype: ResourceType::InternetGateway,
+                    address: address.to_string(),
+                    id: id.to_string(),
+                    revision: tag_value(g.tags(), TAG_REVISION).map(str::to_string),
+                    fields: json!({"vpc_id": vpc, "tags": user_tags(g.tags())})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    attributes: [("id".to_string(), id.to_string())].into(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn discover_route_tables(&self, environment: &str) -> Result<Vec<Actual>> {
+        let scope = format!("environment {environment}");
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_route_tables()
+            .filters(Self::env_filter(environment))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(call_failed(&scope, "DescribeRouteTables"))?;
+            for t in page.route_tables() {
+                let (Some(id), Some(address)) =
+                    (t.route_table_id(), tag_value(t.tags(), TAG_ADDRESS))
+                else {
+                    continue;
+                };
+                let mut routes: Vec<Route> = t
+                    .routes()
+                    .iter()
+                    .filter(|r| r.gateway_id() != Some("local"))
+                    .filter_map(|r| {
+                        Some(Route {
+                            cidr_block: r.destination_cidr_block()?.to_string(),
+                            gateway_id: r.gateway_id()?.to_string(),
+                        })
+                    })
+                    .collect();
+                routes.sort();
+                let mut attributes: BTreeMap<String, String> =
+                    [("id".to_string(), id.to_string())].into();
+                let mut subnets = Vec::new();
+                for a in t.associations().iter().filter(|a| a.main() != Some(true)) {
+                    if let (Some(subnet), Some(association)) =
+                        (a.subnet_id(), a.route_table_association_id())
+                    {
+                        subnets.push(subnet.to_string());
+                        attributes.insert(format!("association:{subnet}"), association.to_string());
+                    }
+                }
+                subnets.sort();
+                out.push(Actual {
+                    rtype: ResourceType::RouteTable,
+                    address: address.to_string(),
+                    id: id.to_string(),
+                    revision: tag_value(t.tags(), TAG_REVISION).map(str::to_string),
+                    fields: json!({
+                        "vpc_id": t.vpc_id().unwrap_or_default(),
+                        "routes": routes,
+                        "subnet_ids": subnets,
+                        "tags": user_tags(t.tags()),
+                    })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                    attributes,
                 });
             }
         }
@@ -532,6 +654,7 @@ impl Aws {
                 vpc_id,
                 description,
                 ingress,
+                egress,
                 tags,
             }) => {
                 let out = self
@@ -556,8 +679,102 @@ impl Aws {
                     call: "CreateSecurityGroup",
                     what: "GroupId",
                 })?;
-                self.authorize(address, id, ingress).await?;
+                self.authorize(Direction::Ingress, address, id, ingress)
+                    .await?;
+                if let Some(egress) = egress {
+                    // Declared egress replaces AWS's default allow-all rule.
+                    let default = Rule {
+                        protocol: "-1".into(),
+                        from_port: 0,
+                        to_port: 0,
+                        cidr_blocks: vec!["0.0.0.0/0".into()],
+                        security_groups: Vec::new(),
+                    };
+                    let egress = normalized_rules(egress);
+                    if !egress.contains(&default) {
+                        self.revoke(
+                            Direction::Egress,
+                            address,
+                            id,
+                            std::slice::from_ref(&default),
+                        )
+                        .await?;
+                    }
+                    let added: Vec<Rule> = egress.into_iter().filter(|r| *r != default).collect();
+                    self.authorize(Direction::Egress, address, id, &added)
+                        .await?;
+                }
                 Ok(attrs(&[("id", id)]))
+            }
+            ResourceSpec::InternetGateway(InternetGateway { vpc_id, tags }) => {
+                let out = self
+                    .client
+                    .create_internet_gateway()
+                    .tag_specifications(Self::tag_spec(
+                        Rt::InternetGateway,
+                        environment,
+                        address,
+                        revision,
+                        tags,
+                        &[],
+                    ))
+                    .send()
+                    .await
+                    .map_err(call_failed(address, "CreateInternetGateway"))?;
+                let id = out
+                    .internet_gateway()
+                    .and_then(|g| g.internet_gateway_id())
+                    .ok_or(Error::MissingInResponse {
+                        resource: address.to_string(),
+                        call: "CreateInternetGateway",
+                        what: "InternetGatewayId",
+                    })?;
+                self.client
+                    .attach_internet_gateway()
+                    .internet_gateway_id(id)
+                    .vpc_id(vpc_id)
+                    .send()
+                    .await
+                    .map_err(call_failed(address, "AttachInternetGateway"))?;
+                Ok(attrs(&[("id", id)]))
+            }
+            ResourceSpec::RouteTable(RouteTable {
+                vpc_id,
+                routes,
+                subnet_ids,
+                tags,
+            }) => {
+                let out = self
+                    .client
+                    .create_route_table()
+                    .vpc_id(vpc_id)
+                    .tag_specifications(Self::tag_spec(
+                        Rt::RouteTable,
+                        environment,
+                        address,
+                        revision,
+                        tags,
+                        &[],
+                    ))
+                    .send()
+                    .await
+                    .map_err(call_failed(address, "CreateRouteTable"))?;
+                let id = out.route_table().and_then(|t| t.route_table_id()).ok_or(
+                    Error::MissingInResponse {
+                        resource: address.to_string(),
+                        call: "CreateRouteTable",
+                        what: "RouteTableId",
+                    },
+                )?;
+                for route in routes {
+                    self.create_route(address, id, route).await?;
+                }
+                let mut attributes = attrs(&[("id", id)]);
+                for subnet in subnet_ids {
+                    let association = self.associate(address, id, subnet).await?;
+                    attributes.insert(format!("association:{subnet}"), association);
+                }
+                Ok(attributes)
             }
             ResourceSpec::Instance(Instance {
                 ami,
@@ -622,6 +839,46 @@ impl Aws {
         }
     }
 
+    async fn create_route(&self, address: &str, table: &str, route: &Route) -> Result<()> {
+        self.client
+            .create_route()
+            .route_table_id(table)
+            .destination_cidr_block(&route.cidr_block)
+            .gateway_id(&route.gateway_id)
+            .send()
+            .await
+            .map_err(call_failed(address, "CreateRoute"))?;
+        Ok(())
+    }
+
+    async fn associate(&self, address: &str, table: &str, subnet: &str) -> Result<String> {
+        let out = self
+            .client
+            .associate_route_table()
+            .route_table_id(table)
+            .subnet_id(subnet)
+            .send()
+            .await
+            .map_err(call_failed(address, "AssociateRouteTable"))?;
+        Ok(out.association_id().unwrap_or_default().to_string())
+    }
+
+    async fn disassociate(&self, address: &str, association: &str) -> Result<()> {
+        match self
+            .client
+            .disassociate_route_table()
+            .association_id(association)
+            .send()
+            .await
+            .map_err(call_failed(address, "DisassociateRouteTable"))
+        {
+            Err(Error::CallFailed {
+                code: Some(code), ..
+            }) if code.ends_with(".NotFound") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
     async fn set_public_ip(&self, address: &str, id: &str, on: bool) -> Result<()> {
         self.client
             .modify_subnet_attribute()
@@ -633,18 +890,97 @@ impl Aws {
         Ok(())
     }
 
-    async fn authorize(&self, address: &str, id: &str, rules: &[IngressRule]) -> Result<()> {
+    async fn authorize(
+        &self,
+        direction: Direction,
+        address: &str,
+        id: &str,
+        rules: &[Rule],
+    ) -> Result<()> {
         if rules.is_empty() {
             return Ok(());
         }
-        self.client
-            .authorize_security_group_ingress()
-            .group_id(id)
-            .set_ip_permissions(Some(rules.iter().map(permission).collect()))
-            .send()
-            .await
-            .map_err(call_failed(address, "AuthorizeSecurityGroupIngress"))?;
-        Ok(())
+        let permissions = Some(rules.iter().map(permission).collect());
+        match direction {
+            Direction::Ingress => self
+                .client
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(permissions)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(call_failed(address, "AuthorizeSecurityGroupIngress")),
+            Direction::Egress => self
+                .client
+                .authorize_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(permissions)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(call_failed(address, "AuthorizeSecurityGroupEgress")),
+        }
+    }
+
+    async fn revoke(
+        &self,
+        direction: Direction,
+        address: &str,
+        id: &str,
+        rules: &[Rule],
+    ) -> Result<()> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let permissions = Some(rules.iter().map(permission).collect());
+        match direction {
+            Direction::Ingress => self
+                .client
+                .revoke_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(permissions)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(call_failed(address, "RevokeSecurityGroupIngress")),
+            Direction::Egress => self
+                .client
+                .revoke_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(permissions)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(call_failed(address, "RevokeSecurityGroupEgress")),
+        }
+    }
+
+    /// Changes the rules of one direction, rule by rule.
+    async fn update_rules(
+        &self,
+        direction: Direction,
+        address: &str,
+        id: &str,
+        before: Option<&Value>,
+        after: &[Rule],
+    ) -> Result<()> {
+        let before: Vec<Rule> = before
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let after = normalized_rules(after);
+        let removed: Vec<Rule> = before
+            .iter()
+            .filter(|r| !after.contains(r))
+            .cloned()
+            .collect();
+        let added: Vec<Rule> = after
+            .iter()
+            .filter(|r| !before.contains(r))
+            .cloned()
+            .collect();
+        self.revoke(direction, address, id, &removed).await?;
+        self.authorize(direction, address, id, &added).await
     }
 
     /// Changes what can change in place: tags, a subnet's public-IP mapping, security group rules.
@@ -665,34 +1001,53 @@ impl Aws {
                         .await?;
                 }
                 ("ingress", ResourceSpec::SecurityGroup(g)) => {
-                    let before: Vec<IngressRule> = change
+                    let before = change.actual.as_ref().and_then(|a| a.get("ingress"));
+                    self.update_rules(Direction::Ingress, address, id, before, &g.ingress)
+                        .await?;
+                }
+                ("routes", ResourceSpec::RouteTable(t)) => {
+                    let before: Vec<Route> = change
                         .actual
                         .as_ref()
-                        .and_then(|a| a.get("ingress"))
+                        .and_then(|a| a.get("routes"))
                         .and_then(|v| serde_json::from_value(v.clone()).ok())
                         .unwrap_or_default();
-                    let mut after = g.ingress.clone();
-                    after.iter_mut().for_each(|r| r.cidr_blocks.sort());
-                    let removed: Vec<IngressRule> = before
-                        .iter()
-                        .filter(|r| !after.contains(r))
-                        .cloned()
-                        .collect();
-                    let added: Vec<IngressRule> = after
-                        .iter()
-                        .filter(|r| !before.contains(r))
-                        .cloned()
-                        .collect();
-                    if !removed.is_empty() {
+                    for gone in before.iter().filter(|r| !t.routes.contains(r)) {
                         self.client
-                            .revoke_security_group_ingress()
-                            .group_id(id)
-                            .set_ip_permissions(Some(removed.iter().map(permission).collect()))
+                            .delete_route()
+                            .route_table_id(id)
+                            .destination_cidr_block(&gone.cidr_block)
                             .send()
                             .await
-                            .map_err(call_failed(address, "RevokeSecurityGroupIngress"))?;
+                            .map_err(call_failed(address, "DeleteRoute"))?;
                     }
-                    self.authorize(address, id, &added).await?;
+                    for new in t.routes.iter().filter(|r| !before.contains(r)) {
+                        self.create_route(address, id, new).await?;
+                    }
+                }
+                ("subnet_ids", ResourceSpec::RouteTable(t)) => {
+                    let before: Vec<String> = change
+                        .actual
+                        .as_ref()
+                        .and_then(|a| a.get("subnet_ids"))
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                        .unwrap_or_default();
+                    for gone in before.iter().filter(|s| !t.subnet_ids.contains(s)) {
+                        if let Some(association) =
+                            change.attributes.get(&format!("association:{gone}"))
+                        {
+                            self.disassociate(address, association).await?;
+                        }
+                    }
+                    for new in t.subnet_ids.iter().filter(|s| !before.contains(s)) {
+                        self.associate(address, id, new).await?;
+                    }
+                }
+                ("egress", ResourceSpec::SecurityGroup(g)) => {
+                    let before = change.actual.as_ref().and_then(|a| a.get("egress"));
+                    let after = g.egress.clone().unwrap_or_default();
+                    self.update_rules(Direction::Egress, address, id, before, &after)
+                        .await?;
                 }
                 ("tags", _) => {
                     let before: BTreeMap<String, String> = change
@@ -744,10 +1099,65 @@ impl Aws {
 
     /// Deletes an owned resource, waiting for instances to terminate and retrying
     /// `DependencyViolation` for a bounded time.
-    pub async fn delete(&self, rtype: ResourceType, address: &str, id: &str) -> Result<()> {
+    pub async fn delete(&self, change: &AwsChange) -> Result<()> {
+        let (rtype, address) = (change.rtype, change.change.address.as_str());
+        let Some(id) = change.id.as_deref() else {
+            return Ok(());
+        };
         let started = Instant::now();
+        // What must go first: a route table's associations, an internet gateway's attachment.
+        match rtype {
+            ResourceType::RouteTable => {
+                for (key, association) in &change.attributes {
+                    if key.starts_with("association:") {
+                        self.disassociate(address, association).await?;
+                    }
+                }
+            }
+            ResourceType::InternetGateway => {
+                let vpc = change
+                    .actual
+                    .as_ref()
+                    .and_then(|a| a["vpc_id"].as_str())
+                    .unwrap_or_default();
+                if !vpc.is_empty() {
+                    match self
+                        .client
+                        .detach_internet_gateway()
+                        .internet_gateway_id(id)
+                        .vpc_id(vpc)
+                        .send()
+                        .await
+                        .map_err(call_failed(address, "DetachInternetGateway"))
+                    {
+                        Ok(_) => {}
+                        Err(Error::CallFailed {
+                            code: Some(code), ..
+                        }) if code.ends_with(".NotFound") || code == "Gateway.NotAttached" => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            _ => {}
+        }
         loop {
             let result = match rtype {
+                ResourceType::InternetGateway => self
+                    .client
+                    .delete_internet_gateway()
+                    .internet_gateway_id(id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(call_failed(address, "DeleteInternetGateway")),
+                ResourceType::RouteTable => self
+                    .client
+                    .delete_route_table()
+                    .route_table_id(id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(call_failed(address, "DeleteRouteTable")),
                 ResourceType::Instance => {
                     self.client
                         .terminate_instances()

@@ -652,6 +652,12 @@ impl Loader<'_> {
                 ResourceType::Instance => {
                     diag::from_value(mfile, &at, args).map(ResourceSpec::Instance)
                 }
+                ResourceType::InternetGateway => {
+                    diag::from_value(mfile, &at, args).map(ResourceSpec::InternetGateway)
+                }
+                ResourceType::RouteTable => {
+                    diag::from_value(mfile, &at, args).map(ResourceSpec::RouteTable)
+                }
             };
             match spec {
                 Ok(spec) => {
@@ -756,9 +762,27 @@ impl Loader<'_> {
                     }
                     None => {}
                 },
+                ResourceSpec::RouteTable(t) => {
+                    for (i, route) in t.routes.iter().enumerate() {
+                        if let Some(Err(m)) = literal(&route.cidr_block) {
+                            let at = key(&idx(&key(at, "routes"), i), "cidr_block");
+                            self.report(mfile.at(&at, format!("{m}{note}")));
+                        }
+                    }
+                }
                 ResourceSpec::SecurityGroup(g) => {
-                    for (i, rule) in g.ingress.iter().enumerate() {
-                        let rule_at = idx(&key(at, "ingress"), i);
+                    let rules = g
+                        .ingress
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| (idx(&key(at, "ingress"), i), r, true));
+                    let egress = g
+                        .egress
+                        .iter()
+                        .flatten()
+                        .enumerate()
+                        .map(|(i, r)| (idx(&key(at, "egress"), i), r, false));
+                    for (rule_at, rule, inbound) in rules.chain(egress) {
                         for (c, cidr) in rule.cidr_blocks.iter().enumerate() {
                             if let Some(Err(m)) = literal(cidr) {
                                 self.report(mfile.at(
@@ -780,7 +804,10 @@ impl Loader<'_> {
                         let covers = |port: i32| rule.from_port <= port && port <= rule.to_port;
                         let all_ports =
                             rule.protocol == "-1" || (rule.from_port <= 0 && rule.to_port >= 65535);
-                        if open_to_all && (all_ports || (covers(22) && rule.protocol == "tcp")) {
+                        if inbound
+                            && open_to_all
+                            && (all_ports || (covers(22) && rule.protocol == "tcp"))
+                        {
                             let what = if all_ports {
                                 "all ports"
                             } else {

@@ -161,6 +161,8 @@ pub enum ResourceSpec {
     Subnet(Subnet),
     SecurityGroup(SecurityGroup),
     Instance(Instance),
+    InternetGateway(InternetGateway),
+    RouteTable(RouteTable),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -169,14 +171,18 @@ pub enum ResourceType {
     Subnet,
     SecurityGroup,
     Instance,
+    InternetGateway,
+    RouteTable,
 }
 
 impl ResourceType {
-    pub const ALL: [ResourceType; 4] = [
+    pub const ALL: [ResourceType; 6] = [
         ResourceType::Vpc,
         ResourceType::Subnet,
         ResourceType::SecurityGroup,
         ResourceType::Instance,
+        ResourceType::InternetGateway,
+        ResourceType::RouteTable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -185,6 +191,8 @@ impl ResourceType {
             ResourceType::Subnet => "aws_subnet",
             ResourceType::SecurityGroup => "aws_security_group",
             ResourceType::Instance => "aws_instance",
+            ResourceType::InternetGateway => "aws_internet_gateway",
+            ResourceType::RouteTable => "aws_route_table",
         }
     }
 
@@ -199,6 +207,7 @@ impl ResourceType {
             ResourceType::Subnet => &["id", "cidr_block", "availability_zone"],
             ResourceType::SecurityGroup => &["id"],
             ResourceType::Instance => &["id", "private_ip"],
+            ResourceType::InternetGateway | ResourceType::RouteTable => &["id"],
         }
     }
 
@@ -215,16 +224,21 @@ impl ResourceType {
                 "vpc_security_group_ids",
                 "user_data",
             ],
+            ResourceType::InternetGateway | ResourceType::RouteTable => &["vpc_id"],
         }
     }
 
-    /// Order of deletion: lower first (instances before groups and subnets, VPCs last).
+    /// Order of deletion, lower first, as AWS demands: instances (they hold addresses, groups
+    /// and subnets), route tables (their associations), security groups, internet gateways
+    /// (detached first), subnets, VPCs last.
     pub fn delete_rank(self) -> u8 {
         match self {
             ResourceType::Instance => 0,
-            ResourceType::SecurityGroup => 1,
-            ResourceType::Subnet => 2,
-            ResourceType::Vpc => 3,
+            ResourceType::RouteTable => 1,
+            ResourceType::SecurityGroup => 2,
+            ResourceType::InternetGateway => 3,
+            ResourceType::Subnet => 4,
+            ResourceType::Vpc => 5,
         }
     }
 }
@@ -236,6 +250,8 @@ impl ResourceSpec {
             ResourceSpec::Subnet(_) => ResourceType::Subnet,
             ResourceSpec::SecurityGroup(_) => ResourceType::SecurityGroup,
             ResourceSpec::Instance(_) => ResourceType::Instance,
+            ResourceSpec::InternetGateway(_) => ResourceType::InternetGateway,
+            ResourceSpec::RouteTable(_) => ResourceType::RouteTable,
         }
     }
 }
@@ -267,7 +283,11 @@ pub struct SecurityGroup {
     #[serde(default = "default_description")]
     pub description: String,
     #[serde(default)]
-    pub ingress: Vec<IngressRule>,
+    pub ingress: Vec<Rule>,
+    /// Outbound rules, managed exactly when given; when absent, AWS's default (all traffic
+    /// allowed) is left as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Vec<Rule>>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
@@ -276,15 +296,37 @@ fn default_description() -> String {
     "Managed by envboot".to_string()
 }
 
+/// A security group rule: traffic of `protocol` on ports `from_port`..=`to_port`, from (ingress)
+/// or to (egress) the `cidr_blocks` and the members of the `security_groups`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct IngressRule {
+pub struct Rule {
     /// `tcp`, `udp`, `icmp` or `-1` (all).
     pub protocol: String,
     pub from_port: i32,
     pub to_port: i32,
     #[serde(default)]
     pub cidr_blocks: Vec<String>,
+    /// Ids of other security groups, usually `${other.id}`.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+}
+
+impl Rule {
+    /// The same rule with its lists sorted, for comparison as sets.
+    pub fn normalized(&self) -> Rule {
+        let mut r = self.clone();
+        r.cidr_blocks.sort();
+        r.security_groups.sort();
+        r
+    }
+}
+
+/// Sorted, normalized rules: the form rules are compared in.
+pub fn normalized_rules(rules: &[Rule]) -> Vec<Rule> {
+    let mut out: Vec<Rule> = rules.iter().map(Rule::normalized).collect();
+    out.sort();
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -299,4 +341,35 @@ pub struct Instance {
     pub user_data: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+/// An internet gateway attached to a VPC.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternetGateway {
+    pub vpc_id: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A route table with its routes and the subnets associated with it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTable {
+    pub vpc_id: String,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Subnets whose traffic this table routes.
+    #[serde(default)]
+    pub subnet_ids: Vec<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Traffic to `cidr_block` goes through the gateway `gateway_id` (an internet gateway).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub cidr_block: String,
+    pub gateway_id: String,
 }

@@ -327,6 +327,38 @@ pub async fn owned_aws(
             t,
         ));
     }
+    for g in ec2
+        .describe_internet_gateways()
+        .filters(f())
+        .send()
+        .await
+        .expect("DescribeInternetGateways")
+        .internet_gateways()
+    {
+        let t = tags(g.tags());
+        out.push((
+            "igw".into(),
+            t["envboot:address"].clone(),
+            g.internet_gateway_id().unwrap_or_default().into(),
+            t,
+        ));
+    }
+    for r in ec2
+        .describe_route_tables()
+        .filters(f())
+        .send()
+        .await
+        .expect("DescribeRouteTables")
+        .route_tables()
+    {
+        let t = tags(r.tags());
+        out.push((
+            "route-table".into(),
+            t["envboot:address"].clone(),
+            r.route_table_id().unwrap_or_default().into(),
+            t,
+        ));
+    }
     let state = aws_sdk_ec2::types::Filter::builder()
         .name("instance-state-name")
         .values("pending")
