@@ -596,13 +596,20 @@ async fn kube_deletes(
             note,
         });
     }
-    // Foreground deletion returns before the object is gone; wait for it, so that what follows
-    // (AWS deletions, the next run) sees it gone.
-    for c in deleted_keys {
-        if !k
-            .wait_deleted(&c.api_version, &c.key, KUBE_DELETE_TIMEOUT)
-            .await?
-        {
+    // Foreground deletion returns before the object is gone; wait for all of them at once, so
+    // that what follows (AWS deletions, the next run) sees them gone.
+    let waits = futures::stream::iter(deleted_keys)
+        .map(|c| async move {
+            k.wait_deleted(&c.api_version, &c.key, KUBE_DELETE_TIMEOUT)
+                .await
+                .map(|gone| (c, gone))
+        })
+        .buffer_unordered(KUBE_CONCURRENCY * 4)
+        .collect::<Vec<_>>()
+        .await;
+    for result in waits {
+        let (c, gone) = result?;
+        if !gone {
             notes.push(format!(
                 "{} is still being deleted after {}s",
                 c.key,
