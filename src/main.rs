@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use std::io::IsTerminal;
+
 use clap::{Args, Parser, Subcommand};
 use envboot::engine::{self, exit, Goal, Loaded, SourceOptions};
 use envboot::plan::Action;
@@ -54,9 +56,6 @@ enum Command {
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
-        /// `text` (like terraform plan) or `json` (schema: docs/plan-json.md).
-        #[arg(long, value_enum, default_value_t = Output::Text)]
-        output: Output,
     },
     /// Check that everything declared exists, matches Git and is ready: exit 0, or 2 with a report.
     Verify {
@@ -148,6 +147,11 @@ struct Target {
     /// Take over Kubernetes fields that another field manager owns (server-side apply --force).
     #[arg(long)]
     force_conflicts: bool,
+    /// `text` or `json`. plan: the plan as one JSON document (docs/plan-json.md); apply and
+    /// destroy: one JSON event per line. Default: text, except apply and destroy write JSON
+    /// events when standard output is not a terminal.
+    #[arg(long, value_enum, env = "ENVBOOT_OUTPUT")]
+    output: Option<Output>,
 }
 
 impl Target {
@@ -236,11 +240,10 @@ async fn run(command: Command) -> engine::Result<u8> {
         Command::Plan {
             target,
             detailed_exitcode,
-            output,
         } => {
             let loaded = load(&target)?;
             let plan = engine::plan(&loaded, Goal::Apply, target.plan_options()).await?;
-            if output == Output::Json {
+            if target.output == Some(Output::Json) {
                 println!("{}", plan.to_json());
             } else {
                 print!("{}", plan.to_text());
@@ -476,7 +479,12 @@ async fn execute_locked(
         ..target.plan_options()
     };
     let plan = engine::plan(loaded, goal, options).await?;
-    print!("{}", plan.to_text());
+    let json = match target.output {
+        Some(o) => o == Output::Json,
+        None => !std::io::stdout().is_terminal(),
+    };
+    let printer = Printer::new(json, &plan);
+    printer.plan(&plan);
     if !plan.summary().has_changes() {
         if let Some(timeout) = wait {
             let not_ready = plan.not_ready(timeout).await?;
@@ -487,11 +495,61 @@ async fn execute_locked(
                 });
             }
         }
-        print_calls(&plan);
+        printer.summary(goal, &plan, None);
         return Ok(exit::OK);
     }
-    println!();
-    let report = engine::apply(&plan, &mut |step| {
+    let report = engine::apply(&plan, &mut |step| printer.step(&step)).await?;
+    printer.summary(goal, &plan, Some(&report));
+    Ok(exit::OK)
+}
+
+/// How apply and destroy report: text with a progress bar on a terminal, or JSON events.
+struct Printer {
+    json: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Printer {
+    fn new(json: bool, plan: &engine::Plan) -> Printer {
+        let s = plan.summary();
+        let total = (s.create + s.update + s.replace * 2 + s.delete) as u64;
+        let bar = (!json && total > 0 && std::io::stdout().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {pos}/{len} {elapsed} {msg}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Printer { json, bar }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => println!("{text}"),
+        }
+    }
+
+    fn plan(&self, plan: &engine::Plan) {
+        if self.json {
+            let s = plan.summary();
+            self.line(&serde_json::json!({
+                "event": "plan", "formatVersion": "envboot.dev/events/v1",
+                "environment": plan.environment, "commit": plan.commit,
+                "summary": {"create": s.create, "update": s.update, "replace": s.replace, "delete": s.delete, "unchanged": s.unchanged},
+            }).to_string());
+        } else {
+            self.line(plan.to_text().trim_end());
+            if plan.summary().has_changes() {
+                self.line("");
+            }
+        }
+    }
+
+    fn step(&self, step: &engine::Step<'_>) {
         let verb = match step.action {
             Action::Create => "created",
             Action::Update => "updated",
@@ -500,36 +558,80 @@ async fn execute_locked(
             Action::Delete => "deleted",
             Action::NoOp => "unchanged",
         };
-        let id = step.id.map(|i| format!(" ({i})")).unwrap_or_default();
-        let note = step.note.map(|n| format!(": {n}")).unwrap_or_default();
-        println!(
-            "  {} {} {}: {verb}{id}{note}",
-            step.action.symbol(),
-            step.change.kind,
-            step.change.address
-        );
-    })
-    .await?;
-    let s = report.summary;
-    let what = if goal == Goal::Destroy {
-        "Destroy"
-    } else {
-        "Apply"
-    };
-    println!(
-        "\n{what} complete in {:.1}s: {} created, {} updated, {} replaced, {} deleted, {} unchanged.",
-        report.elapsed.as_secs_f64(),
-        s.create,
-        s.update,
-        s.replace,
-        s.delete,
-        s.unchanged
-    );
-    for n in report.notes {
-        println!("note: {n}");
+        if self.json {
+            let layer = if step.change.kind.starts_with("aws_") {
+                "aws"
+            } else {
+                "kubernetes"
+            };
+            self.line(&serde_json::json!({
+                "event": "change", "layer": layer, "kind": step.change.kind, "address": step.change.address,
+                "action": step.action.name(), "result": verb, "id": step.id, "note": step.note,
+            }).to_string());
+        } else {
+            let id = step
+                .id
+                .as_ref()
+                .map(|i| format!(" ({i})"))
+                .unwrap_or_default();
+            let note = step
+                .note
+                .as_ref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default();
+            self.line(&format!(
+                "  {} {} {}: {verb}{id}{note}",
+                step.action.symbol(),
+                step.change.kind,
+                step.change.address
+            ));
+        }
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            bar.set_message(step.change.address.clone());
+        }
     }
-    print_calls(&plan);
-    Ok(exit::OK)
+
+    fn summary(&self, goal: Goal, plan: &engine::Plan, report: Option<&engine::Report>) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let (aws, kube) = plan.calls();
+        let total = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
+        let s = plan.summary();
+        let seconds = report.map_or(0.0, |r| r.elapsed.as_secs_f64());
+        let notes: Vec<String> = report.map(|r| r.notes.clone()).unwrap_or_default();
+        if self.json {
+            for n in &notes {
+                self.line(&serde_json::json!({"event": "note", "message": n}).to_string());
+            }
+            self.line(&serde_json::json!({
+                "event": "summary", "goal": if goal == Goal::Destroy { "destroy" } else { "apply" },
+                "created": if report.is_some() { s.create } else { 0 },
+                "updated": if report.is_some() { s.update } else { 0 },
+                "replaced": if report.is_some() { s.replace } else { 0 },
+                "deleted": if report.is_some() { s.delete } else { 0 },
+                "unchanged": s.unchanged, "seconds": seconds,
+                "apiCalls": {"aws": total(&aws), "awsWrites": plan.aws_writes(), "kubernetes": total(&kube), "kubernetesWrites": plan.kube_writes()},
+            }).to_string());
+            return;
+        }
+        if report.is_some() {
+            let what = if goal == Goal::Destroy {
+                "Destroy"
+            } else {
+                "Apply"
+            };
+            self.line(&format!(
+                "\n{what} complete in {seconds:.1}s: {} created, {} updated, {} replaced, {} deleted, {} unchanged.",
+                s.create, s.update, s.replace, s.delete, s.unchanged
+            ));
+        }
+        for n in notes {
+            self.line(&format!("note: {n}"));
+        }
+        print_calls(plan);
+    }
 }
 
 /// One line with the API calls made, so that a no-op run visibly wrote nothing.

@@ -82,11 +82,17 @@ async fn a_run_killed_after_its_first_creates_is_finished_by_the_next_without_du
     let first = lines
         .by_ref()
         .map_while(Result::ok)
-        .find(|l| l.contains(": created ("))
+        .find(|l| l.contains(r#""result":"created""#))
         .expect("a first resource is created");
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
-    assert!(first.contains("aws_vpc network.vpc"), "{first}");
+    // Not a terminal: one JSON event per line.
+    let event: serde_json::Value = serde_json::from_str(&first).expect("a JSON event");
+    assert_eq!(
+        (event["event"].as_str(), event["address"].as_str()),
+        (Some("change"), Some("network.vpc")),
+        "{first}"
+    );
 
     let ec2 = ec2(settings).await;
     let partial = owned_aws(&ec2, &name).await;

@@ -170,6 +170,7 @@ pub fn envboot(repo: &Repo, settings: &HashMap<String, String>, args: &[&str]) -
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("ENVBOOT_OUTPUT", "text")
         .envs(settings)
         .output()
         .expect("run envboot")
