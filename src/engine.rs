@@ -347,10 +347,10 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         Goal::Apply => env.resources.as_slice(),
         Goal::Destroy => &[],
     };
-    let aws_future = async {
-        let actual = aws_client.discover(&env.name).await?;
-        Ok::<_, Error>(aws::diff::diff(&env.name, desired_resources, &actual))
-    };
+    // AWS first: Kubernetes values may refer to AWS attributes (`${module.network.vpc_id}`).
+    let actual = aws_client.discover(&env.name).await?;
+    let aws_changes = aws::diff::diff(&env.name, desired_resources, &actual);
+    let known = known_attributes(&aws_changes);
     let kube_future = async {
         let Some(k) = &kube_client else {
             return Ok::<_, Error>(Vec::new());
@@ -359,7 +359,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         let mut kinds = BTreeSet::new();
         for m in &loaded.manifests {
             kinds.insert((m.api_version().to_string(), m.kind().to_string()));
-            let mut object = m.object.clone();
+            let mut object = resolve_object(&m.object, &known);
             k.place(&mut object, m.default_namespace.as_deref()).await?;
             desired.push(object);
         }
@@ -377,6 +377,15 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
             let (Some(object), Some(live)) = (&c.desired, &c.live) else {
                 continue;
             };
+            if has_references(object) {
+                // Only apply can tell: an AWS resource it refers to is still to be created.
+                for f in &mut c.change.fields {
+                    if f.after.as_deref().is_some_and(|a| a.contains("${")) {
+                        f.after = Some(plan::KNOWN_AFTER_APPLY.to_string());
+                    }
+                }
+                continue;
+            }
             let (result, heals_drift) = k
                 .dry_run(
                     &c.api_version,
@@ -395,7 +404,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         }
         Ok(changes)
     };
-    let (aws_changes, kube_changes) = tokio::try_join!(aws_future, kube_future)?;
+    let kube_changes = kube_future.await?;
     Ok(Plan {
         environment: env.name.clone(),
         commit: env.commit.clone(),
@@ -418,6 +427,38 @@ pub struct LiveState {
     pub applied_at: Option<String>,
     /// Commit to the number of resources it created or last changed.
     pub revisions: std::collections::BTreeMap<String, usize>,
+}
+
+/// Attributes of the AWS resources that stay (`network.vpc.id` to `vpc-123`).
+fn known_attributes(changes: &[AwsChange]) -> HashMap<String, String> {
+    changes
+        .iter()
+        .filter(|c| matches!(c.change.action, Action::NoOp | Action::Update))
+        .flat_map(|c| {
+            c.attributes
+                .iter()
+                .map(move |(attr, value)| (format!("{}.{attr}", c.change.address), value.clone()))
+        })
+        .collect()
+}
+
+/// `object` with every known `${address.attribute}` replaced by its value.
+fn resolve_object(object: &serde_json::Value, known: &HashMap<String, String>) -> serde_json::Value {
+    let mut v = object.clone();
+    model::refs::substitute(&mut v, &mut |expr| known.get(expr).map(|s| serde_json::Value::String(s.clone())));
+    v
+}
+
+/// Whether a string in `object` still holds a reference.
+fn has_references(object: &serde_json::Value) -> bool {
+    first_reference(object).is_some()
+}
+
+/// The first reference (`network.vpc.id`) still in a string of `object`.
+fn first_reference(object: &serde_json::Value) -> Option<String> {
+    let mut found = Vec::new();
+    model::refs::collect(object, "", &mut found);
+    found.into_iter().next().map(|(_, expr)| expr)
 }
 
 /// What one executed step did, for progress output.
@@ -524,12 +565,22 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
             .chunk_by(|a, b| render::kind_rank(&a.key.kind) == render::kind_rank(&b.key.kind))
         {
             let force = plan.options.force_conflicts;
+            let known = &known;
             let mut done = futures::stream::iter(group.iter().copied())
                 .map(|c| async move {
-                    let object = c.desired.as_ref().unwrap_or(&serde_json::Value::Null);
-                    k.apply(&c.api_version, &c.key, object, force || c.force)
+                    let desired = c.desired.as_ref().unwrap_or(&serde_json::Value::Null);
+                    let object = resolve_object(desired, known);
+                    if let Some(reference) = first_reference(&object) {
+                        return Err(Error::Unresolved {
+                            address: c.key.to_string(),
+                            reference,
+                            reason: "the AWS resource it refers to does not exist",
+                        });
+                    }
+                    k.apply(&c.api_version, &c.key, &object, force || c.force)
                         .await
                         .map(|()| c)
+                        .map_err(Error::from)
                 })
                 .buffer_unordered(KUBE_CONCURRENCY);
             while let Some(result) = done.next().await {

@@ -212,6 +212,10 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
     let data = settings_cm.data.clone().unwrap_or_default();
     assert_eq!(data["LOG_LEVEL"], "debug");
     assert_eq!(data["app.properties"], "server.port=8080\ncache.size=64\n");
+    // Values flow from the cloud into the cluster.
+    assert_eq!(&data["VPC_ID"], vpc_id);
+    let ip = instance.private_ip_address().expect("private IP");
+    assert_eq!(data["WEB_URL"], format!("http://{ip}/"));
     let labels = settings_cm.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels["envboot.dev/environment"], name);
     assert_eq!(

@@ -170,6 +170,7 @@ pub fn load(snapshot: &Snapshot, name: &str) -> Result<Environment> {
         snapshot,
         diagnostics: Diagnostics::default(),
         warnings: Diagnostics::default(),
+        outputs: HashMap::new(),
         modules: HashMap::new(),
     };
     let env = loader.environment(name, &path, bytes);
@@ -183,6 +184,8 @@ struct Loader<'a> {
     snapshot: &'a Snapshot,
     diagnostics: Diagnostics,
     warnings: Diagnostics,
+    /// Each module instance's outputs, as canonical expressions (`${net.vpc.id}`).
+    outputs: HashMap<String, BTreeMap<String, Value>>,
     /// Module name to its parsed file, or `None` if it failed to load.
     modules: HashMap<String, Option<(ModuleFile, SourceFile)>>,
 }
@@ -521,6 +524,7 @@ impl Loader<'_> {
             resources.append(&mut instance_resources);
             outputs.insert(inst.name.clone(), instance_outputs);
         }
+        self.outputs = outputs;
         self.order_resources(resources)
     }
 
@@ -960,7 +964,9 @@ impl Loader<'_> {
                     Err(d) => self.report(d),
                 }
             }
-            merge_values(&mut values, &Value::Object(spec.values.clone()));
+            let mut inline = Value::Object(spec.values.clone());
+            self.cross_layer(&mut inline, file, &key(&at, "values"));
+            merge_values(&mut values, &inline);
             out.push(Release {
                 name: spec.name.clone(),
                 namespace: spec.namespace.clone(),
@@ -1057,10 +1063,16 @@ impl Loader<'_> {
                     format!("duplicate ConfigMap `{}/{}`", spec.namespace, spec.name),
                 ));
             }
+            let mut data = BTreeMap::new();
+            for (k, v) in &spec.data {
+                let mut value = Value::String(v.clone());
+                self.cross_layer(&mut value, file, &key(&key(&at, "data"), k));
+                data.insert(k.clone(), refs::display(&value));
+            }
             let mut cm = ConfigMap {
                 name: spec.name.clone(),
                 namespace: spec.namespace.clone(),
-                data: spec.data.clone(),
+                data,
                 binary_data: BTreeMap::new(),
             };
             for (f, entry) in spec.files.iter().enumerate() {
@@ -1177,6 +1189,38 @@ impl Loader<'_> {
             });
         }
         out
+    }
+}
+
+impl Loader<'_> {
+    /// Replaces `${module.INSTANCE.OUTPUT}` in Kubernetes-side values (ConfigMap data, chart
+    /// values) by the output's canonical expression, resolved against AWS at plan and apply
+    /// time. Reports references that do not resolve, at `path` in `file`.
+    fn cross_layer(&mut self, value: &mut Value, file: &SourceFile, path: &str) {
+        let mut problems = Vec::new();
+        let outputs = &self.outputs;
+        refs::substitute(value, &mut |expr| match expr.split('.').collect::<Vec<_>>().as_slice() {
+            ["module", m, o] => match outputs.get(*m) {
+                Some(outs) => match outs.get(*o) {
+                    Some(v) => Some(v.clone()),
+                    None => {
+                        problems.push(format!("module instance `{m}` has no output `{o}`"));
+                        None
+                    }
+                },
+                None => {
+                    problems.push(format!("`${{{expr}}}` refers to module instance `{m}`, which is not declared under `infrastructure`"));
+                    None
+                }
+            },
+            _ => {
+                problems.push(format!("invalid reference `${{{expr}}}`: expected `${{module.INSTANCE.OUTPUT}}`"));
+                None
+            }
+        });
+        for p in problems {
+            self.report(file.at(path, p));
+        }
     }
 }
 

@@ -217,6 +217,8 @@ configMaps:
     namespace: {name}-apps
     data:
       LOG_LEVEL: debug
+      VPC_ID: ${{module.network.vpc_id}}
+      WEB_URL: http://${{module.web.private_ip}}/
     files:
       - path: config/app.properties
 "##
