@@ -443,9 +443,16 @@ fn known_attributes(changes: &[AwsChange]) -> HashMap<String, String> {
 }
 
 /// `object` with every known `${address.attribute}` replaced by its value.
-fn resolve_object(object: &serde_json::Value, known: &HashMap<String, String>) -> serde_json::Value {
+fn resolve_object(
+    object: &serde_json::Value,
+    known: &HashMap<String, String>,
+) -> serde_json::Value {
     let mut v = object.clone();
-    model::refs::substitute(&mut v, &mut |expr| known.get(expr).map(|s| serde_json::Value::String(s.clone())));
+    model::refs::substitute(&mut v, &mut |expr| {
+        known
+            .get(expr)
+            .map(|s| serde_json::Value::String(s.clone()))
+    });
     v
 }
 

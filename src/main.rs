@@ -28,6 +28,7 @@ Examples:
   envboot drift local                            # exit 2 if the live environment drifted
   envboot plan local --output json
   envboot recreate local --as local-nightly --report-dir reports
+  envboot reconcile local --watch --interval 5m  # self-healing, until stopped
   envboot destroy local
   envboot render staging --repo https://example.com/infra.git";
 
@@ -79,6 +80,18 @@ enum Command {
         /// How long verify waits for objects to become ready.
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         ready_timeout: std::time::Duration,
+    },
+    /// Keep the live environment matching Git: every interval, read the repository again and apply
+    /// when the commit changed or the environment drifted (self-healing), until stopped (Ctrl-C, SIGTERM).
+    Reconcile {
+        #[command(flatten)]
+        target: Target,
+        /// Keep going; without it, reconcile once and exit.
+        #[arg(long)]
+        watch: bool,
+        /// Time between two rounds (e.g. 30s, 5m).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        interval: std::time::Duration,
     },
     /// Which commit is live, when it was applied, and whether the environment drifted from Git.
     Status(Target),
@@ -297,6 +310,11 @@ async fn run(command: Command) -> engine::Result<u8> {
                 Ok(exit::CHANGES)
             }
         }
+        Command::Reconcile {
+            target,
+            watch,
+            interval,
+        } => reconcile(&target, watch, interval).await,
         Command::Status(target) => {
             let loaded = load(&target)?;
             let plan = engine::plan(&loaded, Goal::Apply, target.plan_options()).await?;
@@ -500,6 +518,80 @@ async fn execute_locked(
     }
     let report = engine::apply(&plan, &mut |step| printer.step(&step)).await?;
     printer.summary(goal, &plan, Some(&report));
+    Ok(exit::OK)
+}
+
+/// One reconcile round: read Git, plan, apply if anything differs. Returns a one-line summary.
+async fn reconcile_once(target: &Target) -> engine::Result<String> {
+    let options = SourceOptions {
+        repo: target.repo.clone(),
+        revision: target.revision.clone(),
+        deny_warnings: target.deny_warnings,
+    };
+    let loaded = engine::load(&options, &target.environment)?;
+    let commit = loaded.snapshot.short_commit().to_string();
+    let lock = engine::lock(&loaded, &engine::holder("reconcile")).await?;
+    let result = async {
+        let plan = engine::plan(&loaded, Goal::Apply, target.plan_options()).await?;
+        if !plan.summary().has_changes() {
+            return Ok(format!("commit {commit}: in sync"));
+        }
+        let changes: Vec<String> = plan
+            .changes()
+            .filter(|c| c.action != Action::NoOp)
+            .map(|c| format!("{} {} {}", c.action.symbol(), c.kind, c.address))
+            .collect();
+        engine::apply(&plan, &mut |_| {}).await?;
+        Ok(format!(
+            "commit {commit}: applied {} change(s): {}",
+            changes.len(),
+            changes.join(", ")
+        ))
+    }
+    .await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    result
+}
+
+/// Reconciles once, or every `interval` until SIGINT or SIGTERM. A failed round is reported and
+/// retried at the next one.
+async fn reconcile(
+    target: &Target,
+    watch: bool,
+    interval: std::time::Duration,
+) -> engine::Result<u8> {
+    if !watch {
+        let line = reconcile_once(target).await?;
+        println!("reconcile: {line}");
+        return Ok(exit::OK);
+    }
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    loop {
+        match reconcile_once(target).await {
+            Ok(line) => println!("reconcile: {line}"),
+            Err(e) => println!(
+                "reconcile: failed, will retry in {}s: {e}",
+                interval.as_secs()
+            ),
+        }
+        let stop = async {
+            match terminate.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => break,
+            _ = stop => break,
+        }
+    }
+    println!("reconcile: stopped");
     Ok(exit::OK)
 }
 

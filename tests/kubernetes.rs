@@ -372,3 +372,112 @@ async fn verify_and_apply_wait_report_what_is_not_ready_until_it_is() {
     assert!(run.stdout.contains("Verified"), "{}", run.stdout);
     envboot(&repo, settings, &["destroy", &name]).assert_ok();
 }
+
+/// Waits, through a watch, until ConfigMap `name` has `key` = `value`; panics after 60 s.
+async fn until_value(cms: &Api<ConfigMap>, name: &str, key: &str, value: &str) {
+    use futures::StreamExt;
+    let has = |cm: &ConfigMap| {
+        cm.data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .is_some_and(|v| v == value)
+    };
+    let current = cms.get(name).await.expect("get");
+    if has(&current) {
+        return;
+    }
+    let version = current.metadata.resource_version.unwrap_or_default();
+    let params = kube::api::WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(60);
+    let mut events = cms.watch(&params, &version).await.expect("watch").boxed();
+    while let Some(event) = events.next().await {
+        if let Ok(kube::api::WatchEvent::Modified(cm) | kube::api::WatchEvent::Added(cm)) = event {
+            if has(&cm) {
+                return;
+            }
+        }
+    }
+    panic!("{name} never got {key}={value}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_heals_drift_and_follows_new_commits_until_stopped() {
+    use std::io::BufRead;
+    let settings = sandbox();
+    let name = unique("reconcile");
+    let repo = Repo::new(&name, &cluster_only(&name, 1, "{}"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
+        .args(["reconcile", &name, "--watch", "--interval", "1s", "--repo"])
+        .arg(repo.path())
+        .env_clear()
+        .envs(settings.iter())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn reconcile");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a reconcile round")
+    };
+    let first = next();
+    assert!(first.contains("applied 5 change(s)"), "{first}");
+
+    // Someone edits the ConfigMap by hand: the next rounds put Git's value back.
+    let client = kube_client(settings).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, &name);
+    let patch = serde_json::json!({"data": {"LOG_LEVEL": "trace"}});
+    cms.patch(
+        "settings-0",
+        &PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..Default::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await
+    .expect("edit by hand");
+    until_value(&cms, "settings-0", "LOG_LEVEL", "debug").await;
+
+    // A new commit in Git is applied without anyone running apply.
+    repo.edit(
+        &format!("environments/{name}/environment.yaml"),
+        "LOG_LEVEL: debug",
+        "LOG_LEVEL: info",
+    );
+    repo.commit("info");
+    until_value(&cms, "settings-0", "LOG_LEVEL", "info").await;
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("reconcile stops");
+    assert!(exit.success(), "{exit:?}");
+    let lines: Vec<String> = rx.try_iter().collect();
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("reconcile: stopped"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("applied 1 change(s): ~ ConfigMap")),
+        "{lines:?}"
+    );
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+}

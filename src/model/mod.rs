@@ -1199,25 +1199,30 @@ impl Loader<'_> {
     fn cross_layer(&mut self, value: &mut Value, file: &SourceFile, path: &str) {
         let mut problems = Vec::new();
         let outputs = &self.outputs;
-        refs::substitute(value, &mut |expr| match expr.split('.').collect::<Vec<_>>().as_slice() {
-            ["module", m, o] => match outputs.get(*m) {
-                Some(outs) => match outs.get(*o) {
-                    Some(v) => Some(v.clone()),
+        refs::substitute(
+            value,
+            &mut |expr| match expr.split('.').collect::<Vec<_>>().as_slice() {
+                ["module", m, o] => match outputs.get(*m) {
+                    Some(outs) => match outs.get(*o) {
+                        Some(v) => Some(v.clone()),
+                        None => {
+                            problems.push(format!("module instance `{m}` has no output `{o}`"));
+                            None
+                        }
+                    },
                     None => {
-                        problems.push(format!("module instance `{m}` has no output `{o}`"));
+                        problems.push(format!("`${{{expr}}}` refers to module instance `{m}`, which is not declared under `infrastructure`"));
                         None
                     }
                 },
-                None => {
-                    problems.push(format!("`${{{expr}}}` refers to module instance `{m}`, which is not declared under `infrastructure`"));
+                _ => {
+                    problems.push(format!(
+                        "invalid reference `${{{expr}}}`: expected `${{module.INSTANCE.OUTPUT}}`"
+                    ));
                     None
                 }
             },
-            _ => {
-                problems.push(format!("invalid reference `${{{expr}}}`: expected `${{module.INSTANCE.OUTPUT}}`"));
-                None
-            }
-        });
+        );
         for p in problems {
             self.report(file.at(path, p));
         }
