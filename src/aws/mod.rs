@@ -235,8 +235,15 @@ enum Direction {
 impl Aws {
     /// Connects with the standard AWS configuration chain, in `region`.
     pub async fn connect(region: &str) -> Aws {
+        // Throttling (`RequestLimitExceeded`), 5xx answers and dropped connections are retried
+        // with exponential backoff and jitter; a permanent error stops at once.
+        let retry = aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(8)
+            .with_initial_backoff(Duration::from_millis(200))
+            .with_max_backoff(Duration::from_secs(20));
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_string()))
+            .retry_config(retry)
             .load()
             .await;
         let calls = CallCounter::default();
