@@ -68,7 +68,7 @@ async fn proxy(upstream: String, faults: Faults) -> (String, Arc<AtomicUsize>) {
                 };
                 let fault = match faults {
                     Faults::Always => Some(0),
-                    Faults::EveryThird if n % 3 == 0 => Some((n / 3) % 3),
+                    Faults::EveryThird if n.is_multiple_of(3) => Some((n / 3) % 3),
                     Faults::EveryThird => None,
                 };
                 match fault {
