@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use common::*;
 
@@ -575,7 +575,7 @@ fn every_broken_environment_fails_with_its_own_located_message_and_no_api_call()
     let base = Repo::new("t", &sandbox_environment("t"));
     base.write("environments/t/config/app.properties", "server.port=8080\n");
     base.commit("valid");
-    let settings = unreachable_settings(base.path());
+    let settings = unreachable(base.path());
     let valid = envboot(&base, &settings, &["validate", "t"]);
     valid.assert_ok();
 
@@ -622,25 +622,4 @@ fn every_broken_environment_fails_with_its_own_located_message_and_no_api_call()
         CASES.len(),
         "every case gives a distinct message"
     );
-}
-
-/// Settings under which any AWS or Kubernetes call fails at once (closed port 9).
-fn unreachable_settings(dir: &std::path::Path) -> HashMap<String, String> {
-    let kubeconfig = dir.join(".kubeconfig-unreachable");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: envboot-sandbox\n  context: {cluster: c, user: u}\ncurrent-context: envboot-sandbox\n",
-    )
-    .expect("write kubeconfig");
-    [
-        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "none"),
-        ("AWS_SECRET_ACCESS_KEY", "none"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("KUBECONFIG", kubeconfig.to_str().expect("utf-8 path")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
 }

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::collections::HashMap;
-
 use common::*;
 
 /// The 1-based line of the first line of `text` that contains `needle`.
@@ -14,27 +12,6 @@ fn line_of(text: &str, needle: &str) -> usize {
         .position(|l| l.contains(needle))
         .expect("needle in text")
         + 1
-}
-
-/// Settings under which any AWS or Kubernetes call fails at once.
-fn unreachable(dir: &std::path::Path) -> HashMap<String, String> {
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: envboot-sandbox\n  context: {cluster: c, user: u}\ncurrent-context: envboot-sandbox\n",
-    )
-    .expect("write kubeconfig");
-    [
-        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "none"),
-        ("AWS_SECRET_ACCESS_KEY", "none"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("KUBECONFIG", kubeconfig.to_str().expect("utf-8 path")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
 }
 
 #[test]

@@ -12,45 +12,44 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::api::{Api, PostParams};
 
-/// resourceVersion of every object envboot manages in the environment's namespace.
+/// What envboot last wrote to each object it manages in the environment's namespace: the
+/// revision annotation, the generation and the time of envboot's own managedFields entry.
+/// (Not resourceVersion: controllers bump it when they write status.)
 async fn versions(client: &kube::Client, ns: &str) -> BTreeMap<String, String> {
+    use kube::api::{DynamicObject, ListParams};
+    use kube::discovery::ApiResource;
+    let env = ns.trim_end_matches("-apps");
+    let selector = ListParams::default().labels(&format!("envboot.dev/environment={env}"));
     let mut out = BTreeMap::new();
-    let selector = kube::api::ListParams::default().labels(&format!(
-        "envboot.dev/environment={}",
-        ns.trim_end_matches("-apps")
-    ));
-    for cm in Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .list(&selector)
-        .await
-        .expect("list")
-        .items
-    {
-        out.insert(
-            format!("ConfigMap/{}", cm.metadata.name.unwrap_or_default()),
-            cm.metadata.resource_version.unwrap_or_default(),
-        );
-    }
-    for d in Api::<Deployment>::namespaced(client.clone(), ns)
-        .list(&selector)
-        .await
-        .expect("list")
-        .items
-    {
-        out.insert(
-            format!("Deployment/{}", d.metadata.name.unwrap_or_default()),
-            d.metadata.resource_version.unwrap_or_default(),
-        );
-    }
-    for s in Api::<Service>::namespaced(client.clone(), ns)
-        .list(&selector)
-        .await
-        .expect("list")
-        .items
-    {
-        out.insert(
-            format!("Service/{}", s.metadata.name.unwrap_or_default()),
-            s.metadata.resource_version.unwrap_or_default(),
-        );
+    let kinds = [
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<Service>(&()),
+    ];
+    for ar in kinds {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+        for o in api.list(&selector).await.expect("list").items {
+            let written = o
+                .metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .filter(|m| m.manager.as_deref() == Some("envboot"))
+                .filter_map(|m| m.time.as_ref().map(|t| t.0.to_string()))
+                .max()
+                .unwrap_or_default();
+            let revision = o
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("envboot.dev/revision").cloned())
+                .unwrap_or_default();
+            let generation = o.metadata.generation.unwrap_or_default();
+            out.insert(
+                format!("{}/{}", ar.kind, o.metadata.name.unwrap_or_default()),
+                format!("{revision}|{generation}|{written}"),
+            );
+        }
     }
     let n = Api::<Namespace>::all(client.clone())
         .get(ns)

@@ -179,6 +179,35 @@ fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
         .and_then(|t| t.value())
 }
 
+/// A resource found by the environment's tag, with its arguments as read (`fields`, to which its
+/// user tags are added) and its attributes besides `id`. `None` without an id or address tag.
+fn found(
+    rtype: ResourceType,
+    id: Option<&str>,
+    tags: &[Tag],
+    fields: Value,
+    attributes: &[(&str, &str)],
+) -> Option<Actual> {
+    let (id, address) = (id?, tag_value(tags, TAG_ADDRESS)?);
+    let mut fields = match fields {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    fields.insert("tags".into(), user_tags(tags));
+    let attributes = std::iter::once(("id", id))
+        .chain(attributes.iter().copied())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Some(Actual {
+        rtype,
+        address: address.to_string(),
+        id: id.to_string(),
+        revision: tag_value(tags, TAG_REVISION).map(str::to_string),
+        fields,
+        attributes,
+    })
+}
+
 fn rules_from(permissions: &[IpPermission]) -> Value {
     let rules: Vec<Rule> = permissions
         .iter()
@@ -287,27 +316,16 @@ impl Aws {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(call_failed(&scope, "DescribeVpcs"))?;
-            for v in page.vpcs() {
-                let (Some(id), Some(address)) = (v.vpc_id(), tag_value(v.tags(), TAG_ADDRESS))
-                else {
-                    continue;
-                };
+            out.extend(page.vpcs().iter().filter_map(|v| {
                 let cidr = v.cidr_block().unwrap_or_default();
-                out.push(Actual {
-                    rtype: ResourceType::Vpc,
-                    address: address.to_string(),
-                    revision: tag_value(v.tags(), TAG_REVISION).map(str::to_string),
-                    id: id.to_string(),
-                    fields: json!({"cidr_block": cidr, "tags": user_tags(v.tags())})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                    attributes: [("id", id), ("cidr_block", cidr)]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                });
-            }
+                found(
+                    ResourceType::Vpc,
+                    v.vpc_id(),
+                    v.tags(),
+                    json!({"cidr_block": cidr}),
+                    &[("cidr_block", cidr)],
+                )
+            }));
         }
         Ok(out)
     }
@@ -323,38 +341,25 @@ impl Aws {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(call_failed(&scope, "DescribeSubnets"))?;
-            for s in page.subnets() {
-                let (Some(id), Some(address)) = (s.subnet_id(), tag_value(s.tags(), TAG_ADDRESS))
-                else {
-                    continue;
-                };
-                let cidr = s.cidr_block().unwrap_or_default();
-                let zone = s.availability_zone().unwrap_or_default();
-                out.push(Actual {
-                    rtype: ResourceType::Subnet,
-                    address: address.to_string(),
-                    revision: tag_value(s.tags(), TAG_REVISION).map(str::to_string),
-                    id: id.to_string(),
-                    fields: json!({
-                        "vpc_id": s.vpc_id().unwrap_or_default(),
-                        "cidr_block": cidr,
-                        "availability_zone": zone,
-                        "map_public_ip_on_launch": s.map_public_ip_on_launch().unwrap_or(false),
-                        "tags": user_tags(s.tags()),
-                    })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                    attributes: [
-                        ("id", id),
-                        ("cidr_block", cidr),
-                        ("availability_zone", zone),
-                    ]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+            out.extend(page.subnets().iter().filter_map(|s| {
+                let (cidr, zone) = (
+                    s.cidr_block().unwrap_or_default(),
+                    s.availability_zone().unwrap_or_default(),
+                );
+                let fields = json!({
+                    "vpc_id": s.vpc_id().unwrap_or_default(),
+                    "cidr_block": cidr,
+                    "availability_zone": zone,
+                    "map_public_ip_on_launch": s.map_public_ip_on_launch().unwrap_or(false),
                 });
-            }
+                found(
+                    ResourceType::Subnet,
+                    s.subnet_id(),
+                    s.tags(),
+                    fields,
+                    &[("cidr_block", cidr), ("availability_zone", zone)],
+                )
+            }));
         }
         Ok(out)
     }
@@ -370,29 +375,21 @@ impl Aws {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(call_failed(&scope, "DescribeSecurityGroups"))?;
-            for g in page.security_groups() {
-                let (Some(id), Some(address)) = (g.group_id(), tag_value(g.tags(), TAG_ADDRESS))
-                else {
-                    continue;
-                };
-                out.push(Actual {
-                    rtype: ResourceType::SecurityGroup,
-                    address: address.to_string(),
-                    revision: tag_value(g.tags(), TAG_REVISION).map(str::to_string),
-                    id: id.to_string(),
-                    fields: json!({
-                        "vpc_id": g.vpc_id().unwrap_or_default(),
-                        "description": g.description().unwrap_or_default(),
-                        "ingress": rules_from(g.ip_permissions()),
-                        "egress": rules_from(g.ip_permissions_egress()),
-                        "tags": user_tags(g.tags()),
-                    })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                    attributes: [("id".to_string(), id.to_string())].into(),
+            out.extend(page.security_groups().iter().filter_map(|g| {
+                let fields = json!({
+                    "vpc_id": g.vpc_id().unwrap_or_default(),
+                    "description": g.description().unwrap_or_default(),
+                    "ingress": rules_from(g.ip_permissions()),
+                    "egress": rules_from(g.ip_permissions_egress()),
                 });
-            }
+                found(
+                    ResourceType::SecurityGroup,
+                    g.group_id(),
+                    g.tags(),
+                    fields,
+                    &[],
+                )
+            }));
         }
         Ok(out)
     }
@@ -408,29 +405,20 @@ impl Aws {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(call_failed(&scope, "DescribeInternetGateways"))?;
-            for g in page.internet_gateways() {
-                let (Some(id), Some(address)) =
-                    (g.internet_gateway_id(), tag_value(g.tags(), TAG_ADDRESS))
-                else {
-                    continue;
-                };
+            out.extend(page.internet_gateways().iter().filter_map(|g| {
                 let vpc = g
                     .attachments()
                     .iter()
                     .find_map(|a| a.vpc_id())
                     .unwrap_or_default();
-                out.push(Actual {
-                    rtype: ResourceType::InternetGateway,
-                    address: address.to_string(),
-                    id: id.to_string(),
-                    revision: tag_value(g.tags(), TAG_REVISION).map(str::to_string),
-                    fields: json!({"vpc_id": vpc, "tags": user_tags(g.tags())})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                    attributes: [("id".to_string(), id.to_string())].into(),
-                });
-            }
+                found(
+                    ResourceType::InternetGateway,
+                    g.internet_gateway_id(),
+                    g.tags(),
+                    json!({"vpc_id": vpc}),
+                    &[],
+                )
+            }));
         }
         Ok(out)
     }
@@ -446,12 +434,7 @@ impl Aws {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(call_failed(&scope, "DescribeRouteTables"))?;
-            for t in page.route_tables() {
-                let (Some(id), Some(address)) =
-                    (t.route_table_id(), tag_value(t.tags(), TAG_ADDRESS))
-                else {
-                    continue;
-                };
+            out.extend(page.route_tables().iter().filter_map(|t| {
                 let mut routes: Vec<Route> = t
                     .routes()
                     .iter()
@@ -464,35 +447,20 @@ impl Aws {
                     })
                     .collect();
                 routes.sort();
-                let mut attributes: BTreeMap<String, String> =
-                    [("id".to_string(), id.to_string())].into();
-                let mut subnets = Vec::new();
-                for a in t.associations().iter().filter(|a| a.main() != Some(true)) {
-                    if let (Some(subnet), Some(association)) =
-                        (a.subnet_id(), a.route_table_association_id())
-                    {
-                        subnets.push(subnet.to_string());
-                        attributes.insert(format!("association:{subnet}"), association.to_string());
-                    }
-                }
-                subnets.sort();
-                out.push(Actual {
-                    rtype: ResourceType::RouteTable,
-                    address: address.to_string(),
-                    id: id.to_string(),
-                    revision: tag_value(t.tags(), TAG_REVISION).map(str::to_string),
-                    fields: json!({
-                        "vpc_id": t.vpc_id().unwrap_or_default(),
-                        "routes": routes,
-                        "subnet_ids": subnets,
-                        "tags": user_tags(t.tags()),
-                    })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                    attributes,
-                });
-            }
+                // Each association's id, to undo it on update or delete.
+                let associations: Vec<(String, &str)> = t
+                    .associations()
+                    .iter()
+                    .filter(|a| a.main() != Some(true))
+                    .filter_map(|a| Some((format!("association:{}", a.subnet_id()?), a.route_table_association_id()?)))
+                    .collect();
+                let mut subnets: Vec<&str> =
+                    associations.iter().filter_map(|(k, _)| k.strip_prefix("association:")).collect();
+                subnets.sort_unstable();
+                let fields = json!({"vpc_id": t.vpc_id().unwrap_or_default(), "routes": routes, "subnet_ids": subnets});
+                let attributes: Vec<(&str, &str)> = associations.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                found(ResourceType::RouteTable, t.route_table_id(), t.tags(), fields, &attributes)
+            }));
         }
         Ok(out)
     }
@@ -512,40 +480,19 @@ impl Aws {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(call_failed(&scope, "DescribeInstances"))?;
-            for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                let (Some(id), Some(address)) = (i.instance_id(), tag_value(i.tags(), TAG_ADDRESS))
-                else {
-                    continue;
-                };
-                let mut groups: Vec<&str> = i
-                    .security_groups()
-                    .iter()
-                    .filter_map(|g| g.group_id())
-                    .collect();
+            out.extend(page.reservations().iter().flat_map(|r| r.instances()).filter_map(|i| {
+                let mut groups: Vec<&str> = i.security_groups().iter().filter_map(|g| g.group_id()).collect();
                 groups.sort_unstable();
-                let private_ip = i.private_ip_address().unwrap_or_default();
-                out.push(Actual {
-                    rtype: ResourceType::Instance,
-                    address: address.to_string(),
-                    revision: tag_value(i.tags(), TAG_REVISION).map(str::to_string),
-                    id: id.to_string(),
-                    fields: json!({
-                        "ami": i.image_id().unwrap_or_default(),
-                        "instance_type": i.instance_type().map(|t| t.as_str()).unwrap_or_default(),
-                        "subnet_id": i.subnet_id().unwrap_or_default(),
-                        "vpc_security_group_ids": groups,
-                        "user_data": tag_value(i.tags(), TAG_USER_DATA),
-                        "tags": user_tags(i.tags()),
-                    })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                    attributes: [("id", id), ("private_ip", private_ip)]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
+                let fields = json!({
+                    "ami": i.image_id().unwrap_or_default(),
+                    "instance_type": i.instance_type().map(|t| t.as_str()).unwrap_or_default(),
+                    "subnet_id": i.subnet_id().unwrap_or_default(),
+                    "vpc_security_group_ids": groups,
+                    "user_data": tag_value(i.tags(), TAG_USER_DATA),
                 });
-            }
+                let private_ip = i.private_ip_address().unwrap_or_default();
+                found(ResourceType::Instance, i.instance_id(), i.tags(), fields, &[("private_ip", private_ip)])
+            }));
         }
         Ok(out)
     }

@@ -399,3 +399,25 @@ pub fn sandbox_repo(name: &str) -> Repo {
     repo.commit("add the ConfigMap file");
     repo
 }
+
+/// Settings under which any AWS or Kubernetes call fails at once (closed port 9 on loopback):
+/// a test of input errors that gets exit code 1 instead of its own code made an API call.
+pub fn unreachable(dir: &Path) -> HashMap<String, String> {
+    let kubeconfig = dir.join(".kubeconfig-unreachable");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: envboot-sandbox\n  context: {cluster: c, user: u}\ncurrent-context: envboot-sandbox\n",
+    )
+    .expect("write kubeconfig");
+    [
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "none"),
+        ("AWS_SECRET_ACCESS_KEY", "none"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("KUBECONFIG", kubeconfig.to_str().expect("utf-8 path")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
