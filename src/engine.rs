@@ -33,6 +33,12 @@ pub enum Error {
     Warnings(crate::diag::Diagnostics),
     #[error("{origin}: {message}")]
     Secret { origin: String, message: String },
+    #[error("resources exist with the names environment `{environment}` would create, but envboot does not own them:\n{list}\n{advice}")]
+    Conflict {
+        environment: String,
+        list: String,
+        advice: &'static str,
+    },
     #[error("not ready after {seconds}s:\n{report}")]
     NotReady { seconds: u64, report: String },
     #[error("cannot resolve `${{{reference}}}` for {address}: {reason}")]
@@ -71,9 +77,11 @@ impl Error {
                 exit::INVALID
             }
             Error::Kube(kube::Error::Locked { .. }) => exit::LOCKED,
-            Error::Aws(_) | Error::Kube(_) | Error::Unresolved { .. } | Error::NotReady { .. } => {
-                exit::FAILED
-            }
+            Error::Aws(_)
+            | Error::Kube(_)
+            | Error::Unresolved { .. }
+            | Error::NotReady { .. }
+            | Error::Conflict { .. } => exit::FAILED,
         }
     }
 }
@@ -192,6 +200,8 @@ pub struct Plan {
     aws_client: Aws,
     kube_client: Option<Kube>,
     options: PlanOptions,
+    /// Unowned AWS resources (address, id) that apply tags as the environment's first.
+    adoptions: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -331,6 +341,8 @@ pub struct PlanOptions {
     pub force_conflicts: bool,
     /// After applying, wait at most this long for every Kubernetes object to be ready.
     pub wait: Option<Duration>,
+    /// Take over AWS resources that are named like the environment's but not tagged as its own.
+    pub adopt: bool,
 }
 
 /// Computes the plan: reads what exists (by tags and labels) and compares it with Git.
@@ -348,8 +360,64 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         Goal::Destroy => &[],
     };
     // AWS first: Kubernetes values may refer to AWS attributes (`${module.network.vpc_id}`).
-    let actual = aws_client.discover(&env.name).await?;
-    let aws_changes = aws::diff::diff(&env.name, desired_resources, &actual);
+    let mut actual = aws_client.discover(&env.name).await?;
+    let mut aws_changes = aws::diff::diff(&env.name, desired_resources, &actual);
+    let creates: Vec<(model::ResourceType, String)> = aws_changes
+        .iter()
+        .filter(|c| c.change.action == Action::Create)
+        .map(|c| (c.rtype, c.change.address.clone()))
+        .collect();
+    let unowned = aws_client.find_unowned(&env.name, &creates).await?;
+    let mut adoptions = Vec::new();
+    if !unowned.is_empty() {
+        let list: Vec<String> = unowned
+            .iter()
+            .map(|a| match &a.owner {
+                Some(other) => format!(
+                    "  {} {}: {} belongs to environment `{other}`",
+                    a.rtype.name(),
+                    a.address,
+                    a.id
+                ),
+                None => format!(
+                    "  {} {}: {} is named {}-{} but has no envboot tags",
+                    a.rtype.name(),
+                    a.address,
+                    a.id,
+                    env.name,
+                    a.address
+                ),
+            })
+            .collect();
+        if !options.adopt || unowned.iter().any(|a| a.owner.is_some()) {
+            return Err(Error::Conflict {
+                environment: env.name.clone(),
+                list: list.join("\n"),
+                advice: if options.adopt {
+                    "envboot never takes over another environment's resources"
+                } else {
+                    "envboot changes nothing it does not own: pass --adopt to take them over (envboot tags them), or rename or delete them"
+                },
+            });
+        }
+        for mut a in unowned {
+            adoptions.push((a.address.clone(), a.id.clone()));
+            a.owner = Some(env.name.clone());
+            actual.push(a);
+        }
+        aws_changes = aws::diff::diff(&env.name, desired_resources, &actual);
+        for c in &mut aws_changes {
+            if let Some((_, id)) = adoptions
+                .iter()
+                .find(|(address, _)| *address == c.change.address)
+            {
+                c.change.reason = Some(format!("adopt {id}: tag it as envboot's"));
+                if c.change.action == Action::NoOp {
+                    c.change.action = Action::Update;
+                }
+            }
+        }
+    }
     let known = known_attributes(&aws_changes);
     let kube_future = async {
         let Some(k) = &kube_client else {
@@ -414,6 +482,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         aws_client,
         kube_client,
         options,
+        adoptions,
     })
 }
 
@@ -501,6 +570,12 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     let mut notes = Vec::new();
     if plan.goal == Goal::Destroy {
         kube_deletes(plan, progress, &mut notes).await?;
+    }
+    for (address, id) in &plan.adoptions {
+        plan.aws_client
+            .adopt(&plan.environment, &plan.commit, address, id)
+            .await?;
+        notes.push(format!("adopted {id} as {address}"));
     }
     // AWS deletions, in deletion rank order (instances, groups, subnets, VPCs).
     let mut deletions: Vec<&AwsChange> = plan

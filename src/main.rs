@@ -160,6 +160,10 @@ struct Target {
     /// Take over Kubernetes fields that another field manager owns (server-side apply --force).
     #[arg(long)]
     force_conflicts: bool,
+    /// Take over AWS resources named like the environment's (`Name` = <environment>-<address>)
+    /// that carry no envboot tags, by tagging them; without it they are a conflict.
+    #[arg(long)]
+    adopt: bool,
     /// `text` or `json`. plan: the plan as one JSON document (docs/plan-json.md); apply and
     /// destroy: one JSON event per line. Default: text, except apply and destroy write JSON
     /// events when standard output is not a terminal.
@@ -172,6 +176,7 @@ impl Target {
         engine::PlanOptions {
             force_conflicts: self.force_conflicts,
             wait: None,
+            adopt: self.adopt,
         }
     }
 }

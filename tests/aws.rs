@@ -145,3 +145,90 @@ async fn a_run_killed_after_its_first_creates_is_finished_by_the_next_without_du
     envboot(&repo, settings, &["destroy", &name]).assert_ok();
     assert!(owned_aws(&ec2, &name).await.is_empty(), "nothing leaked");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unowned_resource_with_the_same_name_is_a_conflict_until_adopted() {
+    let settings = sandbox();
+    let name = unique("adopt");
+    let repo = Repo::new(&name, &servers(&name, 1));
+    let ec2 = ec2(settings).await;
+    let theirs = ec2
+        .create_vpc()
+        .cidr_block("10.50.0.0/16")
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Vpc)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Name")
+                        .value(format!("{name}-network.vpc"))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateVpc")
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .expect("id")
+        .to_string();
+
+    let run = envboot(&repo, settings, &["apply", &name]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "aws_vpc network.vpc: {theirs} is named {name}-network.vpc but has no envboot tags"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--adopt"), "{}", run.stderr);
+    assert!(
+        owned_aws(&ec2, &name).await.is_empty(),
+        "nothing was created or changed"
+    );
+    let vpc = ec2
+        .describe_vpcs()
+        .vpc_ids(&theirs)
+        .send()
+        .await
+        .expect("DescribeVpcs");
+    assert!(
+        !tags(vpc.vpcs()[0].tags()).contains_key("envboot:environment"),
+        "left untouched"
+    );
+
+    let run = envboot(&repo, settings, &["apply", &name, "--adopt"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains(&format!("adopt {theirs}")),
+        "{}",
+        run.stdout
+    );
+    let owned = owned_aws(&ec2, &name).await;
+    let vpc = owned.iter().find(|o| o.0 == "vpc").expect("vpc");
+    assert_eq!(
+        vpc.2, theirs,
+        "the existing VPC was taken over, not duplicated"
+    );
+    assert_eq!(owned.iter().filter(|o| o.0 == "vpc").count(), 1);
+    let subnets = ec2
+        .describe_subnets()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(&theirs)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("subnets");
+    assert_eq!(
+        subnets.subnets().len(),
+        2,
+        "the environment was built in the adopted VPC"
+    );
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+    assert!(owned_aws(&ec2, &name).await.is_empty());
+}

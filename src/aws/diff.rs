@@ -17,6 +17,8 @@ pub struct Actual {
     pub rtype: ResourceType,
     pub address: String,
     pub id: String,
+    /// The environment whose tag it carries (`None`: not envboot's).
+    pub owner: Option<String>,
     /// The commit that created or last changed it (`envboot:revision`).
     pub revision: Option<String>,
     /// Arguments as read back (`cidr_block`, `tags` without envboot's own, ...).
@@ -314,6 +316,7 @@ mod tests {
             rtype: r.spec.resource_type(),
             address: r.address.clone(),
             id: id.into(),
+            owner: Some("e".into()),
             revision: None,
             fields: f,
             attributes: [("id".to_string(), id.to_string())].into(),

@@ -188,7 +188,11 @@ fn found(
     fields: Value,
     attributes: &[(&str, &str)],
 ) -> Option<Actual> {
-    let (id, address) = (id?, tag_value(tags, TAG_ADDRESS)?);
+    let id = id?;
+    // An unowned resource has no address tag: its Name (`<environment>-<address>`) stands in.
+    let address = tag_value(tags, TAG_ADDRESS)
+        .or_else(|| tag_value(tags, "Name"))?
+        .to_string();
     let mut fields = match fields {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -200,8 +204,9 @@ fn found(
         .collect();
     Some(Actual {
         rtype,
-        address: address.to_string(),
+        address,
         id: id.to_string(),
+        owner: tag_value(tags, TAG_ENVIRONMENT).map(str::to_string),
         revision: tag_value(tags, TAG_REVISION).map(str::to_string),
         fields,
         attributes,
@@ -287,13 +292,63 @@ impl Aws {
 
     /// Every resource carrying `environment`'s tag: one paginated Describe call per type.
     pub async fn discover(&self, environment: &str) -> Result<Vec<Actual>> {
+        let scope = format!("environment {environment}");
+        self.discover_by(&scope, &Self::env_filter(environment), &ResourceType::ALL)
+            .await
+    }
+
+    /// Resources of the given types matching `by`, one paginated Describe call per type.
+    async fn discover_by(
+        &self,
+        scope: &str,
+        by: &Filter,
+        types: &[ResourceType],
+    ) -> Result<Vec<Actual>> {
+        let wanted = |t| types.contains(&t);
+        let none = || async { Ok(Vec::new()) };
         let (vpcs, subnets, groups, instances, gateways, tables) = tokio::try_join!(
-            self.discover_vpcs(environment),
-            self.discover_subnets(environment),
-            self.discover_security_groups(environment),
-            self.discover_instances(environment),
-            self.discover_internet_gateways(environment),
-            self.discover_route_tables(environment),
+            async {
+                if wanted(ResourceType::Vpc) {
+                    self.discover_vpcs(scope, by).await
+                } else {
+                    none().await
+                }
+            },
+            async {
+                if wanted(ResourceType::Subnet) {
+                    self.discover_subnets(scope, by).await
+                } else {
+                    none().await
+                }
+            },
+            async {
+                if wanted(ResourceType::SecurityGroup) {
+                    self.discover_security_groups(scope, by).await
+                } else {
+                    none().await
+                }
+            },
+            async {
+                if wanted(ResourceType::Instance) {
+                    self.discover_instances(scope, by).await
+                } else {
+                    none().await
+                }
+            },
+            async {
+                if wanted(ResourceType::InternetGateway) {
+                    self.discover_internet_gateways(scope, by).await
+                } else {
+                    none().await
+                }
+            },
+            async {
+                if wanted(ResourceType::RouteTable) {
+                    self.discover_route_tables(scope, by).await
+                } else {
+                    none().await
+                }
+            },
         )?;
         Ok([vpcs, subnets, groups, instances, gateways, tables]
             .into_iter()
@@ -301,21 +356,83 @@ impl Aws {
             .collect())
     }
 
+    /// Resources named like ones `environment` is about to create (`Name` = `<env>-<address>`)
+    /// that do not carry its tag: conflicts, unless adopted. Only asks AWS when `creates` is not
+    /// empty, one Describe per type involved.
+    pub async fn find_unowned(
+        &self,
+        environment: &str,
+        creates: &[(ResourceType, String)],
+    ) -> Result<Vec<Actual>> {
+        if creates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = creates
+            .iter()
+            .map(|(_, a)| format!("{environment}-{a}"))
+            .collect();
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let types: Vec<ResourceType> = creates.iter().map(|(t, _)| *t).collect();
+        let scope = format!("resources named like environment {environment}'s");
+        let found = self
+            .discover_by(&scope, &filter("tag:Name", &name_refs), &types)
+            .await?;
+        let prefix = format!("{environment}-");
+        Ok(found
+            .into_iter()
+            .filter(|a| a.owner.as_deref() != Some(environment))
+            .map(|mut a| {
+                if a.owner.is_none() {
+                    a.address = a
+                        .address
+                        .strip_prefix(&prefix)
+                        .unwrap_or(&a.address)
+                        .to_string();
+                }
+                a
+            })
+            .filter(|a| {
+                creates
+                    .iter()
+                    .any(|(t, addr)| *t == a.rtype && *addr == a.address)
+            })
+            .collect())
+    }
+
+    /// Takes over an unowned resource: tags it as `environment`'s resource `address`.
+    pub async fn adopt(
+        &self,
+        environment: &str,
+        revision: &str,
+        address: &str,
+        id: &str,
+    ) -> Result<()> {
+        self.client
+            .create_tags()
+            .resources(id)
+            .tags(tag(TAG_ENVIRONMENT, environment))
+            .tags(tag(TAG_ADDRESS, address))
+            .tags(tag(TAG_REVISION, revision))
+            .send()
+            .await
+            .map_err(call_failed(address, "CreateTags"))?;
+        Ok(())
+    }
+
     fn env_filter(environment: &str) -> Filter {
         filter(&format!("tag:{TAG_ENVIRONMENT}"), &[environment])
     }
 
-    async fn discover_vpcs(&self, environment: &str) -> Result<Vec<Actual>> {
-        let scope = format!("environment {environment}");
+    async fn discover_vpcs(&self, scope: &str, by: &Filter) -> Result<Vec<Actual>> {
         let mut out = Vec::new();
         let mut pages = self
             .client
             .describe_vpcs()
-            .filters(Self::env_filter(environment))
+            .filters(by.clone())
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(call_failed(&scope, "DescribeVpcs"))?;
+            let page = page.map_err(call_failed(scope, "DescribeVpcs"))?;
             out.extend(page.vpcs().iter().filter_map(|v| {
                 let cidr = v.cidr_block().unwrap_or_default();
                 found(
@@ -330,17 +447,16 @@ impl Aws {
         Ok(out)
     }
 
-    async fn discover_subnets(&self, environment: &str) -> Result<Vec<Actual>> {
-        let scope = format!("environment {environment}");
+    async fn discover_subnets(&self, scope: &str, by: &Filter) -> Result<Vec<Actual>> {
         let mut out = Vec::new();
         let mut pages = self
             .client
             .describe_subnets()
-            .filters(Self::env_filter(environment))
+            .filters(by.clone())
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(call_failed(&scope, "DescribeSubnets"))?;
+            let page = page.map_err(call_failed(scope, "DescribeSubnets"))?;
             out.extend(page.subnets().iter().filter_map(|s| {
                 let (cidr, zone) = (
                     s.cidr_block().unwrap_or_default(),
@@ -364,17 +480,16 @@ impl Aws {
         Ok(out)
     }
 
-    async fn discover_security_groups(&self, environment: &str) -> Result<Vec<Actual>> {
-        let scope = format!("environment {environment}");
+    async fn discover_security_groups(&self, scope: &str, by: &Filter) -> Result<Vec<Actual>> {
         let mut out = Vec::new();
         let mut pages = self
             .client
             .describe_security_groups()
-            .filters(Self::env_filter(environment))
+            .filters(by.clone())
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(call_failed(&scope, "DescribeSecurityGroups"))?;
+            let page = page.map_err(call_failed(scope, "DescribeSecurityGroups"))?;
             out.extend(page.security_groups().iter().filter_map(|g| {
                 let fields = json!({
                     "vpc_id": g.vpc_id().unwrap_or_default(),
@@ -394,17 +509,16 @@ impl Aws {
         Ok(out)
     }
 
-    async fn discover_internet_gateways(&self, environment: &str) -> Result<Vec<Actual>> {
-        let scope = format!("environment {environment}");
+    async fn discover_internet_gateways(&self, scope: &str, by: &Filter) -> Result<Vec<Actual>> {
         let mut out = Vec::new();
         let mut pages = self
             .client
             .describe_internet_gateways()
-            .filters(Self::env_filter(environment))
+            .filters(by.clone())
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(call_failed(&scope, "DescribeInternetGateways"))?;
+            let page = page.map_err(call_failed(scope, "DescribeInternetGateways"))?;
             out.extend(page.internet_gateways().iter().filter_map(|g| {
                 let vpc = g
                     .attachments()
@@ -423,17 +537,16 @@ impl Aws {
         Ok(out)
     }
 
-    async fn discover_route_tables(&self, environment: &str) -> Result<Vec<Actual>> {
-        let scope = format!("environment {environment}");
+    async fn discover_route_tables(&self, scope: &str, by: &Filter) -> Result<Vec<Actual>> {
         let mut out = Vec::new();
         let mut pages = self
             .client
             .describe_route_tables()
-            .filters(Self::env_filter(environment))
+            .filters(by.clone())
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(call_failed(&scope, "DescribeRouteTables"))?;
+            let page = page.map_err(call_failed(scope, "DescribeRouteTables"))?;
             out.extend(page.route_tables().iter().filter_map(|t| {
                 let mut routes: Vec<Route> = t
                     .routes()
@@ -465,13 +578,12 @@ impl Aws {
         Ok(out)
     }
 
-    async fn discover_instances(&self, environment: &str) -> Result<Vec<Actual>> {
-        let scope = format!("environment {environment}");
+    async fn discover_instances(&self, scope: &str, by: &Filter) -> Result<Vec<Actual>> {
         let mut out = Vec::new();
         let mut pages = self
             .client
             .describe_instances()
-            .filters(Self::env_filter(environment))
+            .filters(by.clone())
             .filters(filter(
                 "instance-state-name",
                 &["pending", "running", "stopping", "stopped"],
@@ -479,7 +591,7 @@ impl Aws {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(call_failed(&scope, "DescribeInstances"))?;
+            let page = page.map_err(call_failed(scope, "DescribeInstances"))?;
             out.extend(page.reservations().iter().flat_map(|r| r.instances()).filter_map(|i| {
                 let mut groups: Vec<&str> = i.security_groups().iter().filter_map(|g| g.group_id()).collect();
                 groups.sort_unstable();
