@@ -1378,7 +1378,7 @@ impl Engine {
                 a.want(1)?;
                 let s = a.s(0)?;
                 Value::string(
-                    s.split('_')
+                    s.split(['_', ' ', '-', '.'])
                         .filter(|w| !w.is_empty())
                         .map(|w| {
                             let mut c = w.chars();

@@ -340,7 +340,10 @@ fn format_one(verb: char, v: &Value, sp: &Spec) -> String {
                 _ => bad(verb, v),
             },
             'f' | 'F' | 'e' | 'E' | 'g' | 'G' => match v {
-                Value::Float(f) => pad(float_verb(*f, verb, sp), sp, true),
+                Value::Float(f) => {
+                    let s = float_verb(*f, verb, sp);
+                    pad(if verb == 'G' { s.to_uppercase() } else { s }, sp, true)
+                }
                 _ => bad(verb, v),
             },
             _ => bad(verb, v),

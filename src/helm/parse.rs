@@ -587,7 +587,7 @@ impl<'a> Parser<'a> {
                         }
                         "define" | "block" => {
                             if !top && kw == "define" {
-                                return Err(self.err(pos, "unexpected define"));
+                                return Err(self.err(pos, "unexpected <define> in command"));
                             }
                             let (name, rest) = match toks.get(1) {
                                 Some((Tok::Str(s, _), _)) => (s.clone(), toks[2..].to_vec()),
