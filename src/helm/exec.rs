@@ -50,7 +50,9 @@ impl ExecError {
             levels.push(n);
             cur = n;
         }
-        if levels.iter().any(|l| l.context.is_empty()) {
+        // Helm leaves errors of function calls as Go prints them.
+        if levels.iter().any(|l| l.context.is_empty()) || cur.message.starts_with("error calling ")
+        {
             return self.to_string();
         }
         let mut out = String::new();
@@ -118,6 +120,16 @@ pub struct Engine {
 }
 
 type R<T> = Result<T, Box<ExecError>>;
+
+/// Where Go reports a range error: the last node it evaluated.
+fn range_pos(c: &Control) -> usize {
+    c.pipe
+        .cmds
+        .last()
+        .and_then(|cmd| cmd.args.last())
+        .map(Arg::pos)
+        .unwrap_or(c.pos)
+}
 
 fn nil_is_error_name(v: &Value) -> &'static str {
     match v {
@@ -273,12 +285,11 @@ impl Engine {
                     None => Value::Nil,
                 };
                 let Some(t) = self.templates.get(name).cloned() else {
-                    return Err(self.err(
-                        st,
-                        *pos,
-                        format!("{{{{template {name:?}}}}}"),
-                        format!("template {name:?} not defined"),
-                    ));
+                    let ctx = match pipe {
+                        Some(p) => format!("{{{{template {name:?} {p}}}}}"),
+                        None => format!("{{{{template {name:?}}}}}"),
+                    };
+                    return Err(self.err(st, *pos, ctx, format!("template {name:?} not defined")));
                 };
                 if st.depth > 100_000 {
                     return Err(self.err(
@@ -354,7 +365,7 @@ impl Engine {
                 _ => {
                     return Err(self.err(
                         st,
-                        c.pos,
+                        range_pos(c),
                         format!("{}", c.pipe),
                         format!("range can't iterate over {}", super::value::to_v(&v)),
                     ));
@@ -363,7 +374,7 @@ impl Engine {
             other => {
                 return Err(self.err(
                     st,
-                    c.pos,
+                    range_pos(c),
                     format!("{}", c.pipe),
                     format!("range can't iterate over {}", super::value::to_v(other)),
                 ));
@@ -420,8 +431,16 @@ impl Engine {
                 } else {
                     return Err(self.err(
                         st,
-                        p.pos,
-                        format!("{p}"),
+                        p.cmds
+                            .last()
+                            .and_then(|c| c.args.last())
+                            .map(Arg::pos)
+                            .unwrap_or(p.pos),
+                        p.cmds
+                            .last()
+                            .and_then(|c| c.args.last())
+                            .map(|a| a.to_string())
+                            .unwrap_or_default(),
                         format!("undefined variable: {var}"),
                     ));
                 }
@@ -449,7 +468,7 @@ impl Engine {
             this.err(
                 st,
                 first.pos(),
-                format!("{cmd}"),
+                format!("{first}"),
                 format!("can't give argument to non-function {first}"),
             )
         };

@@ -524,6 +524,8 @@ struct Parser<'a> {
     pos: usize,
     defines: BTreeMap<String, Rc<Vec<Node>>>,
     range_depth: usize,
+    /// Variables in scope (Go rejects undefined variables when parsing).
+    vars: Vec<String>,
 }
 
 enum Stop {
@@ -540,6 +542,7 @@ pub fn parse(src: &Source) -> Result<Parsed, ParseError> {
         pos: 0,
         defines: BTreeMap::new(),
         range_depth: 0,
+        vars: vec!["$".to_string()],
     };
     let (body, stop) = p.list(true)?;
     match stop {
@@ -601,7 +604,9 @@ impl<'a> Parser<'a> {
                                 }
                                 None
                             };
+                            let saved = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
                             let (body, stop) = self.list(false)?;
+                            self.vars = saved;
                             if !matches!(stop, Stop::End) {
                                 return Err(self.err(pos, "unexpected EOF in define"));
                             }
@@ -611,8 +616,8 @@ impl<'a> Parser<'a> {
                             }
                         }
                         "template" => {
-                            let (name, rest) = match toks.get(1) {
-                                Some((Tok::Str(s, _), _)) => (s.clone(), toks[2..].to_vec()),
+                            let (name, rest, npos) = match toks.get(1) {
+                                Some((Tok::Str(s, _), p)) => (s.clone(), toks[2..].to_vec(), *p),
                                 _ => return Err(self.err(pos, "expected template name")),
                             };
                             let pipe = if rest.is_empty() {
@@ -620,7 +625,11 @@ impl<'a> Parser<'a> {
                             } else {
                                 Some(self.pipe(pos, rest, false)?)
                             };
-                            nodes.push(Node::Template { pos, name, pipe });
+                            nodes.push(Node::Template {
+                                pos: npos,
+                                name,
+                                pipe,
+                            });
                         }
                         "break" | "continue" => {
                             if self.range_depth == 0 {
@@ -651,6 +660,10 @@ impl<'a> Parser<'a> {
         pos: usize,
         toks: Vec<(Tok, usize)>,
     ) -> Result<Node, ParseError> {
+        if toks.is_empty() {
+            return Err(self.err(pos, &format!("missing value for {kw}")));
+        }
+        let mark = self.vars.len();
         let pipe = self.pipe(pos, toks, true)?;
         if kw == "range" {
             self.range_depth += 1;
@@ -679,6 +692,7 @@ impl<'a> Parser<'a> {
                 }
             }
         };
+        self.vars.truncate(mark);
         let c = Control {
             pos,
             pipe,
@@ -693,7 +707,7 @@ impl<'a> Parser<'a> {
     }
 
     fn pipe(
-        &self,
+        &mut self,
         pos: usize,
         toks: Vec<(Tok, usize)>,
         allow_decl: bool,
@@ -735,6 +749,9 @@ impl<'a> Parser<'a> {
         }
         if p.cmds.is_empty() {
             return Err(self.err(pos, "missing value for command"));
+        }
+        if !assign {
+            self.vars.extend(decl.iter().cloned());
         }
         p.decl = decl;
         p.assign = assign;
@@ -807,6 +824,9 @@ impl<'a> Parser<'a> {
                 return Ok(Arg::Field(p, chain));
             }
             Tok::Var(name) => {
+                if !self.vars.contains(&name) {
+                    return Err(self.err(pos, &format!("undefined variable {name:?}")));
+                }
                 let mut p = pos;
                 let mut chain = Vec::new();
                 while let Some((Tok::ChainField(n), cp)) = toks.get(*idx) {
