@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod diag;
 pub mod engine;
+pub mod helm;
 pub mod kube;
 pub mod model;
 pub mod plan;

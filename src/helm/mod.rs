@@ -1,0 +1,1027 @@
+//! A Helm chart renderer that produces exactly what `helm template` (v4) prints.
+//!
+//! The engine implements Go's text/template semantics (`parse`, `exec`), Go's `fmt` printing
+//! (`gofmt`, `value`), Sprig and Helm's functions (`funcs`), YAML as go-yaml v2 reads and
+//! writes it (`yaml`), and Masterminds semver constraints (`semver`). This module loads charts,
+//! computes values as Helm does (chart defaults < values files < `--set`, subcharts and
+//! `global`), renders every template, and orders and frames the output like `helm template`.
+
+mod exec;
+mod funcs;
+mod gofmt;
+mod parse;
+mod schema;
+mod semver;
+mod strvals;
+mod value;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use value::{Obj, Value};
+
+/// Errors of loading, values and rendering. Messages follow Helm's wording.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{0}")]
+    Chart(String),
+    #[error("{0}")]
+    Values(String),
+    #[error("{0}")]
+    Schema(String),
+    #[error(
+        "chart requires kubeVersion: {constraint} which is incompatible with Kubernetes {version}"
+    )]
+    KubeVersion { constraint: String, version: String },
+    #[error("parse error at ({file}:{line}): {message}")]
+    Parse {
+        chart: String,
+        file: String,
+        line: usize,
+        message: String,
+    },
+    /// A template failed: `message` is what Helm prints, `expression` the failing action.
+    #[error("{message}")]
+    Render {
+        chart: String,
+        file: String,
+        line: usize,
+        expression: String,
+        message: String,
+    },
+    #[error("YAML parse error on {file}: {message}")]
+    Manifest { file: String, message: String },
+}
+
+/// A chart folder: every file, by path relative to the chart root.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Chart {
+    pub fn from_files(files: BTreeMap<String, Vec<u8>>) -> Result<Chart, Error> {
+        if !files.contains_key("Chart.yaml") {
+            return Err(Error::Chart("Chart.yaml file is missing".to_string()));
+        }
+        Ok(Chart { files })
+    }
+
+    pub fn from_dir(path: &Path) -> Result<Chart, Error> {
+        let mut files = BTreeMap::new();
+        read_dir(path, path, &mut files)?;
+        let ignore = files
+            .get(".helmignore")
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let patterns: Vec<String> = ignore
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+            .map(String::from)
+            .collect();
+        if !patterns.is_empty() {
+            files.retain(|k, _| !helmignored(&patterns, k));
+        }
+        Chart::from_files(files)
+    }
+
+    pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.files
+    }
+}
+
+fn helmignored(patterns: &[String], path: &str) -> bool {
+    if path == "Chart.yaml" {
+        return false;
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    patterns.iter().any(|p| {
+        let dir_only = p.ends_with('/');
+        let p = p.trim_end_matches('/').trim_start_matches("./");
+        if p.contains('/') {
+            let p = p.trim_start_matches('/');
+            return funcs::glob_match(p, path) || path.starts_with(&format!("{p}/"));
+        }
+        parts.iter().enumerate().any(|(i, seg)| {
+            let is_dir = i + 1 < parts.len();
+            (!dir_only || is_dir) && funcs::glob_match(p, seg)
+        })
+    })
+}
+
+fn read_dir(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Result<(), Error> {
+    let io = |p: &Path, e: std::io::Error| Error::Io {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let p = entry.path();
+        let ft = entry.file_type().map_err(|e| io(&p, e))?;
+        if ft.is_dir() {
+            read_dir(root, &p, out)?;
+        } else if ft.is_file() {
+            let rel = p
+                .strip_prefix(root)
+                .map(|r| r.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            let data = std::fs::read(&p).map_err(|e| io(&p, e))?;
+            out.insert(rel, data);
+        }
+    }
+    Ok(())
+}
+
+/// What `helm template` is told.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub release_name: String,
+    pub namespace: String,
+    /// e.g. "1.30.0"
+    pub kube_version: String,
+    pub api_versions: Vec<String>,
+    /// (name, YAML text), in the order given.
+    pub values_files: Vec<(String, String)>,
+    pub set: Vec<String>,
+    pub set_string: Vec<String>,
+    pub is_upgrade: bool,
+}
+
+/// One rendered manifest (one YAML document), in output order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// "podinfo/templates/deployment.yaml"
+    pub source: String,
+    pub content: String,
+    /// A Helm hook (printed after the other manifests).
+    pub hook: bool,
+}
+
+/// The API versions Helm v4.1.4 assumes without a cluster.
+const DEFAULT_API_VERSIONS: &[&str] = &[
+    "v1",
+    "admissionregistration.k8s.io/v1",
+    "admissionregistration.k8s.io/v1alpha1",
+    "admissionregistration.k8s.io/v1beta1",
+    "internal.apiserver.k8s.io/v1alpha1",
+    "apps/v1",
+    "apps/v1beta1",
+    "apps/v1beta2",
+    "authentication.k8s.io/v1",
+    "authentication.k8s.io/v1alpha1",
+    "authentication.k8s.io/v1beta1",
+    "authorization.k8s.io/v1",
+    "authorization.k8s.io/v1beta1",
+    "autoscaling/v1",
+    "autoscaling/v2",
+    "autoscaling/v2beta1",
+    "autoscaling/v2beta2",
+    "batch/v1",
+    "batch/v1beta1",
+    "certificates.k8s.io/v1",
+    "certificates.k8s.io/v1beta1",
+    "certificates.k8s.io/v1alpha1",
+    "coordination.k8s.io/v1alpha2",
+    "coordination.k8s.io/v1beta1",
+    "coordination.k8s.io/v1",
+    "discovery.k8s.io/v1",
+    "discovery.k8s.io/v1beta1",
+    "events.k8s.io/v1",
+    "events.k8s.io/v1beta1",
+    "extensions/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1",
+    "flowcontrol.apiserver.k8s.io/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1beta2",
+    "flowcontrol.apiserver.k8s.io/v1beta3",
+    "networking.k8s.io/v1",
+    "networking.k8s.io/v1beta1",
+    "node.k8s.io/v1",
+    "node.k8s.io/v1alpha1",
+    "node.k8s.io/v1beta1",
+    "policy/v1",
+    "policy/v1beta1",
+    "rbac.authorization.k8s.io/v1",
+    "rbac.authorization.k8s.io/v1beta1",
+    "rbac.authorization.k8s.io/v1alpha1",
+    "resource.k8s.io/v1",
+    "resource.k8s.io/v1beta2",
+    "resource.k8s.io/v1beta1",
+    "resource.k8s.io/v1alpha3",
+    "scheduling.k8s.io/v1alpha1",
+    "scheduling.k8s.io/v1beta1",
+    "scheduling.k8s.io/v1",
+    "storage.k8s.io/v1beta1",
+    "storage.k8s.io/v1",
+    "storage.k8s.io/v1alpha1",
+    "storagemigration.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1",
+];
+
+/// Helm's install order of kinds.
+const INSTALL_ORDER: &[&str] = &[
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+/// A loaded chart with its subcharts.
+struct Loaded {
+    name: String,
+    /// `.Chart`
+    metadata: Value,
+    kube_version: String,
+    defaults: Value,
+    schema: Option<String>,
+    templates: Vec<(String, String)>,
+    files: BTreeMap<String, Vec<u8>>,
+    subcharts: Vec<Loaded>,
+    /// `dependencies` of Chart.yaml: name/alias -> condition
+    conditions: Vec<(String, String)>,
+}
+
+fn chart_str(v: Option<&Value>) -> Value {
+    match v {
+        None | Some(Value::Nil) => Value::str(""),
+        Some(Value::Str(s)) => Value::Str(s.clone()),
+        Some(Value::Int(i)) => Value::string(i.to_string()),
+        Some(Value::Float(f)) => Value::string(value::go_float(*f)),
+        Some(Value::Bool(b)) => Value::string(b.to_string()),
+        Some(v) => v.clone(),
+    }
+}
+
+fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Error> {
+    let text = |p: &str| {
+        files
+            .get(p)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    let chart_yaml =
+        text("Chart.yaml").ok_or_else(|| Error::Chart("Chart.yaml file is missing".into()))?;
+    let meta = yaml::parse(&chart_yaml).map_err(|e| {
+        Error::Chart(format!(
+            "cannot load Chart.yaml: error converting YAML to JSON: {e}"
+        ))
+    })?;
+    let meta_map = match &meta {
+        Value::Map(m) => m.borrow().clone(),
+        _ => BTreeMap::new(),
+    };
+    let name = match meta_map.get("name") {
+        Some(Value::Str(s)) => s.to_string(),
+        _ => {
+            return Err(Error::Chart(
+                "validation: chart.metadata.name is required".into(),
+            ))
+        }
+    };
+    let mut m = BTreeMap::new();
+    let fields = [
+        ("APIVersion", "apiVersion"),
+        ("AppVersion", "appVersion"),
+        ("Condition", "condition"),
+        ("Description", "description"),
+        ("Home", "home"),
+        ("Icon", "icon"),
+        ("KubeVersion", "kubeVersion"),
+        ("Name", "name"),
+        ("Tags", "tags"),
+        ("Type", "type"),
+        ("Version", "version"),
+    ];
+    for (f, k) in fields {
+        m.insert(f.to_string(), chart_str(meta_map.get(k)));
+    }
+    let list_field = |k: &str| match meta_map.get(k) {
+        Some(Value::List(l)) => Value::List(l.clone()),
+        _ => Value::list(Vec::new()),
+    };
+    m.insert("Sources".into(), list_field("sources"));
+    m.insert("Keywords".into(), list_field("keywords"));
+    let maint: Vec<Value> = match meta_map.get("maintainers") {
+        Some(Value::List(l)) => l
+            .iter()
+            .map(|x| {
+                let get = |k: &str| match x {
+                    Value::Map(mm) => chart_str(mm.borrow().get(k)),
+                    _ => Value::str(""),
+                };
+                let mut mm = BTreeMap::new();
+                mm.insert("Name".to_string(), get("name"));
+                mm.insert("Email".to_string(), get("email"));
+                mm.insert("URL".to_string(), get("url"));
+                Value::map(mm)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    m.insert("Maintainers".into(), Value::list(maint));
+    let annotations = match meta_map.get("annotations") {
+        Some(Value::Map(a)) => Value::map(
+            a.borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), chart_str(Some(v))))
+                .collect(),
+        ),
+        _ => Value::empty_map(),
+    };
+    m.insert("Annotations".into(), annotations);
+    m.insert(
+        "Deprecated".into(),
+        Value::Bool(matches!(
+            meta_map.get("deprecated"),
+            Some(Value::Bool(true))
+        )),
+    );
+    let mut conditions = Vec::new();
+    let deps: Vec<Value> = match meta_map.get("dependencies") {
+        Some(Value::List(l)) => l
+            .iter()
+            .map(|d| {
+                let get = |k: &str| match d {
+                    Value::Map(mm) => mm.borrow().get(k).cloned(),
+                    _ => None,
+                };
+                let dname = chart_str(get("name").as_ref());
+                let alias = chart_str(get("alias").as_ref());
+                let cond = chart_str(get("condition").as_ref());
+                let key = match (&alias, &dname) {
+                    (Value::Str(a), _) if !a.is_empty() => a.to_string(),
+                    (_, Value::Str(n)) => n.to_string(),
+                    _ => String::new(),
+                };
+                if let Value::Str(c) = &cond {
+                    if !c.is_empty() {
+                        conditions.push((key, c.to_string()));
+                    }
+                }
+                let mut mm = BTreeMap::new();
+                mm.insert("Name".to_string(), dname);
+                mm.insert("Version".to_string(), chart_str(get("version").as_ref()));
+                mm.insert(
+                    "Repository".to_string(),
+                    chart_str(get("repository").as_ref()),
+                );
+                mm.insert("Condition".to_string(), cond);
+                mm.insert("Alias".to_string(), alias);
+                mm.insert("Enabled".to_string(), Value::Bool(true));
+                Value::map(mm)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    m.insert("Dependencies".into(), Value::list(deps));
+    m.insert("IsRoot".into(), Value::Bool(is_root));
+    let kube_version = match m.get("KubeVersion") {
+        Some(Value::Str(s)) => s.to_string(),
+        _ => String::new(),
+    };
+
+    let defaults = match text("values.yaml") {
+        Some(t) => {
+            let v = yaml::parse(&t).map_err(|e| {
+                Error::Values(format!(
+                    "cannot load values.yaml: error converting YAML to JSON: {e}"
+                ))
+            })?;
+            match yaml::jsonify(v) {
+                Value::Nil => Value::empty_map(),
+                v @ Value::Map(_) => v,
+                _ => {
+                    return Err(Error::Values(
+                        "cannot load values.yaml: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {}".into(),
+                    ))
+                }
+            }
+        }
+        None => Value::empty_map(),
+    };
+    let schema = text("values.schema.json");
+
+    let mut templates = Vec::new();
+    let mut other = BTreeMap::new();
+    let mut sub_files: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    for (path, data) in files {
+        if let Some(rest) = path.strip_prefix("templates/") {
+            let _ = rest;
+            templates.push((
+                format!("{name}/{path}"),
+                String::from_utf8_lossy(data).into_owned(),
+            ));
+        } else if let Some(rest) = path.strip_prefix("charts/") {
+            if let Some((sub, inner)) = rest.split_once('/') {
+                sub_files
+                    .entry(sub.to_string())
+                    .or_default()
+                    .insert(inner.to_string(), data.clone());
+            }
+        } else if !matches!(
+            path.as_str(),
+            "Chart.yaml"
+                | "values.yaml"
+                | "values.schema.json"
+                | "Chart.lock"
+                | "requirements.yaml"
+                | "requirements.lock"
+        ) {
+            other.insert(path.clone(), data.clone());
+        }
+    }
+    let mut subcharts = Vec::new();
+    for (_, sf) in sub_files {
+        if sf.contains_key("Chart.yaml") {
+            subcharts.push(load(&sf, false)?);
+        }
+    }
+    Ok(Loaded {
+        name,
+        metadata: Value::map(m),
+        kube_version,
+        defaults,
+        schema,
+        templates,
+        files: other,
+        subcharts,
+        conditions,
+    })
+}
+
+/// Helm's `mergeMaps` for values files.
+fn merge_maps(a: &Value, b: &Value) -> Value {
+    let (Value::Map(a), Value::Map(b)) = (a, b) else {
+        return b.clone();
+    };
+    let mut out = a.borrow().clone();
+    for (k, v) in b.borrow().iter() {
+        if let Value::Map(_) = v {
+            if let Some(av @ Value::Map(_)) = out.get(k) {
+                let merged = merge_maps(av, v);
+                out.insert(k.clone(), merged);
+                continue;
+            }
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    Value::map(out)
+}
+
+/// Helm's `coalesceTablesFullKey`: `dst` (higher precedence) over `src`, in place.
+fn coalesce_tables(dst: &value::MapRef, src: &value::MapRef, merge: bool) {
+    let src_entries: Vec<(String, Value)> = src
+        .borrow()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, sv) in src_entries {
+        let dv = dst.borrow().get(&k).cloned();
+        match dv {
+            Some(Value::Nil) if !merge => {
+                dst.borrow_mut().remove(&k);
+            }
+            None => {
+                dst.borrow_mut().insert(k, sv.deep_copy());
+            }
+            Some(Value::Map(d)) => {
+                if let Value::Map(s) = &sv {
+                    coalesce_tables(&d, s, merge);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Helm's `coalesceValues`: user values over chart defaults, `null` deleting a default.
+fn coalesce_values(defaults: &Value, user: &value::MapRef, subchart_names: &[String]) {
+    let Value::Map(defaults) = defaults.deep_copy() else {
+        return;
+    };
+    let entries: Vec<(String, Value)> = defaults
+        .borrow()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, dv) in entries {
+        let uv = user.borrow().get(&k).cloned();
+        match uv {
+            Some(Value::Nil) => {
+                user.borrow_mut().remove(&k);
+            }
+            Some(Value::Map(u)) => {
+                if let Value::Map(d) = &dv {
+                    let merge = subchart_names.contains(&k);
+                    coalesce_tables(&u, d, merge);
+                }
+            }
+            Some(_) => {}
+            None => {
+                user.borrow_mut().insert(k, dv);
+            }
+        }
+    }
+}
+
+fn coalesce_globals(dest: &value::MapRef, src: &value::MapRef) {
+    let sg = match src.borrow().get("global") {
+        Some(Value::Map(m)) => m.borrow().clone(),
+        _ => BTreeMap::new(),
+    };
+    let dg = match dest.borrow().get("global") {
+        Some(Value::Map(m)) => m.borrow().clone(),
+        _ => BTreeMap::new(),
+    };
+    let mut dg = dg;
+    for (k, v) in sg {
+        match &v {
+            Value::Map(sv) => {
+                let vv = Value::Map(sv.clone()).deep_copy();
+                match dg.get(&k) {
+                    None => {
+                        dg.insert(k, vv);
+                    }
+                    Some(Value::Map(dm)) => {
+                        if let Value::Map(vm) = &vv {
+                            coalesce_tables(vm, dm, true);
+                        }
+                        dg.insert(k, vv);
+                    }
+                    Some(_) => {}
+                }
+            }
+            _ => {
+                if !matches!(dg.get(&k), Some(Value::Map(_))) {
+                    dg.insert(k, v);
+                }
+            }
+        }
+    }
+    dest.borrow_mut().insert("global".into(), Value::map(dg));
+}
+
+/// `coalesce` for a chart and its dependencies; returns the chart's values.
+fn coalesce(chart: &Loaded, user: &value::MapRef) -> Result<(), Error> {
+    let names: Vec<String> = chart.subcharts.iter().map(|s| s.name.clone()).collect();
+    coalesce_values(&chart.defaults, user, &names);
+    for sub in &chart.subcharts {
+        let existing = user.borrow().get(&sub.name).cloned();
+        let sv = match existing {
+            None | Some(Value::Nil) => {
+                let m = Value::empty_map();
+                user.borrow_mut().insert(sub.name.clone(), m.clone());
+                m
+            }
+            Some(v @ Value::Map(_)) => v,
+            Some(_) => {
+                return Err(Error::Values(format!(
+                    "type mismatch on {}: {}",
+                    sub.name, "not a table"
+                )))
+            }
+        };
+        if let Value::Map(sm) = &sv {
+            coalesce_globals(sm, user);
+            coalesce(sub, sm)?;
+        }
+    }
+    Ok(())
+}
+
+fn lookup_path(values: &Value, path: &str) -> Option<Value> {
+    let mut cur = values.clone();
+    for part in path.split('.') {
+        let next = match &cur {
+            Value::Map(m) => m.borrow().get(part).cloned(),
+            _ => None,
+        }?;
+        cur = next;
+    }
+    Some(cur)
+}
+
+/// Drop subcharts whose `condition` is false.
+fn process_conditions(chart: &mut Loaded, values: &Value) {
+    let conds = chart.conditions.clone();
+    chart.subcharts.retain(|s| {
+        for (key, cond) in &conds {
+            if *key == s.name {
+                for c in cond.split(',') {
+                    if let Some(Value::Bool(b)) = lookup_path(values, c.trim()) {
+                        return b;
+                    }
+                }
+            }
+        }
+        true
+    });
+}
+
+struct Job {
+    name: String,
+    base_path: String,
+    top: value::MapRef,
+}
+
+fn collect(
+    chart: &Loaded,
+    prefix: &str,
+    values: Value,
+    common: &BTreeMap<String, Value>,
+    files_out: &mut Vec<(String, String)>,
+    jobs: &mut BTreeMap<String, Job>,
+) {
+    let path = if prefix.is_empty() {
+        chart.name.clone()
+    } else {
+        format!("{prefix}/charts/{}", chart.name)
+    };
+    let mut top = common.clone();
+    top.insert("Values".into(), values.clone());
+    top.insert("Chart".into(), chart.metadata.clone());
+    top.insert(
+        "Files".into(),
+        Value::Obj(Rc::new(Obj::Files(chart.files.clone()))),
+    );
+    let mut subs = BTreeMap::new();
+    for s in &chart.subcharts {
+        subs.insert(s.name.clone(), s.metadata.clone());
+    }
+    top.insert("Subcharts".into(), Value::map(subs));
+    let top = match Value::map(top) {
+        Value::Map(m) => m,
+        _ => return,
+    };
+    for (name, text) in &chart.templates {
+        // `name` is "chart/templates/..."; rebase onto the full path
+        let rel = name.split_once('/').map(|x| x.1).unwrap_or(name);
+        let full = format!("{path}/{rel}");
+        files_out.push((full.clone(), text.clone()));
+        jobs.insert(
+            full.clone(),
+            Job {
+                name: full,
+                base_path: format!("{path}/templates"),
+                top: top.clone(),
+            },
+        );
+    }
+    for s in &chart.subcharts {
+        let sv = match &values {
+            Value::Map(m) => m
+                .borrow()
+                .get(&s.name)
+                .cloned()
+                .unwrap_or_else(Value::empty_map),
+            _ => Value::empty_map(),
+        };
+        collect(s, &path, sv, common, files_out, jobs);
+    }
+}
+
+fn validate_schemas(chart: &Loaded, values: &Value, errors: &mut Vec<String>) {
+    if let Some(s) = &chart.schema {
+        if let Err(e) = schema::validate(s, values) {
+            errors.push(format!("{}:\n{}", chart.name, e));
+        }
+    }
+    for sub in &chart.subcharts {
+        let sv = match values {
+            Value::Map(m) => m
+                .borrow()
+                .get(&sub.name)
+                .cloned()
+                .unwrap_or_else(Value::empty_map),
+            _ => Value::empty_map(),
+        };
+        validate_schemas(sub, &sv, errors);
+    }
+}
+
+/// Helm's `sortTemplates`: deeper paths first, then reverse lexical order.
+fn sort_templates(names: &mut [String]) {
+    names.sort_by(|a, b| {
+        let (ca, cb) = (a.matches('/').count(), b.matches('/').count());
+        cb.cmp(&ca).then_with(|| b.cmp(a))
+    });
+}
+
+/// Render a chart like `helm template`.
+pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error> {
+    let mut loaded = load(&chart.files, true)?;
+
+    // Kubernetes version
+    let kv = options.kube_version.trim();
+    let kv = if kv.is_empty() { "1.20.0" } else { kv };
+    let kparsed = semver::Version::parse(kv).map_err(Error::Values)?;
+    let kube_git = format!("v{}.{}.{}", kparsed.major, kparsed.minor, kparsed.patch);
+    if !loaded.kube_version.is_empty() {
+        let ok = semver::Constraint::parse(&loaded.kube_version)
+            .map(|c| c.check(&kparsed))
+            .unwrap_or(false);
+        if !ok {
+            return Err(Error::KubeVersion {
+                constraint: loaded.kube_version.clone(),
+                version: kube_git,
+            });
+        }
+    }
+
+    // User values: values files, then --set, then --set-string.
+    let mut user = Value::empty_map();
+    for (name, text) in &options.values_files {
+        let v = yaml::parse(text).map_err(|e| {
+            Error::Values(format!(
+                "failed to parse {name}: error converting YAML to JSON: {e}"
+            ))
+        })?;
+        let v = match yaml::jsonify(v) {
+            Value::Nil => Value::empty_map(),
+            v @ Value::Map(_) => v,
+            _ => {
+                return Err(Error::Values(format!(
+                    "failed to parse {name}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {{}}"
+                )))
+            }
+        };
+        user = merge_maps(&user, &v);
+    }
+    for s in &options.set {
+        strvals::parse_into(s, &user, false)
+            .map_err(|e| Error::Values(format!("failed parsing --set data: {e}")))?;
+    }
+    for s in &options.set_string {
+        strvals::parse_into(s, &user, true)
+            .map_err(|e| Error::Values(format!("failed parsing --set-string data: {e}")))?;
+    }
+    let Value::Map(user_map) = user.deep_copy() else {
+        return Err(Error::Values("values are not a map".into()));
+    };
+    coalesce(&loaded, &user_map)?;
+    let values = Value::Map(user_map);
+    process_conditions(&mut loaded, &values);
+
+    let mut schema_errors = Vec::new();
+    validate_schemas(&loaded, &values, &mut schema_errors);
+    if !schema_errors.is_empty() {
+        return Err(Error::Schema(format!(
+            "values don't meet the specifications of the schema(s) in the following chart(s):\n{}",
+            schema_errors.join("\n")
+        )));
+    }
+
+    // The top-level objects.
+    let mut common = BTreeMap::new();
+    let mut release = BTreeMap::new();
+    release.insert("Name".to_string(), Value::str(&options.release_name));
+    release.insert("Namespace".to_string(), Value::str(&options.namespace));
+    release.insert("IsInstall".to_string(), Value::Bool(!options.is_upgrade));
+    release.insert("IsUpgrade".to_string(), Value::Bool(options.is_upgrade));
+    release.insert("Revision".to_string(), Value::Int(1));
+    release.insert("Service".to_string(), Value::str("Helm"));
+    common.insert("Release".to_string(), Value::map(release));
+    let mut apis: Vec<String> = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
+    apis.extend(options.api_versions.iter().cloned());
+    let mut caps = BTreeMap::new();
+    caps.insert(
+        "KubeVersion".to_string(),
+        Value::Obj(Rc::new(Obj::KubeVersion {
+            version: kube_git.clone(),
+            major: kparsed.major.to_string(),
+            minor: kparsed.minor.to_string(),
+        })),
+    );
+    caps.insert(
+        "APIVersions".to_string(),
+        Value::Obj(Rc::new(Obj::ApiVersions(apis))),
+    );
+    let mut hv = BTreeMap::new();
+    hv.insert("Version".to_string(), Value::str("v4.1.4"));
+    caps.insert("HelmVersion".to_string(), Value::map(hv));
+    common.insert("Capabilities".to_string(), Value::map(caps));
+
+    let mut files = Vec::new();
+    let mut jobs = BTreeMap::new();
+    collect(&loaded, "", values, &common, &mut files, &mut jobs);
+
+    // Parse every template in Helm's order (later definitions win).
+    let mut engine = exec::Engine::new();
+    let texts: BTreeMap<String, String> = files.into_iter().collect();
+    let mut order: Vec<String> = texts.keys().cloned().collect();
+    sort_templates(&mut order);
+    for name in &order {
+        let text = texts.get(name).map(String::as_str).unwrap_or("");
+        engine.add_file(name, text).map_err(|e| {
+            let (file, line) = split_location(&e.location);
+            Error::Parse {
+                chart: name.split('/').next().unwrap_or("").to_string(),
+                file,
+                line,
+                message: e.message,
+            }
+        })?;
+    }
+
+    // Execute, in the same order.
+    let mut outputs: BTreeMap<String, String> = BTreeMap::new();
+    for name in &order {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        if base.starts_with('_') {
+            continue;
+        }
+        let Some(job) = jobs.get(name) else { continue };
+        let mut t = BTreeMap::new();
+        t.insert("Name".to_string(), Value::str(&job.name));
+        t.insert("BasePath".to_string(), Value::str(&job.base_path));
+        job.top
+            .borrow_mut()
+            .insert("Template".into(), Value::map(t));
+        let dot = Value::Map(job.top.clone());
+        let out = engine
+            .execute(name, &dot)
+            .map_err(|e| render_error(name, &e))?;
+        outputs.insert(name.clone(), out.replace("<no value>", ""));
+    }
+
+    // NOTES.txt are not manifests.
+    outputs.retain(|k, _| !k.ends_with("/NOTES.txt"));
+
+    sort_manifests(&outputs)
+}
+
+fn split_location(loc: &str) -> (String, usize) {
+    let mut parts = loc.rsplitn(3, ':');
+    let _col = parts.next();
+    let line = parts.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+    let file = parts.next().unwrap_or(loc).to_string();
+    (file, line)
+}
+
+fn render_error(name: &str, e: &exec::ExecError) -> Error {
+    let chart = name.split('/').next().unwrap_or("").to_string();
+    let message = e.helm_message();
+    Error::Render {
+        chart,
+        file: e.file.clone(),
+        line: e.line,
+        expression: e.context.clone(),
+        message,
+    }
+}
+
+struct Manifest {
+    source: String,
+    content: String,
+    kind: String,
+    hook: bool,
+}
+
+fn split_manifests(text: &str) -> Vec<String> {
+    // regexp `(?:^|\s*\n)---\s*` on the trimmed text
+    static SEP: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let sep = SEP.get_or_init(|| regex::Regex::new(r"(?:^|\s*\n)---\s*").ok());
+    let trimmed = text.trim_matches(|c: char| c.is_whitespace());
+    let docs: Vec<&str> = match sep {
+        Some(re) => re.split(trimmed).collect(),
+        None => vec![trimmed],
+    };
+    docs.into_iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| d.trim_matches(|c: char| c.is_whitespace()).to_string())
+        .collect()
+}
+
+fn sort_manifests(outputs: &BTreeMap<String, String>) -> Result<Vec<Rendered>, Error> {
+    let mut generic = Vec::new();
+    let mut hooks = Vec::new();
+    for (path, content) in outputs {
+        let base = path.rsplit('/').next().unwrap_or(path);
+        if base.starts_with('_') || content.trim().is_empty() {
+            continue;
+        }
+        for doc in split_manifests(content) {
+            let head = yaml::parse(&doc).map_err(|e| Error::Manifest {
+                file: path.clone(),
+                message: format!("error converting YAML to JSON: {e}"),
+            })?;
+            let (kind, is_hook) = match &head {
+                Value::Map(m) => {
+                    let m = m.borrow();
+                    let kind = match m.get("kind") {
+                        Some(Value::Str(s)) => s.to_string(),
+                        _ => String::new(),
+                    };
+                    let hook = match m.get("metadata") {
+                        Some(Value::Map(md)) => match md.borrow().get("annotations") {
+                            Some(Value::Map(a)) => a.borrow().contains_key("helm.sh/hook"),
+                            _ => false,
+                        },
+                        _ => false,
+                    };
+                    (kind, hook)
+                }
+                Value::Nil => (String::new(), false),
+                other => {
+                    return Err(Error::Manifest {
+                        file: path.clone(),
+                        message: format!(
+                            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type releaseutil.SimpleHead",
+                            match other {
+                                Value::List(_) => "array",
+                                Value::Str(_) => "string",
+                                Value::Bool(_) => "bool",
+                                _ => "number",
+                            }
+                        ),
+                    })
+                }
+            };
+            let m = Manifest {
+                source: path.clone(),
+                content: doc,
+                kind,
+                hook: is_hook,
+            };
+            if is_hook {
+                hooks.push(m);
+            } else {
+                generic.push(m);
+            }
+        }
+    }
+    let rank = |k: &str| INSTALL_ORDER.iter().position(|x| *x == k);
+    let by_kind = |a: &Manifest, b: &Manifest| match (rank(&a.kind), rank(&b.kind)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.kind.cmp(&b.kind),
+    };
+    generic.sort_by(by_kind);
+    hooks.sort_by(by_kind);
+    Ok(generic
+        .into_iter()
+        .chain(hooks)
+        .map(|m| Rendered {
+            source: m.source,
+            content: m.content,
+            hook: m.hook,
+        })
+        .collect())
+}
+
+/// The text `helm template` prints for these manifests.
+pub fn to_helm_output(rendered: &[Rendered]) -> String {
+    let mut manifests = String::new();
+    for r in rendered.iter().filter(|r| !r.hook) {
+        manifests.push_str(&format!("---\n# Source: {}\n{}\n", r.source, r.content));
+    }
+    let mut out = manifests.trim().to_string();
+    out.push('\n');
+    for r in rendered.iter().filter(|r| r.hook) {
+        out.push_str(&format!("---\n# Source: {}\n{}\n", r.source, r.content));
+    }
+    out
+}

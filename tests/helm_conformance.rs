@@ -1,0 +1,435 @@
+//! Conformance of `envboot::helm` against real `helm template` (v4.1.4) on the chart corpus in
+//! ../shared/helm-corpus: every chart with its defaults, and with every values file under its
+//! `ci/`. Outputs are split at `# Source:` lines and compared file by file; output that is
+//! random by design is masked. Cases that may differ are listed, with the reason, in
+//! tests/helm-conformance-exceptions.txt.
+
+// Test harness: a panic here is a failed test, as clippy.toml allows in #[test] functions.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use envboot::helm;
+use sha2::{Digest, Sha256};
+
+const HELM_VERSION: &str = "v4.1.4";
+const RANDOM_FUNCS: &[&str] = &[
+    "randAlphaNum",
+    "randAlpha",
+    "randNumeric",
+    "randAscii",
+    "uuidv4",
+    "htpasswd",
+    "bcrypt",
+    "now",
+    "genCA",
+    "genSelfSignedCert",
+    "genSignedCert",
+    "genPrivateKey",
+    "derivePassword",
+    "shuffle",
+];
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cache_dir() -> PathBuf {
+    match std::env::var_os("ENVBOOT_CACHE") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/envboot"),
+    }
+}
+
+struct Case {
+    chart: String,
+    case: String,
+    values_file: Option<PathBuf>,
+}
+
+fn cases(corpus: &Path) -> Vec<Case> {
+    let mut out = Vec::new();
+    let mut charts: Vec<PathBuf> = std::fs::read_dir(corpus.join("charts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Chart.yaml").exists())
+        .collect();
+    charts.sort();
+    for c in charts {
+        let name = c.file_name().unwrap().to_string_lossy().to_string();
+        out.push(Case {
+            chart: name.clone(),
+            case: "default".into(),
+            values_file: None,
+        });
+        let ci = c.join("ci");
+        if ci.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&ci)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            for f in files {
+                out.push(Case {
+                    chart: name.clone(),
+                    case: f.file_name().unwrap().to_string_lossy().to_string(),
+                    values_file: Some(f),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn chart_hash(dir: &Path) -> String {
+    let chart = helm::Chart::from_dir(dir).unwrap();
+    let mut h = Sha256::new();
+    for (k, v) in chart.files() {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v);
+        h.update([0]);
+    }
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+/// Helm's result for a case: Ok(stdout) or Err(error message).
+fn helm_reference(
+    helm_bin: &mut Option<Option<PathBuf>>,
+    corpus: &Path,
+    c: &Case,
+) -> Result<String, String> {
+    let chart_dir = corpus.join("charts").join(&c.chart);
+    let key = format!("{}-{}", c.chart, chart_hash(&chart_dir));
+    let dir = cache_dir()
+        .join("helm-conformance")
+        .join(HELM_VERSION)
+        .join(key);
+    let base = dir.join(&c.case);
+    let out_p = base.with_extension("out");
+    let err_p = base.with_extension("err");
+    if out_p.exists() {
+        return Ok(std::fs::read_to_string(&out_p).unwrap());
+    }
+    if err_p.exists() {
+        return Err(std::fs::read_to_string(&err_p).unwrap());
+    }
+    let bin = helm_bin.get_or_insert_with(|| {
+        let o = Command::new("bash")
+            .arg(manifest_dir().join("scripts/fetch-helm"))
+            .output()
+            .ok()?;
+        if !o.status.success() {
+            eprintln!("fetch-helm failed: {}", String::from_utf8_lossy(&o.stderr));
+            return None;
+        }
+        Some(PathBuf::from(
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        ))
+    });
+    let Some(bin) = bin.clone() else {
+        panic!("helm {HELM_VERSION} is not available (scripts/fetch-helm failed) and no cached reference exists");
+    };
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.args(["template", "rel"])
+        .arg(&chart_dir)
+        .args(["--namespace", "ns", "--kube-version", "1.30.0"])
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"));
+    if let Some(f) = &c.values_file {
+        cmd.arg("-f").arg(f);
+    }
+    let o = cmd.output().unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    if o.status.success() {
+        let s = String::from_utf8_lossy(&o.stdout).to_string();
+        std::fs::write(&out_p, &s).unwrap();
+        Ok(s)
+    } else {
+        let e = String::from_utf8_lossy(&o.stderr).to_string();
+        let e = e
+            .trim()
+            .strip_prefix("Error: ")
+            .unwrap_or(e.trim())
+            .to_string();
+        let e = e
+            .strip_suffix("Use --debug flag to render out invalid YAML")
+            .unwrap_or(&e)
+            .trim()
+            .to_string();
+        std::fs::write(&err_p, &e).unwrap();
+        Err(e)
+    }
+}
+
+fn ours(corpus: &Path, c: &Case) -> Result<String, String> {
+    let chart =
+        helm::Chart::from_dir(&corpus.join("charts").join(&c.chart)).map_err(|e| e.to_string())?;
+    let mut values_files = Vec::new();
+    if let Some(f) = &c.values_file {
+        values_files.push((f.display().to_string(), std::fs::read_to_string(f).unwrap()));
+    }
+    let opts = helm::Options {
+        release_name: "rel".into(),
+        namespace: "ns".into(),
+        kube_version: "1.30.0".into(),
+        api_versions: Vec::new(),
+        values_files,
+        set: Vec::new(),
+        set_string: Vec::new(),
+        is_upgrade: false,
+    };
+    helm::template(&chart, &opts)
+        .map(|r| helm::to_helm_output(&r))
+        .map_err(|e| e.to_string())
+}
+
+/// Split `helm template` output into (source, document) in order.
+fn split(out: &str) -> Vec<(String, String)> {
+    let mut docs: Vec<(String, String)> = Vec::new();
+    let mut cur: Option<(String, String)> = None;
+    let lines: Vec<&str> = out.split_inclusive('\n').collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        let next = lines.get(i + 1).copied().unwrap_or("");
+        if l == "---\n" && next.starts_with("# Source: ") {
+            if let Some(d) = cur.take() {
+                docs.push(d);
+            }
+            let src = next.trim_end().trim_start_matches("# Source: ").to_string();
+            cur = Some((src, String::new()));
+            i += 2;
+            continue;
+        }
+        match &mut cur {
+            Some((_, t)) => t.push_str(l),
+            None => cur = Some((String::new(), l.to_string())),
+        }
+        i += 1;
+    }
+    if let Some(d) = cur {
+        docs.push(d);
+    }
+    docs
+}
+
+fn tokens(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        let word = c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '$' | '.');
+        match (word, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push(&line[s..i]);
+                out.push(&line[i..i + c.len_utf8()]);
+                start = None;
+            }
+            (false, None) => out.push(&line[i..i + c.len_utf8()]),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push(&line[s..]);
+    }
+    out
+}
+
+/// Equal after masking random output: lines may differ only in same-length word tokens.
+fn equal_masked(a: &str, b: &str, random: bool) -> bool {
+    if a == b {
+        return true;
+    }
+    if !random {
+        return false;
+    }
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    if la.len() != lb.len() {
+        return false;
+    }
+    la.iter().zip(lb.iter()).all(|(x, y)| {
+        if x == y {
+            return true;
+        }
+        let (tx, ty) = (tokens(x), tokens(y));
+        tx.len() == ty.len()
+            && tx
+                .iter()
+                .zip(ty.iter())
+                .all(|(p, q)| p == q || p.len() == q.len())
+    })
+}
+
+fn uses_random(dir: &Path) -> bool {
+    let chart = helm::Chart::from_dir(dir).unwrap();
+    chart.files().iter().any(|(k, v)| {
+        k.starts_with("templates/") && {
+            let t = String::from_utf8_lossy(v);
+            RANDOM_FUNCS.iter().any(|f| t.contains(f))
+        }
+    })
+}
+
+fn exceptions() -> BTreeMap<(String, String), String> {
+    let p = manifest_dir().join("tests/helm-conformance-exceptions.txt");
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // "chart case: reason"
+        let (head, reason) = line.split_once(':').unwrap_or((line, ""));
+        let mut parts = head.split_whitespace();
+        let chart = parts.next().unwrap_or("").to_string();
+        let case = parts.next().unwrap_or("default").to_string();
+        out.insert((chart, case), reason.trim().to_string());
+    }
+    out
+}
+
+#[test]
+fn helm_template_conformance() {
+    let corpus = manifest_dir().join("../shared/helm-corpus");
+    if !corpus.join("charts").is_dir() {
+        println!("skipped: ../shared/helm-corpus not found");
+        return;
+    }
+    let exceptions = exceptions();
+    let mut helm_bin = None;
+    let mut failures = Vec::new();
+    let (mut total_files, mut total_same) = (0, 0);
+    let mut rows = Vec::new();
+    let mut timing = (std::time::Duration::ZERO, 0);
+    for c in cases(&corpus) {
+        let reference = helm_reference(&mut helm_bin, &corpus, &c);
+        let t0 = std::time::Instant::now();
+        let mine = ours(&corpus, &c);
+        timing.0 += t0.elapsed();
+        timing.1 += 1;
+        let random = uses_random(&corpus.join("charts").join(&c.chart));
+        let (same, total, note) = match (&reference, &mine) {
+            (Err(h), Err(m)) => {
+                if h.trim() == m.trim() {
+                    (1, 1, "fails in both".to_string())
+                } else {
+                    (
+                        0,
+                        1,
+                        format!("both fail, messages differ:\n  helm: {h}\n  ours: {m}"),
+                    )
+                }
+            }
+            (Err(h), Ok(_)) => (0, 1, format!("helm fails, ours renders: {h}")),
+            (Ok(h), Err(m)) => {
+                let n = split(h)
+                    .into_iter()
+                    .map(|d| d.0)
+                    .collect::<BTreeSet<_>>()
+                    .len();
+                (0, n.max(1), format!("ours fails: {m}"))
+            }
+            (Ok(h), Ok(m)) => {
+                let (hd, md) = (split(h), split(m));
+                let mut by_file: BTreeMap<String, (String, String)> = BTreeMap::new();
+                for (s, d) in &hd {
+                    by_file
+                        .entry(s.clone())
+                        .or_default()
+                        .0
+                        .push_str(&format!("---\n{d}"));
+                }
+                for (s, d) in &md {
+                    by_file
+                        .entry(s.clone())
+                        .or_default()
+                        .1
+                        .push_str(&format!("---\n{d}"));
+                }
+                let mut same: usize = 0;
+                let mut diffs = Vec::new();
+                for (f, (a, b)) in &by_file {
+                    if equal_masked(a, b, random) {
+                        same += 1;
+                    } else {
+                        diffs.push(f.clone());
+                        if std::env::var_os("HELM_CONFORMANCE_DIFF").is_some() {
+                            let dir = std::env::temp_dir()
+                                .join("helm-conformance-diff")
+                                .join(&c.chart)
+                                .join(&c.case);
+                            std::fs::create_dir_all(&dir).unwrap();
+                            let fname = f.replace('/', "_");
+                            std::fs::write(dir.join(format!("{fname}.helm")), a).unwrap();
+                            std::fs::write(dir.join(format!("{fname}.ours")), b).unwrap();
+                        }
+                    }
+                }
+                let order_ok = hd.iter().map(|d| &d.0).eq(md.iter().map(|d| &d.0))
+                    && equal_masked(h, m, random);
+                let mut note = String::new();
+                if !diffs.is_empty() {
+                    note = format!("differs: {}", diffs.join(", "));
+                } else if !order_ok {
+                    note = "same files, different order or framing".to_string();
+                    same = same.saturating_sub(1);
+                }
+                (same, by_file.len(), note)
+            }
+        };
+        total_files += total;
+        total_same += same;
+        let key = (c.chart.clone(), c.case.clone());
+        let excepted = exceptions.get(&key);
+        let status = if same == total {
+            "ok"
+        } else if excepted.is_some() {
+            "EXCEPTION"
+        } else {
+            failures.push(format!("{} {}: {}", c.chart, c.case, note));
+            "FAIL"
+        };
+        rows.push((c.chart.clone(), c.case.clone(), same, total, status, note));
+    }
+    println!("{:<44} {:<46} {:>10}  status", "chart", "case", "identical");
+    for (chart, case, same, total, status, note) in &rows {
+        println!(
+            "{chart:<44} {case:<46} {:>10}  {status}",
+            format!("{same}/{total}")
+        );
+        if *status != "ok" && !note.is_empty() {
+            for l in note.lines().take(6) {
+                println!("      {}", l.chars().take(300).collect::<String>());
+            }
+        }
+    }
+    let cases_ok = rows.iter().filter(|r| r.4 == "ok").count();
+    println!(
+        "\n{total_same}/{total_files} files identical ({:.1}%), {cases_ok}/{} cases fully identical; envboot rendered {} cases in {:?}",
+        100.0 * total_same as f64 / total_files.max(1) as f64,
+        rows.len(),
+        timing.1,
+        timing.0
+    );
+    for (chart, case) in exceptions.keys() {
+        if rows
+            .iter()
+            .any(|r| &r.0 == chart && &r.1 == case && r.4 == "ok")
+        {
+            println!("note: exception {chart} {case} now passes; remove it from the list");
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cases differ from helm:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
