@@ -33,6 +33,8 @@ pub enum Error {
     Warnings(crate::diag::Diagnostics),
     #[error("{origin}: {message}")]
     Secret { origin: String, message: String },
+    #[error("{0}")]
+    Chart(String),
     #[error("resources exist with the names environment `{environment}` would create, but envboot does not own them:\n{list}\n{advice}")]
     Conflict {
         environment: String,
@@ -73,9 +75,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Source(_) => exit::SOURCE,
-            Error::Model(_) | Error::Render(_) | Error::Warnings(_) | Error::Secret { .. } => {
-                exit::INVALID
-            }
+            Error::Model(_)
+            | Error::Render(_)
+            | Error::Warnings(_)
+            | Error::Secret { .. }
+            | Error::Chart(_) => exit::INVALID,
             Error::Kube(kube::Error::Locked { .. }) => exit::LOCKED,
             Error::Aws(_)
             | Error::Kube(_)
