@@ -68,6 +68,9 @@ struct Target {
     /// Fail (exit 3) on warnings, such as a security group open to the internet on SSH.
     #[arg(long)]
     deny_warnings: bool,
+    /// Take over AWS resources that have a desired name but not the environment's tags.
+    #[arg(long)]
+    adopt: bool,
 }
 
 fn main() -> ExitCode {
@@ -149,7 +152,7 @@ async fn run(command: Command) -> engine::Result<u8> {
             detailed_exitcode,
         } => {
             let loaded = load(&target)?;
-            let plan = engine::plan(&loaded, Goal::Apply).await?;
+            let plan = engine::plan(&loaded, Goal::Apply, target.adopt).await?;
             print!("{}", plan.to_text());
             print_calls(&plan);
             Ok(if detailed_exitcode && plan.summary().has_changes() {
@@ -165,7 +168,7 @@ async fn run(command: Command) -> engine::Result<u8> {
 
 async fn execute(target: &Target, goal: Goal) -> engine::Result<u8> {
     let loaded = load(target)?;
-    let plan = engine::plan(&loaded, goal).await?;
+    let plan = engine::plan(&loaded, goal, target.adopt).await?;
     print!("{}", plan.to_text());
     if !plan.summary().has_changes() {
         print_calls(&plan);

@@ -2,10 +2,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::model::refs;
+use crate::model::spec::{LaunchTemplate, Rule};
 use crate::model::{Resource, ResourceSpec, ResourceType};
 use crate::plan::{Action, Change, FieldChange, KNOWN_AFTER_APPLY};
 
@@ -35,6 +37,10 @@ pub struct AwsChange {
     pub actual: Option<Map<String, Value>>,
     /// The existing resource's attributes (what dependents see when it is kept).
     pub attributes: BTreeMap<String, String>,
+    /// A resource with the desired name exists without the environment's tags: apply stops.
+    pub conflict: Option<String>,
+    /// Apply takes over the existing, untagged resource `id` by tagging it (`--adopt`).
+    pub adopt: bool,
 }
 
 /// `sha256:` and the first 16 hex digits of the SHA-256 of `text`.
@@ -43,30 +49,122 @@ pub fn short_hash(text: &str) -> String {
     format!("sha256:{}", &hex::encode(digest)[..16])
 }
 
+/// One security group permission: a protocol, a port range and ONE source or destination (a
+/// CIDR block or a security group). Rules are compared, authorized and revoked in these units,
+/// so a rule with two CIDR blocks that loses one revokes just that one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Permission {
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr_block: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_group: Option<String>,
+}
+
+/// The protocol and ports as AWS reports them: names for tcp, udp and icmp, `-1` for all (whose
+/// ports AWS does not report: they become 0).
+pub fn normalize_protocol(
+    protocol: &str,
+    from: Option<i32>,
+    to: Option<i32>,
+) -> (String, i32, i32) {
+    let p = match protocol.to_ascii_lowercase().as_str() {
+        "6" => "tcp".to_string(),
+        "17" => "udp".to_string(),
+        "1" => "icmp".to_string(),
+        "all" | "-1" => "-1".to_string(),
+        other => other.to_string(),
+    };
+    if p == "-1" {
+        (p, 0, 0)
+    } else {
+        (p, from.unwrap_or(-1), to.unwrap_or(-1))
+    }
+}
+
+/// Splits declared rules into permissions.
+pub fn permissions(rules: &[Rule]) -> Vec<Permission> {
+    let mut out = Vec::new();
+    for r in rules {
+        let (protocol, from_port, to_port) =
+            normalize_protocol(&r.protocol, Some(r.from_port), Some(r.to_port));
+        let base = Permission {
+            protocol,
+            from_port,
+            to_port,
+            cidr_block: None,
+            security_group: None,
+        };
+        out.extend(r.cidr_blocks.iter().map(|c| Permission {
+            cidr_block: Some(c.clone()),
+            ..base.clone()
+        }));
+        out.extend(r.security_groups.iter().map(|g| Permission {
+            security_group: Some(g.clone()),
+            ..base.clone()
+        }));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// AWS's default egress of a new security group: everything, everywhere.
+pub fn default_egress() -> Vec<Rule> {
+    vec![Rule {
+        protocol: "-1".into(),
+        from_port: 0,
+        to_port: 0,
+        cidr_blocks: vec!["0.0.0.0/0".into()],
+        security_groups: Vec::new(),
+    }]
+}
+
+/// The data of a launch template, as hashed into its `envboot:data` tag.
+pub fn launch_template_data(t: &LaunchTemplate) -> Value {
+    let mut groups = t.vpc_security_group_ids.clone();
+    groups.sort();
+    json!({
+        "image_id": t.image_id,
+        "instance_type": t.instance_type,
+        "key_name": t.key_name,
+        "vpc_security_group_ids": groups,
+        "user_data": t.user_data.as_deref().map(short_hash),
+    })
+}
+
+/// The name AWS knows a resource by: `<environment>-<address>` unless the spec names it.
+pub fn aws_name(spec: &ResourceSpec, environment: &str, address: &str) -> String {
+    let given = match spec {
+        ResourceSpec::KeyPair(k) => k.key_name.clone(),
+        ResourceSpec::LaunchTemplate(t) => t.name.clone(),
+        other => other.tags().and_then(|t| t.get("Name").cloned()),
+    };
+    given.unwrap_or_else(|| format!("{environment}-{address}"))
+}
+
 /// The comparable fields of a declared resource (references still unresolved).
 pub fn fields(spec: &ResourceSpec, environment: &str, address: &str) -> Map<String, Value> {
     let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
     let Value::Object(map) = &mut v else {
         return Map::new();
     };
-    let tags = map.entry("tags").or_insert_with(|| json!({}));
-    if let Value::Object(t) = tags {
-        t.entry("Name")
-            .or_insert_with(|| json!(format!("{environment}-{address}")));
+    if spec.resource_type().taggable() {
+        let tags = map.entry("tags").or_insert_with(|| json!({}));
+        if let Value::Object(t) = tags {
+            t.entry("Name")
+                .or_insert_with(|| json!(format!("{environment}-{address}")));
+        }
     }
     match spec {
         ResourceSpec::SecurityGroup(g) => {
-            let mut rules = g.ingress.clone();
-            for r in &mut rules {
-                r.cidr_blocks.sort();
-            }
-            rules.sort();
-            map.insert("ingress".into(), json!(rules));
+            map.insert("ingress".into(), json!(permissions(&g.ingress)));
+            let egress = g.egress.clone().unwrap_or_else(default_egress);
+            map.insert("egress".into(), json!(permissions(&egress)));
         }
         ResourceSpec::Instance(i) => {
-            let mut ids = i.vpc_security_group_ids.clone();
-            ids.sort();
-            map.insert("vpc_security_group_ids".into(), json!(ids));
             map.insert(
                 "user_data".into(),
                 i.user_data
@@ -74,10 +172,66 @@ pub fn fields(spec: &ResourceSpec, environment: &str, address: &str) -> Map<Stri
                     .map(short_hash)
                     .map_or(Value::Null, Value::String),
             );
+            if i.root_volume_size.is_none() {
+                // The AMI's size: nothing to compare.
+                map.remove("root_volume_size");
+            }
+        }
+        ResourceSpec::KeyPair(k) => {
+            map.remove("public_key_file");
+            map.insert(
+                "key_name".into(),
+                json!(aws_name(spec, environment, address)),
+            );
+            map.insert(
+                "public_key".into(),
+                json!(k.public_key.as_deref().map(|p| short_hash(p.trim()))),
+            );
+        }
+        ResourceSpec::LaunchTemplate(t) => {
+            for k in [
+                "image_id",
+                "instance_type",
+                "key_name",
+                "vpc_security_group_ids",
+                "user_data",
+            ] {
+                map.remove(k);
+            }
+            map.insert("name".into(), json!(aws_name(spec, environment, address)));
+            map.insert("data".into(), launch_template_data(t));
         }
         _ => {}
     }
+    normalize(map);
     std::mem::take(map)
+}
+
+/// Puts fields into the one form both sides are compared in: sets sorted, launch template data
+/// hashed once it is fully known.
+pub fn normalize(fields: &mut Map<String, Value>) {
+    for k in [
+        "vpc_security_group_ids",
+        "subnet_ids",
+        "routes",
+        "ingress",
+        "egress",
+    ] {
+        if let Some(Value::Array(items)) = fields.get_mut(k) {
+            items.sort_by_key(|a| a.to_string());
+            items.dedup();
+        }
+    }
+    if let Some(data) = fields.get_mut("data") {
+        if let Value::Object(d) = data {
+            if let Some(Value::Array(ids)) = d.get_mut("vpc_security_group_ids") {
+                ids.sort_by_key(|a| a.to_string());
+            }
+        }
+        if data.is_object() && !contains_unknown(data) {
+            *data = Value::String(short_hash(&data.to_string()));
+        }
+    }
 }
 
 /// Replaces `${address.attribute}` references with what `known` says; unknown ones become
@@ -93,10 +247,7 @@ pub fn resolve(fields: &mut Map<String, Value>, known: &HashMap<String, String>)
             ))
         });
     }
-    // Lists of ids are compared as sets.
-    if let Some(Value::Array(ids)) = fields.get_mut("vpc_security_group_ids") {
-        ids.sort_by_key(|a| a.to_string());
-    }
+    normalize(fields);
 }
 
 /// The arguments of `spec` with every reference replaced by what `known` says.
@@ -119,13 +270,23 @@ pub fn resolve_spec(
     if let Some(m) = missing {
         return Err(m);
     }
-    let typed = match spec.resource_type() {
-        ResourceType::Vpc => serde_json::from_value(v).map(ResourceSpec::Vpc),
-        ResourceType::Subnet => serde_json::from_value(v).map(ResourceSpec::Subnet),
-        ResourceType::SecurityGroup => serde_json::from_value(v).map(ResourceSpec::SecurityGroup),
-        ResourceType::Instance => serde_json::from_value(v).map(ResourceSpec::Instance),
-    };
-    typed.map_err(|e| e.to_string())
+    ResourceSpec::from_value(spec.resource_type(), v).map_err(|e| e.to_string())
+}
+
+/// Whether changing `field` from `before` to `after` needs a new resource.
+fn forces_replacement(
+    rtype: ResourceType,
+    field: &str,
+    before: Option<&Value>,
+    after: &Value,
+) -> bool {
+    if rtype.immutable().contains(&field) {
+        return true;
+    }
+    // A volume grows in place but cannot shrink.
+    rtype == ResourceType::Instance
+        && field == "root_volume_size"
+        && matches!((before.and_then(Value::as_i64), after.as_i64()), (Some(b), Some(a)) if a < b)
 }
 
 fn contains_unknown(v: &Value) -> bool {
@@ -189,7 +350,7 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
                             path: k.clone(),
                             before: show(before),
                             after: show(Some(v)),
-                            forces_replacement: rtype.immutable().contains(&k.as_str()),
+                            forces_replacement: forces_replacement(rtype, k, before, v),
                         });
                     }
                 }
@@ -221,6 +382,8 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
             desired: Some(r.clone()),
             actual: id.map(|a| a.fields.clone()),
             attributes: id.map(|a| a.attributes.clone()).unwrap_or_default(),
+            conflict: None,
+            adopt: false,
         });
     }
     let mut deletes: Vec<(&Actual, &str)> = by_address
@@ -244,6 +407,8 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
         desired: None,
         actual: Some(a.fields.clone()),
         attributes: a.attributes.clone(),
+        conflict: None,
+        adopt: false,
     }));
     out
 }

@@ -3,23 +3,30 @@
 //! # Guarantees
 //! - Identity is the tags `envboot:environment` and `envboot:address`; there is no state file.
 //!   Tags are set at creation (`TagSpecifications`), so a crash cannot leave an untagged resource.
-//! - Discovery is one paginated Describe call per resource type for the whole environment.
-//! - Only resources carrying the environment's tag are ever modified or deleted.
-//! - `RunInstances` carries a `ClientToken` derived from the environment, address and arguments,
-//!   so a retried create does not start a second instance.
+//! - Discovery is one paginated Describe call per resource type for the whole environment
+//!   (Elastic IP associations are read from the same `DescribeAddresses`), whatever the number
+//!   of resources.
+//! - Only resources carrying the environment's tag are ever modified or deleted. A resource with
+//!   a desired name but without the tag is a conflict, taken over only with `--adopt`.
+//! - Creates that take a `ClientToken` (`RunInstances`, `CreateNatGateway`,
+//!   `CreateLaunchTemplate`, `CreateRouteTable`) carry one derived from the environment, address,
+//!   revision and resolved arguments, so a retried create does not make a second resource.
+//! - Throttling and 5xx answers are retried by the SDK (standard mode: exponential backoff with
+//!   jitter); any other error stops with the resource, the API call and AWS's message.
 //!
 //! Credentials, region and endpoint come from the standard AWS chain (`AWS_ENDPOINT_URL` included).
 
 pub mod diff;
+pub mod executor;
+mod read;
+mod write;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
-use aws_sdk_ec2::types::{
-    AttributeBooleanValue, Filter, InstanceStateName, IpPermission, IpRange, Tag, TagSpecification,
-};
+use aws_sdk_ec2::types::{Filter, Tag};
 use aws_sdk_ec2::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
@@ -27,10 +34,10 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::model::spec::{IngressRule, Instance, SecurityGroup, Subnet, Vpc};
-use crate::model::{ResourceSpec, ResourceType};
+use crate::model::{Resource, ResourceType};
+use crate::plan::{Action, FieldChange, KNOWN_AFTER_APPLY};
 pub use diff::{Actual, AwsChange};
 
 /// Tag naming the environment that owns a resource.
@@ -41,9 +48,26 @@ pub const TAG_ADDRESS: &str = "envboot:address";
 pub const TAG_REVISION: &str = "envboot:revision";
 /// Tag holding the hash of an instance's user data (AWS does not return it in DescribeInstances).
 pub const TAG_USER_DATA: &str = "envboot:user-data";
+/// Tag holding an instance's declared root volume size (DescribeInstances does not return it).
+pub const TAG_ROOT_VOLUME_SIZE: &str = "envboot:root-volume-size";
+/// Tag holding the hash of a key pair's public key.
+pub const TAG_PUBLIC_KEY: &str = "envboot:public-key";
+/// Tag holding the hash of a launch template's data (its default version).
+pub const TAG_DATA: &str = "envboot:data";
+/// Tag on an Elastic IP naming the `aws_eip_association` that associates it.
+pub const TAG_ASSOCIATION: &str = "envboot:association";
+
+/// How many AWS resources are created, updated or deleted at the same time.
+pub const CONCURRENCY: usize = 8;
 
 /// How long a deletion keeps retrying `DependencyViolation` and waits for instances to terminate.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a create waits for an instance to run or a NAT gateway to become available.
+const READY_TIMEOUT: Duration = Duration::from_secs(600);
+/// Pause between two polls of a wait.
+const POLL: Duration = Duration::from_secs(2);
+/// How often a wait says it is still waiting.
+const PROGRESS_EVERY: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -67,6 +91,25 @@ pub enum Error {
         goal: &'static str,
         seconds: u64,
     },
+    #[error("{resource} ({id}) is {state} instead of becoming {goal}{reason}")]
+    Failed {
+        resource: String,
+        id: String,
+        state: String,
+        goal: &'static str,
+        reason: String,
+    },
+    #[error("nothing was changed: {} resource(s) with the desired name exist without the environment's tags:\n{}\nrerun with --adopt to take them over (envboot tags them), or remove or rename them", .0.len(), .0.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"))]
+    Conflicts(Vec<String>),
+}
+
+impl Error {
+    fn code(&self) -> Option<&str> {
+        match self {
+            Error::CallFailed { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -92,6 +135,19 @@ where
             code,
             message,
         }
+    }
+}
+
+/// `Ok` for an error whose code says the thing is already gone or already as wanted.
+fn tolerate(result: Result<()>, codes: &[&str]) -> Result<()> {
+    match result {
+        Err(e)
+            if e.code()
+                .is_some_and(|c| codes.contains(&c) || c.ends_with(".NotFound")) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 
@@ -140,6 +196,9 @@ impl Intercept for CallCounter {
 pub struct Aws {
     client: Client,
     pub calls: CallCounter,
+    /// The Kubernetes cluster whose `kubernetes.io/cluster/<name>` leftovers are swept from a
+    /// VPC before it is deleted.
+    cluster: Option<String>,
 }
 
 fn tag(key: &str, value: &str) -> Tag {
@@ -153,71 +212,148 @@ fn filter(name: &str, values: &[&str]) -> Filter {
         .build()
 }
 
-/// User tags as fields: everything but envboot's and AWS's own.
-fn user_tags(tags: &[Tag]) -> Value {
-    let map: Map<String, Value> = tags
-        .iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .filter(|(k, _)| !k.starts_with("envboot:") && !k.starts_with("aws:"))
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    Value::Object(map)
-}
-
 fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
     tags.iter()
         .find(|t| t.key() == Some(key))
         .and_then(|t| t.value())
 }
 
-fn rules_from(permissions: &[IpPermission]) -> Value {
-    let mut rules: Vec<IngressRule> = permissions
-        .iter()
-        .map(|p| {
-            let mut cidr_blocks: Vec<String> = p
-                .ip_ranges()
-                .iter()
-                .filter_map(|r| r.cidr_ip().map(str::to_string))
-                .collect();
-            cidr_blocks.sort();
-            let protocol = p.ip_protocol().unwrap_or("-1").to_string();
-            let all = protocol == "-1";
-            IngressRule {
-                protocol,
-                from_port: p.from_port().unwrap_or(if all { 0 } else { -1 }),
-                to_port: p.to_port().unwrap_or(if all { 0 } else { -1 }),
-                cidr_blocks,
-            }
-        })
-        .collect();
-    rules.sort();
-    json!(rules)
+/// A progress line for a long wait.
+fn progress(message: &str) {
+    eprintln!("envboot: {message}");
 }
 
-fn permission(rule: &IngressRule) -> IpPermission {
-    IpPermission::builder()
-        .ip_protocol(&rule.protocol)
-        .from_port(rule.from_port)
-        .to_port(rule.to_port)
-        .set_ip_ranges(Some(
-            rule.cidr_blocks
-                .iter()
-                .map(|c| IpRange::builder().cidr_ip(c).build())
-                .collect(),
-        ))
-        .build()
+/// The `ClientToken` of a create: the same for a retry of the same create, different for
+/// anything else (another environment, address, revision or argument).
+pub fn client_token(
+    environment: &str,
+    address: &str,
+    revision: &str,
+    spec: &impl serde::Serialize,
+) -> String {
+    let source = format!(
+        "{environment}/{address}/{revision}/{}",
+        serde_json::to_string(spec).unwrap_or_default()
+    );
+    diff::short_hash(&source).replace("sha256:", "envboot-")
+}
+
+/// A resource as read from AWS, before it is matched to an address.
+#[derive(Debug, Clone)]
+struct Described {
+    rtype: ResourceType,
+    id: String,
+    tags: Vec<Tag>,
+    /// The name it is known by (`Name` tag, or group, key pair or launch template name).
+    name: Option<String>,
+    fields: Map<String, Value>,
+    attributes: BTreeMap<String, String>,
+}
+
+impl Described {
+    fn into_actual(self, address: String) -> Actual {
+        Actual {
+            rtype: self.rtype,
+            address,
+            id: self.id,
+            fields: self.fields,
+            attributes: self.attributes,
+        }
+    }
+}
+
+/// What deletions need to know about the rest of the plan.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteContext {
+    /// Security group id to the permissions of the environment's groups that refer to it:
+    /// (group address, group id, egress?, permission). Revoked before the group is deleted.
+    references: HashMap<String, Vec<(String, String, bool, diff::Permission)>>,
+    /// VPC id to the internet gateways attached to it that are kept: detached before the VPC
+    /// is deleted (they are attached to the new VPC by their update).
+    gateways: HashMap<String, Vec<(String, String)>>,
+}
+
+impl DeleteContext {
+    /// Reads the plan's security groups and internet gateways.
+    pub fn new(changes: &[AwsChange]) -> DeleteContext {
+        let mut ctx = DeleteContext::default();
+        let deleted: HashSet<&str> = changes
+            .iter()
+            .filter(|c| matches!(c.change.action, Action::Delete | Action::Replace))
+            .filter_map(|c| c.id.as_deref())
+            .collect();
+        for c in changes {
+            let (Some(id), Some(actual)) = (&c.id, &c.actual) else {
+                continue;
+            };
+            match c.rtype {
+                ResourceType::SecurityGroup => {
+                    for (field, egress) in [("ingress", false), ("egress", true)] {
+                        let perms: Vec<diff::Permission> = actual
+                            .get(field)
+                            .and_then(|v| serde_json::from_value(v.clone()).ok())
+                            .unwrap_or_default();
+                        for p in perms {
+                            if let Some(target) = p.security_group.clone() {
+                                ctx.references.entry(target).or_default().push((
+                                    c.change.address.clone(),
+                                    id.clone(),
+                                    egress,
+                                    p,
+                                ));
+                            }
+                        }
+                    }
+                }
+                ResourceType::InternetGateway if !deleted.contains(id.as_str()) => {
+                    if let Some(vpc) = actual.get("vpc_id").and_then(Value::as_str) {
+                        if deleted.contains(vpc) {
+                            ctx.gateways
+                                .entry(vpc.to_string())
+                                .or_default()
+                                .push((c.change.address.clone(), id.clone()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        ctx
+    }
+}
+
+/// Stops apply if the plan holds a conflict.
+///
+/// # Errors
+/// [`Error::Conflicts`] naming each.
+pub fn check_conflicts(changes: &[AwsChange]) -> Result<()> {
+    let conflicts: Vec<String> = changes
+        .iter()
+        .filter_map(|c| {
+            c.conflict
+                .as_ref()
+                .map(|m| format!("{} {}: {m}", c.change.kind, c.change.address))
+        })
+        .collect();
+    if conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Conflicts(conflicts))
+    }
 }
 
 impl Aws {
-    /// Connects with the standard AWS configuration chain, in `region`.
+    /// Connects with the standard AWS configuration chain, in `region`. Throttling
+    /// (`RequestLimitExceeded`, ...) and 5xx answers are retried up to 10 attempts with
+    /// exponential backoff and jitter.
     pub async fn connect(region: &str) -> Aws {
+        let retry = aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(10)
+            .with_initial_backoff(Duration::from_millis(500))
+            .with_max_backoff(Duration::from_secs(20));
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_string()))
+            .retry_config(retry)
             .load()
             .await;
         let calls = CallCounter::default();
@@ -227,599 +363,228 @@ impl Aws {
         Aws {
             client: Client::from_conf(config),
             calls,
+            cluster: None,
         }
+    }
+
+    /// Sweeps what the Kubernetes cluster `name` leaves in a VPC before deleting the VPC.
+    pub fn with_cluster(mut self, name: Option<String>) -> Aws {
+        self.cluster = name;
+        self
     }
 
     /// Every resource carrying `environment`'s tag: one paginated Describe call per type.
     pub async fn discover(&self, environment: &str) -> Result<Vec<Actual>> {
-        let (vpcs, subnets, groups, instances) = tokio::try_join!(
-            self.discover_vpcs(environment),
-            self.discover_subnets(environment),
-            self.discover_security_groups(environment),
-            self.discover_instances(environment),
-        )?;
-        Ok([vpcs, subnets, groups, instances]
+        let scope = format!("environment {environment}");
+        let env_filter = || vec![filter(&format!("tag:{TAG_ENVIRONMENT}"), &[environment])];
+        let reads = ResourceType::ALL
             .into_iter()
-            .flatten()
-            .collect())
-    }
-
-    fn env_filter(environment: &str) -> Filter {
-        filter(&format!("tag:{TAG_ENVIRONMENT}"), &[environment])
-    }
-
-    async fn discover_vpcs(&self, environment: &str) -> Result<Vec<Actual>> {
-        let scope = format!("environment {environment}");
+            .filter(|t| *t != ResourceType::EipAssociation)
+            .map(|t| self.describe(t, env_filter(), &scope));
+        let found = futures::future::try_join_all(reads).await?;
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .describe_vpcs()
-            .filters(Self::env_filter(environment))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(call_failed(&scope, "DescribeVpcs"))?;
-            for v in page.vpcs() {
-                let (Some(id), Some(address)) = (v.vpc_id(), tag_value(v.tags(), TAG_ADDRESS))
-                else {
-                    continue;
-                };
-                let cidr = v.cidr_block().unwrap_or_default();
-                out.push(Actual {
-                    rtype: ResourceType::Vpc,
-                    address: address.to_string(),
-                    id: id.to_string(),
-                    fields: json!({"cidr_block": cidr, "tags": user_tags(v.tags())})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                    attributes: [("id", id), ("cidr_block", cidr)]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    async fn discover_subnets(&self, environment: &str) -> Result<Vec<Actual>> {
-        let scope = format!("environment {environment}");
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .describe_subnets()
-            .filters(Self::env_filter(environment))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(call_failed(&scope, "DescribeSubnets"))?;
-            for s in page.subnets() {
-                let (Some(id), Some(address)) = (s.subnet_id(), tag_value(s.tags(), TAG_ADDRESS))
-                else {
-                    continue;
-                };
-                let cidr = s.cidr_block().unwrap_or_default();
-                let zone = s.availability_zone().unwrap_or_default();
-                out.push(Actual {
-                    rtype: ResourceType::Subnet,
-                    address: address.to_string(),
-                    id: id.to_string(),
-                    fields: json!({
-                        "vpc_id": s.vpc_id().unwrap_or_default(),
-                        "cidr_block": cidr,
-                        "availability_zone": zone,
-                        "map_public_ip_on_launch": s.map_public_ip_on_launch().unwrap_or(false),
-                        "tags": user_tags(s.tags()),
-                    })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                    attributes: [
-                        ("id", id),
-                        ("cidr_block", cidr),
-                        ("availability_zone", zone),
-                    ]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    async fn discover_security_groups(&self, environment: &str) -> Result<Vec<Actual>> {
-        let scope = format!("environment {environment}");
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .describe_security_groups()
-            .filters(Self::env_filter(environment))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(call_failed(&scope, "DescribeSecurityGroups"))?;
-            for g in page.security_groups() {
-                let (Some(id), Some(address)) = (g.group_id(), tag_value(g.tags(), TAG_ADDRESS))
-                else {
-                    continue;
-                };
-                out.push(Actual {
-                    rtype: ResourceType::SecurityGroup,
-                    address: address.to_string(),
-                    id: id.to_string(),
-                    fields: json!({
-                        "vpc_id": g.vpc_id().unwrap_or_default(),
-                        "description": g.description().unwrap_or_default(),
-                        "ingress": rules_from(g.ip_permissions()),
-                        "tags": user_tags(g.tags()),
-                    })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                    attributes: [("id".to_string(), id.to_string())].into(),
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    async fn discover_instances(&self, environment: &str) -> Result<Vec<Actual>> {
-        let scope = format!("environment {environment}");
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .describe_instances()
-            .filters(Self::env_filter(environment))
-            .filters(filter(
-                "instance-state-name",
-                &["pending", "running", "stopping", "stopped"],
-            ))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(call_failed(&scope, "DescribeInstances"))?;
-            for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                let (Some(id), Some(address)) = (i.instance_id(), tag_value(i.tags(), TAG_ADDRESS))
-                else {
-                    continue;
-                };
-                let mut groups: Vec<&str> = i
-                    .security_groups()
-                    .iter()
-                    .filter_map(|g| g.group_id())
-                    .collect();
-                groups.sort_unstable();
-                let private_ip = i.private_ip_address().unwrap_or_default();
-                out.push(Actual {
-                    rtype: ResourceType::Instance,
-                    address: address.to_string(),
-                    id: id.to_string(),
-                    fields: json!({
-                        "ami": i.image_id().unwrap_or_default(),
-                        "instance_type": i.instance_type().map(|t| t.as_str()).unwrap_or_default(),
-                        "subnet_id": i.subnet_id().unwrap_or_default(),
-                        "vpc_security_group_ids": groups,
-                        "user_data": tag_value(i.tags(), TAG_USER_DATA),
-                        "tags": user_tags(i.tags()),
-                    })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                    attributes: [("id", id), ("private_ip", private_ip)]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    fn tag_spec(
-        kind: aws_sdk_ec2::types::ResourceType,
-        environment: &str,
-        address: &str,
-        revision: &str,
-        user: &BTreeMap<String, String>,
-        extra: &[(&str, &str)],
-    ) -> TagSpecification {
-        let mut tags = vec![
-            tag(TAG_ENVIRONMENT, environment),
-            tag(TAG_ADDRESS, address),
-            tag(TAG_REVISION, revision),
-        ];
-        if !user.contains_key("Name") {
-            tags.push(tag("Name", &format!("{environment}-{address}")));
-        }
-        tags.extend(user.iter().map(|(k, v)| tag(k, v)));
-        tags.extend(extra.iter().map(|(k, v)| tag(k, v)));
-        TagSpecification::builder()
-            .resource_type(kind)
-            .set_tags(Some(tags))
-            .build()
-    }
-
-    /// Creates a resource whose references are resolved; returns its attributes.
-    pub async fn create(
-        &self,
-        environment: &str,
-        revision: &str,
-        address: &str,
-        spec: &ResourceSpec,
-    ) -> Result<BTreeMap<String, String>> {
-        use aws_sdk_ec2::types::ResourceType as Rt;
-        let attrs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        match spec {
-            ResourceSpec::Vpc(Vpc { cidr_block, tags }) => {
-                let out = self
-                    .client
-                    .create_vpc()
-                    .cidr_block(cidr_block)
-                    .tag_specifications(Self::tag_spec(
-                        Rt::Vpc,
-                        environment,
-                        address,
-                        revision,
-                        tags,
-                        &[],
-                    ))
-                    .send()
-                    .await
-                    .map_err(call_failed(address, "CreateVpc"))?;
-                let id = out
-                    .vpc()
-                    .and_then(|v| v.vpc_id())
-                    .ok_or(Error::MissingInResponse {
-                        resource: address.to_string(),
-                        call: "CreateVpc",
-                        what: "VpcId",
-                    })?;
-                Ok(attrs(&[("id", id), ("cidr_block", cidr_block)]))
-            }
-            ResourceSpec::Subnet(Subnet {
-                vpc_id,
-                cidr_block,
-                availability_zone,
-                map_public_ip_on_launch,
-                tags,
-            }) => {
-                let out = self
-                    .client
-                    .create_subnet()
-                    .vpc_id(vpc_id)
-                    .cidr_block(cidr_block)
-                    .availability_zone(availability_zone)
-                    .tag_specifications(Self::tag_spec(
-                        Rt::Subnet,
-                        environment,
-                        address,
-                        revision,
-                        tags,
-                        &[],
-                    ))
-                    .send()
-                    .await
-                    .map_err(call_failed(address, "CreateSubnet"))?;
-                let id =
-                    out.subnet()
-                        .and_then(|s| s.subnet_id())
-                        .ok_or(Error::MissingInResponse {
-                            resource: address.to_string(),
-                            call: "CreateSubnet",
-                            what: "SubnetId",
-                        })?;
-                if *map_public_ip_on_launch {
-                    self.set_public_ip(address, id, true).await?;
-                }
-                Ok(attrs(&[
-                    ("id", id),
-                    ("cidr_block", cidr_block),
-                    ("availability_zone", availability_zone),
-                ]))
-            }
-            ResourceSpec::SecurityGroup(SecurityGroup {
-                vpc_id,
-                description,
-                ingress,
-                tags,
-            }) => {
-                let out = self
-                    .client
-                    .create_security_group()
-                    .group_name(format!("{environment}-{address}"))
-                    .description(description)
-                    .vpc_id(vpc_id)
-                    .tag_specifications(Self::tag_spec(
-                        Rt::SecurityGroup,
-                        environment,
-                        address,
-                        revision,
-                        tags,
-                        &[],
-                    ))
-                    .send()
-                    .await
-                    .map_err(call_failed(address, "CreateSecurityGroup"))?;
-                let id = out.group_id().ok_or(Error::MissingInResponse {
-                    resource: address.to_string(),
-                    call: "CreateSecurityGroup",
-                    what: "GroupId",
-                })?;
-                self.authorize(address, id, ingress).await?;
-                Ok(attrs(&[("id", id)]))
-            }
-            ResourceSpec::Instance(Instance {
-                ami,
-                instance_type,
-                subnet_id,
-                vpc_security_group_ids,
-                user_data,
-                tags,
-            }) => {
-                let user_data_hash = user_data.as_deref().map(diff::short_hash);
-                let extra: Vec<(&str, &str)> = user_data_hash
-                    .as_deref()
-                    .map(|h| vec![(TAG_USER_DATA, h)])
-                    .unwrap_or_default();
-                let token_source = format!(
-                    "{environment}/{address}/{}",
-                    serde_json::to_string(spec).unwrap_or_default()
-                );
-                let token = diff::short_hash(&token_source).replace("sha256:", "envboot-");
-                let out = self
-                    .client
-                    .run_instances()
-                    .image_id(ami)
-                    .instance_type(aws_sdk_ec2::types::InstanceType::from(
-                        instance_type.as_str(),
-                    ))
-                    .subnet_id(subnet_id)
-                    .set_security_group_ids(Some(vpc_security_group_ids.clone()))
-                    .set_user_data(
-                        user_data
-                            .as_deref()
-                            .map(|u| crate::render::template::base64(u.as_bytes())),
-                    )
-                    .min_count(1)
-                    .max_count(1)
-                    .client_token(token)
-                    .tag_specifications(Self::tag_spec(
-                        Rt::Instance,
-                        environment,
-                        address,
-                        revision,
-                        tags,
-                        &extra,
-                    ))
-                    .send()
-                    .await
-                    .map_err(call_failed(address, "RunInstances"))?;
-                let instance = out.instances().first().ok_or(Error::MissingInResponse {
-                    resource: address.to_string(),
-                    call: "RunInstances",
-                    what: "instance",
-                })?;
-                let id = instance.instance_id().unwrap_or_default();
-                Ok(attrs(&[
-                    ("id", id),
-                    (
-                        "private_ip",
-                        instance.private_ip_address().unwrap_or_default(),
-                    ),
-                ]))
-            }
-        }
-    }
-
-    async fn set_public_ip(&self, address: &str, id: &str, on: bool) -> Result<()> {
-        self.client
-            .modify_subnet_attribute()
-            .subnet_id(id)
-            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build())
-            .send()
-            .await
-            .map_err(call_failed(address, "ModifySubnetAttribute"))?;
-        Ok(())
-    }
-
-    async fn authorize(&self, address: &str, id: &str, rules: &[IngressRule]) -> Result<()> {
-        if rules.is_empty() {
-            return Ok(());
-        }
-        self.client
-            .authorize_security_group_ingress()
-            .group_id(id)
-            .set_ip_permissions(Some(rules.iter().map(permission).collect()))
-            .send()
-            .await
-            .map_err(call_failed(address, "AuthorizeSecurityGroupIngress"))?;
-        Ok(())
-    }
-
-    /// Changes what can change in place: tags, a subnet's public-IP mapping, security group rules.
-    pub async fn update(
-        &self,
-        revision: &str,
-        change: &AwsChange,
-        spec: &ResourceSpec,
-    ) -> Result<()> {
-        let address = change.change.address.as_str();
-        let Some(id) = change.id.as_deref() else {
-            return Ok(());
-        };
-        for field in &change.change.fields {
-            match (field.path.as_str(), spec) {
-                ("map_public_ip_on_launch", ResourceSpec::Subnet(s)) => {
-                    self.set_public_ip(address, id, s.map_public_ip_on_launch)
-                        .await?;
-                }
-                ("ingress", ResourceSpec::SecurityGroup(g)) => {
-                    let before: Vec<IngressRule> = change
-                        .actual
-                        .as_ref()
-                        .and_then(|a| a.get("ingress"))
-                        .and_then(|v| serde_json::from_value(v.clone()).ok())
-                        .unwrap_or_default();
-                    let mut after = g.ingress.clone();
-                    after.iter_mut().for_each(|r| r.cidr_blocks.sort());
-                    let removed: Vec<IngressRule> = before
-                        .iter()
-                        .filter(|r| !after.contains(r))
-                        .cloned()
-                        .collect();
-                    let added: Vec<IngressRule> = after
-                        .iter()
-                        .filter(|r| !before.contains(r))
-                        .cloned()
-                        .collect();
-                    if !removed.is_empty() {
-                        self.client
-                            .revoke_security_group_ingress()
-                            .group_id(id)
-                            .set_ip_permissions(Some(removed.iter().map(permission).collect()))
-                            .send()
-                            .await
-                            .map_err(call_failed(address, "RevokeSecurityGroupIngress"))?;
-                    }
-                    self.authorize(address, id, &added).await?;
-                }
-                ("tags", _) => {
-                    let before: BTreeMap<String, String> = change
-                        .actual
-                        .as_ref()
-                        .and_then(|a| a.get("tags"))
-                        .and_then(|v| serde_json::from_value(v.clone()).ok())
-                        .unwrap_or_default();
-                    let after: BTreeMap<String, String> = field
-                        .after
-                        .as_deref()
-                        .and_then(|s| serde_json::from_str(s).ok())
-                        .unwrap_or_default();
-                    let gone: Vec<Tag> = before
-                        .keys()
-                        .filter(|k| !after.contains_key(*k))
-                        .map(|k| Tag::builder().key(k).build())
-                        .collect();
-                    if !gone.is_empty() {
-                        self.client
-                            .delete_tags()
-                            .resources(id)
-                            .set_tags(Some(gone))
-                            .send()
-                            .await
-                            .map_err(call_failed(address, "DeleteTags"))?;
-                    }
-                    let set: Vec<Tag> = after.iter().map(|(k, v)| tag(k, v)).collect();
-                    self.client
-                        .create_tags()
-                        .resources(id)
-                        .set_tags(Some(set))
-                        .send()
-                        .await
-                        .map_err(call_failed(address, "CreateTags"))?;
-                }
-                _ => {}
-            }
-        }
-        self.client
-            .create_tags()
-            .resources(id)
-            .tags(tag(TAG_REVISION, revision))
-            .send()
-            .await
-            .map_err(call_failed(address, "CreateTags"))?;
-        Ok(())
-    }
-
-    /// Deletes an owned resource, waiting for instances to terminate and retrying
-    /// `DependencyViolation` for a bounded time.
-    pub async fn delete(&self, rtype: ResourceType, address: &str, id: &str) -> Result<()> {
-        let started = Instant::now();
-        loop {
-            let result = match rtype {
-                ResourceType::Instance => {
-                    self.client
-                        .terminate_instances()
-                        .instance_ids(id)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(call_failed(address, "TerminateInstances"))?;
-                    return self.wait_terminated(address, id, started).await;
-                }
-                ResourceType::SecurityGroup => self
-                    .client
-                    .delete_security_group()
-                    .group_id(id)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(call_failed(address, "DeleteSecurityGroup")),
-                ResourceType::Subnet => self
-                    .client
-                    .delete_subnet()
-                    .subnet_id(id)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(call_failed(address, "DeleteSubnet")),
-                ResourceType::Vpc => self
-                    .client
-                    .delete_vpc()
-                    .vpc_id(id)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(call_failed(address, "DeleteVpc")),
+        for d in found.into_iter().flatten() {
+            let Some(address) = tag_value(&d.tags, TAG_ADDRESS).map(str::to_string) else {
+                continue;
             };
-            match result {
-                Ok(()) => return Ok(()),
-                Err(Error::CallFailed {
-                    code: Some(code), ..
-                }) if code.ends_with(".NotFound") => return Ok(()),
-                Err(Error::CallFailed {
-                    code: Some(code), ..
-                }) if code == "DependencyViolation" && started.elapsed() < DELETE_TIMEOUT => {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+            if d.rtype == ResourceType::Eip {
+                if let Some(a) = read::eip_association(&d) {
+                    out.push(a);
                 }
-                Err(e) => return Err(e),
             }
+            out.push(d.into_actual(address));
         }
+        Ok(out)
     }
 
-    async fn wait_terminated(&self, address: &str, id: &str, started: Instant) -> Result<()> {
-        loop {
-            let out = self
-                .client
-                .describe_instances()
-                .instance_ids(id)
-                .send()
-                .await
-                .map_err(call_failed(address, "DescribeInstances"))?;
-            let state = out
-                .reservations()
+    /// Plans the AWS layer: discovers, diffs, and looks for conflicts (resources with a name to
+    /// be created that lack the environment's tags), with one Describe call per type that has
+    /// something to create. With `adopt`, untagged ones are taken over instead.
+    pub async fn plan(
+        &self,
+        environment: &str,
+        desired: &[Resource],
+        adopt: bool,
+    ) -> Result<Vec<AwsChange>> {
+        let actual = self.discover(environment).await?;
+        let mut changes = diff::diff(environment, desired, &actual);
+        let found = self.find_named(environment, &changes).await?;
+        let mut adopted: Vec<Actual> = Vec::new();
+        let mut conflicts: HashMap<String, String> = HashMap::new();
+        for (address, d) in found {
+            let name = d.name.clone().unwrap_or_default();
+            let what = format!("{} `{name}` ({}) exists", d.rtype.name(), d.id);
+            match tag_value(&d.tags, TAG_ENVIRONMENT) {
+                Some(owner) if owner == environment => {}
+                Some(owner) => {
+                    conflicts.insert(address, format!("{what}, owned by environment `{owner}`"));
+                }
+                None if adopt => adopted.push(d.into_actual(address)),
+                None => {
+                    conflicts.insert(
+                        address,
+                        format!("{what} without the environment's tags; --adopt takes it over"),
+                    );
+                }
+            }
+        }
+        if !adopted.is_empty() {
+            let ids: HashSet<String> = adopted.iter().map(|a| a.id.clone()).collect();
+            let all: Vec<Actual> = actual.into_iter().chain(adopted).collect();
+            changes = diff::diff(environment, desired, &all);
+            for c in &mut changes {
+                if c.id.as_ref().is_some_and(|id| ids.contains(id)) && c.desired.is_some() {
+                    c.adopt = true;
+                    if c.change.action == Action::NoOp {
+                        c.change.action = Action::Update;
+                    }
+                    c.change.fields.insert(
+                        0,
+                        FieldChange {
+                            path: TAG_ENVIRONMENT.to_string(),
+                            before: None,
+                            after: Some(format!("\"{environment}\"")),
+                            forces_replacement: false,
+                        },
+                    );
+                    c.change.reason = Some(format!(
+                        "adopting {}: envboot tags it as the environment's",
+                        c.id.as_deref().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        for c in &mut changes {
+            if let Some(m) = conflicts.remove(&c.change.address) {
+                c.change.reason = Some(format!("CONFLICT: {m}"));
+                c.conflict = Some(m);
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Resources named as the resources `changes` create, as (desired address, resource): one
+    /// Describe call per type with something to create.
+    async fn find_named(
+        &self,
+        environment: &str,
+        changes: &[AwsChange],
+    ) -> Result<Vec<(String, Described)>> {
+        // Type -> (name -> (address, the VPC it must be in, if known)).
+        type Wanted = BTreeMap<String, (String, Option<String>)>;
+        let mut wanted: BTreeMap<ResourceType, Wanted> = BTreeMap::new();
+        for c in changes {
+            let Some(r) = &c.desired else { continue };
+            if c.change.action != Action::Create || !c.rtype.taggable() {
+                continue;
+            }
+            let name = diff::aws_name(&r.spec, environment, &r.address);
+            let vpc = c
+                .change
+                .fields
                 .iter()
-                .flat_map(|r| r.instances())
-                .find_map(|i| i.state().and_then(|s| s.name()).cloned());
-            if matches!(state, None | Some(InstanceStateName::Terminated)) {
+                .find(|f| f.path == "vpc_id")
+                .and_then(|f| f.after.as_deref())
+                .and_then(|v| serde_json::from_str::<String>(v).ok())
+                .filter(|v| v != KNOWN_AFTER_APPLY);
+            if c.rtype == ResourceType::SecurityGroup && vpc.is_none() {
+                // A group is named within its VPC, which does not exist yet.
+                continue;
+            }
+            wanted
+                .entry(c.rtype)
+                .or_default()
+                .insert(name, (r.address.clone(), vpc));
+        }
+        let scope = format!("environment {environment}");
+        let reads = wanted.iter().map(|(t, names)| {
+            let names: Vec<&str> = names.keys().map(String::as_str).collect();
+            let by = match t {
+                ResourceType::SecurityGroup => "group-name",
+                ResourceType::KeyPair => "key-name",
+                ResourceType::LaunchTemplate => "launch-template-name",
+                _ => "tag:Name",
+            };
+            self.describe(*t, vec![filter(by, &names)], &scope)
+        });
+        let found = futures::future::try_join_all(reads).await?;
+        let mut out = Vec::new();
+        for d in found.into_iter().flatten() {
+            let Some((address, vpc)) = d
+                .name
+                .as_ref()
+                .and_then(|n| wanted.get(&d.rtype).and_then(|w| w.get(n)))
+            else {
+                continue;
+            };
+            let same_vpc = match (vpc, d.fields.get("vpc_id").and_then(Value::as_str)) {
+                (Some(want), Some(have)) => want == have,
+                _ => true,
+            };
+            if same_vpc {
+                out.push((address.clone(), d));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits, polling `check` (which says whether the goal is reached, and the current state),
+    /// printing progress, until `timeout`.
+    async fn wait_for<F, Fut>(
+        &self,
+        address: &str,
+        id: &str,
+        goal: &'static str,
+        timeout: Duration,
+        mut check: F,
+    ) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(bool, String)>>,
+    {
+        let started = std::time::Instant::now();
+        let mut last_note = started;
+        loop {
+            let (done, state) = check().await?;
+            if done {
                 return Ok(());
             }
-            if started.elapsed() > DELETE_TIMEOUT {
+            if started.elapsed() > timeout {
                 return Err(Error::WaitTimedOut {
                     resource: address.to_string(),
                     id: id.to_string(),
-                    goal: "terminate",
-                    seconds: DELETE_TIMEOUT.as_secs(),
+                    goal,
+                    seconds: timeout.as_secs(),
                 });
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            if last_note.elapsed() >= PROGRESS_EVERY {
+                last_note = std::time::Instant::now();
+                progress(&format!(
+                    "still waiting for {address} ({id}) to {goal}: {state} after {}s",
+                    started.elapsed().as_secs()
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_tokens_differ_by_environment_address_revision_and_spec() {
+        let a = client_token("e", "m.r", "abc", &"spec");
+        assert_eq!(a, client_token("e", "m.r", "abc", &"spec"));
+        assert!(a.starts_with("envboot-") && a.len() <= 64, "{a}");
+        for other in [
+            client_token("f", "m.r", "abc", &"spec"),
+            client_token("e", "m.s", "abc", &"spec"),
+            client_token("e", "m.r", "abd", &"spec"),
+            client_token("e", "m.r", "abc", &"spec2"),
+        ] {
+            assert_ne!(a, other);
         }
     }
 }
