@@ -228,7 +228,7 @@ pub fn normalize(fields: &mut Map<String, Value>) {
                 ids.sort_by_key(|a| a.to_string());
             }
         }
-        if data.is_object() && !contains_unknown(data) {
+        if data.is_object() && !contains_unknown(data) && !has_references(data) {
             *data = Value::String(short_hash(&data.to_string()));
         }
     }
@@ -287,6 +287,15 @@ fn forces_replacement(
     rtype == ResourceType::Instance
         && field == "root_volume_size"
         && matches!((before.and_then(Value::as_i64), after.as_i64()), (Some(b), Some(a)) if a < b)
+}
+
+fn has_references(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains("${"),
+        Value::Array(a) => a.iter().any(has_references),
+        Value::Object(o) => o.values().any(has_references),
+        _ => false,
+    }
 }
 
 fn contains_unknown(v: &Value) -> bool {

@@ -384,6 +384,10 @@ impl Aws {
         let found = futures::future::try_join_all(reads).await?;
         let mut out = Vec::new();
         for d in found.into_iter().flatten() {
+            // Checked again here: not every implementation of the API honours every filter.
+            if tag_value(&d.tags, TAG_ENVIRONMENT) != Some(environment) {
+                continue;
+            }
             let Some(address) = tag_value(&d.tags, TAG_ADDRESS).map(str::to_string) else {
                 continue;
             };

@@ -956,7 +956,10 @@ impl Aws {
                 ResourceType::KeyPair => self
                     .client
                     .delete_key_pair()
-                    .key_pair_id(id)
+                    .set_key_name(change.attributes.get("key_name").cloned())
+                    .set_key_pair_id(
+                        (!change.attributes.contains_key("key_name")).then(|| id.to_string()),
+                    )
                     .send()
                     .await
                     .map(|_| ())
