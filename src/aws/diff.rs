@@ -135,6 +135,18 @@ pub fn launch_template_data(t: &LaunchTemplate) -> Value {
     })
 }
 
+/// The `envboot:data` tag of a launch template whose references are resolved: the hash that
+/// [`fields`] compares once resolved.
+pub fn launch_template_hash(t: &LaunchTemplate) -> String {
+    let mut fields = Map::new();
+    fields.insert("data".into(), launch_template_data(t));
+    normalize(&mut fields);
+    match fields.remove("data") {
+        Some(Value::String(h)) => h,
+        _ => String::new(),
+    }
+}
+
 /// The name AWS knows a resource by: `<environment>-<address>` unless the spec names it.
 pub fn aws_name(spec: &ResourceSpec, environment: &str, address: &str) -> String {
     let given = match spec {
@@ -425,7 +437,7 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::spec::{Subnet, Vpc};
+    use crate::model::spec::{Instance, SecurityGroup, Subnet, Vpc};
     use std::collections::BTreeSet;
 
     fn vpc(cidr: &str) -> Resource {
@@ -529,5 +541,257 @@ mod tests {
             .map(|c| c.id.as_deref().unwrap())
             .collect();
         assert_eq!(deletes, vec!["subnet-1", "vpc-2"]);
+    }
+
+    fn resource(address: &str, spec: ResourceSpec, deps: &[&str]) -> Resource {
+        Resource {
+            address: address.into(),
+            spec,
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            origin: "m.yaml:1".into(),
+        }
+    }
+
+    fn rule(protocol: &str, from: i32, to: i32, cidrs: &[&str], groups: &[&str]) -> Rule {
+        Rule {
+            protocol: protocol.into(),
+            from_port: from,
+            to_port: to,
+            cidr_blocks: cidrs.iter().map(|c| c.to_string()).collect(),
+            security_groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn rules_are_split_into_one_permission_per_source_and_normalised() {
+        let perms = permissions(&[
+            rule("tcp", 22, 22, &["10.0.0.0/8", "192.168.0.0/16"], &["sg-1"]),
+            rule("all", 0, 65535, &["0.0.0.0/0"], &[]),
+            rule("6", 22, 22, &["10.0.0.0/8"], &[]),
+        ]);
+        let shown: Vec<String> = perms
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}-{} {}",
+                    p.protocol,
+                    p.from_port,
+                    p.to_port,
+                    p.cidr_block.clone().or(p.security_group.clone()).unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "-1:0-0 0.0.0.0/0",
+                "tcp:22-22 sg-1",
+                "tcp:22-22 10.0.0.0/8",
+                "tcp:22-22 192.168.0.0/16",
+            ],
+            "one per source; `6` is tcp; all protocols have no ports; duplicates merge"
+        );
+    }
+
+    fn group(ingress: Vec<Rule>, egress: Option<Vec<Rule>>) -> Resource {
+        resource(
+            "web.sg",
+            ResourceSpec::SecurityGroup(SecurityGroup {
+                vpc_id: "vpc-1".into(),
+                description: "d".into(),
+                ingress,
+                egress,
+                tags: BTreeMap::new(),
+            }),
+            &[],
+        )
+    }
+
+    #[test]
+    fn a_changed_rule_is_an_in_place_update_that_lists_only_the_changed_permissions() {
+        let old = group(
+            vec![rule("tcp", 22, 22, &["10.0.0.0/8", "10.1.0.0/16"], &[])],
+            None,
+        );
+        let actual = found(&old, "sg-1", &HashMap::new());
+        let new = group(vec![rule("tcp", 22, 22, &["10.0.0.0/8"], &[])], None);
+        let changes = diff("e", &[new], &[actual]);
+        assert_eq!(changes[0].change.action, Action::Update);
+        let f = &changes[0].change.fields;
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "ingress");
+        let text = crate::plan::format_changes(changes.iter().map(|c| &c.change));
+        assert!(
+            text.contains("- {\"protocol\":\"tcp\",\"from_port\":22,\"to_port\":22,\"cidr_block\":\"10.1.0.0/16\"}"),
+            "{text}"
+        );
+        assert!(!text.contains("+ {"), "{text}");
+    }
+
+    #[test]
+    fn undeclared_egress_is_aws_default_and_declared_egress_replaces_it() {
+        let default = fields(&group(vec![], None).spec, "e", "web.sg");
+        assert_eq!(
+            default["egress"],
+            json!([{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_block": "0.0.0.0/0"}])
+        );
+        let declared = fields(
+            &group(
+                vec![],
+                Some(vec![rule("tcp", 443, 443, &[], &["${web.lb.id}"])]),
+            )
+            .spec,
+            "e",
+            "web.sg",
+        );
+        assert_eq!(
+            declared["egress"],
+            json!([{"protocol": "tcp", "from_port": 443, "to_port": 443, "security_group": "${web.lb.id}"}])
+        );
+    }
+
+    #[test]
+    fn a_rule_referring_to_a_group_being_created_is_known_after_apply() {
+        let mut f = fields(
+            &group(vec![rule("tcp", 80, 80, &[], &["${web.lb.id}"])], None).spec,
+            "e",
+            "web.sg",
+        );
+        resolve(&mut f, &HashMap::new());
+        assert_eq!(f["ingress"][0]["security_group"], json!(KNOWN_AFTER_APPLY));
+        let mut g = fields(
+            &group(vec![rule("tcp", 80, 80, &[], &["${web.lb.id}"])], None).spec,
+            "e",
+            "web.sg",
+        );
+        resolve(
+            &mut g,
+            &[("web.lb.id".to_string(), "sg-9".to_string())].into(),
+        );
+        assert_eq!(g["ingress"][0]["security_group"], json!("sg-9"));
+    }
+
+    fn instance(root: Option<i32>, itype: &str) -> Resource {
+        resource(
+            "app.server",
+            ResourceSpec::Instance(Instance {
+                ami: "ami-1".into(),
+                instance_type: itype.into(),
+                subnet_id: "subnet-1".into(),
+                vpc_security_group_ids: vec!["sg-2".into(), "sg-1".into()],
+                user_data: Some("#!/bin/sh\n".into()),
+                root_volume_size: root,
+                iam_instance_profile: None,
+                key_name: None,
+                tags: BTreeMap::new(),
+            }),
+            &[],
+        )
+    }
+
+    #[test]
+    fn a_root_volume_grows_in_place_but_shrinking_or_a_new_type_replaces() {
+        let actual = found(&instance(Some(16), "t3.micro"), "i-1", &HashMap::new());
+        let plan = |r: Resource| diff("e", &[r], std::slice::from_ref(&actual));
+        let grow = plan(instance(Some(32), "t3.micro"));
+        assert_eq!(grow[0].change.action, Action::Update);
+        let shrink = plan(instance(Some(8), "t3.micro"));
+        assert_eq!(shrink[0].change.action, Action::Replace);
+        assert!(shrink[0].change.fields[0].forces_replacement);
+        let retype = plan(instance(Some(16), "t3.small"));
+        assert_eq!(retype[0].change.action, Action::Replace);
+        assert_eq!(retype[0].change.fields[0].path, "instance_type");
+        let unset = plan(instance(None, "t3.micro"));
+        assert_eq!(
+            unset[0].change.action,
+            Action::NoOp,
+            "no size declared: the AMI's is fine"
+        );
+    }
+
+    #[test]
+    fn launch_template_data_hashes_the_same_declared_and_created() {
+        let declared = LaunchTemplate {
+            name: None,
+            image_id: Some("ami-1".into()),
+            instance_type: Some("t3.micro".into()),
+            key_name: Some("${k.key.key_name}".into()),
+            vpc_security_group_ids: vec!["${k.b.id}".into(), "${k.a.id}".into()],
+            user_data: Some("echo hi".into()),
+            tags: BTreeMap::new(),
+        };
+        let known: HashMap<String, String> = [
+            ("k.key.key_name", "e-k.key"),
+            ("k.a.id", "sg-a"),
+            ("k.b.id", "sg-b"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let spec = ResourceSpec::LaunchTemplate(declared);
+        let mut f = fields(&spec, "e", "k.lt");
+        assert!(
+            f["data"].is_object(),
+            "not hashed while references are open"
+        );
+        resolve(&mut f, &known);
+        let Ok(ResourceSpec::LaunchTemplate(created)) = resolve_spec(&spec, &known) else {
+            panic!()
+        };
+        assert_eq!(f["data"], json!(launch_template_hash(&created)));
+        assert_eq!(f["name"], json!("e-k.lt"));
+    }
+
+    #[test]
+    fn associations_have_no_tags_and_key_pairs_compare_a_hash_of_the_key() {
+        let assoc = fields(
+            &ResourceSpec::EipAssociation(crate::model::spec::EipAssociation {
+                allocation_id: "${n.ip.id}".into(),
+                instance_id: "${n.vm.id}".into(),
+            }),
+            "e",
+            "n.assoc",
+        );
+        assert!(!assoc.contains_key("tags"));
+        let key = fields(
+            &ResourceSpec::KeyPair(crate::model::spec::KeyPair {
+                key_name: None,
+                public_key_file: Some("k.pub".into()),
+                public_key: Some("ssh-ed25519 AAAA x\n".into()),
+                tags: BTreeMap::new(),
+            }),
+            "e",
+            "n.key",
+        );
+        assert!(!key.contains_key("public_key_file"));
+        assert_eq!(key["key_name"], json!("e-n.key"));
+        assert_eq!(key["public_key"], json!(short_hash("ssh-ed25519 AAAA x")));
+    }
+
+    #[test]
+    fn deletions_follow_the_order_aws_demands() {
+        let order: Vec<ResourceType> = {
+            let mut all = ResourceType::ALL.to_vec();
+            all.sort_by_key(|t| t.delete_rank());
+            all
+        };
+        let pos = |t: ResourceType| order.iter().position(|o| *o == t).unwrap();
+        use ResourceType as T;
+        for (first, then) in [
+            (T::EipAssociation, T::Eip),
+            (T::EipAssociation, T::Instance),
+            (T::Instance, T::SecurityGroup),
+            (T::Instance, T::Subnet),
+            (T::Instance, T::KeyPair),
+            (T::RouteTable, T::NatGateway),
+            (T::NatGateway, T::Eip),
+            (T::NatGateway, T::Subnet),
+            (T::Eip, T::InternetGateway),
+            (T::InternetGateway, T::Vpc),
+            (T::SecurityGroup, T::Vpc),
+            (T::Subnet, T::Vpc),
+        ] {
+            assert!(pos(first) < pos(then), "{first:?} before {then:?}");
+        }
     }
 }

@@ -10,7 +10,6 @@ use aws_sdk_ec2::types::{
     LaunchTemplateBlockDeviceMappingRequest, NatGatewayState, RequestLaunchTemplateData, Tag,
     TagSpecification, UserIdGroupPair,
 };
-use serde_json::Value;
 
 use super::diff::{self, Permission};
 use super::{
@@ -314,7 +313,7 @@ impl Aws {
             }
             ResourceSpec::LaunchTemplate(lt) => {
                 let name = diff::aws_name(spec, environment, address);
-                let hash = data_hash(lt);
+                let hash = diff::launch_template_hash(lt);
                 let out = self
                     .client
                     .create_launch_template()
@@ -720,7 +719,7 @@ impl Aws {
                         .send()
                         .await
                         .map_err(call_failed(address, "ModifyLaunchTemplate"))?;
-                    extra_tags.push(tag(TAG_DATA, &data_hash(t)));
+                    extra_tags.push(tag(TAG_DATA, &diff::launch_template_hash(t)));
                 }
                 ("root_volume_size", ResourceSpec::Instance(i)) => {
                     if let Some(size) = i.root_volume_size {
@@ -1276,15 +1275,4 @@ fn template_data(t: &LaunchTemplate) -> RequestLaunchTemplateData {
         .set_user_data(t.user_data.as_deref().map(base64))
         .set_block_device_mappings(None::<Vec<LaunchTemplateBlockDeviceMappingRequest>>)
         .build()
-}
-
-/// The `envboot:data` tag of a launch template: the hash [`diff::fields`] compares.
-fn data_hash(t: &LaunchTemplate) -> String {
-    let mut fields = serde_json::Map::new();
-    fields.insert("data".into(), diff::launch_template_data(t));
-    diff::normalize(&mut fields);
-    match fields.remove("data") {
-        Some(Value::String(h)) => h,
-        _ => String::new(),
-    }
 }
