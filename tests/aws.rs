@@ -370,6 +370,51 @@ fn id_of(owned: &BTreeMap<&'static str, Vec<(String, String)>>, t: &str, address
         .clone()
 }
 
+/// Plans `name` through the library and returns the EC2 calls made, by operation; asserts
+/// that the plan has no changes.
+async fn library_plan_calls(
+    settings: &std::collections::HashMap<String, String>,
+    repo: &Repo,
+    name: &str,
+) -> BTreeMap<String, u64> {
+    let loaded = envboot::engine::load(
+        &envboot::engine::SourceOptions {
+            repo: repo.path().display().to_string(),
+            revision: "HEAD".into(),
+            deny_warnings: false,
+        },
+        name,
+    )
+    .expect("load");
+    let creds = aws_sdk_ec2::config::Credentials::new(
+        &settings["AWS_ACCESS_KEY_ID"],
+        &settings["AWS_SECRET_ACCESS_KEY"],
+        None,
+        None,
+        "sandbox",
+    );
+    let config = aws_sdk_ec2::config::Builder::new()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new(
+            settings["AWS_REGION"].clone(),
+        ))
+        .endpoint_url(&settings["AWS_ENDPOINT_URL"])
+        .credentials_provider(creds);
+    let aws = envboot::aws::Aws::from_config(config);
+    let changes = aws
+        .plan(name, &loaded.env.resources, false)
+        .await
+        .expect("plan");
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.change.action == envboot::plan::Action::NoOp),
+        "{:?}",
+        changes.iter().map(|c| &c.change).collect::<Vec<_>>()
+    );
+    aws.calls.snapshot()
+}
+
 /// The `API calls: AWS N (W writes)` figures a run printed.
 fn aws_calls(stdout: &str) -> (usize, usize) {
     let line = stdout
@@ -568,6 +613,14 @@ async fn a_network_is_created_kept_updated_in_place_replaced_and_destroyed() {
         "{}",
         run.stdout
     );
+    let calls = library_plan_calls(settings, &repo, &name).await;
+    assert_eq!(calls.len(), DESCRIBE_CALLS, "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .all(|(op, n)| op.starts_with("Describe") && *n == 1),
+        "one call of each Describe: {calls:?}"
+    );
 
     // More resources of the same types: still one Describe call per type.
     repo.write(
@@ -604,6 +657,11 @@ async fn a_network_is_created_kept_updated_in_place_replaced_and_destroyed() {
         (DESCRIBE_CALLS, 0),
         "{}",
         run.stdout
+    );
+    assert_eq!(
+        library_plan_calls(settings, &repo, &name).await,
+        calls,
+        "the same calls with more resources of each type"
     );
     repo.write("modules/stack/module.yaml", &module(""));
     repo.commit("fewer resources again");
@@ -985,4 +1043,52 @@ async fn destroy_sweeps_what_the_cluster_left_in_the_vpc_and_only_that() {
         .send()
         .await
         .expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanent_error_stops_the_run_naming_the_resource_the_call_and_aws_message() {
+    let settings = sandbox();
+    let name = unique("awserror");
+    let env = format!(
+        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ninfrastructure:\n  - name: net\n    module: broken\n"
+    );
+    let repo = Repo::new(&name, &env);
+    // The route points to a gateway that does not exist; the subnet after it is never made.
+    repo.write(
+        "modules/broken/module.yaml",
+        r#"apiVersion: envboot.dev/v1alpha1
+kind: Module
+resources:
+  - name: vpc
+    type: aws_vpc
+    cidr_block: 10.65.0.0/16
+  - name: rt
+    type: aws_route_table
+    vpc_id: ${vpc.id}
+    routes:
+      - {cidr_block: 0.0.0.0/0, gateway_id: igw-00000000000000000}
+  - name: after
+    type: aws_subnet
+    vpc_id: ${rt.id}
+    cidr_block: 10.65.1.0/24
+    availability_zone: us-east-1a
+"#,
+    );
+    repo.commit("broken module");
+    let run = envboot(&repo, settings, &["apply", &name]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: CreateRoute for net.rt failed: InvalidInternetGatewayID.NotFound"),
+        "{}",
+        run.stderr
+    );
+    let ec2 = ec2(settings).await;
+    let live = owned(&ec2, &name).await;
+    assert!(
+        !live.contains_key("subnet"),
+        "nothing after the failure: {live:?}"
+    );
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+    assert!(owned(&ec2, &name).await.values().all(Vec::is_empty));
 }

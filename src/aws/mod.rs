@@ -356,10 +356,14 @@ impl Aws {
             .retry_config(retry)
             .load()
             .await;
+        Aws::from_config(aws_sdk_ec2::config::Builder::from(&shared))
+    }
+
+    /// Connects with an explicit SDK configuration (credentials, region, endpoint), counting
+    /// calls.
+    pub fn from_config(config: aws_sdk_ec2::config::Builder) -> Aws {
         let calls = CallCounter::default();
-        let config = aws_sdk_ec2::config::Builder::from(&shared)
-            .interceptor(calls.clone())
-            .build();
+        let config = config.interceptor(calls.clone()).build();
         Aws {
             client: Client::from_conf(config),
             calls,
