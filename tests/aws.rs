@@ -31,10 +31,12 @@ inputs:
   root_size: {{type: number, default: 8}}
   https_port: {{type: number, default: 443}}
   vpc_tier: {{type: string, default: core}}
+  dns_hostnames: {{type: bool, default: true}}
 resources:
   - name: vpc
     type: aws_vpc
     cidr_block: ${{input.cidr}}
+    enable_dns_hostnames: ${{input.dns_hostnames}}
     tags: {{tier: "${{input.vpc_tier}}"}}
   - name: public_a
     type: aws_subnet
@@ -479,6 +481,20 @@ async fn a_network_is_created_kept_updated_in_place_replaced_and_destroyed() {
 
     // The wiring, as AWS reports it.
     let vpc = id_of(&live, "vpc", "net.vpc");
+    let dns_hostnames = |vpc: String| {
+        let ec2 = ec2.clone();
+        async move {
+            ec2.describe_vpc_attribute()
+                .vpc_id(vpc)
+                .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames)
+                .send()
+                .await
+                .expect("DescribeVpcAttribute")
+                .enable_dns_hostnames()
+                .and_then(|a| a.value())
+        }
+    };
+    assert_eq!(dns_hostnames(vpc.clone()).await, Some(true));
     let igw = id_of(&live, "internet_gateway", "net.igw");
     let gw = ec2
         .describe_internet_gateways()
@@ -681,7 +697,7 @@ async fn a_network_is_created_kept_updated_in_place_replaced_and_destroyed() {
     repo.edit(
         &env_file,
         "      net: ",
-        "      https_port: 8443\n      root_size: 16\n      vpc_tier: edge\n      net: ",
+        "      https_port: 8443\n      root_size: 16\n      vpc_tier: edge\n      dns_hostnames: false\n      net: ",
     );
     repo.commit("in-place changes");
     let run = envboot(&repo, settings, &["plan", &name]);
@@ -711,6 +727,7 @@ async fn a_network_is_created_kept_updated_in_place_replaced_and_destroyed() {
     assert_eq!(size(ec2.clone(), volume.clone()).await, Some(16));
     let vpcs = ec2.describe_vpcs().vpc_ids(&vpc).send().await.expect("vpc");
     assert_eq!(tags(vpcs.vpcs()[0].tags())["tier"], "edge");
+    assert_eq!(dns_hostnames(vpc.clone()).await, Some(false));
 
     // Replace: the instance type of one instance.
     repo.edit(

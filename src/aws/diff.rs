@@ -445,6 +445,8 @@ mod tests {
             address: "net.vpc".into(),
             spec: ResourceSpec::Vpc(Vpc {
                 cidr_block: cidr.into(),
+                enable_dns_support: true,
+                enable_dns_hostnames: false,
                 tags: BTreeMap::new(),
             }),
             depends_on: BTreeSet::new(),

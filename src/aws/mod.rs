@@ -54,6 +54,10 @@ pub const TAG_ROOT_VOLUME_SIZE: &str = "envboot:root-volume-size";
 pub const TAG_PUBLIC_KEY: &str = "envboot:public-key";
 /// Tag holding the hash of a launch template's data (its default version).
 pub const TAG_DATA: &str = "envboot:data";
+/// Tags holding a VPC's DNS attributes (DescribeVpcs does not return them); absent: AWS's
+/// defaults (support on, host names off).
+pub const TAG_DNS_SUPPORT: &str = "envboot:dns-support";
+pub const TAG_DNS_HOSTNAMES: &str = "envboot:dns-hostnames";
 /// Tag on an Elastic IP naming the `aws_eip_association` that associates it.
 pub const TAG_ASSOCIATION: &str = "envboot:association";
 

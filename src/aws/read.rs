@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::diff::{self, normalize_protocol, Permission};
 use super::{
     call_failed, filter, tag_value, Actual, Aws, Described, Result, TAG_ASSOCIATION, TAG_DATA,
-    TAG_PUBLIC_KEY, TAG_ROOT_VOLUME_SIZE, TAG_USER_DATA,
+    TAG_DNS_HOSTNAMES, TAG_DNS_SUPPORT, TAG_PUBLIC_KEY, TAG_ROOT_VOLUME_SIZE, TAG_USER_DATA,
 };
 use crate::model::ResourceType;
 
@@ -133,12 +133,19 @@ impl Aws {
                     for v in page.vpcs() {
                         let Some(id) = v.vpc_id() else { continue };
                         let cidr = v.cidr_block().unwrap_or_default();
+                        let flag = |key: &str, default: bool| {
+                            tag_value(v.tags(), key).map_or(default, |t| t == "true")
+                        };
                         out.push(described(
                             rtype,
                             id,
                             v.tags(),
                             None,
-                            json!({"cidr_block": cidr}),
+                            json!({
+                                "cidr_block": cidr,
+                                "enable_dns_support": flag(TAG_DNS_SUPPORT, true),
+                                "enable_dns_hostnames": flag(TAG_DNS_HOSTNAMES, false),
+                            }),
                             &[("id", id), ("cidr_block", cidr)],
                         ));
                     }

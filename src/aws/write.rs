@@ -15,8 +15,8 @@ use super::diff::{self, Permission};
 use super::{
     call_failed, client_token, filter, progress, read, tag, tolerate, Aws, AwsChange,
     DeleteContext, Error, Result, DELETE_TIMEOUT, POLL, READY_TIMEOUT, TAG_ADDRESS,
-    TAG_ASSOCIATION, TAG_DATA, TAG_ENVIRONMENT, TAG_PUBLIC_KEY, TAG_REVISION, TAG_ROOT_VOLUME_SIZE,
-    TAG_USER_DATA,
+    TAG_ASSOCIATION, TAG_DATA, TAG_DNS_HOSTNAMES, TAG_DNS_SUPPORT, TAG_ENVIRONMENT, TAG_PUBLIC_KEY,
+    TAG_REVISION, TAG_ROOT_VOLUME_SIZE, TAG_USER_DATA,
 };
 use crate::model::spec::{
     Eip, EipAssociation, Instance, InternetGateway, KeyPair, LaunchTemplate, NatGateway,
@@ -122,12 +122,25 @@ impl Aws {
         };
         let token = client_token(environment, address, revision, spec);
         match spec {
-            ResourceSpec::Vpc(Vpc { cidr_block, tags }) => {
+            ResourceSpec::Vpc(Vpc {
+                cidr_block,
+                enable_dns_support,
+                enable_dns_hostnames,
+                tags,
+            }) => {
+                let (support, hostnames) = (
+                    enable_dns_support.to_string(),
+                    enable_dns_hostnames.to_string(),
+                );
                 let out = self
                     .client
                     .create_vpc()
                     .cidr_block(cidr_block)
-                    .tag_specifications(t.spec(Rt::Vpc, tags, &[]))
+                    .tag_specifications(t.spec(
+                        Rt::Vpc,
+                        tags,
+                        &[(TAG_DNS_SUPPORT, &support), (TAG_DNS_HOSTNAMES, &hostnames)],
+                    ))
                     .send()
                     .await
                     .map_err(call_failed(address, "CreateVpc"))?;
@@ -135,6 +148,14 @@ impl Aws {
                     .vpc()
                     .and_then(|v| v.vpc_id())
                     .ok_or_else(|| missing(address, "CreateVpc", "VpcId"))?;
+                if !enable_dns_support {
+                    self.set_dns(address, id, "enable_dns_support", false)
+                        .await?;
+                }
+                if *enable_dns_hostnames {
+                    self.set_dns(address, id, "enable_dns_hostnames", true)
+                        .await?;
+                }
                 Ok(attrs(&[("id", id), ("cidr_block", cidr_block)]))
             }
             ResourceSpec::Subnet(Subnet {
@@ -453,6 +474,20 @@ impl Aws {
         Ok(())
     }
 
+    async fn set_dns(&self, address: &str, id: &str, attribute: &str, on: bool) -> Result<()> {
+        let value = AttributeBooleanValue::builder().value(on).build();
+        let call = self.client.modify_vpc_attribute().vpc_id(id);
+        let call = if attribute == "enable_dns_support" {
+            call.enable_dns_support(value)
+        } else {
+            call.enable_dns_hostnames(value)
+        };
+        call.send()
+            .await
+            .map_err(call_failed(address, "ModifyVpcAttribute"))?;
+        Ok(())
+    }
+
     async fn attach_gateway(&self, address: &str, id: &str, vpc: &str) -> Result<()> {
         self.client
             .attach_internet_gateway()
@@ -620,6 +655,18 @@ impl Aws {
         let mut extra_tags: Vec<Tag> = Vec::new();
         for field in &change.change.fields {
             match (field.path.as_str(), spec) {
+                (
+                    attribute @ ("enable_dns_support" | "enable_dns_hostnames"),
+                    ResourceSpec::Vpc(v),
+                ) => {
+                    let (on, key) = if attribute == "enable_dns_support" {
+                        (v.enable_dns_support, TAG_DNS_SUPPORT)
+                    } else {
+                        (v.enable_dns_hostnames, TAG_DNS_HOSTNAMES)
+                    };
+                    self.set_dns(address, id, attribute, on).await?;
+                    extra_tags.push(tag(key, &on.to_string()));
+                }
                 ("map_public_ip_on_launch", ResourceSpec::Subnet(s)) => {
                     self.set_public_ip(address, id, s.map_public_ip_on_launch)
                         .await?;

@@ -342,8 +342,18 @@ impl ResourceSpec {
 #[serde(deny_unknown_fields)]
 pub struct Vpc {
     pub cidr_block: String,
+    /// The Amazon DNS server answers in the VPC (AWS's default: on).
+    #[serde(default = "yes")]
+    pub enable_dns_support: bool,
+    /// Instances get public DNS host names (AWS's default: off).
+    #[serde(default)]
+    pub enable_dns_hostnames: bool,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
