@@ -355,6 +355,12 @@ async fn aws_creates(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<
         |i| {
             let c = nodes[i];
             let action = c.change.action;
+            if action == Action::NoOp && aws::needs_settling(c) {
+                return Ok(Some(Box::pin(async move {
+                    client.settle(c).await?;
+                    Ok(c.attributes.clone())
+                })));
+            }
             let Some(desired) = c.desired.as_ref().filter(|_| action != Action::NoOp) else {
                 return Ok(None);
             };
@@ -380,6 +386,9 @@ async fn aws_creates(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<
         },
         |i, attributes| {
             let c = nodes[i];
+            if c.change.action == Action::NoOp {
+                return;
+            }
             progress(Step {
                 change: &c.change,
                 action: if c.change.action == Action::Replace {

@@ -699,6 +699,13 @@ async fn a_network_is_created_kept_updated_in_place_replaced_and_destroyed() {
         "      net: ",
         "      https_port: 8443\n      root_size: 16\n      vpc_tier: edge\n      dns_hostnames: false\n      net: ",
     );
+    repo.write(
+        "modules/stack/module.yaml",
+        &module("").replace(
+            "subnet_id: ${public_a.id}\n    vpc_security_group_ids: [\"${lb.id}\"]",
+            "subnet_id: ${public_a.id}\n    vpc_security_group_ids: [\"${lb.id}\", \"${app.id}\"]",
+        ),
+    );
     repo.commit("in-place changes");
     let run = envboot(&repo, settings, &["plan", &name]);
     run.assert_ok();
@@ -714,8 +721,13 @@ async fn a_network_is_created_kept_updated_in_place_replaced_and_destroyed() {
     );
     assert!(run.stdout.contains("~ aws_vpc net.vpc"), "{}", run.stdout);
     assert!(
+        run.stdout.contains("~ aws_instance net.bastion"),
+        "{}",
         run.stdout
-            .contains("0 to add, 3 to change, 0 to replace, 0 to destroy"),
+    );
+    assert!(
+        run.stdout
+            .contains("0 to add, 4 to change, 0 to replace, 0 to destroy"),
         "{}",
         run.stdout
     );
@@ -728,6 +740,21 @@ async fn a_network_is_created_kept_updated_in_place_replaced_and_destroyed() {
     let vpcs = ec2.describe_vpcs().vpc_ids(&vpc).send().await.expect("vpc");
     assert_eq!(tags(vpcs.vpcs()[0].tags())["tier"], "edge");
     assert_eq!(dns_hostnames(vpc.clone()).await, Some(false));
+    let b = ec2
+        .describe_instances()
+        .instance_ids(&bastion)
+        .send()
+        .await
+        .expect("bastion");
+    let mut groups: Vec<&str> = b.reservations()[0].instances()[0]
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id())
+        .collect();
+    groups.sort();
+    let mut want = vec![lb.as_str(), app.as_str()];
+    want.sort();
+    assert_eq!(groups, want, "the bastion's groups changed in place");
 
     // Replace: the instance type of one instance.
     repo.edit(

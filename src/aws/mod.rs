@@ -21,6 +21,8 @@ pub mod executor;
 mod read;
 mod write;
 
+pub use write::needs_settling;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

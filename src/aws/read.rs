@@ -264,6 +264,7 @@ impl Aws {
                             json!({
                                 "subnet_id": n.subnet_id(),
                                 "allocation_id": allocation,
+                                "state": n.state().map(|s| s.as_str()),
                             }),
                             &[("id", id)],
                         ));
@@ -461,6 +462,7 @@ impl Aws {
                                 "root_volume_size": root,
                                 "iam_instance_profile": profile,
                                 "key_name": non_empty(i.key_name()),
+                                "state": i.state().and_then(|s| s.name()).map(|s| s.as_str()),
                             }),
                             &[("id", id), ("private_ip", private_ip)],
                         ));

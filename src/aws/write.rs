@@ -774,6 +774,15 @@ impl Aws {
                         extra_tags.push(tag(TAG_ROOT_VOLUME_SIZE, &size.to_string()));
                     }
                 }
+                ("vpc_security_group_ids", ResourceSpec::Instance(i)) => {
+                    self.client
+                        .modify_instance_attribute()
+                        .instance_id(id)
+                        .set_groups(Some(i.vpc_security_group_ids.clone()))
+                        .send()
+                        .await
+                        .map_err(call_failed(address, "ModifyInstanceAttribute"))?;
+                }
                 ("iam_instance_profile", ResourceSpec::Instance(i)) => {
                     self.set_instance_profile(address, id, i.iam_instance_profile.as_deref())
                         .await?;
@@ -815,6 +824,25 @@ impl Aws {
                 .map_err(call_failed(address, "CreateTags"))?;
         }
         Ok(())
+    }
+
+    /// Waits for a kept resource that an earlier, interrupted run left on its way to ready (an
+    /// instance pending, a NAT gateway pending), so that what depends on it finds it ready.
+    pub async fn settle(&self, change: &AwsChange) -> Result<()> {
+        let (Some(id), true) = (change.id.as_deref(), needs_settling(change)) else {
+            return Ok(());
+        };
+        let address = change.change.address.as_str();
+        match change.rtype {
+            ResourceType::NatGateway => {
+                self.wait_nat(address, id, NatGatewayState::Available).await
+            }
+            ResourceType::Instance => {
+                self.wait_instance(address, id, InstanceStateName::Running)
+                    .await
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn grow_root_volume(&self, address: &str, id: &str, size: i32) -> Result<()> {
@@ -1322,4 +1350,67 @@ fn template_data(t: &LaunchTemplate) -> RequestLaunchTemplateData {
         .set_user_data(t.user_data.as_deref().map(base64))
         .set_block_device_mappings(None::<Vec<LaunchTemplateBlockDeviceMappingRequest>>)
         .build()
+}
+
+/// Whether a kept resource was found on its way to ready (see [`Aws::settle`]).
+pub fn needs_settling(change: &AwsChange) -> bool {
+    let state: Option<String> = actual_field(change, "state");
+    matches!(
+        (change.rtype, state.as_deref()),
+        (
+            ResourceType::NatGateway | ResourceType::Instance,
+            Some("pending")
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Change};
+
+    fn kept(rtype: ResourceType, state: &str) -> AwsChange {
+        AwsChange {
+            change: Change {
+                kind: rtype.name().into(),
+                address: "m.r".into(),
+                action: Action::NoOp,
+                fields: Vec::new(),
+                reason: None,
+            },
+            rtype,
+            id: Some("x-1".into()),
+            desired: None,
+            actual: serde_json::json!({"state": state}).as_object().cloned(),
+            attributes: BTreeMap::new(),
+            conflict: None,
+            adopt: false,
+        }
+    }
+
+    #[test]
+    fn only_pending_nat_gateways_and_instances_are_waited_for() {
+        assert!(needs_settling(&kept(ResourceType::NatGateway, "pending")));
+        assert!(needs_settling(&kept(ResourceType::Instance, "pending")));
+        assert!(!needs_settling(&kept(
+            ResourceType::NatGateway,
+            "available"
+        )));
+        assert!(!needs_settling(&kept(ResourceType::Instance, "running")));
+        assert!(!needs_settling(&kept(ResourceType::Vpc, "pending")));
+    }
+
+    #[test]
+    fn a_permission_becomes_one_ip_permission_with_its_one_source() {
+        let p = ip_permission(&Permission {
+            protocol: "tcp".into(),
+            from_port: 80,
+            to_port: 80,
+            cidr_block: None,
+            security_group: Some("sg-1".into()),
+        });
+        assert_eq!(p.ip_protocol(), Some("tcp"));
+        assert!(p.ip_ranges().is_empty());
+        assert_eq!(p.user_id_group_pairs()[0].group_id(), Some("sg-1"));
+    }
 }

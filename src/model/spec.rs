@@ -245,14 +245,9 @@ impl ResourceType {
             ResourceType::SecurityGroup => &["vpc_id", "description"],
             ResourceType::KeyPair => &["key_name", "public_key"],
             ResourceType::LaunchTemplate => &["name"],
-            ResourceType::Instance => &[
-                "ami",
-                "instance_type",
-                "subnet_id",
-                "vpc_security_group_ids",
-                "user_data",
-                "key_name",
-            ],
+            ResourceType::Instance => {
+                &["ami", "instance_type", "subnet_id", "user_data", "key_name"]
+            }
             ResourceType::EipAssociation => &["allocation_id", "instance_id"],
         }
     }
