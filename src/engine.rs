@@ -5,7 +5,7 @@
 //! always computed from what exists now, found by tags and labels, so a rerun after a crash
 //! creates only what is missing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::StreamExt;
 use std::time::{Duration, Instant};
@@ -204,8 +204,6 @@ pub struct Plan {
     aws_client: Aws,
     kube_client: Option<Kube>,
     options: PlanOptions,
-    /// Unowned AWS resources (address, id) that apply tags as the environment's first.
-    adoptions: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -354,7 +352,9 @@ pub struct PlanOptions {
 /// fields are never reported as changes. Never writes.
 pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<Plan> {
     let env = &loaded.env;
-    let aws_client = Aws::connect(&env.region).await;
+    let aws_client = Aws::connect(&env.region)
+        .await
+        .with_cluster(env.cluster.as_ref().map(|c| c.name.clone()));
     let kube_client = match &env.cluster {
         Some(cluster) => Some(Kube::connect(cluster.context.as_deref()).await?),
         None => None,
@@ -364,64 +364,9 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         Goal::Destroy => &[],
     };
     // AWS first: Kubernetes values may refer to AWS attributes (`${module.network.vpc_id}`).
-    let mut actual = aws_client.discover(&env.name).await?;
-    let mut aws_changes = aws::diff::diff(&env.name, desired_resources, &actual);
-    let creates: Vec<(model::ResourceType, String)> = aws_changes
-        .iter()
-        .filter(|c| c.change.action == Action::Create)
-        .map(|c| (c.rtype, c.change.address.clone()))
-        .collect();
-    let unowned = aws_client.find_unowned(&env.name, &creates).await?;
-    let mut adoptions = Vec::new();
-    if !unowned.is_empty() {
-        let list: Vec<String> = unowned
-            .iter()
-            .map(|a| match &a.owner {
-                Some(other) => format!(
-                    "  {} {}: {} belongs to environment `{other}`",
-                    a.rtype.name(),
-                    a.address,
-                    a.id
-                ),
-                None => format!(
-                    "  {} {}: {} is named {}-{} but has no envboot tags",
-                    a.rtype.name(),
-                    a.address,
-                    a.id,
-                    env.name,
-                    a.address
-                ),
-            })
-            .collect();
-        if !options.adopt || unowned.iter().any(|a| a.owner.is_some()) {
-            return Err(Error::Conflict {
-                environment: env.name.clone(),
-                list: list.join("\n"),
-                advice: if options.adopt {
-                    "envboot never takes over another environment's resources"
-                } else {
-                    "envboot changes nothing it does not own: pass --adopt to take them over (envboot tags them), or rename or delete them"
-                },
-            });
-        }
-        for mut a in unowned {
-            adoptions.push((a.address.clone(), a.id.clone()));
-            a.owner = Some(env.name.clone());
-            actual.push(a);
-        }
-        aws_changes = aws::diff::diff(&env.name, desired_resources, &actual);
-        for c in &mut aws_changes {
-            if let Some((_, id)) = adoptions
-                .iter()
-                .find(|(address, _)| *address == c.change.address)
-            {
-                c.change.reason = Some(format!("adopt {id}: tag it as envboot's"));
-                if c.change.action == Action::NoOp {
-                    c.change.action = Action::Update;
-                }
-            }
-        }
-    }
+    let aws_changes = aws_client
+        .plan(&env.name, desired_resources, options.adopt)
+        .await?;
     let known = known_attributes(&aws_changes);
     let kube_future = async {
         let Some(k) = &kube_client else {
@@ -486,7 +431,6 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         aws_client,
         kube_client,
         options,
-        adoptions,
     })
 }
 
@@ -563,80 +507,23 @@ pub struct Report {
 
 /// Carries out `plan`, calling `progress` after each step.
 ///
-/// Order: for apply, AWS deletions (including the old half of replacements, dependents first),
-/// then AWS creations and updates in dependency order, then Kubernetes objects in install order,
-/// then Kubernetes objects no longer declared. For destroy, Kubernetes first, then AWS.
+/// Order: for apply, AWS deletions (including the old half of replacements, by deletion rank,
+/// parallel within a rank), then AWS creations and updates along the dependency graph (in
+/// parallel where independent, at most [`aws::CONCURRENCY`] at once), then Kubernetes objects in
+/// install order, then Kubernetes objects no longer declared. For destroy, Kubernetes first,
+/// then AWS. A plan with a conflict changes nothing.
 ///
 /// # Errors
 /// The first failing call stops the run; rerunning apply continues from what exists.
 pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Report> {
     let started = Instant::now();
     let mut notes = Vec::new();
+    aws::check_conflicts(&plan.aws)?;
     if plan.goal == Goal::Destroy {
         kube_deletes(plan, progress, &mut notes).await?;
     }
-    for (address, id) in &plan.adoptions {
-        plan.aws_client
-            .adopt(&plan.environment, &plan.commit, address, id)
-            .await?;
-        notes.push(format!("adopted {id} as {address}"));
-    }
-    // AWS deletions, in deletion rank order (instances, groups, subnets, VPCs).
-    let mut deletions: Vec<&AwsChange> = plan
-        .aws
-        .iter()
-        .filter(|c| matches!(c.change.action, Action::Delete | Action::Replace) && c.id.is_some())
-        .collect();
-    deletions.sort_by_key(|c| c.rtype.delete_rank());
-    for c in deletions {
-        let id = c.id.as_deref().unwrap_or_default();
-        plan.aws_client.delete(c).await?;
-        progress(Step {
-            change: &c.change,
-            action: Action::Delete,
-            id: Some(id.to_string()),
-            note: None,
-        });
-    }
-    // AWS creations and updates, in dependency order.
-    let mut known: HashMap<String, String> = HashMap::new();
-    for c in &plan.aws {
-        let Some(desired) = &c.desired else { continue };
-        let attributes = match c.change.action {
-            Action::NoOp | Action::Delete => c.attributes.clone(),
-            action => {
-                let spec = aws::diff::resolve_spec(&desired.spec, &known).map_err(|reference| {
-                    Error::Unresolved {
-                        address: c.change.address.clone(),
-                        reference,
-                        reason: "the resource it refers to was not created",
-                    }
-                })?;
-                let attributes = if action == Action::Update {
-                    plan.aws_client.update(&plan.commit, c, &spec).await?;
-                    c.attributes.clone()
-                } else {
-                    plan.aws_client
-                        .create(&plan.environment, &plan.commit, &c.change.address, &spec)
-                        .await?
-                };
-                progress(Step {
-                    change: &c.change,
-                    action: if action == Action::Replace {
-                        Action::Create
-                    } else {
-                        action
-                    },
-                    id: attributes.get("id").cloned(),
-                    note: None,
-                });
-                attributes
-            }
-        };
-        for (attr, value) in attributes {
-            known.insert(format!("{}.{attr}", desired.address), value);
-        }
-    }
+    aws_deletes(plan, progress).await?;
+    let known = aws_creates(plan, progress).await?;
     // Kubernetes objects, in install order: kinds one after the other (namespaces before what
     // lives in them), objects of one kind concurrently, at most KUBE_CONCURRENCY at once.
     if let Some(k) = &plan.kube_client {
@@ -697,6 +584,140 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
         elapsed: started.elapsed(),
         notes,
     })
+}
+
+/// AWS deletions (including the old half of replacements) by deletion rank: every resource of
+/// a rank waits for all of the lower ranks; resources of one rank are deleted in parallel.
+async fn aws_deletes(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<()> {
+    let deletions: Vec<&AwsChange> = plan
+        .aws
+        .iter()
+        .filter(|c| matches!(c.change.action, Action::Delete | Action::Replace) && c.id.is_some())
+        .collect();
+    let deps: Vec<Vec<usize>> = deletions
+        .iter()
+        .map(|c| {
+            let rank = c.rtype.delete_rank();
+            (0..deletions.len())
+                .filter(|&j| deletions[j].rtype.delete_rank() < rank)
+                .collect()
+        })
+        .collect();
+    let ctx = aws::DeleteContext::new(&plan.aws);
+    let (ctx, client) = (&ctx, &plan.aws_client);
+    aws::executor::run(
+        &deps,
+        aws::CONCURRENCY,
+        |i| {
+            let c = deletions[i];
+            Ok(Some(Box::pin(async move {
+                client.delete(c, ctx).await.map_err(Error::from)
+            })))
+        },
+        |i, ()| {
+            let c = deletions[i];
+            progress(Step {
+                change: &c.change,
+                action: Action::Delete,
+                id: c.id.clone(),
+                note: None,
+            });
+        },
+    )
+    .await
+}
+
+/// AWS creations and updates along the dependency graph: a resource starts once everything it
+/// refers to exists; independent ones run in parallel.
+async fn aws_creates(
+    plan: &Plan,
+    progress: &mut dyn FnMut(Step<'_>),
+) -> Result<HashMap<String, String>> {
+    let nodes: Vec<&AwsChange> = plan.aws.iter().filter(|c| c.desired.is_some()).collect();
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.change.address.as_str(), i))
+        .collect();
+    let deps: Vec<Vec<usize>> = nodes
+        .iter()
+        .map(|c| {
+            c.desired
+                .iter()
+                .flat_map(|d| d.depends_on.iter())
+                .filter_map(|a| index.get(a.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    // What is kept or updated in place is known from the start.
+    let mut initial: HashMap<String, String> = HashMap::new();
+    for c in &nodes {
+        if matches!(c.change.action, Action::NoOp | Action::Update) {
+            for (attr, value) in &c.attributes {
+                initial.insert(format!("{}.{attr}", c.change.address), value.clone());
+            }
+        }
+    }
+    let known = std::cell::RefCell::new(initial);
+    let (known_ref, client) = (&known, &plan.aws_client);
+    aws::executor::run(
+        &deps,
+        aws::CONCURRENCY,
+        |i| {
+            let c = nodes[i];
+            let action = c.change.action;
+            if action == Action::NoOp && aws::needs_settling(c) {
+                return Ok(Some(Box::pin(async move {
+                    client.settle(c).await?;
+                    Ok::<BTreeMap<String, String>, Error>(c.attributes.clone())
+                })));
+            }
+            let Some(desired) = c.desired.as_ref().filter(|_| action != Action::NoOp) else {
+                return Ok(None);
+            };
+            let spec = aws::diff::resolve_spec(&desired.spec, &known_ref.borrow()).map_err(
+                |reference| Error::Unresolved {
+                    address: c.change.address.clone(),
+                    reference,
+                    reason: "the resource it refers to was not created",
+                },
+            )?;
+            Ok(Some(Box::pin(async move {
+                if action == Action::Update {
+                    client
+                        .update(&plan.environment, &plan.commit, c, &spec)
+                        .await?;
+                    Ok(c.attributes.clone())
+                } else {
+                    Ok(client
+                        .create(&plan.environment, &plan.commit, &c.change.address, &spec)
+                        .await?)
+                }
+            })))
+        },
+        |i, attributes| {
+            let c = nodes[i];
+            if c.change.action == Action::NoOp {
+                return;
+            }
+            progress(Step {
+                change: &c.change,
+                action: if c.change.action == Action::Replace {
+                    Action::Create
+                } else {
+                    c.change.action
+                },
+                id: attributes.get("id").cloned(),
+                note: None,
+            });
+            let mut known = known.borrow_mut();
+            for (attr, value) in attributes {
+                known.insert(format!("{}.{attr}", c.change.address), value);
+            }
+        },
+    )
+    .await?;
+    Ok(known.into_inner())
 }
 
 async fn kube_deletes(

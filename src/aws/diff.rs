@@ -2,11 +2,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::model::refs;
-use crate::model::spec::normalized_rules;
+use crate::model::spec::{LaunchTemplate, Rule};
 use crate::model::{Resource, ResourceSpec, ResourceType};
 use crate::plan::{Action, Change, FieldChange, KNOWN_AFTER_APPLY};
 
@@ -17,8 +18,6 @@ pub struct Actual {
     pub rtype: ResourceType,
     pub address: String,
     pub id: String,
-    /// The environment whose tag it carries (`None`: not envboot's).
-    pub owner: Option<String>,
     /// The commit that created or last changed it (`envboot:revision`).
     pub revision: Option<String>,
     /// Arguments as read back (`cidr_block`, `tags` without envboot's own, ...).
@@ -42,6 +41,10 @@ pub struct AwsChange {
     pub attributes: BTreeMap<String, String>,
     /// The commit the existing resource was created or last changed from.
     pub revision: Option<String>,
+    /// A resource with the desired name exists without the environment's tags: apply stops.
+    pub conflict: Option<String>,
+    /// Apply takes over the existing, untagged resource `id` by tagging it (`--adopt`).
+    pub adopt: bool,
 }
 
 /// `sha256:` and the first 16 hex digits of the SHA-256 of `text`.
@@ -50,28 +53,134 @@ pub fn short_hash(text: &str) -> String {
     format!("sha256:{}", &hex::encode(digest)[..16])
 }
 
+/// One security group permission: a protocol, a port range and ONE source or destination (a
+/// CIDR block or a security group). Rules are compared, authorized and revoked in these units,
+/// so a rule with two CIDR blocks that loses one revokes just that one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Permission {
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr_block: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_group: Option<String>,
+}
+
+/// The protocol and ports as AWS reports them: names for tcp, udp and icmp, `-1` for all (whose
+/// ports AWS does not report: they become 0).
+pub fn normalize_protocol(
+    protocol: &str,
+    from: Option<i32>,
+    to: Option<i32>,
+) -> (String, i32, i32) {
+    let p = match protocol.to_ascii_lowercase().as_str() {
+        "6" => "tcp".to_string(),
+        "17" => "udp".to_string(),
+        "1" => "icmp".to_string(),
+        "all" | "-1" => "-1".to_string(),
+        other => other.to_string(),
+    };
+    if p == "-1" {
+        (p, 0, 0)
+    } else {
+        (p, from.unwrap_or(-1), to.unwrap_or(-1))
+    }
+}
+
+/// Splits declared rules into permissions.
+pub fn permissions(rules: &[Rule]) -> Vec<Permission> {
+    let mut out = Vec::new();
+    for r in rules {
+        let (protocol, from_port, to_port) =
+            normalize_protocol(&r.protocol, Some(r.from_port), Some(r.to_port));
+        let base = Permission {
+            protocol,
+            from_port,
+            to_port,
+            cidr_block: None,
+            security_group: None,
+        };
+        out.extend(r.cidr_blocks.iter().map(|c| Permission {
+            cidr_block: Some(c.clone()),
+            ..base.clone()
+        }));
+        out.extend(r.security_groups.iter().map(|g| Permission {
+            security_group: Some(g.clone()),
+            ..base.clone()
+        }));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// AWS's default egress of a new security group: everything, everywhere.
+pub fn default_egress() -> Vec<Rule> {
+    vec![Rule {
+        protocol: "-1".into(),
+        from_port: 0,
+        to_port: 0,
+        cidr_blocks: vec!["0.0.0.0/0".into()],
+        security_groups: Vec::new(),
+    }]
+}
+
+/// The data of a launch template, as hashed into its `envboot:data` tag.
+pub fn launch_template_data(t: &LaunchTemplate) -> Value {
+    let mut groups = t.vpc_security_group_ids.clone();
+    groups.sort();
+    json!({
+        "image_id": t.image_id,
+        "instance_type": t.instance_type,
+        "key_name": t.key_name,
+        "vpc_security_group_ids": groups,
+        "user_data": t.user_data.as_deref().map(short_hash),
+    })
+}
+
+/// The `envboot:data` tag of a launch template whose references are resolved: the hash that
+/// [`fields`] compares once resolved.
+pub fn launch_template_hash(t: &LaunchTemplate) -> String {
+    let mut fields = Map::new();
+    fields.insert("data".into(), launch_template_data(t));
+    normalize(&mut fields);
+    match fields.remove("data") {
+        Some(Value::String(h)) => h,
+        _ => String::new(),
+    }
+}
+
+/// The name AWS knows a resource by: `<environment>-<address>` unless the spec names it.
+pub fn aws_name(spec: &ResourceSpec, environment: &str, address: &str) -> String {
+    let given = match spec {
+        ResourceSpec::KeyPair(k) => k.key_name.clone(),
+        ResourceSpec::LaunchTemplate(t) => t.name.clone(),
+        other => other.tags().and_then(|t| t.get("Name").cloned()),
+    };
+    given.unwrap_or_else(|| format!("{environment}-{address}"))
+}
+
 /// The comparable fields of a declared resource (references still unresolved).
 pub fn fields(spec: &ResourceSpec, environment: &str, address: &str) -> Map<String, Value> {
     let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
     let Value::Object(map) = &mut v else {
         return Map::new();
     };
-    let tags = map.entry("tags").or_insert_with(|| json!({}));
-    if let Value::Object(t) = tags {
-        t.entry("Name")
-            .or_insert_with(|| json!(format!("{environment}-{address}")));
+    if spec.resource_type().taggable() {
+        let tags = map.entry("tags").or_insert_with(|| json!({}));
+        if let Value::Object(t) = tags {
+            t.entry("Name")
+                .or_insert_with(|| json!(format!("{environment}-{address}")));
+        }
     }
     match spec {
         ResourceSpec::SecurityGroup(g) => {
-            map.insert("ingress".into(), json!(normalized_rules(&g.ingress)));
-            if let Some(egress) = &g.egress {
-                map.insert("egress".into(), json!(normalized_rules(egress)));
-            }
+            map.insert("ingress".into(), json!(permissions(&g.ingress)));
+            let egress = g.egress.clone().unwrap_or_else(default_egress);
+            map.insert("egress".into(), json!(permissions(&egress)));
         }
         ResourceSpec::Instance(i) => {
-            let mut ids = i.vpc_security_group_ids.clone();
-            ids.sort();
-            map.insert("vpc_security_group_ids".into(), json!(ids));
             map.insert(
                 "user_data".into(),
                 i.user_data
@@ -79,10 +188,66 @@ pub fn fields(spec: &ResourceSpec, environment: &str, address: &str) -> Map<Stri
                     .map(short_hash)
                     .map_or(Value::Null, Value::String),
             );
+            if i.root_volume_size.is_none() {
+                // The AMI's size: nothing to compare.
+                map.remove("root_volume_size");
+            }
+        }
+        ResourceSpec::KeyPair(k) => {
+            map.remove("public_key_file");
+            map.insert(
+                "key_name".into(),
+                json!(aws_name(spec, environment, address)),
+            );
+            map.insert(
+                "public_key".into(),
+                json!(k.public_key.as_deref().map(|p| short_hash(p.trim()))),
+            );
+        }
+        ResourceSpec::LaunchTemplate(t) => {
+            for k in [
+                "image_id",
+                "instance_type",
+                "key_name",
+                "vpc_security_group_ids",
+                "user_data",
+            ] {
+                map.remove(k);
+            }
+            map.insert("name".into(), json!(aws_name(spec, environment, address)));
+            map.insert("data".into(), launch_template_data(t));
         }
         _ => {}
     }
+    normalize(map);
     std::mem::take(map)
+}
+
+/// Puts fields into the one form both sides are compared in: sets sorted, launch template data
+/// hashed once it is fully known.
+pub fn normalize(fields: &mut Map<String, Value>) {
+    for k in [
+        "vpc_security_group_ids",
+        "subnet_ids",
+        "routes",
+        "ingress",
+        "egress",
+    ] {
+        if let Some(Value::Array(items)) = fields.get_mut(k) {
+            items.sort_by_key(|a| a.to_string());
+            items.dedup();
+        }
+    }
+    if let Some(data) = fields.get_mut("data") {
+        if let Value::Object(d) = data {
+            if let Some(Value::Array(ids)) = d.get_mut("vpc_security_group_ids") {
+                ids.sort_by_key(|a| a.to_string());
+            }
+        }
+        if data.is_object() && !contains_unknown(data) && !has_references(data) {
+            *data = Value::String(short_hash(&data.to_string()));
+        }
+    }
 }
 
 /// Replaces `${address.attribute}` references with what `known` says; unknown ones become
@@ -98,27 +263,7 @@ pub fn resolve(fields: &mut Map<String, Value>, known: &HashMap<String, String>)
             ))
         });
     }
-    // Lists of ids are compared as sets; rules too, once their group ids are known.
-    if let Some(Value::Array(ids)) = fields.get_mut("vpc_security_group_ids") {
-        ids.sort_by_key(|a| a.to_string());
-    }
-    if let Some(Value::Array(ids)) = fields.get_mut("subnet_ids") {
-        ids.sort_by_key(|a| a.to_string());
-    }
-    if let Some(v) = fields.get_mut("routes") {
-        if let Ok(mut routes) = serde_json::from_value::<Vec<crate::model::spec::Route>>(v.clone())
-        {
-            routes.sort();
-            *v = json!(routes);
-        }
-    }
-    for direction in ["ingress", "egress"] {
-        if let Some(v) = fields.get_mut(direction) {
-            if let Ok(rules) = serde_json::from_value::<Vec<crate::model::spec::Rule>>(v.clone()) {
-                *v = json!(normalized_rules(&rules));
-            }
-        }
-    }
+    normalize(fields);
 }
 
 /// The arguments of `spec` with every reference replaced by what `known` says.
@@ -141,17 +286,32 @@ pub fn resolve_spec(
     if let Some(m) = missing {
         return Err(m);
     }
-    let typed = match spec.resource_type() {
-        ResourceType::Vpc => serde_json::from_value(v).map(ResourceSpec::Vpc),
-        ResourceType::Subnet => serde_json::from_value(v).map(ResourceSpec::Subnet),
-        ResourceType::SecurityGroup => serde_json::from_value(v).map(ResourceSpec::SecurityGroup),
-        ResourceType::Instance => serde_json::from_value(v).map(ResourceSpec::Instance),
-        ResourceType::InternetGateway => {
-            serde_json::from_value(v).map(ResourceSpec::InternetGateway)
-        }
-        ResourceType::RouteTable => serde_json::from_value(v).map(ResourceSpec::RouteTable),
-    };
-    typed.map_err(|e| e.to_string())
+    ResourceSpec::from_value(spec.resource_type(), v).map_err(|e| e.to_string())
+}
+
+/// Whether changing `field` from `before` to `after` needs a new resource.
+fn forces_replacement(
+    rtype: ResourceType,
+    field: &str,
+    before: Option<&Value>,
+    after: &Value,
+) -> bool {
+    if rtype.immutable().contains(&field) {
+        return true;
+    }
+    // A volume grows in place but cannot shrink.
+    rtype == ResourceType::Instance
+        && field == "root_volume_size"
+        && matches!((before.and_then(Value::as_i64), after.as_i64()), (Some(b), Some(a)) if a < b)
+}
+
+fn has_references(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains("${"),
+        Value::Array(a) => a.iter().any(has_references),
+        Value::Object(o) => o.values().any(has_references),
+        _ => false,
+    }
 }
 
 fn contains_unknown(v: &Value) -> bool {
@@ -215,7 +375,7 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
                             path: k.clone(),
                             before: show(before),
                             after: show(Some(v)),
-                            forces_replacement: rtype.immutable().contains(&k.as_str()),
+                            forces_replacement: forces_replacement(rtype, k, before, v),
                         });
                     }
                 }
@@ -248,6 +408,8 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
             actual: id.map(|a| a.fields.clone()),
             attributes: id.map(|a| a.attributes.clone()).unwrap_or_default(),
             revision: id.and_then(|a| a.revision.clone()),
+            conflict: None,
+            adopt: false,
         });
     }
     let mut deletes: Vec<(&Actual, &str)> = by_address
@@ -272,6 +434,8 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
         actual: Some(a.fields.clone()),
         attributes: a.attributes.clone(),
         revision: a.revision.clone(),
+        conflict: None,
+        adopt: false,
     }));
     out
 }
@@ -279,7 +443,7 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::spec::{Subnet, Vpc};
+    use crate::model::spec::{Instance, SecurityGroup, Subnet, Vpc};
     use std::collections::BTreeSet;
 
     fn vpc(cidr: &str) -> Resource {
@@ -287,6 +451,8 @@ mod tests {
             address: "net.vpc".into(),
             spec: ResourceSpec::Vpc(Vpc {
                 cidr_block: cidr.into(),
+                enable_dns_support: true,
+                enable_dns_hostnames: false,
                 tags: BTreeMap::new(),
             }),
             depends_on: BTreeSet::new(),
@@ -313,11 +479,10 @@ mod tests {
         let mut f = fields(&r.spec, "e", &r.address);
         resolve(&mut f, known);
         Actual {
+            revision: None,
             rtype: r.spec.resource_type(),
             address: r.address.clone(),
             id: id.into(),
-            owner: Some("e".into()),
-            revision: None,
             fields: f,
             attributes: [("id".to_string(), id.to_string())].into(),
         }
@@ -385,5 +550,257 @@ mod tests {
             .map(|c| c.id.as_deref().unwrap())
             .collect();
         assert_eq!(deletes, vec!["subnet-1", "vpc-2"]);
+    }
+
+    fn resource(address: &str, spec: ResourceSpec, deps: &[&str]) -> Resource {
+        Resource {
+            address: address.into(),
+            spec,
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            origin: "m.yaml:1".into(),
+        }
+    }
+
+    fn rule(protocol: &str, from: i32, to: i32, cidrs: &[&str], groups: &[&str]) -> Rule {
+        Rule {
+            protocol: protocol.into(),
+            from_port: from,
+            to_port: to,
+            cidr_blocks: cidrs.iter().map(|c| c.to_string()).collect(),
+            security_groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn rules_are_split_into_one_permission_per_source_and_normalised() {
+        let perms = permissions(&[
+            rule("tcp", 22, 22, &["10.0.0.0/8", "192.168.0.0/16"], &["sg-1"]),
+            rule("all", 0, 65535, &["0.0.0.0/0"], &[]),
+            rule("6", 22, 22, &["10.0.0.0/8"], &[]),
+        ]);
+        let shown: Vec<String> = perms
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}-{} {}",
+                    p.protocol,
+                    p.from_port,
+                    p.to_port,
+                    p.cidr_block.clone().or(p.security_group.clone()).unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "-1:0-0 0.0.0.0/0",
+                "tcp:22-22 sg-1",
+                "tcp:22-22 10.0.0.0/8",
+                "tcp:22-22 192.168.0.0/16",
+            ],
+            "one per source; `6` is tcp; all protocols have no ports; duplicates merge"
+        );
+    }
+
+    fn group(ingress: Vec<Rule>, egress: Option<Vec<Rule>>) -> Resource {
+        resource(
+            "web.sg",
+            ResourceSpec::SecurityGroup(SecurityGroup {
+                vpc_id: "vpc-1".into(),
+                description: "d".into(),
+                ingress,
+                egress,
+                tags: BTreeMap::new(),
+            }),
+            &[],
+        )
+    }
+
+    #[test]
+    fn a_changed_rule_is_an_in_place_update_that_lists_only_the_changed_permissions() {
+        let old = group(
+            vec![rule("tcp", 22, 22, &["10.0.0.0/8", "10.1.0.0/16"], &[])],
+            None,
+        );
+        let actual = found(&old, "sg-1", &HashMap::new());
+        let new = group(vec![rule("tcp", 22, 22, &["10.0.0.0/8"], &[])], None);
+        let changes = diff("e", &[new], &[actual]);
+        assert_eq!(changes[0].change.action, Action::Update);
+        let f = &changes[0].change.fields;
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "ingress");
+        let text = crate::plan::format_changes(changes.iter().map(|c| &c.change));
+        assert!(
+            text.contains("- {\"protocol\":\"tcp\",\"from_port\":22,\"to_port\":22,\"cidr_block\":\"10.1.0.0/16\"}"),
+            "{text}"
+        );
+        assert!(!text.contains("+ {"), "{text}");
+    }
+
+    #[test]
+    fn undeclared_egress_is_aws_default_and_declared_egress_replaces_it() {
+        let default = fields(&group(vec![], None).spec, "e", "web.sg");
+        assert_eq!(
+            default["egress"],
+            json!([{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_block": "0.0.0.0/0"}])
+        );
+        let declared = fields(
+            &group(
+                vec![],
+                Some(vec![rule("tcp", 443, 443, &[], &["${web.lb.id}"])]),
+            )
+            .spec,
+            "e",
+            "web.sg",
+        );
+        assert_eq!(
+            declared["egress"],
+            json!([{"protocol": "tcp", "from_port": 443, "to_port": 443, "security_group": "${web.lb.id}"}])
+        );
+    }
+
+    #[test]
+    fn a_rule_referring_to_a_group_being_created_is_known_after_apply() {
+        let mut f = fields(
+            &group(vec![rule("tcp", 80, 80, &[], &["${web.lb.id}"])], None).spec,
+            "e",
+            "web.sg",
+        );
+        resolve(&mut f, &HashMap::new());
+        assert_eq!(f["ingress"][0]["security_group"], json!(KNOWN_AFTER_APPLY));
+        let mut g = fields(
+            &group(vec![rule("tcp", 80, 80, &[], &["${web.lb.id}"])], None).spec,
+            "e",
+            "web.sg",
+        );
+        resolve(
+            &mut g,
+            &[("web.lb.id".to_string(), "sg-9".to_string())].into(),
+        );
+        assert_eq!(g["ingress"][0]["security_group"], json!("sg-9"));
+    }
+
+    fn instance(root: Option<i32>, itype: &str) -> Resource {
+        resource(
+            "app.server",
+            ResourceSpec::Instance(Instance {
+                ami: "ami-1".into(),
+                instance_type: itype.into(),
+                subnet_id: "subnet-1".into(),
+                vpc_security_group_ids: vec!["sg-2".into(), "sg-1".into()],
+                user_data: Some("#!/bin/sh\n".into()),
+                root_volume_size: root,
+                iam_instance_profile: None,
+                key_name: None,
+                tags: BTreeMap::new(),
+            }),
+            &[],
+        )
+    }
+
+    #[test]
+    fn a_root_volume_grows_in_place_but_shrinking_or_a_new_type_replaces() {
+        let actual = found(&instance(Some(16), "t3.micro"), "i-1", &HashMap::new());
+        let plan = |r: Resource| diff("e", &[r], std::slice::from_ref(&actual));
+        let grow = plan(instance(Some(32), "t3.micro"));
+        assert_eq!(grow[0].change.action, Action::Update);
+        let shrink = plan(instance(Some(8), "t3.micro"));
+        assert_eq!(shrink[0].change.action, Action::Replace);
+        assert!(shrink[0].change.fields[0].forces_replacement);
+        let retype = plan(instance(Some(16), "t3.small"));
+        assert_eq!(retype[0].change.action, Action::Replace);
+        assert_eq!(retype[0].change.fields[0].path, "instance_type");
+        let unset = plan(instance(None, "t3.micro"));
+        assert_eq!(
+            unset[0].change.action,
+            Action::NoOp,
+            "no size declared: the AMI's is fine"
+        );
+    }
+
+    #[test]
+    fn launch_template_data_hashes_the_same_declared_and_created() {
+        let declared = LaunchTemplate {
+            name: None,
+            image_id: Some("ami-1".into()),
+            instance_type: Some("t3.micro".into()),
+            key_name: Some("${k.key.key_name}".into()),
+            vpc_security_group_ids: vec!["${k.b.id}".into(), "${k.a.id}".into()],
+            user_data: Some("echo hi".into()),
+            tags: BTreeMap::new(),
+        };
+        let known: HashMap<String, String> = [
+            ("k.key.key_name", "e-k.key"),
+            ("k.a.id", "sg-a"),
+            ("k.b.id", "sg-b"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let spec = ResourceSpec::LaunchTemplate(declared);
+        let mut f = fields(&spec, "e", "k.lt");
+        assert!(
+            f["data"].is_object(),
+            "not hashed while references are open"
+        );
+        resolve(&mut f, &known);
+        let Ok(ResourceSpec::LaunchTemplate(created)) = resolve_spec(&spec, &known) else {
+            panic!()
+        };
+        assert_eq!(f["data"], json!(launch_template_hash(&created)));
+        assert_eq!(f["name"], json!("e-k.lt"));
+    }
+
+    #[test]
+    fn associations_have_no_tags_and_key_pairs_compare_a_hash_of_the_key() {
+        let assoc = fields(
+            &ResourceSpec::EipAssociation(crate::model::spec::EipAssociation {
+                allocation_id: "${n.ip.id}".into(),
+                instance_id: "${n.vm.id}".into(),
+            }),
+            "e",
+            "n.assoc",
+        );
+        assert!(!assoc.contains_key("tags"));
+        let key = fields(
+            &ResourceSpec::KeyPair(crate::model::spec::KeyPair {
+                key_name: None,
+                public_key_file: Some("k.pub".into()),
+                public_key: Some("ssh-ed25519 AAAA x\n".into()),
+                tags: BTreeMap::new(),
+            }),
+            "e",
+            "n.key",
+        );
+        assert!(!key.contains_key("public_key_file"));
+        assert_eq!(key["key_name"], json!("e-n.key"));
+        assert_eq!(key["public_key"], json!(short_hash("ssh-ed25519 AAAA x")));
+    }
+
+    #[test]
+    fn deletions_follow_the_order_aws_demands() {
+        let order: Vec<ResourceType> = {
+            let mut all = ResourceType::ALL.to_vec();
+            all.sort_by_key(|t| t.delete_rank());
+            all
+        };
+        let pos = |t: ResourceType| order.iter().position(|o| *o == t).unwrap();
+        use ResourceType as T;
+        for (first, then) in [
+            (T::EipAssociation, T::Eip),
+            (T::EipAssociation, T::Instance),
+            (T::Instance, T::SecurityGroup),
+            (T::Instance, T::Subnet),
+            (T::Instance, T::KeyPair),
+            (T::RouteTable, T::NatGateway),
+            (T::NatGateway, T::Eip),
+            (T::NatGateway, T::Subnet),
+            (T::Eip, T::InternetGateway),
+            (T::InternetGateway, T::Vpc),
+            (T::SecurityGroup, T::Vpc),
+            (T::Subnet, T::Vpc),
+        ] {
+            assert!(pos(first) < pos(then), "{first:?} before {then:?}");
+        }
     }
 }

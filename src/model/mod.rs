@@ -55,6 +55,8 @@ pub struct Environment {
 pub struct Cluster {
     /// kubeconfig context; the current context when `None`.
     pub context: Option<String>,
+    /// The name in the `kubernetes.io/cluster/<name>` tags of what the cluster creates in AWS.
+    pub name: String,
 }
 
 /// One AWS resource, addressed as `<module instance>.<resource name>`.
@@ -323,6 +325,7 @@ impl Loader<'_> {
         let cluster = env.cluster.as_ref().map(|c| match c.kind {
             ClusterKind::Existing => Cluster {
                 context: c.context.clone(),
+                name: c.name.clone().unwrap_or_else(|| env.name.clone()),
             },
         });
         Some(Environment {
@@ -645,24 +648,7 @@ impl Loader<'_> {
             for p in problems {
                 self.report(mfile.at(&first_ref_path, format!("{p}{note}")));
             }
-            let spec = match ty {
-                ResourceType::Vpc => diag::from_value(mfile, &at, args).map(ResourceSpec::Vpc),
-                ResourceType::Subnet => {
-                    diag::from_value(mfile, &at, args).map(ResourceSpec::Subnet)
-                }
-                ResourceType::SecurityGroup => {
-                    diag::from_value(mfile, &at, args).map(ResourceSpec::SecurityGroup)
-                }
-                ResourceType::Instance => {
-                    diag::from_value(mfile, &at, args).map(ResourceSpec::Instance)
-                }
-                ResourceType::InternetGateway => {
-                    diag::from_value(mfile, &at, args).map(ResourceSpec::InternetGateway)
-                }
-                ResourceType::RouteTable => {
-                    diag::from_value(mfile, &at, args).map(ResourceSpec::RouteTable)
-                }
-            };
+            let spec = self.typed_spec(ty, mfile, &at, args, &note);
             match spec {
                 Ok(spec) => {
                     let (line, _) = mfile.position(&at);
@@ -709,6 +695,109 @@ impl Loader<'_> {
             outputs.insert(k.clone(), v);
         }
         (out.into_iter().map(|(_, r)| r).collect(), outputs)
+    }
+
+    /// Parses a resource's arguments as its type; reads a key pair's `public_key_file`.
+    fn typed_spec(
+        &mut self,
+        ty: ResourceType,
+        mfile: &SourceFile,
+        at: &str,
+        args: Value,
+        note: &str,
+    ) -> std::result::Result<ResourceSpec, Diagnostic> {
+        let f = |args| -> std::result::Result<ResourceSpec, Diagnostic> {
+            Ok(match ty {
+                ResourceType::Vpc => ResourceSpec::Vpc(diag::from_value(mfile, at, args)?),
+                ResourceType::Subnet => ResourceSpec::Subnet(diag::from_value(mfile, at, args)?),
+                ResourceType::InternetGateway => {
+                    ResourceSpec::InternetGateway(diag::from_value(mfile, at, args)?)
+                }
+                ResourceType::Eip => ResourceSpec::Eip(diag::from_value(mfile, at, args)?),
+                ResourceType::NatGateway => {
+                    ResourceSpec::NatGateway(diag::from_value(mfile, at, args)?)
+                }
+                ResourceType::RouteTable => {
+                    ResourceSpec::RouteTable(diag::from_value(mfile, at, args)?)
+                }
+                ResourceType::SecurityGroup => {
+                    ResourceSpec::SecurityGroup(diag::from_value(mfile, at, args)?)
+                }
+                ResourceType::KeyPair => ResourceSpec::KeyPair(diag::from_value(mfile, at, args)?),
+                ResourceType::LaunchTemplate => {
+                    ResourceSpec::LaunchTemplate(diag::from_value(mfile, at, args)?)
+                }
+                ResourceType::Instance => {
+                    ResourceSpec::Instance(diag::from_value(mfile, at, args)?)
+                }
+                ResourceType::EipAssociation => {
+                    ResourceSpec::EipAssociation(diag::from_value(mfile, at, args)?)
+                }
+            })
+        };
+        let mut spec = f(args)?;
+        match &mut spec {
+            ResourceSpec::KeyPair(k) => match (&k.public_key_file, &k.public_key) {
+                (Some(rel), None) => {
+                    let dir = mfile.path.rsplit_once('/').map_or("", |(d, _)| d);
+                    let read = join(dir, rel)
+                        .ok_or_else(|| format!("public_key_file `{rel}` points outside the repository"))
+                        .and_then(|path| {
+                            self.snapshot.file(&path).ok_or_else(|| {
+                                format!("public_key_file `{rel}` not found: expected {path} in the commit")
+                            })
+                        })
+                        .and_then(|bytes| {
+                            std::str::from_utf8(bytes)
+                                .map(|t| t.trim().to_string())
+                                .map_err(|_| format!("public_key_file `{rel}` is not a text file"))
+                        });
+                    match read {
+                        Ok(text) if text.starts_with("ssh-") || text.starts_with("ecdsa-") => {
+                            k.public_key = Some(text)
+                        }
+                        Ok(_) => {
+                            return Err(mfile.at(
+                                &key(at, "public_key_file"),
+                                format!("public_key_file `{rel}` is not an OpenSSH public key (ssh-ed25519, ssh-rsa, ecdsa-...){note}"),
+                            ))
+                        }
+                        Err(m) => return Err(mfile.at(&key(at, "public_key_file"), format!("{m}{note}"))),
+                    }
+                }
+                (None, Some(_)) => {}
+                _ => {
+                    return Err(mfile.at(
+                        at,
+                        format!("an aws_key_pair needs exactly one of `public_key_file` and `public_key`{note}"),
+                    ))
+                }
+            },
+            ResourceSpec::RouteTable(t) => {
+                for (i, r) in t.routes.iter().enumerate() {
+                    if r.gateway_id.is_some() == r.nat_gateway_id.is_some() {
+                        return Err(mfile.at(
+                            &idx(&key(at, "routes"), i),
+                            format!("a route needs exactly one of `gateway_id` and `nat_gateway_id`{note}"),
+                        ));
+                    }
+                }
+            }
+            ResourceSpec::EipAssociation(a) if refs::whole(&a.allocation_id).is_none() => {
+                return Err(mfile.at(
+                    &key(at, "allocation_id"),
+                    format!("allocation_id must refer to an aws_eip of the environment (`${{eip.id}}`), so that envboot owns the address{note}"),
+                ));
+            }
+            ResourceSpec::Instance(i) if i.root_volume_size.is_some_and(|s| !(1..=16384).contains(&s)) => {
+                return Err(mfile.at(
+                    &key(at, "root_volume_size"),
+                    format!("root_volume_size must be between 1 and 16384 GiB{note}"),
+                ));
+            }
+            _ => {}
+        }
+        Ok(spec)
     }
 
     /// CIDRs parse; subnets lie inside their VPC and do not overlap each other.
@@ -766,78 +855,91 @@ impl Loader<'_> {
                     }
                     None => {}
                 },
-                ResourceSpec::RouteTable(t) => {
-                    for (i, route) in t.routes.iter().enumerate() {
-                        if let Some(Err(m)) = literal(&route.cidr_block) {
-                            let at = key(&idx(&key(at, "routes"), i), "cidr_block");
-                            self.report(mfile.at(&at, format!("{m}{note}")));
+                ResourceSpec::SecurityGroup(g) => {
+                    let lists = [("ingress", g.ingress.as_slice())]
+                        .into_iter()
+                        .chain(g.egress.as_deref().map(|e| ("egress", e)));
+                    for (field, rules) in lists {
+                        for (i, rule) in rules.iter().enumerate() {
+                            let rule_at = idx(&key(at, field), i);
+                            self.check_rule(rule, field, &rule_at, &r.address, mfile, note);
                         }
                     }
                 }
-                ResourceSpec::SecurityGroup(g) => {
-                    let rules = g
-                        .ingress
-                        .iter()
-                        .enumerate()
-                        .map(|(i, r)| (idx(&key(at, "ingress"), i), r, true));
-                    let egress = g
-                        .egress
-                        .iter()
-                        .flatten()
-                        .enumerate()
-                        .map(|(i, r)| (idx(&key(at, "egress"), i), r, false));
-                    for (rule_at, rule, inbound) in rules.chain(egress) {
-                        for (c, cidr) in rule.cidr_blocks.iter().enumerate() {
-                            if let Some(Err(m)) = literal(cidr) {
-                                self.report(mfile.at(
-                                    &idx(&key(&rule_at, "cidr_blocks"), c),
-                                    format!("{m}{note}"),
-                                ));
-                            }
-                        }
-                        if !matches!(rule.protocol.as_str(), "tcp" | "udp" | "icmp" | "-1") {
+                ResourceSpec::RouteTable(t) => {
+                    for (i, route) in t.routes.iter().enumerate() {
+                        if let Some(Err(m)) = literal(&route.cidr_block) {
                             self.report(mfile.at(
-                                &key(&rule_at, "protocol"),
-                                format!(
-                                    "invalid protocol `{}`: expected tcp, udp, icmp or -1{note}",
-                                    rule.protocol
-                                ),
-                            ));
-                        }
-                        let open_to_all = rule.cidr_blocks.iter().any(|c| c == "0.0.0.0/0");
-                        let covers = |port: i32| rule.from_port <= port && port <= rule.to_port;
-                        let all_ports =
-                            rule.protocol == "-1" || (rule.from_port <= 0 && rule.to_port >= 65535);
-                        if inbound
-                            && open_to_all
-                            && (all_ports || (covers(22) && rule.protocol == "tcp"))
-                        {
-                            let what = if all_ports {
-                                "all ports"
-                            } else {
-                                "SSH (port 22)"
-                            };
-                            self.warnings.push(mfile.at(
-                                &rule_at,
-                                format!(
-                                    "security group {} opens {what} to 0.0.0.0/0{note}",
-                                    r.address
-                                ),
-                            ));
-                        }
-                        if rule.from_port > rule.to_port {
-                            self.report(mfile.at(
-                                &key(&rule_at, "from_port"),
-                                format!(
-                                    "from_port {} is above to_port {}{note}",
-                                    rule.from_port, rule.to_port
-                                ),
+                                &key(&idx(&key(at, "routes"), i), "cidr_block"),
+                                format!("{m}{note}"),
                             ));
                         }
                     }
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// A security group rule: valid CIDRs and protocol, a port range, at least one source, and a
+    /// warning for SSH or all ports open to the internet.
+    fn check_rule(
+        &mut self,
+        rule: &spec::Rule,
+        field: &str,
+        rule_at: &str,
+        address: &str,
+        mfile: &SourceFile,
+        note: &str,
+    ) {
+        for (c, cidr) in rule.cidr_blocks.iter().enumerate() {
+            if !cidr.contains("${") && cidr.parse::<Ipv4Net>().is_err() {
+                self.report(mfile.at(
+                    &idx(&key(rule_at, "cidr_blocks"), c),
+                    format!("invalid CIDR block `{cidr}`: expected an IPv4 network such as 10.0.0.0/16{note}"),
+                ));
+            }
+        }
+        if rule.cidr_blocks.is_empty() && rule.security_groups.is_empty() {
+            self.report(mfile.at(
+                rule_at,
+                format!("a rule needs `cidr_blocks` or `security_groups`{note}"),
+            ));
+        }
+        if !matches!(rule.protocol.as_str(), "tcp" | "udp" | "icmp" | "-1") {
+            self.report(mfile.at(
+                &key(rule_at, "protocol"),
+                format!(
+                    "invalid protocol `{}`: expected tcp, udp, icmp or -1{note}",
+                    rule.protocol
+                ),
+            ));
+        }
+        let open_to_all = rule.cidr_blocks.iter().any(|c| c == "0.0.0.0/0");
+        let covers = |port: i32| rule.from_port <= port && port <= rule.to_port;
+        let all_ports = rule.protocol == "-1" || (rule.from_port <= 0 && rule.to_port >= 65535);
+        if field == "ingress"
+            && open_to_all
+            && (all_ports || (covers(22) && rule.protocol == "tcp"))
+        {
+            let what = if all_ports {
+                "all ports"
+            } else {
+                "SSH (port 22)"
+            };
+            self.warnings.push(mfile.at(
+                rule_at,
+                format!("security group {address} opens {what} to 0.0.0.0/0{note}"),
+            ));
+        }
+        if rule.from_port > rule.to_port {
+            self.report(mfile.at(
+                &key(rule_at, "from_port"),
+                format!(
+                    "from_port {} is above to_port {}{note}",
+                    rule.from_port, rule.to_port
+                ),
+            ));
         }
     }
 

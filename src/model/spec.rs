@@ -60,6 +60,10 @@ pub struct ClusterSpec {
     pub kind: ClusterKind,
     #[serde(default)]
     pub context: Option<String>,
+    /// The cluster's name in `kubernetes.io/cluster/<name>` tags (what destroy sweeps from the
+    /// environment's VPCs); the environment's name by default.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -159,40 +163,60 @@ impl InputKind {
 pub enum ResourceSpec {
     Vpc(Vpc),
     Subnet(Subnet),
-    SecurityGroup(SecurityGroup),
-    Instance(Instance),
     InternetGateway(InternetGateway),
+    Eip(Eip),
+    NatGateway(NatGateway),
     RouteTable(RouteTable),
+    SecurityGroup(SecurityGroup),
+    KeyPair(KeyPair),
+    LaunchTemplate(LaunchTemplate),
+    Instance(Instance),
+    EipAssociation(EipAssociation),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceType {
     Vpc,
     Subnet,
-    SecurityGroup,
-    Instance,
     InternetGateway,
+    Eip,
+    NatGateway,
     RouteTable,
+    SecurityGroup,
+    KeyPair,
+    LaunchTemplate,
+    Instance,
+    EipAssociation,
 }
 
 impl ResourceType {
-    pub const ALL: [ResourceType; 6] = [
+    pub const ALL: [ResourceType; 11] = [
         ResourceType::Vpc,
         ResourceType::Subnet,
-        ResourceType::SecurityGroup,
-        ResourceType::Instance,
         ResourceType::InternetGateway,
+        ResourceType::Eip,
+        ResourceType::NatGateway,
         ResourceType::RouteTable,
+        ResourceType::SecurityGroup,
+        ResourceType::KeyPair,
+        ResourceType::LaunchTemplate,
+        ResourceType::Instance,
+        ResourceType::EipAssociation,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             ResourceType::Vpc => "aws_vpc",
             ResourceType::Subnet => "aws_subnet",
-            ResourceType::SecurityGroup => "aws_security_group",
-            ResourceType::Instance => "aws_instance",
             ResourceType::InternetGateway => "aws_internet_gateway",
+            ResourceType::Eip => "aws_eip",
+            ResourceType::NatGateway => "aws_nat_gateway",
             ResourceType::RouteTable => "aws_route_table",
+            ResourceType::SecurityGroup => "aws_security_group",
+            ResourceType::KeyPair => "aws_key_pair",
+            ResourceType::LaunchTemplate => "aws_launch_template",
+            ResourceType::Instance => "aws_instance",
+            ResourceType::EipAssociation => "aws_eip_association",
         }
     }
 
@@ -205,10 +229,21 @@ impl ResourceType {
         match self {
             ResourceType::Vpc => &["id", "cidr_block"],
             ResourceType::Subnet => &["id", "cidr_block", "availability_zone"],
+            ResourceType::InternetGateway => &["id"],
+            ResourceType::Eip => &["id", "public_ip"],
+            ResourceType::NatGateway => &["id"],
+            ResourceType::RouteTable => &["id"],
             ResourceType::SecurityGroup => &["id"],
+            ResourceType::KeyPair => &["id", "key_name"],
+            ResourceType::LaunchTemplate => &["id", "name"],
             ResourceType::Instance => &["id", "private_ip"],
-            ResourceType::InternetGateway | ResourceType::RouteTable => &["id"],
+            ResourceType::EipAssociation => &["id"],
         }
+    }
+
+    /// Whether the resource carries tags (every type but associations).
+    pub fn taggable(self) -> bool {
+        self != ResourceType::EipAssociation
     }
 
     /// Arguments whose change forces the resource to be replaced.
@@ -216,29 +251,37 @@ impl ResourceType {
         match self {
             ResourceType::Vpc => &["cidr_block"],
             ResourceType::Subnet => &["vpc_id", "cidr_block", "availability_zone"],
+            ResourceType::InternetGateway | ResourceType::Eip => &[],
+            ResourceType::NatGateway => &["subnet_id", "allocation_id"],
+            ResourceType::RouteTable => &["vpc_id"],
             ResourceType::SecurityGroup => &["vpc_id", "description"],
-            ResourceType::Instance => &[
-                "ami",
-                "instance_type",
-                "subnet_id",
-                "vpc_security_group_ids",
-                "user_data",
-            ],
-            ResourceType::InternetGateway | ResourceType::RouteTable => &["vpc_id"],
+            ResourceType::KeyPair => &["key_name", "public_key"],
+            ResourceType::LaunchTemplate => &["name"],
+            ResourceType::Instance => {
+                &["ami", "instance_type", "subnet_id", "user_data", "key_name"]
+            }
+            ResourceType::EipAssociation => &["allocation_id", "instance_id"],
         }
     }
 
-    /// Order of deletion, lower first, as AWS demands: instances (they hold addresses, groups
-    /// and subnets), route tables (their associations), security groups, internet gateways
-    /// (detached first), subnets, VPCs last.
+    /// Order of deletion, lower first, as AWS demands it: Elastic IP associations, then
+    /// instances, launch templates and key pairs, route tables (their subnet associations first),
+    /// NAT gateways (waiting until deleted, which frees their Elastic IP and network interface),
+    /// Elastic IPs, internet gateways (detached first: AWS refuses while public addresses are
+    /// mapped in the VPC), security groups (rules referring to other groups revoked first),
+    /// subnets, and VPCs last. Resources of one rank are deleted in parallel.
     pub fn delete_rank(self) -> u8 {
         match self {
-            ResourceType::Instance => 0,
-            ResourceType::RouteTable => 1,
-            ResourceType::SecurityGroup => 2,
-            ResourceType::InternetGateway => 3,
-            ResourceType::Subnet => 4,
-            ResourceType::Vpc => 5,
+            ResourceType::EipAssociation => 0,
+            ResourceType::Instance => 1,
+            ResourceType::LaunchTemplate | ResourceType::KeyPair => 2,
+            ResourceType::RouteTable => 3,
+            ResourceType::NatGateway => 4,
+            ResourceType::Eip => 5,
+            ResourceType::InternetGateway => 6,
+            ResourceType::SecurityGroup => 7,
+            ResourceType::Subnet => 8,
+            ResourceType::Vpc => 9,
         }
     }
 }
@@ -248,10 +291,56 @@ impl ResourceSpec {
         match self {
             ResourceSpec::Vpc(_) => ResourceType::Vpc,
             ResourceSpec::Subnet(_) => ResourceType::Subnet,
-            ResourceSpec::SecurityGroup(_) => ResourceType::SecurityGroup,
-            ResourceSpec::Instance(_) => ResourceType::Instance,
             ResourceSpec::InternetGateway(_) => ResourceType::InternetGateway,
+            ResourceSpec::Eip(_) => ResourceType::Eip,
+            ResourceSpec::NatGateway(_) => ResourceType::NatGateway,
             ResourceSpec::RouteTable(_) => ResourceType::RouteTable,
+            ResourceSpec::SecurityGroup(_) => ResourceType::SecurityGroup,
+            ResourceSpec::KeyPair(_) => ResourceType::KeyPair,
+            ResourceSpec::LaunchTemplate(_) => ResourceType::LaunchTemplate,
+            ResourceSpec::Instance(_) => ResourceType::Instance,
+            ResourceSpec::EipAssociation(_) => ResourceType::EipAssociation,
+        }
+    }
+
+    /// Parses the arguments of a resource of type `rtype`.
+    ///
+    /// # Errors
+    /// serde's error, for a field that is unknown, missing or of the wrong type.
+    pub fn from_value(
+        rtype: ResourceType,
+        value: serde_json::Value,
+    ) -> Result<ResourceSpec, serde_json::Error> {
+        use serde_json::from_value as v;
+        Ok(match rtype {
+            ResourceType::Vpc => ResourceSpec::Vpc(v(value)?),
+            ResourceType::Subnet => ResourceSpec::Subnet(v(value)?),
+            ResourceType::InternetGateway => ResourceSpec::InternetGateway(v(value)?),
+            ResourceType::Eip => ResourceSpec::Eip(v(value)?),
+            ResourceType::NatGateway => ResourceSpec::NatGateway(v(value)?),
+            ResourceType::RouteTable => ResourceSpec::RouteTable(v(value)?),
+            ResourceType::SecurityGroup => ResourceSpec::SecurityGroup(v(value)?),
+            ResourceType::KeyPair => ResourceSpec::KeyPair(v(value)?),
+            ResourceType::LaunchTemplate => ResourceSpec::LaunchTemplate(v(value)?),
+            ResourceType::Instance => ResourceSpec::Instance(v(value)?),
+            ResourceType::EipAssociation => ResourceSpec::EipAssociation(v(value)?),
+        })
+    }
+
+    /// The user's tags (`None` for types without tags).
+    pub fn tags(&self) -> Option<&BTreeMap<String, String>> {
+        match self {
+            ResourceSpec::Vpc(r) => Some(&r.tags),
+            ResourceSpec::Subnet(r) => Some(&r.tags),
+            ResourceSpec::InternetGateway(r) => Some(&r.tags),
+            ResourceSpec::Eip(r) => Some(&r.tags),
+            ResourceSpec::NatGateway(r) => Some(&r.tags),
+            ResourceSpec::RouteTable(r) => Some(&r.tags),
+            ResourceSpec::SecurityGroup(r) => Some(&r.tags),
+            ResourceSpec::KeyPair(r) => Some(&r.tags),
+            ResourceSpec::LaunchTemplate(r) => Some(&r.tags),
+            ResourceSpec::Instance(r) => Some(&r.tags),
+            ResourceSpec::EipAssociation(_) => None,
         }
     }
 }
@@ -260,8 +349,18 @@ impl ResourceSpec {
 #[serde(deny_unknown_fields)]
 pub struct Vpc {
     pub cidr_block: String,
+    /// The Amazon DNS server answers in the VPC (AWS's default: on).
+    #[serde(default = "yes")]
+    pub enable_dns_support: bool,
+    /// Instances get public DNS host names (AWS's default: off).
+    #[serde(default)]
+    pub enable_dns_hostnames: bool,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -276,6 +375,57 @@ pub struct Subnet {
     pub tags: BTreeMap<String, String>,
 }
 
+/// An internet gateway, attached to `vpc_id`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternetGateway {
+    pub vpc_id: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// An Elastic IP address in a VPC.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eip {
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A public NAT gateway in `subnet_id` with the Elastic IP `allocation_id`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatGateway {
+    pub subnet_id: String,
+    pub allocation_id: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A route table with its routes and the subnets associated with it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTable {
+    pub vpc_id: String,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub subnet_ids: Vec<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One route: a destination and exactly one target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub cidr_block: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_gateway_id: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityGroup {
@@ -284,9 +434,8 @@ pub struct SecurityGroup {
     pub description: String,
     #[serde(default)]
     pub ingress: Vec<Rule>,
-    /// Outbound rules, managed exactly when given; when absent, AWS's default (all traffic
-    /// allowed) is left as it is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `None`: AWS's default, all traffic to anywhere.
+    #[serde(default)]
     pub egress: Option<Vec<Rule>>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -296,8 +445,8 @@ fn default_description() -> String {
     "Managed by envboot".to_string()
 }
 
-/// A security group rule: traffic of `protocol` on ports `from_port`..=`to_port`, from (ingress)
-/// or to (egress) the `cidr_blocks` and the members of the `security_groups`.
+/// A security group rule: a protocol, a port range and its sources (ingress) or destinations
+/// (egress), as CIDR blocks and/or other security groups.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
@@ -307,26 +456,51 @@ pub struct Rule {
     pub to_port: i32,
     #[serde(default)]
     pub cidr_blocks: Vec<String>,
-    /// Ids of other security groups, usually `${other.id}`.
+    /// Ids of other security groups (`${other.id}`).
     #[serde(default)]
     pub security_groups: Vec<String>,
 }
 
-impl Rule {
-    /// The same rule with its lists sorted, for comparison as sets.
-    pub fn normalized(&self) -> Rule {
-        let mut r = self.clone();
-        r.cidr_blocks.sort();
-        r.security_groups.sort();
-        r
-    }
+/// The former name of [`Rule`].
+pub type IngressRule = Rule;
+
+/// A key pair imported from a public key in the repository.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPair {
+    /// The key pair's name in AWS; `<environment>-<address>` by default.
+    #[serde(default)]
+    pub key_name: Option<String>,
+    /// Path of an OpenSSH public key, relative to the module's folder; the model reads it from
+    /// the commit into `public_key`.
+    #[serde(default)]
+    pub public_key_file: Option<String>,
+    /// The public key itself (OpenSSH format).
+    #[serde(default)]
+    pub public_key: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
-/// Sorted, normalized rules: the form rules are compared in.
-pub fn normalized_rules(rules: &[Rule]) -> Vec<Rule> {
-    let mut out: Vec<Rule> = rules.iter().map(Rule::normalized).collect();
-    out.sort();
-    out
+/// A launch template; a change of its data makes a new version, the default one.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchTemplate {
+    /// The launch template's name in AWS; `<environment>-<address>` by default.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub image_id: Option<String>,
+    #[serde(default)]
+    pub instance_type: Option<String>,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    #[serde(default)]
+    pub vpc_security_group_ids: Vec<String>,
+    #[serde(default)]
+    pub user_data: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -339,37 +513,24 @@ pub struct Instance {
     pub vpc_security_group_ids: Vec<String>,
     #[serde(default)]
     pub user_data: Option<String>,
+    /// Size of the root volume in GiB; the AMI's by default. Grows in place, shrinking replaces.
+    #[serde(default)]
+    pub root_volume_size: Option<i32>,
+    /// Name of an IAM instance profile.
+    #[serde(default)]
+    pub iam_instance_profile: Option<String>,
+    /// Name of a key pair.
+    #[serde(default)]
+    pub key_name: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
 
-/// An internet gateway attached to a VPC.
+/// Associates an Elastic IP of the environment with an instance.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct InternetGateway {
-    pub vpc_id: String,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-}
-
-/// A route table with its routes and the subnets associated with it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteTable {
-    pub vpc_id: String,
-    #[serde(default)]
-    pub routes: Vec<Route>,
-    /// Subnets whose traffic this table routes.
-    #[serde(default)]
-    pub subnet_ids: Vec<String>,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-}
-
-/// Traffic to `cidr_block` goes through the gateway `gateway_id` (an internet gateway).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Route {
-    pub cidr_block: String,
-    pub gateway_id: String,
+pub struct EipAssociation {
+    /// `${eip.id}` of an `aws_eip` of the environment.
+    pub allocation_id: String,
+    pub instance_id: String,
 }

@@ -208,3 +208,106 @@ fn ssh_or_all_ports_open_to_the_internet_is_a_warning_with_its_location() {
         ok.warnings
     );
 }
+
+fn snapshot_with(module: &str, extra: &[(&str, &str)]) -> Snapshot {
+    let mut files = BTreeMap::new();
+    files.insert(
+        "environments/t/environment.yaml".to_string(),
+        env_with("infrastructure:\n  - name: s\n    module: stack\n")
+            .as_bytes()
+            .to_vec(),
+    );
+    files.insert(
+        "modules/stack/module.yaml".to_string(),
+        module.as_bytes().to_vec(),
+    );
+    for (path, text) in extra {
+        files.insert(path.to_string(), text.as_bytes().to_vec());
+    }
+    Snapshot::from_files("0123456789abcdef", files)
+}
+
+const STACK: &str = r#"apiVersion: envboot.dev/v1alpha1
+kind: Module
+resources:
+  - name: vpc
+    type: aws_vpc
+    cidr_block: 10.0.0.0/16
+  - name: igw
+    type: aws_internet_gateway
+    vpc_id: ${vpc.id}
+  - name: rt
+    type: aws_route_table
+    vpc_id: ${vpc.id}
+    routes:
+      - {cidr_block: 0.0.0.0/0, gateway_id: "${igw.id}"}
+  - name: key
+    type: aws_key_pair
+    public_key_file: keys/deploy.pub
+  - name: lb
+    type: aws_security_group
+    vpc_id: ${vpc.id}
+  - name: app
+    type: aws_security_group
+    vpc_id: ${vpc.id}
+    ingress:
+      - {protocol: tcp, from_port: 80, to_port: 80, security_groups: ["${lb.id}"]}
+    egress:
+      - {protocol: tcp, from_port: 443, to_port: 443, cidr_blocks: [0.0.0.0/0]}
+"#;
+
+#[test]
+fn new_resource_types_load_with_their_references_and_the_key_file_from_the_commit() {
+    let env = load(
+        &snapshot_with(
+            STACK,
+            &[("modules/stack/keys/deploy.pub", "ssh-ed25519 AAAA me\n")],
+        ),
+        "t",
+    )
+    .unwrap();
+    let by: BTreeMap<&str, &Resource> = env
+        .resources
+        .iter()
+        .map(|r| (r.address.as_str(), r))
+        .collect();
+    let ResourceSpec::KeyPair(k) = &by["s.key"].spec else {
+        panic!()
+    };
+    assert_eq!(k.public_key.as_deref(), Some("ssh-ed25519 AAAA me"));
+    assert_eq!(
+        by["s.rt"].depends_on,
+        ["s.igw".to_string(), "s.vpc".to_string()].into()
+    );
+    assert!(by["s.app"].depends_on.contains("s.lb"));
+    let order: Vec<&str> = env.resources.iter().map(|r| r.address.as_str()).collect();
+    let pos = |a: &str| order.iter().position(|o| *o == a).unwrap();
+    assert!(pos("s.igw") < pos("s.rt") && pos("s.lb") < pos("s.app"));
+}
+
+#[test]
+fn route_targets_rule_sources_and_key_files_are_validated() {
+    let bad = STACK
+        .replace(
+            "gateway_id: \"${igw.id}\"",
+            "gateway_id: \"${igw.id}\", nat_gateway_id: nat-1",
+        )
+        .replace(
+            "{protocol: tcp, from_port: 443, to_port: 443, cidr_blocks: [0.0.0.0/0]}",
+            "{protocol: tcp, from_port: 443, to_port: 443}",
+        );
+    let Err(Error::Invalid(d)) = load(&snapshot_with(&bad, &[]), "t") else {
+        panic!("expected invalid")
+    };
+    let text = d.to_string();
+    assert!(
+        text.contains("a route needs exactly one of `gateway_id` and `nat_gateway_id`"),
+        "{text}"
+    );
+    assert!(text.contains("public_key_file `keys/deploy.pub` not found: expected modules/stack/keys/deploy.pub in the commit"), "{text}");
+    assert!(
+        text.contains("a rule needs `cidr_blocks` or `security_groups`"),
+        "{text}"
+    );
+    assert!(text.contains("modules/stack/module.yaml:"), "{text}");
+}
