@@ -228,7 +228,7 @@ const DEFAULT_API_VERSIONS: &[&str] = &[
 ];
 
 /// Helm's install order of kinds.
-const INSTALL_ORDER: &[&str] = &[
+pub const INSTALL_ORDER: &[&str] = &[
     "PriorityClass",
     "Namespace",
     "NetworkPolicy",
