@@ -486,7 +486,7 @@ const CASES: &[Case] = &[
         args: &[],
         code: 3,
         at: CHART,
-        says: "function `shout` is not defined",
+        says: "function \"shout\" not defined",
     },
     Case {
         name: "template fails on purpose",
@@ -506,7 +506,7 @@ const CASES: &[Case] = &[
         args: &[],
         code: 3,
         at: CHART,
-        says: "never closed with `{{ end }}`",
+        says: "unexpected EOF",
     },
     Case {
         name: "template output is not YAML",
@@ -514,7 +514,7 @@ const CASES: &[Case] = &[
         args: &[],
         code: 3,
         at: CHART,
-        says: "the output is not valid YAML",
+        says: "YAML parse error on modules/hello/templates/configmap.yaml",
     },
     Case {
         name: "template object without a name",

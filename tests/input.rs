@@ -117,7 +117,7 @@ fn an_invalid_environment_fails_with_file_and_line_for_every_mistake_and_calls_n
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stderr.contains(&format!(
-            "modules/hello/templates/service.yaml:{}: function `nosuch` is not defined",
+            "parse error at (modules/hello/templates/service.yaml:{}): function \"nosuch\" not defined",
             line_of(&repo.read("modules/hello/templates/service.yaml"), "nosuch")
         )),
         "{}",

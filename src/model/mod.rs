@@ -78,6 +78,9 @@ pub struct Release {
     pub chart: Chart,
     /// Chart defaults < values files < inline values, merged.
     pub values: Value,
+    /// The values files and then the inline values (as YAML), in the order Helm merges them
+    /// over the chart's defaults: (name, YAML text).
+    pub values_sources: Vec<(String, String)>,
 }
 
 /// A Helm chart read from the commit.
@@ -91,6 +94,8 @@ pub struct Chart {
     pub values: Value,
     /// Template path (relative to the chart folder, e.g. `templates/deployment.yaml`) to text.
     pub templates: BTreeMap<String, String>,
+    /// Every file of the chart folder (relative path to contents), for the Helm engine.
+    pub files: BTreeMap<String, Vec<u8>>,
 }
 
 /// A Secret declared in Git; its data is decrypted later, in memory only.
@@ -1036,6 +1041,7 @@ impl Loader<'_> {
                 continue;
             };
             let mut values = chart.values.clone();
+            let mut values_sources = Vec::new();
             for (v, rel) in spec.values_files.iter().enumerate() {
                 let vat = idx(&key(&at, "valuesFiles"), v);
                 let Some(path) = join(env_dir, rel) else {
@@ -1057,7 +1063,8 @@ impl Loader<'_> {
                 };
                 match diag::parse::<Option<Value>>(&path, text) {
                     Ok((Some(overlay @ Value::Object(_)), _)) => {
-                        merge_values(&mut values, &overlay)
+                        merge_values(&mut values, &overlay);
+                        values_sources.push((path.clone(), text.to_string()));
                     }
                     Ok((None, _)) => {}
                     Ok((Some(_), vfile)) => {
@@ -1069,11 +1076,16 @@ impl Loader<'_> {
             let mut inline = Value::Object(spec.values.clone());
             self.cross_layer(&mut inline, file, &key(&at, "values"));
             merge_values(&mut values, &inline);
+            if !spec.values.is_empty() {
+                let name = format!("{} (values of release {})", file.path, spec.name);
+                values_sources.push((name, serde_yaml_ng::to_string(&inline).unwrap_or_default()));
+            }
             out.push(Release {
                 name: spec.name.clone(),
                 namespace: spec.namespace.clone(),
                 chart,
                 values,
+                values_sources,
             });
         }
         out
@@ -1127,7 +1139,13 @@ impl Loader<'_> {
                 templates.insert(format!("templates/{rel}"), text.to_string());
             }
         }
+        let files = self
+            .snapshot
+            .files_under(&dir)
+            .map(|(rel, bytes)| (rel.to_string(), bytes.to_vec()))
+            .collect();
         Some(Chart {
+            files,
             dir,
             name: meta.name,
             version: meta.version,

@@ -31,6 +31,8 @@ pub enum Error {
         line: usize,
         message: String,
     },
+    #[error("{message} (release `{release}`)")]
+    ChartFailed { release: String, message: String },
     #[error("{file}: the output is not valid YAML: {message} (release `{release}`)")]
     InvalidOutput {
         release: String,
@@ -188,39 +190,38 @@ fn stamp(object: &mut Value, environment: &str, commit: &str) {
     metadata["annotations"][ANNOTATION_REVISION] = json!(commit);
 }
 
-/// Renders one release's chart templates into objects.
+/// The Kubernetes version charts see in `.Capabilities.KubeVersion`.
+pub const KUBE_VERSION: &str = "1.30.0";
+
+/// Renders one release's chart with the Helm-compatible engine, as `helm template` would, and
+/// parses the objects. Hooks are left out (they run at phases, not as part of the release).
 pub fn render_release(release: &Release) -> Result<Vec<Manifest>> {
     let chart = &release.chart;
-    let root = json!({
-        "Values": release.values,
-        "Release": {
-            "Name": release.name,
-            "Namespace": release.namespace,
-            "Service": "envboot",
-            "IsInstall": true,
-            "IsUpgrade": false,
-            "Revision": 1,
-        },
-        "Chart": {
-            "Name": chart.name,
-            "Version": chart.version,
-            "AppVersion": chart.app_version,
-        },
-    });
+    // Helm names files `<chart name>/templates/...`; envboot names them by repository path.
+    let located =
+        |message: String| message.replace(&format!("{}/", chart.name), &format!("{}/", chart.dir));
+    let failed = |message: String| Error::ChartFailed {
+        release: release.name.clone(),
+        message: located(message),
+    };
+    let engine_chart =
+        crate::helm::Chart::from_files(chart.files.clone()).map_err(|e| failed(e.to_string()))?;
+    let options = crate::helm::Options {
+        release_name: release.name.clone(),
+        namespace: release.namespace.clone(),
+        kube_version: KUBE_VERSION.to_string(),
+        api_versions: Vec::new(),
+        values_files: release.values_sources.clone(),
+        set: Vec::new(),
+        set_string: Vec::new(),
+        is_upgrade: false,
+    };
+    let rendered =
+        crate::helm::template(&engine_chart, &options).map_err(|e| failed(e.to_string()))?;
     let mut out = Vec::new();
-    for (path, text) in &chart.templates {
-        let base = path.rsplit('/').next().unwrap_or_default();
-        if base.starts_with('_') || base == "NOTES.txt" {
-            continue;
-        }
-        let file = format!("{}/{path}", chart.dir);
-        let rendered = template::render(text, &root).map_err(|e| Error::TemplateFailed {
-            release: release.name.clone(),
-            file: file.clone(),
-            line: e.line,
-            message: e.message,
-        })?;
-        for (index, doc) in split_documents(&rendered).into_iter().enumerate() {
+    for r in rendered.iter().filter(|r| !r.hook) {
+        let file = located(r.source.clone());
+        for (index, doc) in split_documents(&r.content).into_iter().enumerate() {
             let value: Value = serde_yaml_ng::from_str(doc).map_err(|e| Error::InvalidOutput {
                 release: release.name.clone(),
                 file: file.clone(),
