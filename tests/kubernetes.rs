@@ -481,3 +481,40 @@ async fn reconcile_heals_drift_and_follows_new_commits_until_stopped() {
     );
     envboot(&repo, settings, &["destroy", &name]).assert_ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_public_chart_is_released_with_per_environment_values_and_reapplied_as_no_op() {
+    let corpus = project_root().join("../shared/helm-corpus/charts/podinfo");
+    if !corpus.is_dir() {
+        println!("skipped: ../shared/helm-corpus not found");
+        return;
+    }
+    let settings = sandbox();
+    let name = unique("public");
+    let env = format!(
+        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nreleases:\n  - name: web\n    chart: podinfo\n    namespace: {name}\n    values: {{replicaCount: 3}}\n"
+    );
+    let repo = Repo::new(&name, &env);
+    let copy = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&corpus)
+        .arg(repo.path().join("modules/podinfo"))
+        .status()
+        .expect("cp");
+    assert!(copy.success());
+    repo.commit("podinfo");
+    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    let client = kube_client(settings).await;
+    let deployment = Api::<Deployment>::namespaced(client, &name)
+        .get("web-podinfo")
+        .await
+        .expect("the chart's Deployment");
+    assert_eq!(
+        deployment.spec.and_then(|s| s.replicas),
+        Some(3),
+        "the environment's value wins"
+    );
+    let run = envboot(&repo, settings, &["apply", &name]);
+    assert!(run.stdout.contains("No changes."), "{}", run.stdout);
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+}
