@@ -388,20 +388,7 @@ async fn library_plan_calls(
         name,
     )
     .expect("load");
-    let creds = aws_sdk_ec2::config::Credentials::new(
-        &settings["AWS_ACCESS_KEY_ID"],
-        &settings["AWS_SECRET_ACCESS_KEY"],
-        None,
-        None,
-        "sandbox",
-    );
-    let config = aws_sdk_ec2::config::Builder::new()
-        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-        .region(aws_sdk_ec2::config::Region::new(
-            settings["AWS_REGION"].clone(),
-        ))
-        .endpoint_url(&settings["AWS_ENDPOINT_URL"])
-        .credentials_provider(creds);
+    let config = ec2_config(settings);
     let aws = envboot::aws::Aws::from_config(config);
     let changes = aws
         .plan(name, &loaded.env.resources, false)

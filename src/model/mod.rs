@@ -1165,24 +1165,14 @@ impl Loader<'_> {
         let mut out = Vec::new();
         for (i, spec) in env.config_maps.iter().enumerate() {
             let at = idx("configMaps", i);
-            if !is_dns_subdomain(&spec.name) {
-                self.report(file.at(&key(&at, "name"), format!("invalid ConfigMap name `{}`: expected a DNS subdomain (a-z, 0-9, `-`, `.`)", spec.name)));
-            }
-            if !is_dns_label(&spec.namespace) {
-                self.report(file.at(
-                    &key(&at, "namespace"),
-                    format!(
-                        "invalid namespace `{}`: expected a DNS label (a-z, 0-9, `-`)",
-                        spec.namespace
-                    ),
-                ));
-            }
-            if !seen.insert((spec.namespace.clone(), spec.name.clone())) {
-                self.report(file.at(
-                    &key(&at, "name"),
-                    format!("duplicate ConfigMap `{}/{}`", spec.namespace, spec.name),
-                ));
-            }
+            self.check_object_names(
+                "ConfigMap",
+                file,
+                &at,
+                &spec.name,
+                &spec.namespace,
+                &mut seen,
+            );
             let mut data = BTreeMap::new();
             for (k, v) in &spec.data {
                 let mut value = Value::String(v.clone());
@@ -1241,35 +1231,45 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
+    /// A namespaced object's name (DNS subdomain), namespace (DNS label) and uniqueness, for
+    /// ConfigMaps and Secrets declared in the environment.
+    fn check_object_names(
+        &mut self,
+        kind: &str,
+        file: &SourceFile,
+        at: &str,
+        name: &str,
+        namespace: &str,
+        seen: &mut BTreeSet<(String, String)>,
+    ) {
+        if !is_dns_subdomain(name) {
+            self.report(file.at(
+                &key(at, "name"),
+                format!(
+                    "invalid {kind} name `{name}`: expected a DNS subdomain (a-z, 0-9, `-`, `.`)"
+                ),
+            ));
+        }
+        if !is_dns_label(namespace) {
+            self.report(file.at(
+                &key(at, "namespace"),
+                format!("invalid namespace `{namespace}`: expected a DNS label (a-z, 0-9, `-`)"),
+            ));
+        }
+        if !seen.insert((namespace.to_string(), name.to_string())) {
+            self.report(file.at(
+                &key(at, "name"),
+                format!("duplicate {kind} `{namespace}/{name}`"),
+            ));
+        }
+    }
+
     fn secrets(&mut self, env: &EnvironmentFile, file: &SourceFile, env_dir: &str) -> Vec<Secret> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for (i, spec) in env.secrets.iter().enumerate() {
             let at = idx("secrets", i);
-            if !is_dns_subdomain(&spec.name) {
-                self.report(file.at(
-                    &key(&at, "name"),
-                    format!(
-                        "invalid Secret name `{}`: expected a DNS subdomain (a-z, 0-9, `-`, `.`)",
-                        spec.name
-                    ),
-                ));
-            }
-            if !is_dns_label(&spec.namespace) {
-                self.report(file.at(
-                    &key(&at, "namespace"),
-                    format!(
-                        "invalid namespace `{}`: expected a DNS label (a-z, 0-9, `-`)",
-                        spec.namespace
-                    ),
-                ));
-            }
-            if !seen.insert((spec.namespace.clone(), spec.name.clone())) {
-                self.report(file.at(
-                    &key(&at, "name"),
-                    format!("duplicate Secret `{}/{}`", spec.namespace, spec.name),
-                ));
-            }
+            self.check_object_names("Secret", file, &at, &spec.name, &spec.namespace, &mut seen);
             let Some(path) = join(env_dir, &spec.file) else {
                 self.report(file.at(
                     &key(&at, "file"),

@@ -225,8 +225,9 @@ configMaps:
     )
 }
 
-/// The sandbox's AWS settings for the SDK (the same ones envboot reads from its environment).
-pub async fn ec2(settings: &HashMap<String, String>) -> aws_sdk_ec2::Client {
+/// The sandbox's AWS settings as an SDK configuration (the same ones envboot reads from its
+/// environment).
+pub fn ec2_config(settings: &HashMap<String, String>) -> aws_sdk_ec2::config::Builder {
     let creds = aws_sdk_ec2::config::Credentials::new(
         &settings["AWS_ACCESS_KEY_ID"],
         &settings["AWS_SECRET_ACCESS_KEY"],
@@ -234,14 +235,18 @@ pub async fn ec2(settings: &HashMap<String, String>) -> aws_sdk_ec2::Client {
         None,
         "sandbox",
     );
-    let config = aws_sdk_ec2::config::Builder::new()
+    aws_sdk_ec2::config::Builder::new()
         .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
         .region(aws_sdk_ec2::config::Region::new(
             settings["AWS_REGION"].clone(),
         ))
         .endpoint_url(&settings["AWS_ENDPOINT_URL"])
         .credentials_provider(creds)
-        .build();
+}
+
+/// An EC2 client for the sandbox.
+pub async fn ec2(settings: &HashMap<String, String>) -> aws_sdk_ec2::Client {
+    let config = ec2_config(settings).build();
     aws_sdk_ec2::Client::from_conf(config)
 }
 
