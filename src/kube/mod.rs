@@ -9,6 +9,7 @@
 pub mod diff;
 pub mod lock;
 pub mod ready;
+pub mod retry;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -48,7 +49,7 @@ pub enum Error {
         holder: String,
         renewed: String,
     },
-    #[error("{call} {object} failed: {source}")]
+    #[error("{call} {object} failed: {}", explain(source))]
     CallFailed {
         object: String,
         call: &'static str,
@@ -58,6 +59,22 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A kube error for people: the API server's own message and status code, or, when the answer
+/// had no Kubernetes status in it (a proxy or an overloaded server), the HTTP status.
+fn explain(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.message.is_empty() => {
+            let reason = http::StatusCode::from_u16(status.code)
+                .ok()
+                .and_then(|c| c.canonical_reason())
+                .unwrap_or("");
+            format!("the API server answered HTTP {} {reason}", status.code)
+        }
+        kube::Error::Api(status) => format!("{} (HTTP {})", status.message, status.code),
+        other => other.to_string(),
+    }
+}
 
 /// Counts requests to the API server by HTTP method (`GET`, `PATCH`, ...); dry-run requests
 /// are counted as `DRYRUN`.
@@ -167,6 +184,9 @@ impl Kube {
                 context: context.map(str::to_string),
                 source,
             })?;
+        let mut config = config;
+        // envboot's own policy replaces kube's (see `retry`).
+        config.default_retry = false;
         let calls = RequestCounter::default();
         let counter = calls.clone();
         let client = kube::client::ClientBuilder::try_from(config)
@@ -175,6 +195,8 @@ impl Kube {
                 inner,
                 counter: counter.clone(),
             }))
+            .with_layer(&tower::buffer::BufferLayer::new(1024))
+            .with_layer(&tower::retry::RetryLayer::new(retry::RetryPolicy::default()))
             .build();
         Ok(Kube {
             client,
@@ -199,7 +221,14 @@ impl Kube {
                 &GroupVersion::gv(&gv.group, &gv.version),
             )
             .await
-            .map_err(unknown)?;
+            .map_err(|source| match &source {
+                kube::Error::Api(status) if status.code == 404 => unknown(source),
+                _ => Error::CallFailed {
+                    object: format!("API group-version {api_version}"),
+                    call: "discovery",
+                    source,
+                },
+            })?;
             let resources = group
                 .versioned_resources(&gv.version)
                 .into_iter()
