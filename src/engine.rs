@@ -175,14 +175,7 @@ pub async fn lock(loaded: &Loaded, holder: &str) -> Result<Option<kube::lock::Lo
 
 /// Who runs: `envboot <command> (user@host, pid N)`, shown to a second run that finds the lock.
 pub fn holder(command: &str) -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    format!(
-        "envboot {command} ({user}@{host}, pid {})",
-        std::process::id()
-    )
+    kube::lock::holder_identity(command)
 }
 
 /// What to converge to.

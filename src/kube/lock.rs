@@ -83,7 +83,7 @@ impl Kube {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 409 => {
                 let current = api.get(&name).await.map_err(failed("get"))?;
-                if !expired(&current) {
+                if !expired(&current) && !holder_died_here(&current) {
                     return Err(locked(environment, &current));
                 }
                 // Take over the expired lease; a concurrent taker makes this fail with 409.
@@ -121,6 +121,52 @@ impl Kube {
     }
 }
 
+/// This machine's host name.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Who holds a lock: `envboot <command> (user@host, pid N)`, shown to a second run that finds
+/// it, and used to tell that a holder on this same machine has died.
+pub fn holder_identity(command: &str) -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!(
+        "envboot {command} ({user}@{}, pid {})",
+        hostname(),
+        std::process::id()
+    )
+}
+
+/// The host and process id in a holder identity written by [`holder_identity`].
+fn host_and_pid(holder: &str) -> Option<(&str, u32)> {
+    let inner = holder.strip_suffix(')')?;
+    let (rest, pid) = inner.rsplit_once(", pid ")?;
+    let (_, host) = rest.rsplit_once('@')?;
+    Some((host, pid.parse().ok()?))
+}
+
+/// Whether the lease's holder ran on this machine and its process is gone (killed, crashed):
+/// then the lock is stale at once, without waiting for it to expire.
+fn holder_died_here(lease: &Lease) -> bool {
+    let Some(holder) = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref())
+    else {
+        return false;
+    };
+    match host_and_pid(holder) {
+        Some((host, pid)) => {
+            host == hostname()
+                && pid != std::process::id()
+                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        None => false,
+    }
+}
+
 fn locked(environment: &str, lease: &Lease) -> Error {
     let spec = lease.spec.as_ref();
     Error::Locked {
@@ -140,5 +186,24 @@ impl LockGuard {
     pub async fn release(self) {
         self.renewer.abort();
         let _ = self.api.delete(&self.name, &DeleteParams::default()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_and_pid_are_read_back_from_a_holder_identity() {
+        let me = holder_identity("apply");
+        assert_eq!(
+            host_and_pid(&me),
+            Some((hostname().as_str(), std::process::id()))
+        );
+        assert_eq!(host_and_pid("run A"), None);
+        assert_eq!(
+            host_and_pid("envboot apply (a@b@host-1, pid 42)"),
+            Some(("host-1", 42))
+        );
     }
 }
