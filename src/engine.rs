@@ -150,6 +150,7 @@ pub(crate) fn decrypt_secrets(env: &Environment) -> Result<Vec<render::SecretDat
                         "the decrypted content is not a YAML map of names to string values".into(),
                     )
                 })?;
+            crate::secrets::register_sensitive(data.values().map(String::as_str));
             Ok(render::SecretData {
                 name: s.name.clone(),
                 namespace: s.namespace.clone(),
@@ -374,6 +375,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
             desired.push(object);
         }
         let live = k.discover(&env.name, &kinds).await?;
+        register_live_secrets(&live);
         let foreign = k.foreign_namespaces(&env.name).await?;
         let desired = match goal {
             Goal::Apply => desired,
@@ -437,6 +439,23 @@ pub struct LiveState {
     pub applied_at: Option<String>,
     /// Commit to the number of resources it created or last changed.
     pub revisions: std::collections::BTreeMap<String, usize>,
+}
+
+/// The values of the environment's live Secrets are as sensitive as the new ones (a rotated
+/// password must not show as the `before` of a change).
+fn register_live_secrets(live: &[serde_json::Value]) {
+    use base64::Engine;
+    let decode = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+    };
+    for object in live.iter().filter(|o| o["kind"] == "Secret") {
+        if let Some(data) = object["data"].as_object() {
+            let values: Vec<String> = data.values().filter_map(decode).collect();
+            crate::secrets::register_sensitive(values.iter().map(String::as_str));
+        }
+    }
 }
 
 /// Attributes of the AWS resources that stay (`network.vpc.id` to `vpc-123`).

@@ -2,6 +2,21 @@
 
 use std::process::ExitCode;
 
+// Everything this program prints goes through `secrets::redact`: a decrypted value that reached
+// a message (a server's error quoting it, a chart putting it into a ConfigMap) is shown as
+// `(sensitive)`. These shadow the standard macros for the whole file.
+macro_rules! println {
+    () => { std::println!() };
+    ($($t:tt)*) => { std::println!("{}", envboot::secrets::redact(&format!($($t)*))) };
+}
+macro_rules! print {
+    ($($t:tt)*) => { std::print!("{}", envboot::secrets::redact(&format!($($t)*))) };
+}
+macro_rules! eprintln {
+    () => { std::eprintln!() };
+    ($($t:tt)*) => { std::eprintln!("{}", envboot::secrets::redact(&format!($($t)*))) };
+}
+
 use std::io::IsTerminal;
 
 use clap::{Args, Parser, Subcommand};
@@ -701,7 +716,7 @@ impl Printer {
 
     fn line(&self, text: &str) {
         match &self.bar {
-            Some(bar) => bar.println(text),
+            Some(bar) => bar.println(envboot::secrets::redact(text)),
             None => println!("{text}"),
         }
     }

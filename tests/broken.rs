@@ -549,6 +549,30 @@ const CASES: &[Case] = &[
         says: "is not age-encrypted",
     },
     Case {
+        name: "chart value from an undeclared secret",
+        edits: &[(
+            ENV,
+            "      greeting: Hello from t",
+            "      greeting: ${secret.db.password}",
+        )],
+        args: &[],
+        code: 3,
+        at: ENV,
+        says: "refers to secret `db`, which is not declared under `secrets`",
+    },
+    Case {
+        name: "secret value in a ConfigMap",
+        edits: &[(
+            ENV,
+            "      LOG_LEVEL: debug",
+            "      LOG_LEVEL: ${secret.db.password}",
+        )],
+        args: &[],
+        code: 3,
+        at: ENV,
+        says: "secret values go only into release values and Secrets, never into a ConfigMap",
+    },
+    Case {
         name: "SSH open to the internet with --deny-warnings",
         edits: &[(
             ENV,

@@ -14,7 +14,7 @@ const CHANGED: &str = "tr0ub4dor-and-3-second-value-91bc";
 
 fn environment(name: &str) -> String {
     format!(
-        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nsecrets:\n  - name: db-credentials\n    namespace: {name}\n    file: secrets/db.yaml.age\n"
+        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nsecrets:\n  - name: db-credentials\n    namespace: {name}\n    file: secrets/db.yaml.age\nreleases:\n  - name: hello\n    chart: hello\n    namespace: {name}\n    values:\n      greeting: \"postgres://app:${{secret.db-credentials.password}}@db\"\n"
     )
 }
 
@@ -88,6 +88,39 @@ async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
     let data = secret.data.unwrap_or_default();
     assert_eq!(data["password"].0, PASSWORD.as_bytes());
     assert_eq!(data["username"].0, b"app");
+    // A chart value from the secret reaches the chart (here, its ConfigMap)...
+    let config = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &name)
+        .get("hello-config")
+        .await
+        .expect("chart's ConfigMap");
+    assert_eq!(
+        config.data.unwrap_or_default()["GREETING"],
+        format!("postgres://app:{PASSWORD}@db")
+    );
+    // ...but no secret is in a label or an annotation of anything the environment owns.
+    let owned = kube::api::ListParams::default().labels(&format!("envboot.dev/environment={name}"));
+    let mut metadata = String::new();
+    for m in Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &name)
+        .list(&owned)
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|o| &o.metadata)
+        .chain(
+            Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &name)
+                .list(&owned)
+                .await
+                .expect("list")
+                .items
+                .iter()
+                .map(|o| &o.metadata),
+        )
+    {
+        metadata.push_str(&format!("{:?}{:?}", m.labels, m.annotations));
+    }
+    assert!(metadata.contains("envboot.dev/environment"));
+    assert!(!metadata.contains(PASSWORD), "{metadata}");
 
     // A changed value: the plan says the field changes, but not from what to what.
     std::fs::write(&plain, format!("username: app\npassword: {CHANGED}\n")).expect("write");
@@ -110,6 +143,12 @@ async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
         r.stdout
             .contains("~ data.password: (sensitive) -> (sensitive)"),
         "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("~ data.GREETING: (sensitive) -> \"postgres://app:(sensitive)@db\""),
+        "a chart value from a secret is masked where it lands: {}",
         r.stdout
     );
     run(&["apply", &name], &with_key).assert_ok();
@@ -144,7 +183,10 @@ async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
             !printed.contains(value),
             "a secret value was printed:\n{printed}"
         );
-        let encoded = envboot::render::template::base64(value.as_bytes());
+        let encoded = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(value.as_bytes())
+        };
         assert!(
             !printed.contains(&encoded[..20]),
             "a secret value was printed in base64:\n{printed}"

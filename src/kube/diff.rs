@@ -265,16 +265,21 @@ pub fn diff(
     out
 }
 
-/// Shows `(sensitive)` for every changed value of a Secret's data.
+/// Shows `(sensitive)` for every changed value of a Secret's data, and for a secret value in
+/// any other field (a chart value from a secret): there the old value is masked whole, as it
+/// held the secret before it changed.
 pub fn mask(kind: &str, fields: &mut [FieldChange]) {
-    if kind != "Secret" {
-        return;
-    }
     let sensitive = || Some(crate::secrets::SENSITIVE.to_string());
     for f in fields {
-        if f.path.starts_with("data") || f.path.starts_with("stringData") {
+        if kind == "Secret" && (f.path.starts_with("data") || f.path.starts_with("stringData")) {
             f.before = f.before.as_ref().and_then(|_| sensitive());
             f.after = f.after.as_ref().and_then(|_| sensitive());
+            continue;
+        }
+        let Some(after) = &f.after else { continue };
+        if let std::borrow::Cow::Owned(masked) = crate::secrets::redact(after) {
+            f.after = Some(masked);
+            f.before = f.before.as_ref().and_then(|_| sensitive());
         }
     }
 }

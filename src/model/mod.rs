@@ -81,6 +81,8 @@ pub struct Release {
     /// The values files and then the inline values (as YAML), in the order Helm merges them
     /// over the chart's defaults: (name, YAML text).
     pub values_sources: Vec<(String, String)>,
+    /// The inline values, where `${secret.NAME.KEY}` references may sit (filled in at render).
+    pub inline_values: Value,
 }
 
 /// A Helm chart read from the commit.
@@ -1074,7 +1076,8 @@ impl Loader<'_> {
                 }
             }
             let mut inline = Value::Object(spec.values.clone());
-            self.cross_layer(&mut inline, file, &key(&at, "values"));
+            let secret_names: Vec<String> = env.secrets.iter().map(|s| s.name.clone()).collect();
+            self.cross_layer(&mut inline, file, &key(&at, "values"), Some(&secret_names));
             merge_values(&mut values, &inline);
             if !spec.values.is_empty() {
                 let name = format!("{} (values of release {})", file.path, spec.name);
@@ -1086,6 +1089,7 @@ impl Loader<'_> {
                 chart,
                 values,
                 values_sources,
+                inline_values: inline,
             });
         }
         out
@@ -1176,7 +1180,7 @@ impl Loader<'_> {
             let mut data = BTreeMap::new();
             for (k, v) in &spec.data {
                 let mut value = Value::String(v.clone());
-                self.cross_layer(&mut value, file, &key(&key(&at, "data"), k));
+                self.cross_layer(&mut value, file, &key(&key(&at, "data"), k), None);
                 data.insert(k.clone(), refs::display(&value));
             }
             let mut cm = ConfigMap {
@@ -1316,7 +1320,15 @@ impl Loader<'_> {
     /// Replaces `${module.INSTANCE.OUTPUT}` in Kubernetes-side values (ConfigMap data, chart
     /// values) by the output's canonical expression, resolved against AWS at plan and apply
     /// time. Reports references that do not resolve, at `path` in `file`.
-    fn cross_layer(&mut self, value: &mut Value, file: &SourceFile, path: &str) {
+    /// Resolves `${module.X.Y}` in `value`; `${secret.NAME.KEY}` is checked and kept for the
+    /// renderer where `secrets` (the declared secrets' names) is given, rejected elsewhere.
+    fn cross_layer(
+        &mut self,
+        value: &mut Value,
+        file: &SourceFile,
+        path: &str,
+        secrets: Option<&[String]>,
+    ) {
         let mut problems = Vec::new();
         let outputs = &self.outputs;
         refs::substitute(
@@ -1335,9 +1347,26 @@ impl Loader<'_> {
                         None
                     }
                 },
+                ["secret", name, _] => {
+                    match secrets {
+                        Some(names) if names.iter().any(|n| n == name) => {}
+                        Some(_) => problems.push(format!(
+                            "`${{{expr}}}` refers to secret `{name}`, which is not declared under `secrets`"
+                        )),
+                        None => problems.push(format!(
+                            "`${{{expr}}}`: secret values go only into release values and Secrets, never into a ConfigMap"
+                        )),
+                    }
+                    None
+                }
                 _ => {
+                    let expected = if secrets.is_some() {
+                        "`${module.INSTANCE.OUTPUT}` or `${secret.NAME.KEY}`"
+                    } else {
+                        "`${module.INSTANCE.OUTPUT}`"
+                    };
                     problems.push(format!(
-                        "invalid reference `${{{expr}}}`: expected `${{module.INSTANCE.OUTPUT}}`"
+                        "invalid reference `${{{expr}}}`: expected {expected}"
                     ));
                     None
                 }

@@ -39,6 +39,13 @@ pub enum Error {
         file: String,
         message: String,
     },
+    #[error("`${{secret.{secret}.{key}}}` in the values of release `{release}`: secret `{secret}` ({file}) has no key `{key}`")]
+    MissingSecretKey {
+        release: String,
+        secret: String,
+        key: String,
+        file: String,
+    },
     #[error("{file}: rendered object #{index} has no {missing} (release `{release}`)")]
     IncompleteObject {
         release: String,
@@ -174,7 +181,7 @@ pub fn render(env: &Environment, secrets: &[SecretData]) -> Result<Vec<Manifest>
         });
     }
     for release in &env.releases {
-        out.extend(render_release(release)?);
+        out.extend(render_release(release, secrets)?);
     }
     for m in &mut out {
         stamp(&mut m.object, &env.name, &env.commit);
@@ -195,8 +202,13 @@ pub const KUBE_VERSION: &str = "1.30.0";
 
 /// Renders one release's chart with the Helm-compatible engine, as `helm template` would, and
 /// parses the objects. Hooks are left out (they run at phases, not as part of the release).
-pub fn render_release(release: &Release) -> Result<Vec<Manifest>> {
+pub fn render_release(release: &Release, secrets: &[SecretData]) -> Result<Vec<Manifest>> {
     let chart = &release.chart;
+    let mut values_files = release.values_sources.clone();
+    if let Some(overlay) = secret_values(release, secrets)? {
+        let text = serde_yaml_ng::to_string(&overlay).unwrap_or_default();
+        values_files.push((format!("(secret values of release {})", release.name), text));
+    }
     // Helm names files `<chart name>/templates/...`; envboot names them by repository path.
     let located =
         |message: String| message.replace(&format!("{}/", chart.name), &format!("{}/", chart.dir));
@@ -211,7 +223,7 @@ pub fn render_release(release: &Release) -> Result<Vec<Manifest>> {
         namespace: release.namespace.clone(),
         kube_version: KUBE_VERSION.to_string(),
         api_versions: Vec::new(),
-        values_files: release.values_sources.clone(),
+        values_files,
         set: Vec::new(),
         set_string: Vec::new(),
         is_upgrade: false,
@@ -258,6 +270,51 @@ pub fn render_release(release: &Release) -> Result<Vec<Manifest>> {
         }
     }
     Ok(out)
+}
+
+/// The top-level keys of a release's inline values that hold `${secret.NAME.KEY}` references,
+/// with the decrypted values filled in: merged last, over the inline values they came from.
+fn secret_values(release: &Release, secrets: &[SecretData]) -> Result<Option<Value>> {
+    let Value::Object(inline) = &release.inline_values else {
+        return Ok(None);
+    };
+    let mut overlay = Map::new();
+    let mut missing = None;
+    for (key, value) in inline {
+        let mut found = Vec::new();
+        crate::model::refs::collect(value, "", &mut found);
+        if !found.iter().any(|(_, e)| e.starts_with("secret.")) {
+            continue;
+        }
+        let mut filled = value.clone();
+        crate::model::refs::substitute(&mut filled, &mut |expr| {
+            let ["secret", name, k] = expr.split('.').collect::<Vec<_>>()[..] else {
+                return None;
+            };
+            let secret = secrets
+                .iter()
+                .find(|s| s.name == name && s.namespace == release.namespace)
+                .or_else(|| secrets.iter().find(|s| s.name == name))?;
+            match secret.data.get(k) {
+                Some(v) => Some(Value::String(v.clone())),
+                None => {
+                    missing.get_or_insert(Error::MissingSecretKey {
+                        release: release.name.clone(),
+                        secret: name.to_string(),
+                        key: k.to_string(),
+                        file: secret.file.clone(),
+                    });
+                    None
+                }
+            }
+        });
+        overlay.insert(key.clone(), filled);
+    }
+    match missing {
+        Some(e) => Err(e),
+        None if overlay.is_empty() => Ok(None),
+        None => Ok(Some(Value::Object(overlay))),
+    }
 }
 
 /// Splits a multi-document YAML stream at `---` lines.
