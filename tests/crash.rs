@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -45,17 +44,7 @@ fn run_and_kill(
     name: &str,
     after: usize,
 ) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_envboot"))
-        .args([command, name, "--output", "json", "--repo"])
-        .arg(repo.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::var("HOME").unwrap_or_default())
-        .envs(settings)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn envboot");
+    let mut child = spawn_json(repo, settings, &[command, name]);
     let stdout = child.stdout.take().expect("stdout");
     let mut changes = 0;
     let mut planned = false;

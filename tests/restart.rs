@@ -107,17 +107,7 @@ fn apply_interrupted(
     after: usize,
     interrupt: impl FnOnce(),
 ) -> i32 {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_envboot"))
-        .args(["apply", name, "--output", "json", "--repo"])
-        .arg(repo.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::var("HOME").unwrap_or_default())
-        .envs(settings)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn envboot");
+    let mut child = spawn_json(repo, settings, &["apply", name]);
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {

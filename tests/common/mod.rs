@@ -177,6 +177,27 @@ pub fn envboot(repo: &Repo, settings: &HashMap<String, String>, args: &[&str]) -
         .into()
 }
 
+/// Starts `envboot ARGS --output json --repo <repo>` with its JSON events on a pipe (stdout)
+/// and its stderr discarded, for tests that act while it runs.
+pub fn spawn_json(
+    repo: &Repo,
+    settings: &HashMap<String, String>,
+    args: &[&str],
+) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_envboot"))
+        .args(args)
+        .args(["--output", "json", "--repo"])
+        .arg(repo.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .envs(settings)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn envboot")
+}
+
 /// An environment file for the sandbox: the network and web-tier modules, one release of the
 /// `hello` chart and one ConfigMap, all in namespace `<name>-apps`.
 pub fn sandbox_environment(name: &str) -> String {
