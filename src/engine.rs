@@ -197,6 +197,8 @@ pub struct Plan {
     pub kube: Vec<KubeChange>,
     aws_client: Aws,
     kube_client: Option<Kube>,
+    /// The inventory the cluster holds (what the last apply left), if any.
+    pub inventory: Option<kube::inventory::Inventory>,
     options: PlanOptions,
 }
 
@@ -285,6 +287,13 @@ impl Plan {
                 }
             }
         }
+        if let Some(inv) = &self.inventory {
+            return LiveState {
+                commit: Some(inv.revision.clone()),
+                applied_at: Some(inv.applied_at.clone()),
+                revisions,
+            };
+        }
         let commit = latest.as_ref().map(|(_, r)| r.clone()).or_else(|| {
             revisions
                 .iter()
@@ -364,7 +373,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
     let known = known_attributes(&aws_changes);
     let kube_future = async {
         let Some(k) = &kube_client else {
-            return Ok::<_, Error>(Vec::new());
+            return Ok::<_, Error>((Vec::new(), None));
         };
         let mut desired = Vec::new();
         let mut kinds = BTreeSet::new();
@@ -374,7 +383,14 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
             k.place(&mut object, m.default_namespace.as_deref()).await?;
             desired.push(object);
         }
-        let live = k.discover(&env.name, &kinds).await?;
+        // The inventory names the kinds applied before; without one, every listable kind is
+        // searched for the environment's labels.
+        let inventory = k.read_inventory(&env.name).await?;
+        let extra = match &inventory {
+            Some(inv) => inv.kinds(),
+            None => k.listable_kinds().await?,
+        };
+        let live = k.discover(&env.name, &kinds, &extra).await?;
         register_live_secrets(&live);
         let foreign = k.foreign_namespaces(&env.name).await?;
         let desired = match goal {
@@ -414,9 +430,9 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
                 c.change.action = Action::NoOp;
             }
         }
-        Ok(changes)
+        Ok((changes, inventory))
     };
-    let kube_changes = kube_future.await?;
+    let (kube_changes, inventory) = kube_future.await?;
     Ok(Plan {
         environment: env.name.clone(),
         commit: env.commit.clone(),
@@ -425,6 +441,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         kube: kube_changes,
         aws_client,
         kube_client,
+        inventory,
         options,
     })
 }
@@ -432,8 +449,8 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
 /// What is live, as found by tags and labels.
 #[derive(Debug, Clone, Default)]
 pub struct LiveState {
-    /// The commit of the most recent apply (by Kubernetes managedFields time), else the commit
-    /// most resources carry.
+    /// The commit of the most recent apply: from the cluster's inventory; without one, by the
+    /// Kubernetes managedFields time, else the commit most resources carry.
     pub commit: Option<String>,
     /// When envboot last applied a Kubernetes object (RFC 3339).
     pub applied_at: Option<String>,
@@ -533,6 +550,9 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     aws::check_conflicts(&plan.aws)?;
     if plan.goal == Goal::Destroy {
         kube_deletes(plan, progress, &mut notes).await?;
+        if let Some(k) = &plan.kube_client {
+            k.delete_inventory(&plan.environment).await?;
+        }
     }
     aws_deletes(plan, progress).await?;
     let known = aws_creates(plan, progress).await?;
@@ -581,6 +601,7 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     }
     if plan.goal == Goal::Apply {
         kube_deletes(plan, progress, &mut notes).await?;
+        record_inventory(plan).await?;
         if let Some(timeout) = plan.options.wait {
             let not_ready = plan.not_ready(timeout).await?;
             if !not_ready.is_empty() {
@@ -596,6 +617,40 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
         elapsed: started.elapsed(),
         notes,
     })
+}
+
+/// After an apply: the inventory lists what the environment now has in its cluster, the
+/// commit and the time. Written only when something changed, so a second run writes nothing.
+async fn record_inventory(plan: &Plan) -> Result<()> {
+    let Some(k) = &plan.kube_client else {
+        return Ok(());
+    };
+    let mut inventory = kube::inventory::Inventory {
+        revision: plan.commit.clone(),
+        applied_at: kube::inventory::now(),
+        groups: BTreeMap::new(),
+    };
+    for c in &plan.kube {
+        if let Some(desired) = &c.desired {
+            inventory
+                .groups
+                .entry(kube::inventory::group_of(desired))
+                .or_default()
+                .insert(kube::inventory::Entry {
+                    api_version: c.api_version.clone(),
+                    key: c.key.clone(),
+                });
+        }
+    }
+    let unchanged = plan
+        .inventory
+        .as_ref()
+        .is_some_and(|old| old.same_content(&inventory))
+        && !plan.summary().has_changes();
+    if !unchanged {
+        k.write_inventory(&plan.environment, &inventory).await?;
+    }
+    Ok(())
 }
 
 /// AWS deletions (including the old half of replacements) by deletion rank: every resource of

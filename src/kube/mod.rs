@@ -7,6 +7,7 @@
 //! - A namespace is deleted only if nothing that envboot does not own lives in it.
 
 pub mod diff;
+pub mod inventory;
 pub mod lock;
 pub mod ready;
 pub mod retry;
@@ -272,13 +273,17 @@ impl Kube {
         Ok(())
     }
 
-    /// Every object labelled as `environment`'s, of the given kinds and the usual kinds.
+    /// Every object labelled as `environment`'s, of the given kinds, the `extra` kinds (from
+    /// the inventory) and the usual kinds; an extra or usual kind the cluster does not serve
+    /// holds nothing.
     pub async fn discover(
         &self,
         environment: &str,
         kinds: &BTreeSet<(String, String)>,
+        extra: &BTreeSet<(String, String)>,
     ) -> Result<Vec<Value>> {
         let mut all: BTreeSet<(String, String)> = kinds.clone();
+        all.extend(extra.iter().cloned());
         all.extend(
             PRUNE_KINDS
                 .iter()
