@@ -43,6 +43,12 @@ pub enum Error {
     },
     #[error("not ready after {seconds}s:\n{report}")]
     NotReady { seconds: u64, report: String },
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot resolve `${{{reference}}}` for {address}: {reason}")]
     Unresolved {
         address: String,
@@ -84,6 +90,7 @@ impl Error {
             Error::Aws(_)
             | Error::Kube(_)
             | Error::Unresolved { .. }
+            | Error::Output { .. }
             | Error::NotReady { .. }
             | Error::Conflict { .. } => exit::FAILED,
         }

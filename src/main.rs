@@ -64,7 +64,13 @@ enum Command {
     /// Check the environment's files, references and templates; makes no API call.
     Validate(Target),
     /// Print the Kubernetes objects the environment renders to, as YAML; makes no API call.
-    Render(Target),
+    Render {
+        #[command(flatten)]
+        target: Target,
+        /// Write one file per object into this folder instead (NNN-kind-namespace-name.yaml).
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<std::path::PathBuf>,
+    },
     /// Show what apply would change, without changing anything.
     Plan {
         #[command(flatten)]
@@ -294,9 +300,21 @@ async fn run(command: Command) -> engine::Result<u8> {
             );
             Ok(exit::OK)
         }
-        Command::Render(target) => {
+        Command::Render { target, output_dir } => {
             let loaded = load(&target)?;
-            print!("{}", envboot::render::to_yaml_stream(&loaded.manifests));
+            match output_dir {
+                None => print!("{}", envboot::render::to_yaml_stream(&loaded.manifests)),
+                Some(dir) => {
+                    let written =
+                        envboot::render::write_files(&loaded.manifests, &dir).map_err(|e| {
+                            engine::Error::Output {
+                                path: dir.display().to_string(),
+                                source: e,
+                            }
+                        })?;
+                    eprintln!("wrote {} files to {}", written.len(), dir.display());
+                }
+            }
             Ok(exit::OK)
         }
         Command::Plan {

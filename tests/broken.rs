@@ -573,6 +573,37 @@ const CASES: &[Case] = &[
         says: "secret values go only into release values and Secrets, never into a ConfigMap",
     },
     Case {
+        name: "env file with a line that is not KEY=VALUE",
+        edits: &[
+            (
+                ENV,
+                "    files:\n",
+                "    envFiles: [config/app.env]\n    files:\n",
+            ),
+            (
+                "environments/t/config/app.env",
+                "",
+                "GOOD=1\nthis line has no equals sign\n",
+            ),
+        ],
+        args: &[],
+        code: 3,
+        at: "environments/t/config/app.env:2",
+        says: "expected KEY=VALUE, found `this line has no equals sign`",
+    },
+    Case {
+        name: "ConfigMap folder that does not exist",
+        edits: &[(
+            ENV,
+            "    files:\n",
+            "    folders: [config/nothing]\n    files:\n",
+        )],
+        args: &[],
+        code: 3,
+        at: ENV,
+        says: "folder `config/nothing` not found or empty",
+    },
+    Case {
         name: "SSH open to the internet with --deny-warnings",
         edits: &[(
             ENV,

@@ -58,7 +58,7 @@ fn ip_permission(p: &Permission) -> IpPermission {
 }
 
 fn base64(s: &str) -> String {
-    crate::render::template::base64(s.as_bytes())
+    crate::render::base64(s.as_bytes())
 }
 
 /// The value of a field as read (`actual`) of a change.

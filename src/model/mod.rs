@@ -124,7 +124,11 @@ impl std::fmt::Debug for Secret {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigMap {
+    /// The name it is created with: `declared_name`, or with `hashSuffix` the declared name and
+    /// a hash of the content.
     pub name: String,
+    /// The name written in environment.yaml (what workloads refer to).
+    pub declared_name: String,
     pub namespace: String,
     pub data: BTreeMap<String, String>,
     pub binary_data: BTreeMap<String, Vec<u8>>,
@@ -1185,6 +1189,7 @@ impl Loader<'_> {
             }
             let mut cm = ConfigMap {
                 name: spec.name.clone(),
+                declared_name: spec.name.clone(),
                 namespace: spec.namespace.clone(),
                 data,
                 binary_data: BTreeMap::new(),
@@ -1219,14 +1224,82 @@ impl Loader<'_> {
                     ));
                     continue;
                 }
-                match std::str::from_utf8(bytes) {
-                    Ok(text) => {
-                        cm.data.insert(key_name, text.to_string());
-                    }
-                    Err(_) => {
-                        cm.binary_data.insert(key_name, bytes.to_vec());
+                insert_file(&mut cm, key_name, bytes);
+            }
+            for (f, folder) in spec.folders.iter().enumerate() {
+                let fat = idx(&key(&at, "folders"), f);
+                let Some(dir) = join(env_dir, folder) else {
+                    self.report(file.at(
+                        &fat,
+                        format!("folder `{folder}` points outside the repository"),
+                    ));
+                    continue;
+                };
+                // Like `kubectl create configmap --from-file=DIR`: the files directly in it.
+                let files: Vec<(&str, &[u8])> = self
+                    .snapshot
+                    .files_under(&dir)
+                    .filter(|(rel, _)| !rel.contains('/'))
+                    .collect();
+                if files.is_empty() {
+                    self.report(file.at(
+                        &fat,
+                        format!("folder `{folder}` not found or empty: expected files in {dir}/ in the commit"),
+                    ));
+                    continue;
+                }
+                for (rel, bytes) in files {
+                    if !valid_key(rel) {
+                        self.report(file.at(&fat, format!("file name `{rel}` in {dir}/ is not a valid ConfigMap key (letters, digits, `-`, `_`, `.`)")));
+                    } else if cm.data.contains_key(rel) || cm.binary_data.contains_key(rel) {
+                        self.report(file.at(
+                            &fat,
+                            format!("duplicate key `{rel}` in ConfigMap `{}`", spec.name),
+                        ));
+                    } else {
+                        insert_file(&mut cm, rel.to_string(), bytes);
                     }
                 }
+            }
+            for (f, env_file) in spec.env_files.iter().enumerate() {
+                let fat = idx(&key(&at, "envFiles"), f);
+                let Some(path) = join(env_dir, env_file) else {
+                    self.report(file.at(
+                        &fat,
+                        format!("env file `{env_file}` points outside the repository"),
+                    ));
+                    continue;
+                };
+                let Some(bytes) = self.snapshot.file(&path) else {
+                    self.report(file.at(
+                        &fat,
+                        format!("env file `{env_file}` not found: expected {path} in the commit"),
+                    ));
+                    continue;
+                };
+                match parse_env_file(&path, bytes) {
+                    Ok(entries) => {
+                        for (line, k, v) in entries {
+                            if cm.data.contains_key(&k) || cm.binary_data.contains_key(&k) {
+                                self.report(crate::diag::Diagnostic {
+                                    file: path.clone(),
+                                    line,
+                                    column: 1,
+                                    message: format!(
+                                        "duplicate key `{k}` in ConfigMap `{}`",
+                                        spec.name
+                                    ),
+                                });
+                            } else {
+                                cm.data.insert(k, v);
+                            }
+                        }
+                    }
+                    Err(d) => self.report(d),
+                }
+            }
+            if spec.hash_suffix {
+                cm.name = format!("{}-{}", spec.name, content_hash(&cm));
             }
             out.push(cm);
         }
@@ -1376,6 +1449,88 @@ impl Loader<'_> {
             self.report(file.at(path, p));
         }
     }
+}
+
+/// A file's bytes as a ConfigMap key: text in `data`, anything not UTF-8 in `binaryData`.
+fn insert_file(cm: &mut ConfigMap, key: String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            cm.data.insert(key, text.to_string());
+        }
+        Err(_) => {
+            cm.binary_data.insert(key, bytes.to_vec());
+        }
+    }
+}
+
+/// A valid ConfigMap key: letters, digits, `-`, `_` and `.`, at most 253 characters.
+fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Parses an env file like `kubectl create configmap --from-env-file`: `KEY=VALUE` per line,
+/// blank lines and `#` comments skipped, the value taken as written (quotes included).
+/// Returns (line, key, value) for each entry.
+pub fn parse_env_file(
+    path: &str,
+    bytes: &[u8],
+) -> Result<Vec<(usize, String, String)>, crate::diag::Diagnostic> {
+    let at = |line: usize, message: String| crate::diag::Diagnostic {
+        file: path.to_string(),
+        line,
+        column: 1,
+        message,
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| at(1, "an env file must be UTF-8 text".to_string()))?;
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start();
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(at(
+                i + 1,
+                format!("expected KEY=VALUE, found `{}`", raw.trim()),
+            ));
+        };
+        let k = k.trim_end();
+        if !valid_key(k) {
+            return Err(at(
+                i + 1,
+                format!("`{k}` is not a valid ConfigMap key (letters, digits, `-`, `_`, `.`)"),
+            ));
+        }
+        out.push((i + 1, k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+/// The first 10 hex digits of a SHA-256 over the ConfigMap's content (keys sorted; references
+/// to AWS values as written, not resolved).
+fn content_hash(cm: &ConfigMap) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (k, v) in &cm.data {
+        h.update(b"d\0");
+        h.update(k.as_bytes());
+        h.update(b"\0");
+        h.update(v.as_bytes());
+        h.update(b"\0");
+    }
+    for (k, v) in &cm.binary_data {
+        h.update(b"b\0");
+        h.update(k.as_bytes());
+        h.update(b"\0");
+        h.update(v);
+        h.update(b"\0");
+    }
+    hex::encode(h.finalize())[..10].to_string()
 }
 
 fn collect_refs(value: &Value) -> Vec<(String, String)> {

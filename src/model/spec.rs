@@ -94,6 +94,15 @@ pub struct ConfigMapSpec {
     pub data: BTreeMap<String, String>,
     #[serde(default)]
     pub files: Vec<ConfigMapFileSpec>,
+    /// Folders (relative to the environment's folder): each file directly in one is a key.
+    #[serde(default)]
+    pub folders: Vec<String>,
+    /// Env files (`KEY=VALUE` lines) whose entries become keys.
+    #[serde(default)]
+    pub env_files: Vec<String>,
+    /// Name the ConfigMap `<name>-<hash of its content>` and rewrite references to it.
+    #[serde(default)]
+    pub hash_suffix: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

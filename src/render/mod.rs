@@ -4,8 +4,10 @@
 //! - Pure: no network IO; the same environment renders to the same objects.
 //! - Every object carries the ownership label `envboot.dev/environment` and the annotation
 //!   `envboot.dev/revision` (the commit); chart objects also carry `envboot.dev/release`.
+//! - A ConfigMap with a hash suffix is referred to by its current name in every pod spec of its
+//!   namespace.
 
-pub mod template;
+use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
@@ -152,7 +154,7 @@ pub fn render(env: &Environment, secrets: &[SecretData]) -> Result<Vec<Manifest>
             let encoded: Map<String, Value> = cm
                 .binary_data
                 .iter()
-                .map(|(k, v)| (k.clone(), Value::String(template::base64(v))))
+                .map(|(k, v)| (k.clone(), Value::String(base64(v))))
                 .collect();
             object["binaryData"] = Value::Object(encoded);
         }
@@ -166,7 +168,7 @@ pub fn render(env: &Environment, secrets: &[SecretData]) -> Result<Vec<Manifest>
         let data: Map<String, Value> = secret
             .data
             .iter()
-            .map(|(k, v)| (k.clone(), Value::String(template::base64(v.as_bytes()))))
+            .map(|(k, v)| (k.clone(), Value::String(base64(v.as_bytes()))))
             .collect();
         out.push(Manifest {
             source: secret.file.clone(),
@@ -183,11 +185,103 @@ pub fn render(env: &Environment, secrets: &[SecretData]) -> Result<Vec<Manifest>
     for release in &env.releases {
         out.extend(render_release(release, secrets)?);
     }
+    // ConfigMaps with a hash suffix: workloads in their namespace refer to them by the declared
+    // name; point them at the current one, so that a change of content rolls them.
+    let mut renamed: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+    for cm in env.config_maps.iter().filter(|c| c.name != c.declared_name) {
+        renamed
+            .entry(cm.namespace.as_str())
+            .or_default()
+            .insert(cm.declared_name.as_str(), cm.name.as_str());
+    }
+    if !renamed.is_empty() {
+        for m in &mut out {
+            let namespace = m.object["metadata"]["namespace"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| m.default_namespace.clone());
+            let Some(names) = namespace.as_deref().and_then(|ns| renamed.get(ns)) else {
+                continue;
+            };
+            if let Some(spec) = pod_spec_mut(&mut m.object) {
+                rewrite_config_map_refs(spec, names);
+            }
+        }
+    }
     for m in &mut out {
         stamp(&mut m.object, &env.name, &env.commit);
     }
     out.sort_by_key(|m| kind_rank(m.kind()));
     Ok(out)
+}
+
+/// Standard base64 with padding, as Kubernetes stores `binaryData` and Secret `data`.
+pub fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Where a workload's pod spec sits, by kind.
+fn pod_spec_mut(object: &mut Value) -> Option<&mut Value> {
+    let kind = object["kind"].as_str().unwrap_or_default().to_string();
+    let spec = match kind.as_str() {
+        "Pod" => object.get_mut("spec")?,
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => object
+            .get_mut("spec")?
+            .get_mut("template")?
+            .get_mut("spec")?,
+        "CronJob" => object
+            .get_mut("spec")?
+            .get_mut("jobTemplate")?
+            .get_mut("spec")?
+            .get_mut("template")?
+            .get_mut("spec")?,
+        _ => return None,
+    };
+    spec.is_object().then_some(spec)
+}
+
+/// Points every reference to a renamed ConfigMap (hash suffix) in a pod spec at its new name:
+/// volumes (also projected), `envFrom` and `env[].valueFrom` of containers and init containers.
+fn rewrite_config_map_refs(spec: &mut Value, renamed: &BTreeMap<&str, &str>) {
+    // `get_mut` all the way: indexing a serde_json map mutably would add the missing keys.
+    fn at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+        path.iter().try_fold(v, |v, k| v.get_mut(*k))
+    }
+    let rename = |v: &mut Value, path: &[&str]| {
+        if let Some(name) = at(v, path) {
+            if let Some(new) = name.as_str().and_then(|n| renamed.get(n)) {
+                *name = Value::String(new.to_string());
+            }
+        }
+    };
+    if let Some(Value::Array(volumes)) = spec.get_mut("volumes") {
+        for v in volumes {
+            rename(v, &["configMap", "name"]);
+            if let Some(Value::Array(sources)) = at(v, &["projected", "sources"]) {
+                for s in sources {
+                    rename(s, &["configMap", "name"]);
+                }
+            }
+        }
+    }
+    for field in ["containers", "initContainers"] {
+        let Some(Value::Array(containers)) = spec.get_mut(field) else {
+            continue;
+        };
+        for c in containers {
+            if let Some(Value::Array(env_from)) = c.get_mut("envFrom") {
+                for e in env_from {
+                    rename(e, &["configMapRef", "name"]);
+                }
+            }
+            if let Some(Value::Array(env)) = c.get_mut("env") {
+                for e in env {
+                    rename(e, &["valueFrom", "configMapKeyRef", "name"]);
+                }
+            }
+        }
+    }
 }
 
 /// Adds envboot's ownership label and revision annotation.
@@ -342,6 +436,56 @@ pub fn to_yaml_stream(manifests: &[Manifest]) -> String {
         out.push_str(&serde_yaml_ng::to_string(&mask(&m.object)).unwrap_or_default());
     }
     out
+}
+
+/// One file name per manifest: install-order position, kind, namespace and name
+/// (`003-configmap-shop-settings.yaml`), lower case.
+pub fn file_names(manifests: &[Manifest]) -> Vec<String> {
+    let width = manifests.len().to_string().len().max(3);
+    manifests
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut parts = vec![m.kind().to_lowercase()];
+            if let Some(ns) = m.namespace().or(m.default_namespace.as_deref()) {
+                parts.push(ns.to_string());
+            }
+            parts.push(m.name().to_string());
+            let stem: String = parts
+                .join("-")
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("{:0width$}-{stem}.yaml", i + 1)
+        })
+        .collect()
+}
+
+/// Writes one file per manifest into `dir` (created if missing), Secrets' data masked as in
+/// [`to_yaml_stream`]. Returns the paths written.
+pub fn write_files(
+    manifests: &[Manifest],
+    dir: &std::path::Path,
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for (m, name) in manifests.iter().zip(file_names(manifests)) {
+        let path = dir.join(name);
+        let text = format!(
+            "# Source: {}\n{}",
+            m.source,
+            serde_yaml_ng::to_string(&mask(&m.object)).unwrap_or_default()
+        );
+        std::fs::write(&path, crate::secrets::redact(&text).as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 #[cfg(test)]
