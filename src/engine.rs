@@ -11,7 +11,7 @@ use futures::StreamExt;
 use std::time::{Duration, Instant};
 
 use crate::aws::{self, Aws, AwsChange};
-use crate::kube::{self, Kube, KubeChange};
+use crate::kube::{self, Kube, KubeChange, ObjectKey};
 use crate::model::{self, Environment};
 use crate::plan::{self, Action, Change, Summary};
 use crate::render::{self, Manifest};
@@ -206,7 +206,50 @@ pub struct Plan {
     kube_client: Option<Kube>,
     /// The inventory the cluster holds (what the last apply left), if any.
     pub inventory: Option<kube::inventory::Inventory>,
+    /// Each release's `dependsOn` and readiness timeout.
+    releases: BTreeMap<String, (Vec<String>, Option<Duration>)>,
     options: PlanOptions,
+}
+
+/// How long a release that others depend on may take to become ready, unless it says.
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The release a rendered object belongs to.
+fn release_of(c: &KubeChange) -> Option<&str> {
+    c.desired.as_ref()?["metadata"]["labels"][render::LABEL_RELEASE].as_str()
+}
+
+/// Each release's wave: 0 without `dependsOn`, else one more than the latest it depends on.
+fn release_waves(
+    releases: &BTreeMap<String, (Vec<String>, Option<Duration>)>,
+) -> BTreeMap<&str, usize> {
+    fn wave<'a>(
+        name: &'a str,
+        releases: &'a BTreeMap<String, (Vec<String>, Option<Duration>)>,
+        memo: &mut BTreeMap<&'a str, usize>,
+        depth: usize,
+    ) -> usize {
+        if let Some(w) = memo.get(name) {
+            return *w;
+        }
+        // Validation rejects cycles; the depth bound only guards against a bug.
+        let w = match releases.get_key_value(name) {
+            Some((_, (deps, _))) if depth < releases.len() => deps
+                .iter()
+                .filter_map(|d| releases.get_key_value(d.as_str()))
+                .map(|(d, _)| wave(d, releases, memo, depth + 1) + 1)
+                .max()
+                .unwrap_or(0),
+            _ => 0,
+        };
+        memo.insert(name, w);
+        w
+    }
+    let mut memo = BTreeMap::new();
+    for name in releases.keys() {
+        wave(name, releases, &mut memo, 0);
+    }
+    memo
 }
 
 impl Plan {
@@ -252,16 +295,36 @@ impl Plan {
         let Some(k) = &self.kube_client else {
             return Ok(Vec::new());
         };
-        let targets: Vec<(String, kube::ObjectKey)> = self
-            .kube
-            .iter()
-            .filter(|c| c.desired.is_some())
-            .map(|c| (c.api_version.clone(), c.key.clone()))
-            .collect();
-        let pending = k.wait_ready(&self.environment, &targets, timeout).await?;
-        Ok(pending
+        // Objects grouped by how long they may take: their release's `timeout`, or `timeout`.
+        let mut groups: BTreeMap<(Duration, Option<&str>), Vec<(String, kube::ObjectKey)>> =
+            BTreeMap::new();
+        for c in self.kube.iter().filter(|c| c.desired.is_some()) {
+            let release = release_of(c);
+            let limit = release
+                .and_then(|r| self.releases.get(r))
+                .and_then(|(_, t)| *t)
+                .unwrap_or(timeout);
+            groups
+                .entry((limit, release))
+                .or_default()
+                .push((c.api_version.clone(), c.key.clone()));
+        }
+        let waits = groups.iter().map(|((limit, release), targets)| async move {
+            let pending = k.wait_ready(&self.environment, targets, *limit).await?;
+            Ok::<_, Error>(
+                pending
+                    .into_iter()
+                    .map(|(key, why)| match release {
+                        Some(r) => format!("  {key} (release {r}, {}s): {why}", limit.as_secs()),
+                        None => format!("  {key}: {why}"),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        });
+        Ok(futures::future::try_join_all(waits)
+            .await?
             .into_iter()
-            .map(|(key, why)| format!("  {key}: {why}"))
+            .flatten()
             .collect())
     }
 
@@ -384,19 +447,38 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         };
         let mut desired = Vec::new();
         let mut kinds = BTreeSet::new();
+        // Kinds that CRDs of this environment define: the cluster may not serve them yet.
+        let defined = crd_kinds(&loaded.manifests);
         for m in &loaded.manifests {
-            kinds.insert((m.api_version().to_string(), m.kind().to_string()));
+            let kind = (m.api_version().to_string(), m.kind().to_string());
             let mut object = resolve_object(&m.object, &known);
-            k.place(&mut object, m.default_namespace.as_deref()).await?;
+            match (
+                k.place(&mut object, m.default_namespace.as_deref()).await,
+                defined.get(&kind),
+            ) {
+                (Ok(()), _) => {}
+                (Err(kube::Error::UnknownKind { .. }), Some(namespaced)) => {
+                    if *namespaced && object["metadata"]["namespace"].is_null() {
+                        if let Some(ns) = &m.default_namespace {
+                            object["metadata"]["namespace"] = serde_json::json!(ns);
+                        }
+                    }
+                }
+                (Err(e), _) => return Err(e.into()),
+            }
+            if !defined.contains_key(&kind) {
+                kinds.insert(kind);
+            }
             desired.push(object);
         }
         // The inventory names the kinds applied before; without one, every listable kind is
         // searched for the environment's labels.
         let inventory = k.read_inventory(&env.name).await?;
-        let extra = match &inventory {
+        let mut extra = match &inventory {
             Some(inv) => inv.kinds(),
             None => k.listable_kinds().await?,
         };
+        extra.extend(defined.keys().cloned());
         let live = k.discover(&env.name, &kinds, &extra).await?;
         register_live_secrets(&live);
         let foreign = k.foreign_namespaces(&env.name).await?;
@@ -449,6 +531,11 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         aws_client,
         kube_client,
         inventory,
+        releases: env
+            .releases
+            .iter()
+            .map(|r| (r.name.clone(), (r.depends_on.clone(), r.timeout)))
+            .collect(),
         options,
     })
 }
@@ -565,44 +652,80 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     let known = aws_creates(plan, progress).await?;
     // Kubernetes objects, in install order: kinds one after the other (namespaces before what
     // lives in them), objects of one kind concurrently, at most KUBE_CONCURRENCY at once.
+    // Releases with `dependsOn` go in waves: a wave starts once the releases it depends on
+    // are applied and ready.
     if let Some(k) = &plan.kube_client {
-        let applies: Vec<&KubeChange> = plan
-            .kube
-            .iter()
-            .filter(|c| {
-                matches!(c.change.action, Action::Create | Action::Update) && c.desired.is_some()
-            })
-            .collect();
-        for group in applies
-            .chunk_by(|a, b| render::kind_rank(&a.key.kind) == render::kind_rank(&b.key.kind))
-        {
-            let force = plan.options.force_conflicts;
-            let known = &known;
-            let mut done = futures::stream::iter(group.iter().copied())
-                .map(|c| async move {
-                    let desired = c.desired.as_ref().unwrap_or(&serde_json::Value::Null);
-                    let object = resolve_object(desired, known);
-                    if let Some(reference) = first_reference(&object) {
-                        return Err(Error::Unresolved {
-                            address: c.key.to_string(),
-                            reference,
-                            reason: "the AWS resource it refers to does not exist",
+        let waves = release_waves(&plan.releases);
+        let wave_of = |c: &KubeChange| {
+            release_of(c)
+                .and_then(|r| waves.get(r))
+                .copied()
+                .unwrap_or(0)
+        };
+        let last = waves.values().copied().max().unwrap_or(0);
+        for wave in 0..=last {
+            if wave > 0 {
+                wait_for_dependencies(plan, k, &waves, wave).await?;
+            }
+            let applies: Vec<&KubeChange> = plan
+                .kube
+                .iter()
+                .filter(|c| {
+                    matches!(c.change.action, Action::Create | Action::Update)
+                        && c.desired.is_some()
+                        && wave_of(c) == wave
+                })
+                .collect();
+            for group in applies
+                .chunk_by(|a, b| render::kind_rank(&a.key.kind) == render::kind_rank(&b.key.kind))
+            {
+                let force = plan.options.force_conflicts;
+                let known = &known;
+                let mut done = futures::stream::iter(group.iter().copied())
+                    .map(|c| async move {
+                        let desired = c.desired.as_ref().unwrap_or(&serde_json::Value::Null);
+                        let object = resolve_object(desired, known);
+                        if let Some(reference) = first_reference(&object) {
+                            return Err(Error::Unresolved {
+                                address: c.key.to_string(),
+                                reference,
+                                reason: "the AWS resource it refers to does not exist",
+                            });
+                        }
+                        k.apply(&c.api_version, &c.key, &object, force || c.force)
+                            .await
+                            .map(|()| c)
+                            .map_err(Error::from)
+                    })
+                    .buffer_unordered(KUBE_CONCURRENCY);
+                while let Some(result) = done.next().await {
+                    let c = result?;
+                    progress(Step {
+                        change: &c.change,
+                        action: c.change.action,
+                        id: None,
+                        note: None,
+                    });
+                }
+                // Custom resources come later in the install order: their CRDs must be served first.
+                let crds: Vec<(String, ObjectKey)> = group
+                    .iter()
+                    .filter(|c| c.key.kind == "CustomResourceDefinition")
+                    .map(|c| (c.api_version.clone(), c.key.clone()))
+                    .collect();
+                if !crds.is_empty() {
+                    let pending = k.wait_ready(&plan.environment, &crds, CRD_TIMEOUT).await?;
+                    if !pending.is_empty() {
+                        return Err(Error::NotReady {
+                            seconds: CRD_TIMEOUT.as_secs(),
+                            report: pending
+                                .iter()
+                                .map(|(key, why)| format!("  {key}: {why}"))
+                                .collect::<Vec<_>>()
+                                .join("\n"),
                         });
                     }
-                    k.apply(&c.api_version, &c.key, &object, force || c.force)
-                        .await
-                        .map(|()| c)
-                        .map_err(Error::from)
-                })
-                .buffer_unordered(KUBE_CONCURRENCY);
-            while let Some(result) = done.next().await {
-                let c = result?;
-                progress(Step {
-                    change: &c.change,
-                    action: c.change.action,
-                    id: None,
-                    note: None,
-                });
+                }
             }
         }
     }
@@ -625,6 +748,83 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
         notes,
     })
 }
+
+/// Waits until every release of an earlier wave that a release of `wave` depends on is ready,
+/// each for its own timeout.
+async fn wait_for_dependencies(
+    plan: &Plan,
+    k: &Kube,
+    waves: &BTreeMap<&str, usize>,
+    wave: usize,
+) -> Result<()> {
+    let needed: BTreeMap<&str, Vec<&str>> = plan
+        .releases
+        .iter()
+        .filter(|(name, _)| waves.get(name.as_str()) == Some(&wave))
+        .flat_map(|(name, (deps, _))| deps.iter().map(move |d| (d.as_str(), name.as_str())))
+        .fold(BTreeMap::new(), |mut m, (dep, by)| {
+            m.entry(dep).or_insert_with(Vec::new).push(by);
+            m
+        });
+    for (dependency, dependents) in needed {
+        if waves.get(dependency).is_none_or(|w| *w >= wave) {
+            continue;
+        }
+        let targets: Vec<(String, ObjectKey)> = plan
+            .kube
+            .iter()
+            .filter(|c| release_of(c) == Some(dependency))
+            .map(|c| (c.api_version.clone(), c.key.clone()))
+            .collect();
+        let timeout = plan
+            .releases
+            .get(dependency)
+            .and_then(|(_, t)| *t)
+            .unwrap_or(RELEASE_TIMEOUT);
+        let pending = k.wait_ready(&plan.environment, &targets, timeout).await?;
+        if !pending.is_empty() {
+            return Err(Error::NotReady {
+                seconds: timeout.as_secs(),
+                report: format!(
+                    "release `{dependency}` (which {} depends on) is not ready:\n{}",
+                    dependents.join(", "),
+                    pending
+                        .iter()
+                        .map(|(key, why)| format!("  {key}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// (apiVersion, kind) of every version of every kind the rendered CRDs define, and whether
+/// it is namespaced.
+fn crd_kinds(manifests: &[render::Manifest]) -> BTreeMap<(String, String), bool> {
+    let mut out = BTreeMap::new();
+    for m in manifests
+        .iter()
+        .filter(|m| m.kind() == "CustomResourceDefinition")
+    {
+        let spec = &m.object["spec"];
+        let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str())
+        else {
+            continue;
+        };
+        let namespaced = spec["scope"].as_str() != Some("Cluster");
+        for v in spec["versions"].as_array().into_iter().flatten() {
+            if let Some(version) = v["name"].as_str() {
+                out.insert((format!("{group}/{version}"), kind.to_string()), namespaced);
+            }
+        }
+    }
+    out
+}
+
+/// How long to wait for applied CRDs to be Established before applying their resources.
+const CRD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// After an apply: the inventory lists what the environment now has in its cluster, the
 /// commit and the time. Written only when something changed, so a second run writes nothing.

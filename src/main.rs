@@ -565,20 +565,7 @@ fn secret(command: SecretCommand) -> Result<u8, envboot::secrets::Error> {
 
 /// Parses `90s`, `5m`, `1h` or a number of seconds.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as 90s, 5m or 1h"))?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{text}`: the unit must be s, m or h")),
-    };
-    Ok(std::time::Duration::from_secs(seconds))
+    envboot::model::parse_duration(text)
 }
 
 async fn execute(

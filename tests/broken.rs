@@ -604,6 +604,42 @@ const CASES: &[Case] = &[
         says: "folder `config/nothing` not found or empty",
     },
     Case {
+        name: "dependsOn names an undeclared release",
+        edits: &[(ENV, "    chart: hello\n", "    chart: hello\n    dependsOn: [nothing]\n")],
+        args: &[],
+        code: 3,
+        at: ENV,
+        says: "`dependsOn` names release `nothing`, which is not declared under `releases`",
+    },
+    Case {
+        name: "a release that depends on itself",
+        edits: &[(ENV, "    chart: hello\n", "    chart: hello\n    dependsOn: [hello]\n")],
+        args: &[],
+        code: 3,
+        at: ENV,
+        says: "release `hello` cannot depend on itself",
+    },
+    Case {
+        name: "releases that depend on each other",
+        edits: &[(
+            ENV,
+            "releases:\n",
+            "releases:\n  - {name: a, chart: hello, namespace: t-apps, dependsOn: [b]}\n  - {name: b, chart: hello, namespace: t-apps, dependsOn: [a]}\n",
+        )],
+        args: &[],
+        code: 3,
+        at: ENV,
+        says: "releases depend on each other in a circle: a -> b -> a",
+    },
+    Case {
+        name: "a release timeout that is not a duration",
+        edits: &[(ENV, "    chart: hello\n", "    chart: hello\n    timeout: soon\n")],
+        args: &[],
+        code: 3,
+        at: ENV,
+        says: "`soon` is not a duration such as 90s, 5m or 1h",
+    },
+    Case {
         name: "SSH open to the internet with --deny-warnings",
         edits: &[(
             ENV,

@@ -115,7 +115,11 @@ pub fn readiness(object: &Value) -> Readiness {
             Some(c) => Readiness::NotReady(format!(
                 "Ready is {}: {}",
                 c["status"].as_str().unwrap_or("Unknown"),
-                c["message"].as_str().unwrap_or("no message")
+                c["message"]
+                    .as_str()
+                    .filter(|m| !m.is_empty())
+                    .or(c["reason"].as_str())
+                    .unwrap_or("no message")
             )),
             None => Readiness::Ready,
         },

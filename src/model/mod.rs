@@ -83,6 +83,28 @@ pub struct Release {
     pub values_sources: Vec<(String, String)>,
     /// The inline values, where `${secret.NAME.KEY}` references may sit (filled in at render).
     pub inline_values: Value,
+    /// Releases that must be applied and ready first.
+    pub depends_on: Vec<String>,
+    /// How long to wait for this release to be ready, if set.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Parses `90s`, `5m`, `1h` or a number of seconds.
+pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{text}`: the unit must be s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 /// A Helm chart read from the commit.
@@ -1087,6 +1109,11 @@ impl Loader<'_> {
                 let name = format!("{} (values of release {})", file.path, spec.name);
                 values_sources.push((name, serde_yaml_ng::to_string(&inline).unwrap_or_default()));
             }
+            let timeout = spec.timeout.as_deref().and_then(|t| {
+                parse_duration(t)
+                    .map_err(|e| self.report(file.at(&key(&at, "timeout"), e)))
+                    .ok()
+            });
             out.push(Release {
                 name: spec.name.clone(),
                 namespace: spec.namespace.clone(),
@@ -1094,9 +1121,55 @@ impl Loader<'_> {
                 values,
                 values_sources,
                 inline_values: inline,
+                depends_on: spec.depends_on.clone(),
+                timeout,
             });
         }
+        self.check_release_order(env, file);
         out
+    }
+
+    /// `dependsOn` names declared releases, and never in a circle.
+    fn check_release_order(&mut self, env: &EnvironmentFile, file: &SourceFile) {
+        let index: BTreeMap<&str, usize> = env
+            .releases
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.as_str(), i))
+            .collect();
+        let mut deps: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+        for (i, spec) in env.releases.iter().enumerate() {
+            let entry = deps.entry(i).or_default();
+            for (j, name) in spec.depends_on.iter().enumerate() {
+                let at = idx(&key(&idx("releases", i), "dependsOn"), j);
+                match index.get(name.as_str()) {
+                    Some(&d) if d == i => {
+                        self.report(file.at(&at, format!("release `{name}` cannot depend on itself")))
+                    }
+                    Some(&d) => {
+                        entry.insert(d);
+                    }
+                    None => self.report(file.at(
+                        &at,
+                        format!("`dependsOn` names release `{name}`, which is not declared under `releases`"),
+                    )),
+                }
+            }
+        }
+        if let Err(cycle) = topo_sort(&deps) {
+            let names: Vec<&str> = cycle
+                .iter()
+                .map(|&i| env.releases[i].name.as_str())
+                .collect();
+            let first = cycle.first().copied().unwrap_or(0);
+            self.report(file.at(
+                &key(&idx("releases", first), "dependsOn"),
+                format!(
+                    "releases depend on each other in a circle: {}",
+                    names.join(" -> ")
+                ),
+            ));
+        }
     }
 
     fn chart(&mut self, name: &str, file: &SourceFile, at: &str) -> Option<Chart> {

@@ -79,6 +79,12 @@ pub struct ReleaseSpec {
     pub name: String,
     pub chart: String,
     pub namespace: String,
+    /// Releases applied and ready before this one.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// How long to wait for this release to be ready (`90s`, `5m`, `1h`).
+    #[serde(default)]
+    pub timeout: Option<String>,
     #[serde(default)]
     pub values_files: Vec<String>,
     #[serde(default)]
