@@ -207,9 +207,15 @@ pub struct Plan {
     /// The inventory the cluster holds (what the last apply left), if any.
     pub inventory: Option<kube::inventory::Inventory>,
     /// Each release's `dependsOn` and readiness timeout.
-    releases: BTreeMap<String, (Vec<String>, Option<Duration>)>,
+    releases: ReleaseOrder,
     options: PlanOptions,
 }
+
+/// Objects to wait for: (apiVersion, key).
+type Targets = Vec<(String, ObjectKey)>;
+
+/// Release name to its `dependsOn` and readiness timeout.
+type ReleaseOrder = BTreeMap<String, (Vec<String>, Option<Duration>)>;
 
 /// How long a release that others depend on may take to become ready, unless it says.
 pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -225,7 +231,7 @@ fn release_waves(
 ) -> BTreeMap<&str, usize> {
     fn wave<'a>(
         name: &'a str,
-        releases: &'a BTreeMap<String, (Vec<String>, Option<Duration>)>,
+        releases: &'a ReleaseOrder,
         memo: &mut BTreeMap<&'a str, usize>,
         depth: usize,
     ) -> usize {
@@ -296,8 +302,7 @@ impl Plan {
             return Ok(Vec::new());
         };
         // Objects grouped by how long they may take: their release's `timeout`, or `timeout`.
-        let mut groups: BTreeMap<(Duration, Option<&str>), Vec<(String, kube::ObjectKey)>> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<(Duration, Option<&str>), Targets> = BTreeMap::new();
         for c in self.kube.iter().filter(|c| c.desired.is_some()) {
             let release = release_of(c);
             let limit = release
