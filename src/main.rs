@@ -35,6 +35,14 @@ Exit codes:
   5   another run holds the environment's lock (it names the holder)
   64  wrong command line
 
+Environment:
+  AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, ...   the standard AWS configuration chain
+  KUBECONFIG                                       where the cluster contexts are
+  ENVBOOT_AGE_IDENTITY_FILE, ENVBOOT_AGE_IDENTITY  the age identity that decrypts secrets
+  ENVBOOT_OUTPUT=text|json                         output format (default: text on a terminal)
+  ENVBOOT_KUBE_QPS, ENVBOOT_KUBE_BURST             client-side rate limit on Kubernetes API
+                                                   requests (default 200 a second, bursts of 400)
+
 Examples:
   envboot validate local
   envboot plan staging --revision main

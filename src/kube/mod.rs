@@ -9,6 +9,7 @@
 pub mod diff;
 pub mod inventory;
 pub mod lock;
+pub mod ratelimit;
 pub mod ready;
 pub mod retry;
 
@@ -197,6 +198,10 @@ impl Kube {
                 counter: counter.clone(),
             }))
             .with_layer(&tower::buffer::BufferLayer::new(1024))
+            .with_layer(&{
+                let (qps, burst) = ratelimit::from_env();
+                ratelimit::RateLimitLayer::new(qps, burst)
+            })
             .with_layer(&tower::retry::RetryLayer::new(retry::RetryPolicy::default()))
             .build();
         Ok(Kube {
