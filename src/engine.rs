@@ -43,6 +43,8 @@ pub enum Error {
     },
     #[error("not ready after {seconds}s:\n{report}")]
     NotReady { seconds: u64, report: String },
+    #[error("destroy left behind what still carries the environment's tags or labels:\n{list}")]
+    Leaked { list: String },
     #[error("cannot write {path}: {source}")]
     Output {
         path: String,
@@ -91,6 +93,7 @@ impl Error {
             | Error::Kube(_)
             | Error::Unresolved { .. }
             | Error::Output { .. }
+            | Error::Leaked { .. }
             | Error::NotReady { .. }
             | Error::Conflict { .. } => exit::FAILED,
         }
@@ -415,7 +418,7 @@ impl Plan {
 }
 
 /// How to plan and apply.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
     /// Take over fields that another field manager owns in Kubernetes objects.
     pub force_conflicts: bool,
@@ -423,6 +426,29 @@ pub struct PlanOptions {
     pub wait: Option<Duration>,
     /// Take over AWS resources that are named like the environment's but not tagged as its own.
     pub adopt: bool,
+    /// At most this many AWS calls and Kubernetes writes at once (default 8).
+    pub parallelism: usize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            force_conflicts: false,
+            wait: None,
+            adopt: false,
+            parallelism: DEFAULT_PARALLELISM,
+        }
+    }
+}
+
+/// How many changes run at once unless `--parallelism` says.
+pub const DEFAULT_PARALLELISM: usize = 8;
+
+impl Plan {
+    /// The bound on concurrent changes.
+    fn parallelism(&self) -> usize {
+        self.options.parallelism.max(1)
+    }
 }
 
 /// Computes the plan: reads what exists (by tags and labels) and compares it with Git.
@@ -479,9 +505,10 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         // The inventory names the kinds applied before; without one, every listable kind is
         // searched for the environment's labels.
         let inventory = k.read_inventory(&env.name).await?;
-        let mut extra = match &inventory {
-            Some(inv) => inv.kinds(),
-            None => k.listable_kinds().await?,
+        // Destroy always searches every kind: nothing labelled may be left behind.
+        let mut extra = match (&inventory, goal) {
+            (Some(inv), Goal::Apply) => inv.kinds(),
+            _ => k.listable_kinds().await?,
         };
         extra.extend(defined.keys().cloned());
         let live = k.discover(&env.name, &kinds, &extra).await?;
@@ -631,13 +658,28 @@ pub struct Report {
     pub summary: Summary,
     pub elapsed: Duration,
     pub notes: Vec<String>,
+    /// Namespaces destroy kept because they hold objects envboot does not own.
+    pub kept: Vec<String>,
+}
+
+/// What still carries the environment's tags (AWS, one Describe per type) or labels
+/// (Kubernetes) after a destroy, as `kind address`; namespaces in `kept` (kept on purpose
+/// because they hold objects envboot does not own) are left out.
+pub async fn leaks(loaded: &Loaded, options: PlanOptions, kept: &[String]) -> Result<Vec<String>> {
+    let plan = plan(loaded, Goal::Destroy, options).await?;
+    Ok(plan
+        .changes()
+        .filter(|c| c.action == Action::Delete)
+        .filter(|c| !(c.kind == "Namespace" && kept.contains(&c.address)))
+        .map(|c| format!("{} {}", c.kind, c.address))
+        .collect())
 }
 
 /// Carries out `plan`, calling `progress` after each step.
 ///
 /// Order: for apply, AWS deletions (including the old half of replacements, by deletion rank,
 /// parallel within a rank), then AWS creations and updates along the dependency graph (in
-/// parallel where independent, at most [`aws::CONCURRENCY`] at once), then Kubernetes objects in
+/// parallel where independent, at most `--parallelism` at once), then Kubernetes objects in
 /// install order, then Kubernetes objects no longer declared. For destroy, Kubernetes first,
 /// then AWS. A plan with a conflict changes nothing.
 ///
@@ -646,9 +688,10 @@ pub struct Report {
 pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Report> {
     let started = Instant::now();
     let mut notes = Vec::new();
+    let mut kept = Vec::new();
     aws::check_conflicts(&plan.aws)?;
     if plan.goal == Goal::Destroy {
-        kube_deletes(plan, progress, &mut notes).await?;
+        kube_deletes(plan, progress, &mut notes, &mut kept).await?;
         if let Some(k) = &plan.kube_client {
             k.delete_inventory(&plan.environment).await?;
         }
@@ -656,7 +699,7 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     aws_deletes(plan, progress).await?;
     let known = aws_creates(plan, progress).await?;
     // Kubernetes objects, in install order: kinds one after the other (namespaces before what
-    // lives in them), objects of one kind concurrently, at most KUBE_CONCURRENCY at once.
+    // lives in them), objects of one kind concurrently, at most `--parallelism` at once.
     // Releases with `dependsOn` go in waves: a wave starts once the releases it depends on
     // are applied and ready.
     if let Some(k) = &plan.kube_client {
@@ -702,7 +745,7 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
                             .map(|()| c)
                             .map_err(Error::from)
                     })
-                    .buffer_unordered(KUBE_CONCURRENCY);
+                    .buffer_unordered(plan.parallelism());
                 while let Some(result) = done.next().await {
                     let c = result?;
                     progress(Step {
@@ -735,7 +778,7 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
         }
     }
     if plan.goal == Goal::Apply {
-        kube_deletes(plan, progress, &mut notes).await?;
+        kube_deletes(plan, progress, &mut notes, &mut kept).await?;
         record_inventory(plan).await?;
         if let Some(timeout) = plan.options.wait {
             let not_ready = plan.not_ready(timeout).await?;
@@ -751,6 +794,7 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
         summary: plan.summary(),
         elapsed: started.elapsed(),
         notes,
+        kept,
     })
 }
 
@@ -886,7 +930,7 @@ async fn aws_deletes(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<
     let (ctx, client) = (&ctx, &plan.aws_client);
     aws::executor::run(
         &deps,
-        aws::CONCURRENCY,
+        plan.parallelism(),
         |i| {
             let c = deletions[i];
             Ok(Some(Box::pin(async move {
@@ -941,7 +985,7 @@ async fn aws_creates(
     let (known_ref, client) = (&known, &plan.aws_client);
     aws::executor::run(
         &deps,
-        aws::CONCURRENCY,
+        plan.parallelism(),
         |i| {
             let c = nodes[i];
             let action = c.change.action;
@@ -1003,6 +1047,7 @@ async fn kube_deletes(
     plan: &Plan,
     progress: &mut dyn FnMut(Step<'_>),
     notes: &mut Vec<String>,
+    kept: &mut Vec<String>,
 ) -> Result<()> {
     let Some(k) = &plan.kube_client else {
         return Ok(());
@@ -1016,6 +1061,9 @@ async fn kube_deletes(
         let deleted = k.delete(&c.api_version, &c.key, &plan.environment).await?;
         if deleted {
             deleted_keys.push(c);
+        }
+        if !deleted {
+            kept.push(c.key.address());
         }
         let note = (!deleted).then(|| {
             format!(
@@ -1041,7 +1089,7 @@ async fn kube_deletes(
                 .await
                 .map(|gone| (c, gone))
         })
-        .buffer_unordered(KUBE_CONCURRENCY * 4)
+        .buffer_unordered(plan.parallelism() * 4)
         .collect::<Vec<_>>()
         .await;
     for result in waits {
@@ -1056,9 +1104,6 @@ async fn kube_deletes(
     }
     Ok(())
 }
-
-/// How many Kubernetes objects of one kind are applied at once.
-const KUBE_CONCURRENCY: usize = 8;
 
 /// How long destroy waits for a Kubernetes object to disappear.
 const KUBE_DELETE_TIMEOUT: Duration = Duration::from_secs(120);

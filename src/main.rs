@@ -26,7 +26,7 @@ use envboot::plan::Action;
 const AFTER_HELP: &str = "\
 Exit codes:
   0   success (plan --detailed-exitcode: no changes)
-  1   AWS or Kubernetes failed
+  1   AWS or Kubernetes failed, or destroy left something behind (the leak report lists it)
   2   plan --detailed-exitcode: there are changes; drift: the live environment drifted;
       verify: something declared is missing, differs from Git or is not ready;
       recreate: a phase failed (the reports say which)
@@ -227,6 +227,11 @@ struct Target {
     /// events when standard output is not a terminal.
     #[arg(long, value_enum, env = "ENVBOOT_OUTPUT")]
     output: Option<Output>,
+    /// At most N changes at once: AWS calls along the dependency graph, and Kubernetes
+    /// objects of one kind.
+    #[arg(long, value_name = "N", default_value_t = engine::DEFAULT_PARALLELISM as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    parallelism: u64,
 }
 
 impl Target {
@@ -235,6 +240,7 @@ impl Target {
             force_conflicts: self.force_conflicts,
             wait: None,
             adopt: self.adopt,
+            parallelism: self.parallelism as usize,
         }
     }
 }
@@ -627,6 +633,20 @@ async fn execute_locked(
     }
     let report = engine::apply(&plan, &mut |step| printer.step(&step)).await?;
     printer.summary(goal, &plan, Some(&report));
+    if goal == Goal::Destroy {
+        // The leak report: a new look, by tags and labels, for anything still there.
+        let leaks = engine::leaks(loaded, target.plan_options(), &report.kept).await?;
+        if !leaks.is_empty() {
+            return Err(engine::Error::Leaked {
+                list: leaks
+                    .iter()
+                    .map(|l| format!("  {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            });
+        }
+        printer.note("Leak check: nothing carries the environment's tags or labels any more.");
+    }
     Ok(exit::OK)
 }
 
@@ -790,6 +810,15 @@ impl Printer {
         if let Some(bar) = &self.bar {
             bar.inc(1);
             bar.set_message(step.change.address.clone());
+        }
+    }
+
+    /// A note: a JSON `note` event, or a line of text.
+    fn note(&self, message: &str) {
+        if self.json {
+            self.line(&serde_json::json!({"event": "note", "message": message}).to_string());
+        } else {
+            self.line(message);
         }
     }
 

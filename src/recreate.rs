@@ -143,16 +143,7 @@ pub async fn recreate(loaded: &Loaded, copy: &str, ready_timeout: Duration) -> R
     phases.push(phase("destroy", started, destroyed));
 
     let started = Instant::now();
-    let leaks = async {
-        let plan = engine::plan(&copy_env, Goal::Destroy, options).await?;
-        Ok::<_, engine::Error>(
-            plan.changes()
-                .filter(|c| c.action == crate::plan::Action::Delete)
-                .map(|c| format!("{} {}", c.kind, c.address))
-                .collect::<Vec<_>>(),
-        )
-    }
-    .await;
+    let leaks = engine::leaks(&copy_env, options, &[]).await;
     let (leaks, outcome) = match leaks {
         Ok(l) if l.is_empty() => (
             l,
