@@ -323,7 +323,9 @@ impl Plan {
                 pending
                     .into_iter()
                     .map(|(key, why)| match release {
-                        Some(r) => format!("  {key} (release {r}, {}s): {why}", limit.as_secs()),
+                        Some(r) => {
+                            format!("  {key}: {why} (release {r}, within {}s)", limit.as_secs())
+                        }
                         None => format!("  {key}: {why}"),
                     })
                     .collect::<Vec<_>>(),
