@@ -45,6 +45,13 @@ pub enum Error {
     NotReady { seconds: u64, report: String },
     #[error("destroy left behind what still carries the environment's tags or labels:\n{list}")]
     Leaked { list: String },
+    #[error("the {phase} hook {hook} of release `{release}` did not succeed: {why}")]
+    HookFailed {
+        release: String,
+        phase: String,
+        hook: String,
+        why: String,
+    },
     #[error("cannot write {path}: {source}")]
     Output {
         path: String,
@@ -94,6 +101,7 @@ impl Error {
             | Error::Unresolved { .. }
             | Error::Output { .. }
             | Error::Leaked { .. }
+            | Error::HookFailed { .. }
             | Error::NotReady { .. }
             | Error::Conflict { .. } => exit::FAILED,
         }
@@ -117,6 +125,8 @@ pub struct Loaded {
     pub snapshot: Snapshot,
     pub env: Environment,
     pub manifests: Vec<Manifest>,
+    /// Helm hooks of the releases, run at their phases by apply.
+    pub hooks: Vec<Manifest>,
 }
 
 /// Reads, validates and renders environment `name`. Makes no call to AWS or Kubernetes.
@@ -127,11 +137,12 @@ pub fn load(options: &SourceOptions, name: &str) -> Result<Loaded> {
         return Err(Error::Warnings(env.warnings));
     }
     let secrets = decrypt_secrets(&env)?;
-    let manifests = render::render(&env, &secrets)?;
+    let (manifests, hooks) = render::render_with_hooks(&env, &secrets)?;
     Ok(Loaded {
         snapshot,
         env,
         manifests,
+        hooks,
     })
 }
 
@@ -211,6 +222,8 @@ pub struct Plan {
     pub inventory: Option<kube::inventory::Inventory>,
     /// Each release's `dependsOn` and readiness timeout.
     releases: ReleaseOrder,
+    /// The releases' Helm hooks: (release, object placed and resolved), run at their phases.
+    hooks: Vec<(String, serde_json::Value)>,
     options: PlanOptions,
 }
 
@@ -476,7 +489,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
     let known = known_attributes(&aws_changes);
     let kube_future = async {
         let Some(k) = &kube_client else {
-            return Ok::<_, Error>((Vec::new(), None));
+            return Ok::<_, Error>((Vec::new(), None, Vec::new()));
         };
         let mut desired = Vec::new();
         let mut kinds = BTreeSet::new();
@@ -513,8 +526,23 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
             _ => k.listable_kinds().await?,
         };
         extra.extend(defined.keys().cloned());
-        let live = k.discover(&env.name, &kinds, &extra).await?;
+        let mut live = k.discover(&env.name, &kinds, &extra).await?;
         register_live_secrets(&live);
+        // Hooks left from earlier runs are not part of the release: only destroy removes them.
+        if goal == Goal::Apply {
+            live.retain(|o| !render::is_hook(o));
+        }
+        let mut hooks = Vec::new();
+        for m in &loaded.hooks {
+            let mut object = resolve_object(&m.object, &known);
+            // A kind the cluster does not serve yet is reported when the hook is applied.
+            let _ = k.place(&mut object, m.default_namespace.as_deref()).await;
+            let release = object["metadata"]["labels"][render::LABEL_RELEASE]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            hooks.push((release, object));
+        }
         let foreign = k.foreign_namespaces(&env.name).await?;
         let desired = match goal {
             Goal::Apply => desired,
@@ -553,9 +581,9 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
                 c.change.action = Action::NoOp;
             }
         }
-        Ok((changes, inventory))
+        Ok((changes, inventory, hooks))
     };
-    let (kube_changes, inventory) = kube_future.await?;
+    let (kube_changes, inventory, hooks) = kube_future.await?;
     Ok(Plan {
         environment: env.name.clone(),
         commit: env.commit.clone(),
@@ -565,6 +593,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         aws_client,
         kube_client,
         inventory,
+        hooks,
         releases: env
             .releases
             .iter()
@@ -717,6 +746,14 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
             if wave > 0 {
                 wait_for_dependencies(plan, k, &waves, wave).await?;
             }
+            let in_wave: Vec<&str> = plan
+                .releases
+                .keys()
+                .map(String::as_str)
+                .filter(|r| waves.get(r) == Some(&wave))
+                .collect();
+            // Pre-hooks run once the namespaces exist, before anything else of the wave.
+            let mut pre_done = plan.goal != Goal::Apply;
             let applies: Vec<&KubeChange> = plan
                 .kube
                 .iter()
@@ -729,6 +766,10 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
             for group in applies
                 .chunk_by(|a, b| render::kind_rank(&a.key.kind) == render::kind_rank(&b.key.kind))
             {
+                if !pre_done && group.first().is_some_and(|c| c.key.kind != "Namespace") {
+                    run_hooks(plan, k, &in_wave, "pre", &mut notes).await?;
+                    pre_done = true;
+                }
                 let force = plan.options.force_conflicts;
                 let known = &known;
                 let mut done = futures::stream::iter(group.iter().copied())
@@ -777,6 +818,12 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
                     }
                 }
             }
+            if !pre_done {
+                run_hooks(plan, k, &in_wave, "pre", &mut notes).await?;
+            }
+            if plan.goal == Goal::Apply {
+                run_hooks(plan, k, &in_wave, "post", &mut notes).await?;
+            }
         }
     }
     if plan.goal == Goal::Apply {
@@ -798,6 +845,100 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
         notes,
         kept,
     })
+}
+
+/// A hook due in this run: (weight, kind, name, release, phase, object, delete policies).
+type DueHook<'a> = (
+    i64,
+    String,
+    String,
+    &'a str,
+    String,
+    &'a serde_json::Value,
+    Vec<String>,
+);
+
+/// Runs the Helm hooks of `releases` for phase `when` (`pre` or `post`): `-install` for a
+/// release that did not exist, `-upgrade` for one that changes; none for an unchanged release,
+/// so a second run does nothing. In Helm's order (weight, then kind and name), one at a time:
+/// the old one deleted first (`before-hook-creation`), applied, Jobs and Pods waited for within
+/// the release's timeout; `hook-succeeded` / `hook-failed` delete it afterwards.
+async fn run_hooks(
+    plan: &Plan,
+    k: &Kube,
+    releases: &[&str],
+    when: &str,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let mut due: Vec<DueHook<'_>> = Vec::new();
+    for release in releases {
+        let changes: Vec<&KubeChange> = plan
+            .kube
+            .iter()
+            .filter(|c| release_of(c) == Some(*release))
+            .collect();
+        let changed = changes
+            .iter()
+            .any(|c| matches!(c.change.action, Action::Create | Action::Update));
+        if !changed {
+            continue;
+        }
+        let new = changes.iter().all(|c| c.change.action == Action::Create);
+        let phase = format!("{when}-{}", if new { "install" } else { "upgrade" });
+        for (r, object) in plan.hooks.iter().filter(|(r, _)| r == release) {
+            let (events, weight, policies) = render::hook_spec(object);
+            if events.contains(&phase) {
+                let key = ObjectKey::of(object);
+                due.push((
+                    weight,
+                    key.kind,
+                    key.name,
+                    r.as_str(),
+                    phase.clone(),
+                    object,
+                    policies,
+                ));
+            }
+        }
+    }
+    due.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
+    for (_, _, _, release, phase, object, policies) in due {
+        let key = ObjectKey::of(object);
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let timeout = plan
+            .releases
+            .get(release)
+            .and_then(|(_, t)| *t)
+            .unwrap_or(RELEASE_TIMEOUT);
+        if policies.iter().any(|p| p == "before-hook-creation") {
+            k.delete(api_version, &key, &plan.environment).await?;
+            k.wait_deleted(api_version, &key, KUBE_DELETE_TIMEOUT)
+                .await?;
+        }
+        k.apply(api_version, &key, object, true).await?;
+        let pending = if matches!(key.kind.as_str(), "Job" | "Pod") {
+            let target = [(api_version.to_string(), key.clone())];
+            k.wait_ready(&plan.environment, &target, timeout).await?
+        } else {
+            Vec::new()
+        };
+        if let Some((_, why)) = pending.first() {
+            if policies.iter().any(|p| p == "hook-failed") {
+                k.delete(api_version, &key, &plan.environment).await?;
+            }
+            return Err(Error::HookFailed {
+                release: release.to_string(),
+                phase,
+                hook: key.to_string(),
+                why: why.clone(),
+            });
+        }
+        if policies.iter().any(|p| p == "hook-succeeded") {
+            k.delete(api_version, &key, &plan.environment).await?;
+        }
+        notes.push(format!("hook {key} ({phase} of release {release}) done"));
+    }
+    Ok(())
 }
 
 /// Waits until every release of an earlier wave that a release of `wave` depends on is ready,

@@ -53,11 +53,12 @@ pub fn renamed(loaded: &Loaded, copy: &str) -> Result<Loaded> {
         .iter_mut()
         .for_each(|s| prefix(&mut s.namespace));
     let secrets = engine::decrypt_secrets(&env)?;
-    let manifests = render::render(&env, &secrets)?;
+    let (manifests, hooks) = render::render_with_hooks(&env, &secrets)?;
     Ok(Loaded {
         snapshot: loaded.snapshot.clone(),
         env,
         manifests,
+        hooks,
     })
 }
 

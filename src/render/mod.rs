@@ -130,6 +130,47 @@ pub fn kind_rank(kind: &str) -> usize {
 /// # Errors
 /// A chart template fails or produces something that is not a Kubernetes object.
 pub fn render(env: &Environment, secrets: &[SecretData]) -> Result<Vec<Manifest>> {
+    Ok(render_with_hooks(env, secrets)?.0)
+}
+
+/// The annotation that makes a chart object a Helm hook.
+pub const ANNOTATION_HOOK: &str = "helm.sh/hook";
+
+/// Whether an object is a Helm hook (run at a phase of its release, not kept as part of it).
+pub fn is_hook(object: &Value) -> bool {
+    object["metadata"]["annotations"][ANNOTATION_HOOK].is_string()
+}
+
+/// A hook's phases (`pre-install`, `post-upgrade`, ...), weight and delete policies, from its
+/// annotations (Helm's default policy: `before-hook-creation`).
+pub fn hook_spec(object: &Value) -> (Vec<String>, i64, Vec<String>) {
+    let annotations = &object["metadata"]["annotations"];
+    let list = |key: &str| -> Vec<String> {
+        annotations[key]
+            .as_str()
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let weight = annotations["helm.sh/hook-weight"]
+        .as_str()
+        .and_then(|w| w.trim().parse().ok())
+        .unwrap_or(0);
+    let mut policies = list("helm.sh/hook-delete-policy");
+    if policies.is_empty() {
+        policies.push("before-hook-creation".to_string());
+    }
+    (list(ANNOTATION_HOOK), weight, policies)
+}
+
+/// Every object of `env` in install order, and separately the Helm hooks of its releases
+/// (stamped like the others; the engine runs them at their phases).
+pub fn render_with_hooks(
+    env: &Environment,
+    secrets: &[SecretData],
+) -> Result<(Vec<Manifest>, Vec<Manifest>)> {
     let mut out = Vec::new();
     for ns in env.namespaces() {
         if SYSTEM_NAMESPACES.contains(&ns.as_str()) {
@@ -212,7 +253,9 @@ pub fn render(env: &Environment, secrets: &[SecretData]) -> Result<Vec<Manifest>
         stamp(&mut m.object, &env.name, &env.commit);
     }
     out.sort_by_key(|m| kind_rank(m.kind()));
-    Ok(out)
+    let (hooks, objects): (Vec<Manifest>, Vec<Manifest>) =
+        out.into_iter().partition(|m| is_hook(&m.object));
+    Ok((objects, hooks))
 }
 
 /// Standard base64 with padding, as Kubernetes stores `binaryData` and Secret `data`.
@@ -325,7 +368,7 @@ pub fn render_release(release: &Release, secrets: &[SecretData]) -> Result<Vec<M
     let rendered =
         crate::helm::template(&engine_chart, &options).map_err(|e| failed(e.to_string()))?;
     let mut out = Vec::new();
-    for r in rendered.iter().filter(|r| !r.hook) {
+    for r in &rendered {
         let file = located(r.source.clone());
         for (index, doc) in split_documents(&r.content).into_iter().enumerate() {
             let value: Value = serde_yaml_ng::from_str(doc).map_err(|e| Error::InvalidOutput {

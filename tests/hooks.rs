@@ -1,0 +1,182 @@
+//! Helm hooks run at their phases: a pre-install Job runs (and must succeed) before the
+//! release's objects are applied, a post-install hook after them; an unchanged release runs no
+//! hooks; a pre-upgrade hook that does not succeed stops the upgrade before it changes anything.
+//! The sandbox has no kubelet: the test plays it, reporting the hook's pod as succeeded.
+
+mod common;
+
+use common::*;
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+
+fn environment(name: &str, timeout: &str) -> String {
+    format!(
+        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nreleases:\n  - name: app\n    chart: app\n    namespace: {name}\n    timeout: {timeout}\n    values: {{level: info}}\n"
+    )
+}
+
+const MIGRATE: &str = r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+  annotations:
+    helm.sh/hook: pre-install,pre-upgrade
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: busybox:1.36
+          command: [sh, -c, "echo migrating"]
+"#;
+
+const NOTIFY: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: post-done
+  annotations:
+    helm.sh/hook: post-install,post-upgrade
+    helm.sh/hook-weight: "5"
+data:
+  level: {{ .Values.level | quote }}
+"#;
+
+fn repo(name: &str) -> Repo {
+    let repo = Repo::new(name, &environment(name, "120s"));
+    repo.write(
+        "modules/app/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+    );
+    repo.write(
+        "modules/app/templates/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  level: {{ .Values.level | quote }}\n",
+    );
+    repo.write("modules/app/templates/migrate.yaml", MIGRATE);
+    repo.write("modules/app/templates/notify.yaml", NOTIFY);
+    repo.commit("app with hooks");
+    repo
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hooks_run_at_their_phases_and_a_failing_hook_stops_the_upgrade() {
+    let settings = sandbox();
+    let name = unique("hooks");
+    let repo = repo(&name);
+    let client = kube_client(settings).await;
+    let configs = Api::<ConfigMap>::namespaced(client.clone(), &name);
+    let pods = Api::<Pod>::namespaced(client.clone(), &name);
+    let jobs = Api::<Job>::namespaced(client.clone(), &name);
+
+    let apply = spawn_json(&repo, settings, &["apply", &name]);
+    // Be the kubelet for the migration Job's pod, once the job controller made it.
+    let mut watch = pods
+        .watch(
+            &WatchParams::default()
+                .labels("job-name=migrate")
+                .timeout(120),
+            "0",
+        )
+        .await
+        .expect("watch pods")
+        .boxed();
+    let pod = loop {
+        match watch.next().await {
+            Some(Ok(WatchEvent::Added(p))) => break p,
+            Some(_) => {}
+            None => panic!("the hook Job made no pod"),
+        }
+    };
+    assert!(
+        configs.get_opt("app-config").await.expect("get").is_none(),
+        "the release waits for its pre-install hook"
+    );
+    pods.patch_status(
+        &pod.metadata.name.clone().unwrap_or_default(),
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"phase": "Succeeded"}})),
+    )
+    .await
+    .expect("report the pod succeeded");
+    let out = apply.wait_with_output().expect("apply ends");
+    let events = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{events}");
+    assert!(
+        events.contains(&format!(
+            "hook Job {name}/migrate (pre-install of release app) done"
+        )),
+        "{events}"
+    );
+    assert_eq!(
+        configs
+            .get("app-config")
+            .await
+            .expect("applied")
+            .data
+            .unwrap_or_default()["level"],
+        "info"
+    );
+    assert_eq!(
+        configs
+            .get("post-done")
+            .await
+            .expect("post-install hook")
+            .data
+            .unwrap_or_default()["level"],
+        "info"
+    );
+    let deleted = |job: Option<Job>| job.is_none_or(|j| j.metadata.deletion_timestamp.is_some());
+    assert!(
+        deleted(jobs.get_opt("migrate").await.expect("get")),
+        "hook-succeeded: the Job is deleted"
+    );
+
+    // Unchanged: nothing to do, and no hook runs.
+    let again = envboot(&repo, settings, &["apply", &name]);
+    again.assert_ok();
+    assert!(!again.stdout.contains("hook "), "{}", again.stdout);
+    assert!(deleted(jobs.get_opt("migrate").await.expect("get")));
+
+    // An upgrade whose pre-upgrade hook never succeeds (nobody runs its pod) changes nothing.
+    std::fs::write(
+        repo.path()
+            .join(format!("environments/{name}/environment.yaml")),
+        environment(&name, "3s").replace("level: info", "level: debug"),
+    )
+    .expect("write");
+    repo.commit("more logs, impatiently");
+    let failed = envboot(&repo, settings, &["apply", &name]);
+    assert_eq!(failed.code, 1, "{}{}", failed.stdout, failed.stderr);
+    assert!(
+        failed.stderr.contains(&format!(
+            "the pre-upgrade hook Job {name}/migrate of release `app` did not succeed"
+        )),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(
+        configs
+            .get("app-config")
+            .await
+            .expect("get")
+            .data
+            .unwrap_or_default()["level"],
+        "info",
+        "the release was not changed"
+    );
+
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+    let left = configs
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter(|c| c.metadata.name.as_deref() != Some("kube-root-ca.crt"))
+        .count();
+    assert_eq!(left, 0, "hooks are removed by destroy");
+}
