@@ -41,7 +41,7 @@ Environment:
   ENVBOOT_AGE_IDENTITY_FILE, ENVBOOT_AGE_IDENTITY  the age identity that decrypts secrets
   ENVBOOT_OUTPUT=text|json                         output format (default: text on a terminal)
   ENVBOOT_KUBE_QPS, ENVBOOT_KUBE_BURST             client-side rate limit on Kubernetes API
-                                                   requests (default 200 a second, bursts of 400)
+                                                   requests (default 300 a second, bursts of 1000)
 
 Examples:
   envboot validate local

@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Requests a second, sustained.
-pub const DEFAULT_QPS: f64 = 200.0;
+pub const DEFAULT_QPS: f64 = 300.0;
 /// Requests that may go at once after a quiet time.
-pub const DEFAULT_BURST: f64 = 400.0;
+pub const DEFAULT_BURST: f64 = 1000.0;
 
 /// The limit from `ENVBOOT_KUBE_QPS` / `ENVBOOT_KUBE_BURST`, or the defaults; a value that is
 /// not a positive number is ignored.
