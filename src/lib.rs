@@ -8,6 +8,7 @@ pub mod aws;
 pub mod diag;
 pub mod engine;
 pub mod helm;
+pub mod k3s;
 pub mod kube;
 pub mod model;
 pub mod plan;
