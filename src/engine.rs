@@ -11,6 +11,7 @@ use futures::StreamExt;
 use std::time::{Duration, Instant};
 
 use crate::aws::{self, Aws, AwsChange};
+use crate::k3s;
 use crate::kube::{self, Kube, KubeChange, ObjectKey};
 use crate::model::{self, Environment};
 use crate::plan::{self, Action, Change, Summary};
@@ -40,6 +41,12 @@ pub enum Error {
         environment: String,
         list: String,
         advice: &'static str,
+    },
+    #[error("the k3s API server at {endpoint} did not answer /readyz within {seconds}s: {why}")]
+    ApiUnreachable {
+        endpoint: String,
+        seconds: u64,
+        why: String,
     },
     #[error("not ready after {seconds}s:\n{report}")]
     NotReady { seconds: u64, report: String },
@@ -103,6 +110,7 @@ impl Error {
             | Error::Leaked { .. }
             | Error::HookFailed { .. }
             | Error::NotReady { .. }
+            | Error::ApiUnreachable { .. }
             | Error::Conflict { .. } => exit::FAILED,
         }
     }
@@ -127,23 +135,68 @@ pub struct Loaded {
     pub manifests: Vec<Manifest>,
     /// Helm hooks of the releases, run at their phases by apply.
     pub hooks: Vec<Manifest>,
+    /// A k3s cluster's credentials, decrypted (in memory only).
+    pub credentials: Option<k3s::Credentials>,
 }
 
 /// Reads, validates and renders environment `name`. Makes no call to AWS or Kubernetes.
 pub fn load(options: &SourceOptions, name: &str) -> Result<Loaded> {
     let snapshot = source::read(&options.repo, &options.revision)?;
-    let env = model::load(&snapshot, name)?;
+    let mut env = model::load(&snapshot, name)?;
     if options.deny_warnings && !env.warnings.is_empty() {
         return Err(Error::Warnings(env.warnings));
     }
     let secrets = decrypt_secrets(&env)?;
+    let credentials = k3s_user_data(&mut env)?;
     let (manifests, hooks) = render::render_with_hooks(&env, &secrets)?;
     Ok(Loaded {
         snapshot,
         env,
         manifests,
         hooks,
+        credentials,
     })
+}
+
+/// For a k3s cluster: decrypts its credentials (in memory) and writes its nodes' user-data.
+pub(crate) fn k3s_user_data(env: &mut Environment) -> Result<Option<k3s::Credentials>> {
+    let Some((cluster, k)) = env
+        .cluster
+        .as_ref()
+        .and_then(|c| c.k3s.as_ref().map(|k| (c.name.clone(), k.clone())))
+    else {
+        return Ok(None);
+    };
+    let failed = |message: String| Error::Secret {
+        origin: k.origin.clone(),
+        message: format!("{}: {message}", k.credentials_file),
+    };
+    let identities = crate::secrets::identities_from_env().map_err(|e| failed(e.to_string()))?;
+    let plaintext =
+        crate::secrets::decrypt(&k.ciphertext, &identities).map_err(|e| failed(e.to_string()))?;
+    let credentials = k3s::Credentials::parse(&plaintext).map_err(|e| failed(e.to_string()))?;
+    let node = k3s::NodeSettings {
+        environment: env.name.clone(),
+        cluster,
+        version: k.version.clone(),
+        install_script: k.install_script.clone(),
+    };
+    let agent = k3s::Role::Agent {
+        server: format!("${{{}.private_ip}}", k.server),
+    };
+    for r in &mut env.resources {
+        let role = if r.address == k.server {
+            &k3s::Role::Server
+        } else if k.agents.contains(&r.address) {
+            &agent
+        } else {
+            continue;
+        };
+        if let model::spec::ResourceSpec::Instance(i) = &mut r.spec {
+            i.user_data = Some(k3s::user_data(&credentials, &node, role));
+        }
+    }
+    Ok(Some(credentials))
 }
 
 /// Decrypts the environment's secrets in memory. Asks for the identity only when there are any.
@@ -191,6 +244,10 @@ pub async fn lock(loaded: &Loaded, holder: &str) -> Result<Option<kube::lock::Lo
     let Some(cluster) = &loaded.env.cluster else {
         return Ok(None);
     };
+    // A k3s cluster's API exists only once its server runs: its environment is not locked.
+    if cluster.k3s.is_some() {
+        return Ok(None);
+    }
     let k = Kube::connect(cluster.context.as_deref()).await?;
     Ok(Some(k.lock(&loaded.env.name, holder, LOCK_DURATION).await?))
 }
@@ -225,6 +282,12 @@ pub struct Plan {
     /// The releases' Helm hooks: (release, object placed and resolved), run at their phases.
     hooks: Vec<(String, serde_json::Value)>,
     options: PlanOptions,
+    /// Why the Kubernetes layer is not planned against the cluster (a k3s cluster whose API
+    /// server this run creates or that does not answer yet). Apply plans it once the API
+    /// server answers; `kube` holds the declared objects as creations until then.
+    pub pending: Option<String>,
+    /// What apply plans the Kubernetes layer from when it is pending.
+    deferred: Option<Box<Loaded>>,
 }
 
 /// Objects to wait for: (apiVersion, key).
@@ -402,7 +465,11 @@ impl Plan {
 
     /// The plan as text, like `terraform plan`.
     pub fn to_text(&self) -> String {
-        plan::format_changes(self.changes())
+        let mut text = plan::format_changes(self.changes());
+        if let Some(why) = &self.pending {
+            text.push_str(&format!("\nKubernetes: {why}.\n"));
+        }
+        text
     }
 
     /// API calls made so far: (AWS by operation, Kubernetes by method).
@@ -469,15 +536,120 @@ impl Plan {
 /// Computes the plan: reads what exists (by tags and labels) and compares it with Git.
 /// Kubernetes updates are confirmed by a server-side dry run, so defaulted or normalised
 /// fields are never reported as changes. Never writes.
+/// What the Kubernetes layer's plan finds: changes, the inventory, the hooks.
+type KubePlan = (
+    Vec<KubeChange>,
+    Option<kube::inventory::Inventory>,
+    Vec<(String, serde_json::Value)>,
+);
+
+/// Plans the Kubernetes layer against the cluster `k`, with the AWS attributes `known` so far.
+async fn plan_kube(
+    loaded: &Loaded,
+    goal: Goal,
+    options: PlanOptions,
+    k: &Kube,
+    known: &HashMap<String, String>,
+) -> Result<KubePlan> {
+    let env = &loaded.env;
+    let mut desired = Vec::new();
+    let mut kinds = BTreeSet::new();
+    // Kinds that CRDs of this environment define: the cluster may not serve them yet.
+    let defined = crd_kinds(&loaded.manifests);
+    for m in &loaded.manifests {
+        let kind = (m.api_version().to_string(), m.kind().to_string());
+        let mut object = resolve_object(&m.object, known);
+        match (
+            k.place(&mut object, m.default_namespace.as_deref()).await,
+            defined.get(&kind),
+        ) {
+            (Ok(()), _) => {}
+            (Err(kube::Error::UnknownKind { .. }), Some(namespaced)) => {
+                if *namespaced && object["metadata"]["namespace"].is_null() {
+                    if let Some(ns) = &m.default_namespace {
+                        object["metadata"]["namespace"] = serde_json::json!(ns);
+                    }
+                }
+            }
+            (Err(e), _) => return Err(e.into()),
+        }
+        if !defined.contains_key(&kind) {
+            kinds.insert(kind);
+        }
+        desired.push(object);
+    }
+    // The inventory names the kinds applied before; without one, every listable kind is
+    // searched for the environment's labels.
+    let inventory = k.read_inventory(&env.name).await?;
+    // Destroy always searches every kind: nothing labelled may be left behind.
+    let mut extra = match (&inventory, goal) {
+        (Some(inv), Goal::Apply) => inv.kinds(),
+        _ => k.listable_kinds().await?,
+    };
+    extra.extend(defined.keys().cloned());
+    let mut live = k.discover(&env.name, &kinds, &extra).await?;
+    register_live_secrets(&live);
+    // Hooks left from earlier runs are not part of the release: only destroy removes them.
+    if goal == Goal::Apply {
+        live.retain(|o| !render::is_hook(o));
+    }
+    let mut hooks = Vec::new();
+    for m in &loaded.hooks {
+        let mut object = resolve_object(&m.object, known);
+        // A kind the cluster does not serve yet is reported when the hook is applied.
+        let _ = k.place(&mut object, m.default_namespace.as_deref()).await;
+        let release = object["metadata"]["labels"][render::LABEL_RELEASE]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        hooks.push((release, object));
+    }
+    let foreign = k.foreign_namespaces(&env.name).await?;
+    let desired = match goal {
+        Goal::Apply => desired,
+        Goal::Destroy => Vec::new(),
+    };
+    let mut changes = kube::diff::diff(&desired, &live, &foreign);
+    for c in changes
+        .iter_mut()
+        .filter(|c| c.change.action == Action::Update)
+    {
+        let (Some(object), Some(live)) = (&c.desired, &c.live) else {
+            continue;
+        };
+        if has_references(object) {
+            // Only apply can tell: an AWS resource it refers to is still to be created.
+            for f in &mut c.change.fields {
+                if f.after.as_deref().is_some_and(|a| a.contains("${")) {
+                    f.after = Some(plan::KNOWN_AFTER_APPLY.to_string());
+                }
+            }
+            continue;
+        }
+        let (result, heals_drift) = k
+            .dry_run(
+                &c.api_version,
+                &c.key,
+                object,
+                live,
+                options.force_conflicts,
+            )
+            .await?;
+        c.force = heals_drift;
+        c.change.fields = kube::diff::dry_run_changes(&result, live);
+        kube::diff::mask(&c.key.kind, &mut c.change.fields);
+        if c.change.fields.is_empty() {
+            c.change.action = Action::NoOp;
+        }
+    }
+    Ok((changes, inventory, hooks))
+}
+
 pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<Plan> {
     let env = &loaded.env;
     let aws_client = Aws::connect(&env.region)
         .await
         .with_cluster(env.cluster.as_ref().map(|c| c.name.clone()));
-    let kube_client = match &env.cluster {
-        Some(cluster) => Some(Kube::connect(cluster.context.as_deref()).await?),
-        None => None,
-    };
     let desired_resources = match goal {
         Goal::Apply => env.resources.as_slice(),
         Goal::Destroy => &[],
@@ -487,103 +659,19 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         .plan(&env.name, desired_resources, options.adopt)
         .await?;
     let known = known_attributes(&aws_changes);
-    let kube_future = async {
-        let Some(k) = &kube_client else {
-            return Ok::<_, Error>((Vec::new(), None, Vec::new()));
-        };
-        let mut desired = Vec::new();
-        let mut kinds = BTreeSet::new();
-        // Kinds that CRDs of this environment define: the cluster may not serve them yet.
-        let defined = crd_kinds(&loaded.manifests);
-        for m in &loaded.manifests {
-            let kind = (m.api_version().to_string(), m.kind().to_string());
-            let mut object = resolve_object(&m.object, &known);
-            match (
-                k.place(&mut object, m.default_namespace.as_deref()).await,
-                defined.get(&kind),
-            ) {
-                (Ok(()), _) => {}
-                (Err(kube::Error::UnknownKind { .. }), Some(namespaced)) => {
-                    if *namespaced && object["metadata"]["namespace"].is_null() {
-                        if let Some(ns) = &m.default_namespace {
-                            object["metadata"]["namespace"] = serde_json::json!(ns);
-                        }
-                    }
-                }
-                (Err(e), _) => return Err(e.into()),
-            }
-            if !defined.contains_key(&kind) {
-                kinds.insert(kind);
-            }
-            desired.push(object);
-        }
-        // The inventory names the kinds applied before; without one, every listable kind is
-        // searched for the environment's labels.
-        let inventory = k.read_inventory(&env.name).await?;
-        // Destroy always searches every kind: nothing labelled may be left behind.
-        let mut extra = match (&inventory, goal) {
-            (Some(inv), Goal::Apply) => inv.kinds(),
-            _ => k.listable_kinds().await?,
-        };
-        extra.extend(defined.keys().cloned());
-        let mut live = k.discover(&env.name, &kinds, &extra).await?;
-        register_live_secrets(&live);
-        // Hooks left from earlier runs are not part of the release: only destroy removes them.
-        if goal == Goal::Apply {
-            live.retain(|o| !render::is_hook(o));
-        }
-        let mut hooks = Vec::new();
-        for m in &loaded.hooks {
-            let mut object = resolve_object(&m.object, &known);
-            // A kind the cluster does not serve yet is reported when the hook is applied.
-            let _ = k.place(&mut object, m.default_namespace.as_deref()).await;
-            let release = object["metadata"]["labels"][render::LABEL_RELEASE]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            hooks.push((release, object));
-        }
-        let foreign = k.foreign_namespaces(&env.name).await?;
-        let desired = match goal {
-            Goal::Apply => desired,
-            Goal::Destroy => Vec::new(),
-        };
-        let mut changes = kube::diff::diff(&desired, &live, &foreign);
-        for c in changes
-            .iter_mut()
-            .filter(|c| c.change.action == Action::Update)
-        {
-            let (Some(object), Some(live)) = (&c.desired, &c.live) else {
-                continue;
-            };
-            if has_references(object) {
-                // Only apply can tell: an AWS resource it refers to is still to be created.
-                for f in &mut c.change.fields {
-                    if f.after.as_deref().is_some_and(|a| a.contains("${")) {
-                        f.after = Some(plan::KNOWN_AFTER_APPLY.to_string());
-                    }
-                }
-                continue;
-            }
-            let (result, heals_drift) = k
-                .dry_run(
-                    &c.api_version,
-                    &c.key,
-                    object,
-                    live,
-                    options.force_conflicts,
-                )
-                .await?;
-            c.force = heals_drift;
-            c.change.fields = kube::diff::dry_run_changes(&result, live);
-            kube::diff::mask(&c.key.kind, &mut c.change.fields);
-            if c.change.fields.is_empty() {
-                c.change.action = Action::NoOp;
-            }
-        }
-        Ok((changes, inventory, hooks))
+    let (kube_client, pending) = match &env.cluster {
+        None => (None, None),
+        Some(c) if c.k3s.is_none() => (Some(Kube::connect(c.context.as_deref()).await?), None),
+        Some(_) => k3s_access(loaded, goal, &aws_changes).await?,
     };
-    let (kube_changes, inventory, hooks) = kube_future.await?;
+    let (kube_changes, inventory, hooks) = match (&kube_client, &pending) {
+        (Some(k), _) => plan_kube(loaded, goal, options, k, &known).await?,
+        (None, Some(_)) if goal == Goal::Apply => {
+            (pending_creates(loaded, &known), None, Vec::new())
+        }
+        _ => (Vec::new(), None, Vec::new()),
+    };
+    let deferred = (pending.is_some() && goal == Goal::Apply).then(|| Box::new(loaded.clone()));
     Ok(Plan {
         environment: env.name.clone(),
         commit: env.commit.clone(),
@@ -600,7 +688,188 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
             .map(|r| (r.name.clone(), (r.depends_on.clone(), r.timeout)))
             .collect(),
         options,
+        pending,
+        deferred,
     })
+}
+
+/// The API server address of a k3s cluster: `ENVBOOT_K3S_ENDPOINT`, else the server
+/// instance's public IP (`attributes` of the server: what AWS says of it).
+fn k3s_endpoint(attributes: Option<&BTreeMap<String, String>>) -> Option<String> {
+    if let Ok(e) = std::env::var(k3s::ENDPOINT_VAR) {
+        if !e.is_empty() {
+            return Some(e);
+        }
+    }
+    let ip = attributes?.get("public_ip").filter(|ip| !ip.is_empty())?;
+    Some(format!("https://{ip}:{}", k3s::API_PORT))
+}
+
+/// The kubeconfig of the environment's k3s cluster, from Git and the decryption key alone:
+/// the API server's address is the server instance's public IP (found by its tags) unless
+/// `ENVBOOT_K3S_ENDPOINT` says otherwise.
+pub async fn kubeconfig(loaded: &Loaded) -> Result<String> {
+    let env = &loaded.env;
+    let (Some(cluster), Some(creds)) = (&env.cluster, &loaded.credentials) else {
+        return Err(Error::Secret {
+            origin: format!("environments/{}/environment.yaml", env.name),
+            message: "only a `type: k3s` cluster has a kubeconfig envboot writes; an existing cluster is reached through its kubeconfig context".into(),
+        });
+    };
+    let server = cluster
+        .k3s
+        .as_ref()
+        .map(|k| k.server.clone())
+        .unwrap_or_default();
+    let attributes = match std::env::var(k3s::ENDPOINT_VAR) {
+        Ok(e) if !e.is_empty() => None,
+        _ => {
+            let aws = Aws::connect(&env.region).await;
+            let changes = aws.plan(&env.name, &env.resources, false).await?;
+            changes
+                .into_iter()
+                .find(|c| c.change.address == server && c.change.action != Action::Create)
+                .map(|c| c.attributes)
+        }
+    };
+    let endpoint = k3s_endpoint(attributes.as_ref()).ok_or_else(|| Error::ApiUnreachable {
+        endpoint: format!("({server} does not exist or has no public IP)"),
+        seconds: 0,
+        why: format!(
+            "apply the environment first, or set {} to the API server's address",
+            k3s::ENDPOINT_VAR
+        ),
+    })?;
+    Ok(creds.kubeconfig_yaml(&cluster.name, &endpoint))
+}
+
+/// Generates a k3s cluster's credentials and encrypts them to `recipients`, as the file the
+/// environment's `cluster.credentials` names. Refuses to overwrite: new credentials are a new
+/// cluster.
+pub fn cluster_init(
+    path: &std::path::Path,
+    recipients: &[age::x25519::Recipient],
+    force: bool,
+) -> Result<()> {
+    let failed = |message: String| Error::Secret {
+        origin: path.display().to_string(),
+        message,
+    };
+    if path.exists() && !force {
+        return Err(failed("exists already: new credentials make a new cluster, whose nodes must all be replaced (--force does it)".into()));
+    }
+    let creds = k3s::Credentials::generate().map_err(|e| failed(e.to_string()))?;
+    let ciphertext = crate::secrets::encrypt(creds.to_yaml().as_bytes(), recipients)
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+    }
+    std::fs::write(path, ciphertext).map_err(|e| failed(e.to_string()))
+}
+
+/// A client for the k3s cluster at `endpoint`, from the decrypted credentials.
+async fn k3s_client(loaded: &Loaded, endpoint: &str) -> Result<Kube> {
+    let (Some(cluster), Some(creds)) = (&loaded.env.cluster, &loaded.credentials) else {
+        return Err(Error::Secret {
+            origin: loaded.env.name.clone(),
+            message: "the k3s cluster's credentials are not decrypted".into(),
+        });
+    };
+    let config = creds
+        .kubeconfig(&cluster.name, endpoint)
+        .map_err(|e| Error::Secret {
+            origin: cluster.name.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(Kube::connect_kubeconfig(config).await?)
+}
+
+/// How long plan gives a k3s API server that should be up to answer.
+const K3S_PROBE: Duration = Duration::from_secs(10);
+
+/// Reaches a k3s cluster for a plan: not when this run creates its server (apply plans the
+/// Kubernetes layer once the API answers), nor when its API server does not answer.
+async fn k3s_access(
+    loaded: &Loaded,
+    goal: Goal,
+    aws_changes: &[AwsChange],
+) -> Result<(Option<Kube>, Option<String>)> {
+    let Some(k3s) = loaded.env.cluster.as_ref().and_then(|c| c.k3s.as_ref()) else {
+        return Ok((None, None));
+    };
+    let server = aws_changes.iter().find(|c| c.change.address == k3s.server);
+    let live = match server {
+        Some(c) if goal == Goal::Destroy => c.change.action == Action::Delete,
+        Some(c) => matches!(c.change.action, Action::NoOp | Action::Update),
+        None => false,
+    };
+    if !live {
+        let why = match goal {
+            Goal::Apply => "planned once the k3s server this run creates answers",
+            Goal::Destroy => "no k3s server runs: the cluster's objects are gone with it",
+        };
+        return Ok((None, Some(why.to_string())));
+    }
+    let Some(endpoint) = k3s_endpoint(server.map(|c| &c.attributes)) else {
+        return Ok((
+            None,
+            Some(format!(
+                "the k3s server has no public IP: set {} to its API server's address",
+                k3s::ENDPOINT_VAR
+            )),
+        ));
+    };
+    let k = k3s_client(loaded, &endpoint).await?;
+    match tokio::time::timeout(K3S_PROBE, k.api_ready()).await {
+        Ok(Ok(())) => Ok((Some(k), None)),
+        Ok(Err(why)) => Ok((
+            None,
+            Some(format!(
+                "the API server at {endpoint} is not ready ({why}): planned once it answers"
+            )),
+        )),
+        Err(_) => Ok((
+            None,
+            Some(format!(
+                "the API server at {endpoint} does not answer yet: planned once it does"
+            )),
+        )),
+    }
+}
+
+/// Kinds that are not namespaced, for showing a plan made without the cluster.
+const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "IngressClass",
+    "RuntimeClass",
+    "APIService",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "CSIDriver",
+];
+
+/// The declared objects as creations, for a plan made before the cluster answers.
+fn pending_creates(loaded: &Loaded, known: &HashMap<String, String>) -> Vec<KubeChange> {
+    let desired: Vec<serde_json::Value> = loaded
+        .manifests
+        .iter()
+        .map(|m| {
+            let mut object = resolve_object(&m.object, known);
+            if object["metadata"]["namespace"].is_null() && !CLUSTER_SCOPED.contains(&m.kind()) {
+                if let Some(ns) = &m.default_namespace {
+                    object["metadata"]["namespace"] = serde_json::json!(ns);
+                }
+            }
+            object
+        })
+        .collect();
+    kube::diff::diff(&desired, &[], &BTreeSet::new())
 }
 
 /// What is live, as found by tags and labels.
@@ -729,6 +998,129 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     }
     aws_deletes(plan, progress).await?;
     let known = aws_creates(plan, progress).await?;
+    let summary = match plan.deferred.as_deref() {
+        Some(loaded) if plan.goal == Goal::Apply => {
+            // The cluster's API server runs now (or soon): plan its layer against it.
+            let cluster = k3s_plan(plan, loaded, &known, progress).await?;
+            kube_phase(&cluster, &known, progress, &mut notes, &mut kept).await?;
+            Summary::of(
+                plan.aws
+                    .iter()
+                    .map(|c| &c.change)
+                    .chain(cluster.kube.iter().map(|c| &c.change)),
+            )
+        }
+        _ => {
+            kube_phase(plan, &known, progress, &mut notes, &mut kept).await?;
+            plan.summary()
+        }
+    };
+    Ok(Report {
+        summary,
+        elapsed: started.elapsed(),
+        notes,
+        kept,
+    })
+}
+
+/// How often the wait for a k3s API server asks `/readyz`.
+const K3S_POLL: Duration = Duration::from_secs(2);
+
+/// Waits (within the cluster's `apiTimeout`) until the k3s API server answers `/readyz`, then
+/// plans the Kubernetes layer against it.
+async fn k3s_plan(
+    plan: &Plan,
+    loaded: &Loaded,
+    known: &HashMap<String, String>,
+    progress: &mut dyn FnMut(Step<'_>),
+) -> Result<Plan> {
+    let k3s = loaded
+        .env
+        .cluster
+        .as_ref()
+        .and_then(|c| c.k3s.as_ref())
+        .ok_or_else(|| Error::Secret {
+            origin: plan.environment.clone(),
+            message: "no k3s cluster is declared".into(),
+        })?;
+    let server: BTreeMap<String, String> = known
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(&format!("{}.", k3s.server))
+                .map(|attr| (attr.to_string(), v.clone()))
+        })
+        .collect();
+    let endpoint = k3s_endpoint(Some(&server)).ok_or_else(|| Error::ApiUnreachable {
+        endpoint: format!("({} has no public IP)", k3s.server),
+        seconds: 0,
+        why: format!("set {} to the API server's address", k3s::ENDPOINT_VAR),
+    })?;
+    let k = k3s_client(loaded, &endpoint).await?;
+    let waiting = Change {
+        kind: "k3s_api_server".into(),
+        address: endpoint.clone(),
+        action: Action::NoOp,
+        reason: None,
+        fields: Vec::new(),
+    };
+    progress(Step {
+        change: &waiting,
+        action: Action::NoOp,
+        id: None,
+        note: Some(format!(
+            "waiting up to {}s for /readyz",
+            k3s.api_timeout.as_secs()
+        )),
+    });
+    let started = Instant::now();
+    let deadline = started + k3s.api_timeout;
+    loop {
+        let why = match k.api_ready().await {
+            Ok(()) => break,
+            Err(why) => why,
+        };
+        if Instant::now() >= deadline {
+            return Err(Error::ApiUnreachable {
+                endpoint,
+                seconds: k3s.api_timeout.as_secs(),
+                why,
+            });
+        }
+        tokio::time::sleep(K3S_POLL).await;
+    }
+    progress(Step {
+        change: &waiting,
+        action: Action::NoOp,
+        id: None,
+        note: Some(format!("ready after {}s", started.elapsed().as_secs())),
+    });
+    let (kube, inventory, hooks) = plan_kube(loaded, Goal::Apply, plan.options, &k, known).await?;
+    Ok(Plan {
+        environment: plan.environment.clone(),
+        commit: plan.commit.clone(),
+        goal: Goal::Apply,
+        aws: Vec::new(),
+        kube,
+        aws_client: plan.aws_client.clone(),
+        kube_client: Some(k),
+        inventory,
+        releases: plan.releases.clone(),
+        hooks,
+        options: plan.options,
+        pending: None,
+        deferred: None,
+    })
+}
+
+/// The Kubernetes part of apply: objects in install order and waves, hooks, deletions of what
+/// is no longer declared, the inventory, and the readiness wait.
+async fn kube_phase(
+    plan: &Plan,
+    known: &HashMap<String, String>,
+    progress: &mut dyn FnMut(Step<'_>),
+    notes: &mut Vec<String>,
+    kept: &mut Vec<String>,
+) -> Result<()> {
     // Kubernetes objects, in install order: kinds one after the other (namespaces before what
     // lives in them), objects of one kind concurrently, at most `--parallelism` at once.
     // Releases with `dependsOn` go in waves: a wave starts once the releases it depends on
@@ -767,11 +1159,11 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
                 .chunk_by(|a, b| render::kind_rank(&a.key.kind) == render::kind_rank(&b.key.kind))
             {
                 if !pre_done && group.first().is_some_and(|c| c.key.kind != "Namespace") {
-                    run_hooks(plan, k, &in_wave, "pre", &mut notes).await?;
+                    run_hooks(plan, k, &in_wave, "pre", notes).await?;
                     pre_done = true;
                 }
                 let force = plan.options.force_conflicts;
-                let known = &known;
+
                 let mut done = futures::stream::iter(group.iter().copied())
                     .map(|c| async move {
                         let desired = c.desired.as_ref().unwrap_or(&serde_json::Value::Null);
@@ -819,15 +1211,15 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
                 }
             }
             if !pre_done {
-                run_hooks(plan, k, &in_wave, "pre", &mut notes).await?;
+                run_hooks(plan, k, &in_wave, "pre", notes).await?;
             }
             if plan.goal == Goal::Apply {
-                run_hooks(plan, k, &in_wave, "post", &mut notes).await?;
+                run_hooks(plan, k, &in_wave, "post", notes).await?;
             }
         }
     }
     if plan.goal == Goal::Apply {
-        kube_deletes(plan, progress, &mut notes, &mut kept).await?;
+        kube_deletes(plan, progress, notes, kept).await?;
         record_inventory(plan).await?;
         if let Some(timeout) = plan.options.wait {
             let not_ready = plan.not_ready(timeout).await?;
@@ -839,12 +1231,7 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
             }
         }
     }
-    Ok(Report {
-        summary: plan.summary(),
-        elapsed: started.elapsed(),
-        notes,
-        kept,
-    })
+    Ok(())
 }
 
 /// A hook due in this run: (weight, kind, name, release, phase, object, delete policies).

@@ -38,6 +38,8 @@ Exit codes:
 Environment:
   AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, ...   the standard AWS configuration chain
   KUBECONFIG                                       where the cluster contexts are
+  ENVBOOT_K3S_ENDPOINT                             a k3s cluster's API server address
+                                                   (default: https://<server public IP>:6443)
   ENVBOOT_AGE_IDENTITY_FILE, ENVBOOT_AGE_IDENTITY  the age identity that decrypts secrets
   ENVBOOT_OUTPUT=text|json                         output format (default: text on a terminal)
   ENVBOOT_KUBE_QPS, ENVBOOT_KUBE_BURST             client-side rate limit on Kubernetes API
@@ -53,6 +55,8 @@ Examples:
   envboot recreate local --as local-nightly --report-dir reports
   envboot reconcile local --watch --interval 5m  # self-healing, until stopped
   envboot destroy local
+  envboot cluster init edge                      # k3s credentials, then commit cluster.age
+  envboot kubeconfig edge > ~/.kube/edge.yaml
   envboot render staging --repo https://example.com/infra.git";
 
 /// Recreate a whole environment (AWS EC2, Kubernetes, charts, ConfigMaps) from one Git commit.
@@ -144,6 +148,34 @@ enum Command {
     Secret(SecretCommand),
     /// Delete everything the environment owns (found by its tags and labels), and nothing else.
     Destroy(Target),
+    /// A k3s cluster's credentials (`cluster: {type: k3s}`).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Print the kubeconfig of the environment's k3s cluster, from Git and the age identity
+    /// alone (no SSH). It holds the admin key: keep it out of Git.
+    Kubeconfig(Target),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Generate a k3s cluster's CAs, admin certificate (system:masters) and join token, and
+    /// write them age-encrypted to environments/<ENVIRONMENT>/cluster.age; commit that file.
+    Init {
+        /// Name of the environment: its folder under environments/.
+        environment: String,
+        /// Where the repository's working tree is.
+        #[arg(long, default_value = ".", value_name = "PATH")]
+        repo: std::path::PathBuf,
+        /// The file, relative to the environment's folder (what `cluster.credentials` names).
+        #[arg(long, default_value = envboot::k3s::DEFAULT_CREDENTIALS)]
+        file: String,
+        /// An age public key (`age1...`); default: the keys in the nearest .age-recipients.
+        #[arg(long = "recipient", value_name = "AGE_PUBLIC_KEY")]
+        recipients: Vec<String>,
+        /// Replace existing credentials (a new cluster: every node is replaced on the next apply).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -458,6 +490,48 @@ async fn run(command: Command) -> engine::Result<u8> {
         Command::Apply { target, wait } => execute(&target, Goal::Apply, wait).await,
         Command::Destroy(target) => execute(&target, Goal::Destroy, None).await,
         Command::Template(args) => template(args).map_err(engine::Error::Chart),
+        Command::Cluster(ClusterCommand::Init {
+            environment,
+            repo,
+            file,
+            recipients,
+            force,
+        }) => {
+            let dir = repo.join("environments").join(&environment);
+            if !dir.join("environment.yaml").is_file() {
+                return Err(engine::Error::Secret {
+                    origin: dir.display().to_string(),
+                    message: "no environment.yaml here: create the environment first".into(),
+                });
+            }
+            let path = dir.join(&file);
+            let recipients = envboot::secrets::recipients(&recipients, &dir).map_err(|e| {
+                engine::Error::Secret {
+                    origin: "envboot cluster init".into(),
+                    message: e.to_string(),
+                }
+            })?;
+            engine::cluster_init(&path, &recipients, force)?;
+            println!(
+                "Wrote the k3s cluster's credentials, encrypted to {} recipient(s): {}\nCommit it; `envboot apply {environment}` installs k3s with them.",
+                recipients.len(),
+                path.display()
+            );
+            Ok(exit::OK)
+        }
+        Command::Kubeconfig(target) => {
+            let loaded = load(&target)?;
+            let text = engine::kubeconfig(&loaded).await?;
+            // Not through the redacting macros: the key is the point of this output.
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(|source| engine::Error::Output {
+                    path: "standard output".into(),
+                    source,
+                })?;
+            Ok(exit::OK)
+        }
         Command::Secret(command) => secret(command).map_err(|e| engine::Error::Secret {
             origin: "envboot secret".into(),
             message: e.to_string(),
@@ -771,6 +845,21 @@ impl Printer {
     }
 
     fn step(&self, step: &engine::Step<'_>) {
+        // A wait, not a change (a k3s API server coming up).
+        if step.action == Action::NoOp {
+            let note = step.note.as_deref().unwrap_or_default();
+            if self.json {
+                self.line(&serde_json::json!({
+                    "event": "wait", "kind": step.change.kind, "address": step.change.address, "message": note,
+                }).to_string());
+            } else {
+                self.line(&format!(
+                    "  {} {}: {note}",
+                    step.change.kind, step.change.address
+                ));
+            }
+            return;
+        }
         let verb = match step.action {
             Action::Create => "created",
             Action::Update => "updated",

@@ -52,6 +52,11 @@ pub fn renamed(loaded: &Loaded, copy: &str) -> Result<Loaded> {
     env.secrets
         .iter_mut()
         .for_each(|s| prefix(&mut s.namespace));
+    // A k3s copy is a cluster of its own, on the copy's instances.
+    if let Some(cluster) = env.cluster.as_mut().filter(|c| c.k3s.is_some()) {
+        cluster.name = copy.to_string();
+    }
+    let credentials = engine::k3s_user_data(&mut env)?;
     let secrets = engine::decrypt_secrets(&env)?;
     let (manifests, hooks) = render::render_with_hooks(&env, &secrets)?;
     Ok(Loaded {
@@ -59,6 +64,7 @@ pub fn renamed(loaded: &Loaded, copy: &str) -> Result<Loaded> {
         env,
         manifests,
         hooks,
+        credentials,
     })
 }
 

@@ -9,82 +9,10 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
-
-/// A sandbox of this test's own, stopped (its processes only) when dropped.
-struct PrivateSandbox {
-    dir: tempfile::TempDir,
-    ports: Vec<(&'static str, u16)>,
-    settings: HashMap<String, String>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sandbox")
-}
-
-impl PrivateSandbox {
-    fn command(&self, verb: &str) -> std::process::ExitStatus {
-        Command::new("bash")
-            .arg(script())
-            .arg(verb)
-            .env("ENVBOOT_SANDBOX_DIR", self.dir.path())
-            .envs(self.ports.iter().map(|(k, v)| (*k, v.to_string())))
-            .stdout(Stdio::null())
-            .status()
-            .expect("run scripts/sandbox")
-    }
-
-    fn start() -> PrivateSandbox {
-        let mut sandbox = PrivateSandbox {
-            dir: tempfile::tempdir().expect("tempdir"),
-            ports: ["ETCD_PORT", "ETCD_PEER_PORT", "APISERVER_PORT", "MOTO_PORT"]
-                .into_iter()
-                .map(|k| (k, free_port()))
-                .collect(),
-            settings: HashMap::new(),
-        };
-        assert!(sandbox.command("up").success(), "private sandbox up");
-        let text =
-            std::fs::read_to_string(sandbox.dir.path().join("env")).expect("sandbox settings");
-        sandbox.settings = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        sandbox
-    }
-
-    /// Kills one of its servers (SIGKILL, by the PID the sandbox recorded) and starts it again.
-    fn restart(&self, server: &str) {
-        let pid = std::fs::read_to_string(self.dir.path().join(format!("{server}.pid")))
-            .expect("pid file");
-        let killed = Command::new("kill")
-            .args(["-9", pid.trim()])
-            .status()
-            .expect("kill");
-        assert!(killed.success(), "killed {server}");
-        assert!(self.command("up").success(), "{server} restarted");
-    }
-}
-
-impl Drop for PrivateSandbox {
-    fn drop(&mut self) {
-        self.command("down");
-    }
-}
 
 fn environment(name: &str) -> String {
     let mut text = format!(

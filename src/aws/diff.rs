@@ -181,13 +181,14 @@ pub fn fields(spec: &ResourceSpec, environment: &str, address: &str) -> Map<Stri
             map.insert("egress".into(), json!(permissions(&egress)));
         }
         ResourceSpec::Instance(i) => {
-            map.insert(
-                "user_data".into(),
-                i.user_data
-                    .as_deref()
-                    .map(short_hash)
-                    .map_or(Value::Null, Value::String),
-            );
+            // Compared by hash; user-data that refers to other resources (a k3s agent names
+            // its server's IP) is hashed once the references are resolved (`normalize`).
+            let user_data = match i.user_data.as_deref() {
+                None => Value::Null,
+                Some(u) if u.contains("${") => json!({ UNHASHED: u }),
+                Some(u) => Value::String(short_hash(u)),
+            };
+            map.insert("user_data".into(), user_data);
             if i.root_volume_size.is_none() {
                 // The AMI's size: nothing to compare.
                 map.remove("root_volume_size");
@@ -238,6 +239,26 @@ pub fn normalize(fields: &mut Map<String, Value>) {
             items.dedup();
         }
     }
+    if let Some(Value::Object(u)) = fields.get_mut("user_data") {
+        if let Some(Value::String(text)) = u.get(UNHASHED) {
+            let resolved = if text.contains(KNOWN_AFTER_APPLY) {
+                KNOWN_AFTER_APPLY.to_string()
+            } else if text.contains("${") {
+                return normalize_data(fields);
+            } else {
+                short_hash(text)
+            };
+            fields.insert("user_data".into(), Value::String(resolved));
+        }
+    }
+    normalize_data(fields);
+}
+
+/// The key under which user-data waits for its references to be resolved before it is hashed.
+const UNHASHED: &str = "unhashed";
+
+/// Launch template data hashed once it is fully known.
+fn normalize_data(fields: &mut Map<String, Value>) {
     if let Some(data) = fields.get_mut("data") {
         if let Value::Object(d) = data {
             if let Some(Value::Array(ids)) = d.get_mut("vpc_security_group_ids") {

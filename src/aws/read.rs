@@ -466,7 +466,11 @@ impl Aws {
                                 "key_name": non_empty(i.key_name()),
                                 "state": i.state().and_then(|s| s.name()).map(|s| s.as_str()),
                             }),
-                            &[("id", id), ("private_ip", private_ip)],
+                            &[
+                                ("id", id),
+                                ("private_ip", private_ip),
+                                ("public_ip", i.public_ip_address().unwrap_or_default()),
+                            ],
                         ));
                     }
                 }

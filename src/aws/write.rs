@@ -454,12 +454,26 @@ impl Aws {
             .ok_or_else(|| missing(address, "RunInstances", "InstanceId"))?;
         self.wait_instance(address, id, InstanceStateName::Running)
             .await?;
+        // The public IP is assigned on the way to running, after RunInstances answered.
+        let public_ip = self
+            .client
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .map_err(call_failed(address, "DescribeInstances"))?
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find_map(|i| i.public_ip_address().map(str::to_string))
+            .unwrap_or_default();
         Ok(attrs(&[
             ("id", id),
             (
                 "private_ip",
                 instance.private_ip_address().unwrap_or_default(),
             ),
+            ("public_ip", &public_ip),
         ]))
     }
 

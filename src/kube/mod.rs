@@ -186,6 +186,22 @@ impl Kube {
                 context: context.map(str::to_string),
                 source,
             })?;
+        Self::with_config(config)
+    }
+
+    /// Connects with a kubeconfig envboot wrote itself (a k3s cluster's).
+    pub async fn connect_kubeconfig(kubeconfig: kube::config::Kubeconfig) -> Result<Kube> {
+        let context = kubeconfig.current_context.clone();
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(|source| Error::Config { context, source })?;
+        Self::with_config(config)
+    }
+
+    fn with_config(config: kube::Config) -> Result<Kube> {
         let mut config = config;
         // envboot's own policy replaces kube's (see `retry`).
         config.default_retry = false;
@@ -209,6 +225,20 @@ impl Kube {
             calls,
             groups: Arc::default(),
         })
+    }
+
+    /// Whether the API server says it is ready (`GET /readyz`); the reason if not.
+    pub async fn api_ready(&self) -> std::result::Result<(), String> {
+        let request = http::Request::get("/readyz")
+            .body(Vec::new())
+            .map_err(|e| e.to_string())?;
+        match self.client.request_text(request).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) => {
+                Err(format!("HTTP {}: {}", status.code, status.message.trim()))
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// The API resource of a kind and whether it is namespaced. Discovery asks once per

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::diag::{self, idx, key, Diagnostic, Diagnostics, SourceFile};
 use crate::source::Snapshot;
-use spec::{ClusterKind, EnvironmentFile, ModuleFile, API_VERSION};
+use spec::{ClusterKind, ClusterSpec, EnvironmentFile, ModuleFile, NodeSpec, API_VERSION};
 pub use spec::{ResourceSpec, ResourceType};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,47 @@ pub struct Cluster {
     pub context: Option<String>,
     /// The name in the `kubernetes.io/cluster/<name>` tags of what the cluster creates in AWS.
     pub name: String,
+    /// A k3s cluster on instances of the environment; `None` for an existing cluster.
+    pub k3s: Option<K3s>,
 }
+
+/// A k3s cluster envboot provisions: its nodes are `aws_instance` resources of the environment
+/// (`cluster.server`, `cluster.agent-1`, ...), whose user-data is written once the credentials
+/// are decrypted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct K3s {
+    pub version: String,
+    pub install_script: String,
+    /// How long to wait for the API server after the server instance runs.
+    pub api_timeout: std::time::Duration,
+    /// Repository path of the encrypted credentials.
+    pub credentials_file: String,
+    /// Where the credentials are declared (`file:line:column`).
+    pub origin: String,
+    pub ciphertext: Vec<u8>,
+    /// Address of the server instance.
+    pub server: String,
+    /// Addresses of the agent instances.
+    pub agents: Vec<String>,
+}
+
+impl std::fmt::Debug for K3s {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("K3s")
+            .field("version", &self.version)
+            .field("credentials_file", &self.credentials_file)
+            .field("server", &self.server)
+            .field("agents", &self.agents)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The module-instance name of the cluster's nodes (`cluster.server`); reserved.
+pub const CLUSTER_INSTANCE: &str = "cluster";
+/// The k3s release installed when a k3s cluster names none is not guessed: `version` is required.
+pub const DEFAULT_INSTALL_SCRIPT: &str = "https://get.k3s.io";
+/// How long to wait for a k3s API server unless `apiTimeout` says.
+pub const DEFAULT_API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// One AWS resource, addressed as `<module instance>.<resource name>`.
 #[derive(Debug, Clone)]
@@ -207,6 +247,7 @@ pub fn load(snapshot: &Snapshot, name: &str) -> Result<Environment> {
         warnings: Diagnostics::default(),
         outputs: HashMap::new(),
         modules: HashMap::new(),
+        k3s: None,
     };
     let env = loader.environment(name, &path, bytes);
     match env {
@@ -223,6 +264,8 @@ struct Loader<'a> {
     outputs: HashMap<String, BTreeMap<String, Value>>,
     /// Module name to its parsed file, or `None` if it failed to load.
     modules: HashMap<String, Option<(ModuleFile, SourceFile)>>,
+    /// The k3s cluster's settings, once `cluster:` is checked.
+    k3s: Option<K3s>,
 }
 
 fn utf8<'b>(path: &str, bytes: &'b [u8]) -> std::result::Result<&'b str, Diagnostic> {
@@ -355,11 +398,10 @@ impl Loader<'_> {
                 "releases and configMaps need a `cluster:` (e.g. `cluster: {type: existing, context: NAME}`)",
             ));
         }
-        let cluster = env.cluster.as_ref().map(|c| match c.kind {
-            ClusterKind::Existing => Cluster {
-                context: c.context.clone(),
-                name: c.name.clone().unwrap_or_else(|| env.name.clone()),
-            },
+        let cluster = env.cluster.as_ref().map(|c| Cluster {
+            context: c.context.clone(),
+            name: c.name.clone().unwrap_or_else(|| env.name.clone()),
+            k3s: self.k3s.take(),
         });
         Some(Environment {
             name: env.name.clone(),
@@ -561,7 +603,206 @@ impl Loader<'_> {
             outputs.insert(inst.name.clone(), instance_outputs);
         }
         self.outputs = outputs;
+        if let Some(cluster) = &env.cluster {
+            resources.extend(self.cluster_nodes(env, cluster, file));
+        }
         self.order_resources(resources)
+    }
+
+    /// Checks the `cluster:` section; for `k3s`, returns its node instances and keeps the
+    /// cluster's settings for [`Cluster::k3s`].
+    fn cluster_nodes(
+        &mut self,
+        env: &EnvironmentFile,
+        c: &ClusterSpec,
+        file: &SourceFile,
+    ) -> Vec<Resource> {
+        let k3s_only = [
+            ("version", c.version.is_some()),
+            ("credentials", c.credentials.is_some()),
+            ("installScript", c.install_script.is_some()),
+            ("apiTimeout", c.api_timeout.is_some()),
+            ("server", c.server.is_some()),
+            ("agents", c.agents.is_some()),
+        ];
+        if c.kind == ClusterKind::Existing {
+            for (field, set) in k3s_only {
+                if set {
+                    self.report(file.at(
+                        &key("cluster", field),
+                        format!("`{field}` is only for `type: k3s`; an existing cluster is reached through `context`"),
+                    ));
+                }
+            }
+            return Vec::new();
+        }
+        if c.context.is_some() {
+            self.report(file.at(
+                "cluster.context",
+                "`context` is only for `type: existing`: envboot writes a k3s cluster's kubeconfig itself (`envboot kubeconfig`)",
+            ));
+        }
+        if env
+            .infrastructure
+            .iter()
+            .any(|i| i.name == CLUSTER_INSTANCE)
+        {
+            self.report(file.at(
+                "infrastructure",
+                format!("the module instance name `{CLUSTER_INSTANCE}` is reserved for the k3s cluster's instances"),
+            ));
+        }
+        let version = match &c.version {
+            Some(v) if v.starts_with('v') && !v.contains(char::is_whitespace) => v.clone(),
+            Some(v) => {
+                self.report(file.at(
+                    "cluster.version",
+                    format!("invalid k3s version `{v}`: expected a release such as `v1.33.5+k3s1`"),
+                ));
+                String::new()
+            }
+            None => {
+                self.report(file.at(
+                    "cluster",
+                    "a k3s cluster needs a pinned `version` (e.g. `version: v1.33.5+k3s1`), so that a rebuild installs what Git says",
+                ));
+                String::new()
+            }
+        };
+        let api_timeout = match &c.api_timeout {
+            None => DEFAULT_API_TIMEOUT,
+            Some(t) => parse_duration(t).unwrap_or_else(|e| {
+                self.report(file.at("cluster.apiTimeout", e));
+                DEFAULT_API_TIMEOUT
+            }),
+        };
+        let env_dir = format!("environments/{}", env.name);
+        let rel = c
+            .credentials
+            .as_deref()
+            .unwrap_or(crate::k3s::DEFAULT_CREDENTIALS);
+        let at_credentials = if c.credentials.is_some() {
+            "cluster.credentials"
+        } else {
+            "cluster"
+        };
+        let ciphertext = match join(&env_dir, rel) {
+            None => {
+                self.report(file.at(
+                    at_credentials,
+                    format!("file `{rel}` points outside the repository"),
+                ));
+                None
+            }
+            Some(path) => match self.snapshot.file(&path) {
+                None => {
+                    self.report(file.at(
+                        at_credentials,
+                        format!("the cluster's credentials are not in the commit: expected {path} (create them with `envboot cluster init {}`, then commit)", env.name),
+                    ));
+                    None
+                }
+                Some(bytes)
+                    if !bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+                        && !bytes.starts_with(b"age-encryption.org/") =>
+                {
+                    self.report(file.at(
+                        at_credentials,
+                        format!("{path} is not age-encrypted: the cluster's keys must never sit in Git in plain text"),
+                    ));
+                    None
+                }
+                Some(bytes) => Some((path, bytes.to_vec())),
+            },
+        };
+        let mut out = Vec::new();
+        let Some(server) = &c.server else {
+            self.report(file.at(
+                "cluster",
+                "a k3s cluster needs a `server:` (ami, instanceType, subnetId, securityGroupIds)",
+            ));
+            return out;
+        };
+        if server.count.is_some() {
+            self.report(file.at(
+                "cluster.server.count",
+                "a k3s cluster has one server; `count` is for `agents`",
+            ));
+        }
+        let server_address = format!("{CLUSTER_INSTANCE}.server");
+        out.extend(self.node(server, &server_address, "cluster.server", file, None));
+        let mut agents = Vec::new();
+        if let Some(a) = &c.agents {
+            let count = a.count.unwrap_or(1);
+            for n in 1..=count {
+                let address = format!("{CLUSTER_INSTANCE}.agent-{n}");
+                out.extend(self.node(a, &address, "cluster.agents", file, Some(&server_address)));
+                agents.push(address);
+            }
+        }
+        if let Some((credentials_file, ciphertext)) = ciphertext {
+            self.k3s = Some(K3s {
+                version,
+                install_script: c
+                    .install_script
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_INSTALL_SCRIPT.to_string()),
+                api_timeout,
+                credentials_file,
+                origin: file
+                    .at(at_credentials, "")
+                    .to_string()
+                    .trim_end_matches(": ")
+                    .to_string(),
+                ciphertext,
+                server: server_address,
+                agents,
+            });
+        }
+        out
+    }
+
+    /// One node's `aws_instance`; its user-data is written after the credentials are decrypted.
+    fn node(
+        &mut self,
+        spec: &NodeSpec,
+        address: &str,
+        at: &str,
+        file: &SourceFile,
+        server: Option<&str>,
+    ) -> Option<Resource> {
+        let mut args = serde_json::json!({
+            "ami": spec.ami,
+            "instance_type": spec.instance_type,
+            "subnet_id": spec.subnet_id,
+            "vpc_security_group_ids": spec.security_group_ids,
+            "key_name": spec.key_name,
+            "root_volume_size": spec.root_volume_size,
+            "iam_instance_profile": spec.iam_instance_profile,
+        });
+        self.cross_layer(&mut args, file, at, None);
+        let mut found = Vec::new();
+        refs::collect(&args, "", &mut found);
+        let mut depends_on: BTreeSet<String> = found
+            .iter()
+            .filter_map(|(_, expr)| expr.rsplit_once('.').map(|(r, _)| r.to_string()))
+            .collect();
+        if let Some(s) = server {
+            depends_on.insert(s.to_string());
+        }
+        let spec = ResourceSpec::from_value(ResourceType::Instance, args)
+            .map_err(|e| self.report(file.at(at, e.to_string())))
+            .ok()?;
+        Some(Resource {
+            address: address.to_string(),
+            spec,
+            depends_on,
+            origin: file
+                .at(at, "")
+                .to_string()
+                .trim_end_matches(": ")
+                .to_string(),
+        })
     }
 
     /// Creates the resources of one module instance; returns them and the instance's outputs.

@@ -58,12 +58,51 @@ pub struct ModuleInstanceSpec {
 pub struct ClusterSpec {
     #[serde(rename = "type")]
     pub kind: ClusterKind,
+    /// `existing`: the kubeconfig context; the current one by default.
     #[serde(default)]
     pub context: Option<String>,
     /// The cluster's name in `kubernetes.io/cluster/<name>` tags (what destroy sweeps from the
     /// environment's VPCs); the environment's name by default.
     #[serde(default)]
     pub name: Option<String>,
+    /// `k3s`: the k3s release to install, pinned (`v1.33.5+k3s1`).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// `k3s`: the encrypted credentials, relative to the environment's folder (`cluster.age`).
+    #[serde(default)]
+    pub credentials: Option<String>,
+    /// `k3s`: the address of k3s's install script.
+    #[serde(default)]
+    pub install_script: Option<String>,
+    /// `k3s`: how long to wait for the API server to answer after the server starts (`10m`).
+    #[serde(default)]
+    pub api_timeout: Option<String>,
+    /// `k3s`: the server instance.
+    #[serde(default)]
+    pub server: Option<NodeSpec>,
+    /// `k3s`: the agent instances (`count` of them, all alike).
+    #[serde(default)]
+    pub agents: Option<NodeSpec>,
+}
+
+/// A k3s node's instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeSpec {
+    /// Only for `agents`: how many.
+    #[serde(default)]
+    pub count: Option<u32>,
+    pub ami: String,
+    pub instance_type: String,
+    pub subnet_id: String,
+    #[serde(default)]
+    pub security_group_ids: Vec<String>,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    #[serde(default)]
+    pub root_volume_size: Option<i32>,
+    #[serde(default)]
+    pub iam_instance_profile: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -71,6 +110,8 @@ pub struct ClusterSpec {
 pub enum ClusterKind {
     /// A cluster reached through a kubeconfig context.
     Existing,
+    /// A k3s cluster envboot provisions on EC2 instances of the environment.
+    K3s,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -251,7 +292,7 @@ impl ResourceType {
             ResourceType::SecurityGroup => &["id"],
             ResourceType::KeyPair => &["id", "key_name"],
             ResourceType::LaunchTemplate => &["id", "name"],
-            ResourceType::Instance => &["id", "private_ip"],
+            ResourceType::Instance => &["id", "private_ip", "public_ip"],
             ResourceType::EipAssociation => &["id"],
         }
     }

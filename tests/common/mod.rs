@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -446,4 +446,82 @@ pub fn unreachable(dir: &Path) -> HashMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// A sandbox of this test's own, stopped (its processes only) when dropped.
+pub struct PrivateSandbox {
+    pub dir: tempfile::TempDir,
+    pub ports: Vec<(&'static str, u16)>,
+    pub settings: HashMap<String, String>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sandbox")
+}
+
+impl PrivateSandbox {
+    pub fn command(&self, verb: &str) -> std::process::ExitStatus {
+        Command::new("bash")
+            .arg(script())
+            .arg(verb)
+            .env("ENVBOOT_SANDBOX_DIR", self.dir.path())
+            .envs(self.ports.iter().map(|(k, v)| (*k, v.to_string())))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run scripts/sandbox")
+    }
+
+    pub fn start() -> PrivateSandbox {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts one whose folder `prepare` filled first: `ca.crt` and `ca.key` there make the
+    /// API server's certificate issued by that CA; `client-ca.crt` makes it accept client
+    /// certificates that CA signed.
+    pub fn start_with(prepare: impl FnOnce(&Path)) -> PrivateSandbox {
+        let mut sandbox = PrivateSandbox {
+            dir: tempfile::tempdir().expect("tempdir"),
+            ports: ["ETCD_PORT", "ETCD_PEER_PORT", "APISERVER_PORT", "MOTO_PORT"]
+                .into_iter()
+                .map(|k| (k, free_port()))
+                .collect(),
+            settings: HashMap::new(),
+        };
+        prepare(sandbox.dir.path());
+        assert!(sandbox.command("up").success(), "private sandbox up");
+        let text =
+            std::fs::read_to_string(sandbox.dir.path().join("env")).expect("sandbox settings");
+        sandbox.settings = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        sandbox
+    }
+
+    /// Kills one of its servers (SIGKILL, by the PID the sandbox recorded) and starts it again.
+    pub fn restart(&self, server: &str) {
+        let pid = std::fs::read_to_string(self.dir.path().join(format!("{server}.pid")))
+            .expect("pid file");
+        let killed = Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(killed.success(), "killed {server}");
+        assert!(self.command("up").success(), "{server} restarted");
+    }
+}
+
+impl Drop for PrivateSandbox {
+    fn drop(&mut self) {
+        self.command("down");
+    }
 }
