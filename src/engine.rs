@@ -288,6 +288,8 @@ pub struct Plan {
     pub pending: Option<String>,
     /// What apply plans the Kubernetes layer from when it is pending.
     deferred: Option<Box<Loaded>>,
+    /// The client apply reached a pending cluster with (for its call counts).
+    cluster_client: std::sync::OnceLock<Kube>,
 }
 
 /// Objects to wait for: (apiVersion, key).
@@ -483,6 +485,7 @@ impl Plan {
             self.aws_client.calls.snapshot(),
             self.kube_client
                 .as_ref()
+                .or(self.cluster_client.get())
                 .map(|k| k.calls.snapshot())
                 .unwrap_or_default(),
         )
@@ -495,7 +498,10 @@ impl Plan {
 
     /// Requests to Kubernetes so far that may change something.
     pub fn kube_writes(&self) -> u64 {
-        self.kube_client.as_ref().map_or(0, |k| k.calls.writes())
+        self.kube_client
+            .as_ref()
+            .or(self.cluster_client.get())
+            .map_or(0, |k| k.calls.writes())
     }
 }
 
@@ -690,6 +696,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         options,
         pending,
         deferred,
+        cluster_client: std::sync::OnceLock::new(),
     })
 }
 
@@ -1002,6 +1009,9 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
         Some(loaded) if plan.goal == Goal::Apply => {
             // The cluster's API server runs now (or soon): plan its layer against it.
             let cluster = k3s_plan(plan, loaded, &known, progress).await?;
+            if let Some(k) = &cluster.kube_client {
+                let _ = plan.cluster_client.set(k.clone());
+            }
             kube_phase(&cluster, &known, progress, &mut notes, &mut kept).await?;
             Summary::of(
                 plan.aws
@@ -1109,6 +1119,7 @@ async fn k3s_plan(
         options: plan.options,
         pending: None,
         deferred: None,
+        cluster_client: std::sync::OnceLock::new(),
     })
 }
 

@@ -60,7 +60,7 @@ async fn instances(
         .describe_instances()
         .filters(
             Filter::builder()
-                .name("tag:envboot.dev/environment")
+                .name("tag:envboot:environment")
                 .values(env)
                 .build(),
         )
@@ -74,7 +74,7 @@ async fn instances(
         .map(|i| {
             let t = tags(i.tags());
             (
-                t.get("envboot.dev/address").cloned().unwrap_or_default(),
+                t.get("envboot:address").cloned().unwrap_or_default(),
                 (
                     i.instance_id().unwrap_or_default().to_string(),
                     i.private_ip_address().unwrap_or_default().to_string(),

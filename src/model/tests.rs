@@ -311,3 +311,93 @@ fn route_targets_rule_sources_and_key_files_are_validated() {
     );
     assert!(text.contains("modules/stack/module.yaml:"), "{text}");
 }
+
+const K3S: &str = "infrastructure:\n  - name: net\n    module: network\n    inputs: {zone: us-east-1a}\ncluster:\n  type: k3s\n  version: v1.33.5+k3s1\n  server: {ami: ami-1, instanceType: t3.medium, subnetId: '${module.net.subnet_id}'}\n  agents: {count: 2, ami: ami-1, instanceType: t3.large, subnetId: '${module.net.subnet_id}'}\n";
+
+fn k3s_snapshot(body: &str, credentials: Option<&[u8]>) -> Snapshot {
+    let mut files = snapshot(&env_with(body)).files;
+    if let Some(c) = credentials {
+        files.insert("environments/t/cluster.age".to_string(), c.to_vec());
+    }
+    Snapshot::from_files("0123456789abcdef", files)
+}
+
+#[test]
+fn a_k3s_cluster_becomes_a_server_and_its_agents_after_what_they_refer_to() {
+    let env = load(
+        &k3s_snapshot(K3S, Some(b"-----BEGIN AGE ENCRYPTED FILE-----\n")),
+        "t",
+    )
+    .unwrap();
+    let addresses: Vec<&str> = env.resources.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(
+        addresses,
+        [
+            "net.vpc",
+            "net.subnet",
+            "cluster.server",
+            "cluster.agent-1",
+            "cluster.agent-2"
+        ]
+    );
+    let agent = &env.resources[3];
+    assert!(agent.depends_on.contains("cluster.server"), "{agent:?}");
+    assert!(agent.depends_on.contains("net.subnet"), "{agent:?}");
+    let ResourceSpec::Instance(i) = &agent.spec else {
+        panic!("{agent:?}")
+    };
+    assert_eq!(i.subnet_id, "${net.subnet.id}");
+    assert_eq!(i.instance_type, "t3.large");
+    // The user-data is written once the credentials are decrypted, not by the model.
+    assert_eq!(i.user_data, None);
+    let cluster = env.cluster.expect("cluster");
+    let k3s = cluster.k3s.expect("k3s");
+    assert_eq!(k3s.version, "v1.33.5+k3s1");
+    assert_eq!(k3s.credentials_file, "environments/t/cluster.age");
+    assert_eq!(k3s.agents, ["cluster.agent-1", "cluster.agent-2"]);
+    assert_eq!(k3s.api_timeout, DEFAULT_API_TIMEOUT);
+}
+
+#[test]
+fn k3s_mistakes_are_reported_at_their_lines() {
+    let load_err = |body: &str, creds: Option<&[u8]>| match load(&k3s_snapshot(body, creds), "t") {
+        Err(Error::Invalid(d)) => d.to_string(),
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    // No credentials in the commit: how to make them.
+    let d = load_err(K3S, None);
+    assert!(
+        d.contains("environment.yaml:9:1: the cluster's credentials are not in the commit: expected environments/t/cluster.age (create them with `envboot cluster init t`"),
+        "{d}"
+    );
+    // In plain text: refused.
+    let d = load_err(K3S, Some(b"token: abc\n"));
+    assert!(d.contains("is not age-encrypted"), "{d}");
+    let ok = Some(b"age-encryption.org/v1\n".as_slice());
+    // Version missing, a server count, a bad reference, a k3s field on an existing cluster.
+    let d = load_err(&K3S.replace("  version: v1.33.5+k3s1\n", ""), ok);
+    assert!(d.contains("needs a pinned `version`"), "{d}");
+    let d = load_err(
+        &K3S.replace(
+            "{ami: ami-1, instanceType: t3.medium",
+            "{count: 2, ami: ami-1, instanceType: t3.medium",
+        ),
+        ok,
+    );
+    assert!(d.contains(":12:") && d.contains("one server"), "{d}");
+    let d = load_err(
+        &K3S.replace(
+            "'${module.net.subnet_id}'}\n  agents",
+            "'${module.nope.subnet_id}'}\n  agents",
+        ),
+        ok,
+    );
+    assert!(d.contains("module instance `nope`"), "{d}");
+    let d = load_err(&K3S.replace("type: k3s", "type: existing"), ok);
+    assert!(d.contains("`version` is only for `type: k3s`"), "{d}");
+    let d = load_err(
+        &K3S.replace("  type: k3s\n", "  type: k3s\n  apiTimeout: soon\n"),
+        ok,
+    );
+    assert!(d.contains(":11:3: `soon` is not a duration"), "{d}");
+}
