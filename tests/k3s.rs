@@ -283,3 +283,84 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
     r.assert_ok();
     assert!(instances(&ec2, &name).await.is_empty());
 }
+
+/// Runs scripts/cloud-init-schema (cloud-init's own validator) on `files`.
+fn cloud_init_schema(files: &[&std::path::Path]) -> Run {
+    std::process::Command::new("bash")
+        .arg(project_root().join("scripts/cloud-init-schema"))
+        .args(files)
+        .output()
+        .expect("run scripts/cloud-init-schema")
+        .into()
+}
+
+#[test]
+fn user_data_is_a_valid_cloud_config_document() {
+    if std::process::Command::new("apt-get")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "skipped: cloud-init comes from Debian's packages and this machine has no apt-get"
+        );
+        return;
+    }
+    let creds = envboot::k3s::Credentials::generate().expect("credentials");
+    let node = envboot::k3s::NodeSettings {
+        environment: "edge".into(),
+        cluster: "edge".into(),
+        version: "v1.33.5+k3s1".into(),
+        install_script: "https://get.k3s.io".into(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = dir.path().join("server.yaml");
+    let agent = dir.path().join("agent.yaml");
+    std::fs::write(
+        &server,
+        envboot::k3s::user_data(&creds, &node, &envboot::k3s::Role::Server),
+    )
+    .expect("write");
+    std::fs::write(
+        &agent,
+        envboot::k3s::user_data(
+            &creds,
+            &node,
+            &envboot::k3s::Role::Agent {
+                server: "10.77.1.10".into(),
+            },
+        ),
+    )
+    .expect("write");
+    let golden = project_root().join("tests/golden");
+    let r = cloud_init_schema(&[
+        &server,
+        &agent,
+        &golden.join("k3s-server.user-data"),
+        &golden.join("k3s-agent.user-data"),
+    ]);
+    r.assert_ok();
+    assert_eq!(
+        r.stdout.matches("Valid cloud-config").count(),
+        4,
+        "{}",
+        r.stdout
+    );
+    // The check is real: a document with a mistake cloud-init would skip fails it.
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(&agent)
+            .expect("read")
+            .replace("permissions: \"0600\"", "permissions: 0600\n    mode: x"),
+    )
+    .expect("write");
+    let r = cloud_init_schema(&[&broken]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("Additional properties are not allowed"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+}
