@@ -373,6 +373,7 @@ impl Plan {
             },
             summary: self.summary().into(),
             changes,
+            kubernetes_pending: self.pending.as_deref(),
         };
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     }

@@ -82,6 +82,9 @@ pub mod json {
         pub goal: &'static str,
         pub summary: Summary,
         pub changes: Vec<Change<'a>>,
+        /// Why the Kubernetes changes are provisional (a k3s cluster not answering yet).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub kubernetes_pending: Option<&'a str>,
     }
 
     #[derive(Debug, Serialize)]

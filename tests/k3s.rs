@@ -267,6 +267,45 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
     let r = run(&["plan", &name, "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 
+    // Disaster: the server instance is terminated behind envboot's back. One apply brings a
+    // new server from Git; agents follow its new address; the cluster layer is planned once
+    // the API answers again.
+    ec2.terminate_instances()
+        .instance_ids(server_id)
+        .send()
+        .await
+        .expect("TerminateInstances");
+    let r = run(&["plan", &name, "--output", "json"]);
+    r.assert_ok();
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
+    assert!(
+        plan["kubernetesPending"]
+            .as_str()
+            .is_some_and(|p| p.contains("k3s server")),
+        "{}",
+        r.stdout
+    );
+    let server_change = plan["changes"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["address"] == "cluster.server"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(server_change["action"], "create", "{server_change}");
+    run(&["apply", &name]).assert_ok();
+    let nodes = instances(&ec2, &name).await;
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    let (new_server, new_ip, _) = &nodes["cluster.server"];
+    assert_ne!(new_server, server_id);
+    for agent in ["cluster.agent-1", "cluster.agent-2"] {
+        let data = user_data(&ec2, &nodes[agent].0).await;
+        assert!(
+            data.contains(&format!("server: \"https://{new_ip}:6443\"")),
+            "{agent} does not join the new server:\n{data}"
+        );
+    }
+    let r = run(&["plan", &name, "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+
     // Nothing secret was printed.
     let all = printed.borrow().clone();
     let secret_lines: Vec<&str> = [&creds.server_ca.key, &creds.client_ca.key, &creds.admin.key]
