@@ -244,11 +244,23 @@ pub async fn lock(loaded: &Loaded, holder: &str) -> Result<Option<kube::lock::Lo
     let Some(cluster) = &loaded.env.cluster else {
         return Ok(None);
     };
-    // A k3s cluster's API exists only once its server runs: its environment is not locked.
-    if cluster.k3s.is_some() {
-        return Ok(None);
-    }
-    let k = Kube::connect(cluster.context.as_deref()).await?;
+    let k = if cluster.k3s.is_some() {
+        // A k3s cluster's API exists only once its server runs: before that, nothing is locked
+        // (creations carry client tokens, so two first runs still make one of each).
+        let Some(endpoint) = k3s_live_endpoint(loaded).await? else {
+            return Ok(None);
+        };
+        let k = k3s_client(loaded, &endpoint).await?;
+        if !matches!(
+            tokio::time::timeout(K3S_PROBE, k.api_ready()).await,
+            Ok(Ok(()))
+        ) {
+            return Ok(None);
+        }
+        k
+    } else {
+        Kube::connect(cluster.context.as_deref()).await?
+    };
     Ok(Some(k.lock(&loaded.env.name, holder, LOCK_DURATION).await?))
 }
 
@@ -729,26 +741,41 @@ pub async fn kubeconfig(loaded: &Loaded) -> Result<String> {
         .as_ref()
         .map(|k| k.server.clone())
         .unwrap_or_default();
-    let attributes = match std::env::var(k3s::ENDPOINT_VAR) {
-        Ok(e) if !e.is_empty() => None,
-        _ => {
-            let aws = Aws::connect(&env.region).await;
-            let changes = aws.plan(&env.name, &env.resources, false).await?;
-            changes
-                .into_iter()
-                .find(|c| c.change.address == server && c.change.action != Action::Create)
-                .map(|c| c.attributes)
-        }
-    };
-    let endpoint = k3s_endpoint(attributes.as_ref()).ok_or_else(|| Error::ApiUnreachable {
-        endpoint: format!("({server} does not exist or has no public IP)"),
-        seconds: 0,
-        why: format!(
-            "apply the environment first, or set {} to the API server's address",
-            k3s::ENDPOINT_VAR
-        ),
-    })?;
+    let endpoint = k3s_live_endpoint(loaded)
+        .await?
+        .ok_or_else(|| Error::ApiUnreachable {
+            endpoint: format!("({server} does not exist or has no public IP)"),
+            seconds: 0,
+            why: format!(
+                "apply the environment first, or set {} to the API server's address",
+                k3s::ENDPOINT_VAR
+            ),
+        })?;
     Ok(creds.kubeconfig_yaml(&cluster.name, &endpoint))
+}
+
+/// The API server address of the environment's k3s cluster: `ENVBOOT_K3S_ENDPOINT`, else the
+/// public IP of its server instance as AWS describes it (found by tags); `None` without one.
+async fn k3s_live_endpoint(loaded: &Loaded) -> Result<Option<String>> {
+    let env = &loaded.env;
+    if matches!(std::env::var(k3s::ENDPOINT_VAR), Ok(e) if !e.is_empty()) {
+        return Ok(k3s_endpoint(None));
+    }
+    let Some(server) = env
+        .cluster
+        .as_ref()
+        .and_then(|c| c.k3s.as_ref())
+        .map(|k| k.server.clone())
+    else {
+        return Ok(None);
+    };
+    let aws = Aws::connect(&env.region).await;
+    let changes = aws.plan(&env.name, &env.resources, false).await?;
+    let attributes = changes
+        .into_iter()
+        .find(|c| c.change.address == server && c.change.action != Action::Create)
+        .map(|c| c.attributes);
+    Ok(k3s_endpoint(attributes.as_ref()))
 }
 
 /// Generates a k3s cluster's credentials and encrypts them to `recipients`, as the file the

@@ -123,24 +123,22 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
     assert!(r.stderr.contains("envboot cluster init"), "{}", r.stderr);
 
     // `envboot cluster init` writes them encrypted; they are committed like any file.
-    let init: Run = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
-        .args(["cluster", "init", &name])
-        .current_dir(repo.path())
-        .output()
-        .expect("cluster init")
-        .into();
-    init.assert_ok();
+    let init = || -> Run {
+        std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
+            .args(["cluster", "init", &name])
+            .current_dir(repo.path())
+            .output()
+            .expect("cluster init")
+            .into()
+    };
+    init().assert_ok();
     let file = format!("environments/{name}/cluster.age");
     let ciphertext = std::fs::read(repo.path().join(&file)).expect("cluster.age");
     assert!(ciphertext.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"));
     // A second init would make a new cluster: refused.
-    let again: Run = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
-        .args(["cluster", "init", &name])
-        .current_dir(repo.path())
-        .output()
-        .expect("cluster init")
-        .into();
+    let again = init();
     assert_ne!(again.code, 0, "{}", again.stdout);
+    assert!(again.stderr.contains("exists already"), "{}", again.stderr);
     assert_eq!(
         std::fs::read(repo.path().join(&file)).expect("cluster.age"),
         ciphertext
@@ -251,7 +249,7 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
     .expect("config");
     assert_eq!(config.cluster_url.to_string(), format!("{endpoint}/"));
     let client = kube::Client::try_from(config).expect("client");
-    let cm = Api::<ConfigMap>::namespaced(client, &name)
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &name)
         .get("cluster-info")
         .await
         .expect("the ConfigMap, read with the generated admin certificate");
@@ -266,6 +264,25 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
     // Once the API answers, a second run changes nothing.
     let r = run(&["plan", &name, "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+
+    // Once the API server answers, the environment is locked there like any other: a run
+    // holding the lock stops a second one at once, naming it.
+    let guard = envboot::kube::Kube::from_client(client.clone())
+        .lock(
+            &name,
+            "a colleague's run",
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .expect("lock");
+    let r = run(&["apply", &name]);
+    assert_eq!(r.code, 5, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("locked by a colleague's run"),
+        "{}",
+        r.stderr
+    );
+    guard.release().await;
 
     // Disaster: the server instance is terminated behind envboot's back. One apply brings a
     // new server from Git; agents follow its new address; the cluster layer is planned once
