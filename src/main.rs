@@ -153,7 +153,20 @@ enum Command {
     Cluster(ClusterCommand),
     /// Print the kubeconfig of the environment's k3s cluster, from Git and the age identity
     /// alone (no SSH). It holds the admin key: keep it out of Git.
-    Kubeconfig(Target),
+    Kubeconfig(Source),
+}
+
+/// Where an environment is read from, for commands that only read it.
+#[derive(Debug, Args)]
+struct Source {
+    /// Name of the environment: its folder under environments/.
+    environment: String,
+    /// Git repository: a local path or a URL (cloned into a temporary directory).
+    #[arg(long, default_value = ".", value_name = "PATH|URL")]
+    repo: String,
+    /// Branch, tag or commit SHA to read the environment from.
+    #[arg(long, default_value = "HEAD", value_name = "REV")]
+    revision: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -519,8 +532,13 @@ async fn run(command: Command) -> engine::Result<u8> {
             );
             Ok(exit::OK)
         }
-        Command::Kubeconfig(target) => {
-            let loaded = load(&target)?;
+        Command::Kubeconfig(source) => {
+            let options = SourceOptions {
+                repo: source.repo,
+                revision: source.revision,
+                deny_warnings: false,
+            };
+            let loaded = engine::load(&options, &source.environment)?;
             let text = engine::kubeconfig(&loaded).await?;
             // Not through the redacting macros: the key is the point of this output.
             use std::io::Write;
