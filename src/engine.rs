@@ -1063,6 +1063,8 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
 
 /// How often the wait for a k3s API server asks `/readyz`.
 const K3S_POLL: Duration = Duration::from_secs(2);
+/// How often the wait says it is still waiting, and why.
+const K3S_REPORT: Duration = Duration::from_secs(15);
 
 /// Waits (within the cluster's `apiTimeout`) until the k3s API server answers `/readyz`, then
 /// plans the Kubernetes layer against it.
@@ -1112,6 +1114,7 @@ async fn k3s_plan(
     });
     let started = Instant::now();
     let deadline = started + k3s.api_timeout;
+    let mut reported = started;
     loop {
         let why = match k.api_ready().await {
             Ok(()) => break,
@@ -1122,6 +1125,18 @@ async fn k3s_plan(
                 endpoint,
                 seconds: k3s.api_timeout.as_secs(),
                 why,
+            });
+        }
+        if reported.elapsed() >= K3S_REPORT {
+            reported = Instant::now();
+            progress(Step {
+                change: &waiting,
+                action: Action::NoOp,
+                id: None,
+                note: Some(format!(
+                    "still waiting after {}s: {why}",
+                    started.elapsed().as_secs()
+                )),
             });
         }
         tokio::time::sleep(K3S_POLL).await;

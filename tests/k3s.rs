@@ -188,11 +188,50 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
         assert!(r.stdout.contains(expected), "{expected}:\n{}", r.stdout);
     }
 
+    // An API server that never answers: apply stops after `apiTimeout`, saying where and why.
+    repo.edit(
+        &format!("environments/{name}/environment.yaml"),
+        "apiTimeout: 2m",
+        "apiTimeout: 3s",
+    );
+    repo.commit("impatient");
+    let mut silent = settings.clone();
+    silent.insert("ENVBOOT_K3S_ENDPOINT".into(), "https://127.0.0.1:9".into());
+    let r = envboot(&repo, &silent, &["apply", &name]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("the k3s API server at https://127.0.0.1:9 did not answer /readyz within 3s"),
+        "{}",
+        r.stderr
+    );
+    printed.borrow_mut().push_str(&r.stdout);
+    printed.borrow_mut().push_str(&r.stderr);
+    repo.edit(
+        &format!("environments/{name}/environment.yaml"),
+        "apiTimeout: 3s",
+        "apiTimeout: 2m",
+    );
+    repo.commit("patient");
+
+    assert!(
+        r.stdout
+            .contains("k3s_api_server https://127.0.0.1:9: waiting up to 3s for /readyz"),
+        "{}",
+        r.stdout
+    );
+
+    // The rerun finds the nodes made, and the API server answering: it goes on into the cluster.
     let r = run(&["apply", &name]);
     r.assert_ok();
     assert!(
+        !r.stdout.contains("aws_instance cluster."),
+        "the nodes were made by the first run:\n{}",
         r.stdout
-            .contains(&format!("k3s_api_server {endpoint}: ready after")),
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("+ ConfigMap {name}/cluster-info: created")),
         "{}",
         r.stdout
     );
@@ -308,7 +347,16 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
         .cloned()
         .unwrap_or_default();
     assert_eq!(server_change["action"], "create", "{server_change}");
-    run(&["apply", &name]).assert_ok();
+    let r = run(&["apply", &name]);
+    r.assert_ok();
+    // The cluster layer waited for the new server's API server, then found nothing to do.
+    assert!(
+        r.stdout
+            .contains(&format!("k3s_api_server {endpoint}: ready after")),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("cluster-info: created"), "{}", r.stdout);
     let nodes = instances(&ec2, &name).await;
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     let (new_server, new_ip, _) = &nodes["cluster.server"];
