@@ -82,6 +82,10 @@ enum Command {
         /// Write one file per object into this folder instead (NNN-kind-namespace-name.yaml).
         #[arg(long, value_name = "DIR")]
         output_dir: Option<std::path::PathBuf>,
+        /// Leave out the releases' Helm hooks (printed after the other objects, as
+        /// `helm template` does; apply runs them at their phases).
+        #[arg(long)]
+        no_hooks: bool,
     },
     /// Show what apply would change, without changing anything.
     Plan {
@@ -359,18 +363,25 @@ async fn run(command: Command) -> engine::Result<u8> {
             );
             Ok(exit::OK)
         }
-        Command::Render { target, output_dir } => {
+        Command::Render {
+            target,
+            output_dir,
+            no_hooks,
+        } => {
             let loaded = load(&target)?;
+            let mut objects = loaded.manifests;
+            if !no_hooks {
+                objects.extend(loaded.hooks);
+            }
             match output_dir {
-                None => print!("{}", envboot::render::to_yaml_stream(&loaded.manifests)),
+                None => print!("{}", envboot::render::to_yaml_stream(&objects)),
                 Some(dir) => {
-                    let written =
-                        envboot::render::write_files(&loaded.manifests, &dir).map_err(|e| {
-                            engine::Error::Output {
-                                path: dir.display().to_string(),
-                                source: e,
-                            }
-                        })?;
+                    let written = envboot::render::write_files(&objects, &dir).map_err(|e| {
+                        engine::Error::Output {
+                            path: dir.display().to_string(),
+                            source: e,
+                        }
+                    })?;
                     eprintln!("wrote {} files to {}", written.len(), dir.display());
                 }
             }

@@ -67,6 +67,26 @@ async fn hooks_run_at_their_phases_and_a_failing_hook_stops_the_upgrade() {
     let settings = sandbox();
     let name = unique("hooks");
     let repo = repo(&name);
+
+    // `render` prints the hooks after the release's other objects, as `helm template` does;
+    // `--no-hooks` leaves them out.
+    let r = envboot(&repo, settings, &["render", &name]);
+    r.assert_ok();
+    let config_at = r.stdout.find("name: app-config").expect("the ConfigMap");
+    let hook_at = r
+        .stdout
+        .find("name: migrate")
+        .expect("the pre-install hook");
+    assert!(config_at < hook_at, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("helm.sh/hook: pre-install,pre-upgrade"),
+        "{}",
+        r.stdout
+    );
+    let r = envboot(&repo, settings, &["render", &name, "--no-hooks"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("name: app-config"), "{}", r.stdout);
+    assert!(!r.stdout.contains("helm.sh/hook"), "{}", r.stdout);
     let client = kube_client(settings).await;
     let configs = Api::<ConfigMap>::namespaced(client.clone(), &name);
     let pods = Api::<Pod>::namespaced(client.clone(), &name);
