@@ -522,7 +522,7 @@ impl Kube {
         timeout: std::time::Duration,
     ) -> Result<Vec<(ObjectKey, String)>> {
         use futures::StreamExt;
-        use kube::api::{WatchEvent, WatchParams};
+        use kube::runtime::{watcher, WatchStreamExt};
         let deadline = tokio::time::Instant::now() + timeout;
         let mut pending: BTreeMap<ObjectKey, String> = targets
             .iter()
@@ -553,65 +553,40 @@ impl Kube {
                 }
             }
         };
-        // A watch ends when the server closes it (its timeout, a restart): list and watch again
+        // One watcher per kind and namespace (kube's `watcher`: it lists, watches, and lists
+        // and watches again on its own with a backoff when the server ends a watch or fails),
         // until everything is ready or the deadline passes.
-        while !pending.is_empty() && tokio::time::Instant::now() < deadline {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let mut streams = Vec::new();
-            for key in groups.keys() {
-                let (api_version, kind, namespace) = key.clone();
-                let (ar, namespaced) = self.resource(&api_version, &kind).await?;
-                let api: Api<DynamicObject> = match (&namespace, namespaced) {
-                    (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &ar),
-                    _ => Api::all_with(self.client.clone(), &ar),
-                };
-                let failed = |call: &'static str| {
-                    let object = format!("{kind} ({selector})");
-                    move |source| Error::CallFailed {
-                        object,
-                        call,
-                        source,
-                    }
-                };
-                let list = api
-                    .list(&ListParams::default().labels(&selector))
-                    .await
-                    .map_err(failed("list"))?;
-                for o in &list.items {
-                    update(&mut pending, o, &api_version, &kind);
-                }
-                let version = list.metadata.resource_version.unwrap_or_default();
-                let seconds = remaining.as_secs().clamp(1, 290) as u32;
-                let stream = api
-                    .watch(
-                        &WatchParams::default().labels(&selector).timeout(seconds),
-                        &version,
-                    )
-                    .await
-                    .map_err(failed("watch"))?
-                    .map(move |event| (api_version.clone(), kind.clone(), event));
-                streams.push(stream.boxed());
+        let mut streams = Vec::new();
+        for (api_version, kind, namespace) in groups.keys() {
+            let (ar, namespaced) = self.resource(api_version, kind).await?;
+            let api: Api<DynamicObject> = match (namespace, namespaced) {
+                (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &ar),
+                _ => Api::all_with(self.client.clone(), &ar),
+            };
+            let (api_version, kind) = (api_version.clone(), kind.clone());
+            let stream = watcher(api, watcher::Config::default().labels(&selector))
+                .default_backoff()
+                .map(move |event| (api_version.clone(), kind.clone(), event));
+            streams.push(stream.boxed());
+        }
+        let mut events = futures::stream::select_all(streams);
+        let mut failure: Option<String> = None;
+        while !pending.is_empty() {
+            match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(Some((
+                    api_version,
+                    kind,
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)),
+                ))) => update(&mut pending, &o, &api_version, &kind),
+                // The watcher tries again after a backoff; the error explains a timeout.
+                Ok(Some((_, kind, Err(e)))) => failure = Some(format!("watching {kind}: {e}")),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
             }
-            let mut events = futures::stream::select_all(streams);
-            while !pending.is_empty() {
-                match tokio::time::timeout_at(deadline, events.next()).await {
-                    Ok(Some((
-                        api_version,
-                        kind,
-                        Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)),
-                    ))) => {
-                        update(&mut pending, &o, &api_version, &kind);
-                    }
-                    // The server ended this watch (e.g. 410 Gone): start over with a new list.
-                    Ok(Some((_, _, Ok(WatchEvent::Error(_)) | Err(_)))) => break,
-                    Ok(Some(_)) => {}
-                    // A stream ended: select_all drops it; once all did, the outer loop re-lists.
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            if !pending.is_empty() && tokio::time::Instant::now() < deadline {
-                // Not a busy loop against a server that keeps closing watches.
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        if let Some(why) = failure {
+            for reason in pending.values_mut().filter(|r| r.as_str() == "not found") {
+                *reason = format!("not seen ({why})");
             }
         }
         Ok(pending.into_iter().collect())
