@@ -383,9 +383,26 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
         assert!(!all.contains(line), "a key was printed");
     }
 
+    // verify and status see the cluster layer through the generated credentials too.
+    let r = run(&["verify", &name, "--timeout", "30s"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run(&["status", &name]);
+    r.assert_ok();
+    assert!(r.stdout.contains("Drift:  none"), "{}", r.stdout);
+    assert!(r.stdout.contains(", applied "), "{}", r.stdout);
+
     let r = run(&["destroy", &name]);
     r.assert_ok();
     assert!(instances(&ec2, &name).await.is_empty());
+    // The cluster layer went first, while its API server still answered.
+    let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
+        .get_opt(&name)
+        .await
+        .expect("get namespace");
+    assert!(
+        namespace.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "the namespace is left"
+    );
 }
 
 /// Runs scripts/cloud-init-schema (cloud-init's own validator) on `files`.
