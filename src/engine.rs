@@ -855,21 +855,16 @@ async fn k3s_access(
         ));
     };
     let k = k3s_client(loaded, &endpoint).await?;
-    match tokio::time::timeout(K3S_PROBE, k.api_ready()).await {
-        Ok(Ok(())) => Ok((Some(k), None)),
-        Ok(Err(why)) => Ok((
-            None,
-            Some(format!(
-                "the API server at {endpoint} is not ready ({why}): planned once it answers"
-            )),
-        )),
-        Err(_) => Ok((
-            None,
-            Some(format!(
-                "the API server at {endpoint} does not answer yet: planned once it does"
-            )),
-        )),
-    }
+    let why = match tokio::time::timeout(K3S_PROBE, k.api_ready()).await {
+        Ok(Ok(())) => return Ok((Some(k), None)),
+        Ok(Err(why)) => format!("the API server at {endpoint} is not ready ({why})"),
+        Err(_) => format!("the API server at {endpoint} does not answer"),
+    };
+    let then = match goal {
+        Goal::Apply => "planned once it answers",
+        Goal::Destroy => "the cluster's objects go with its instances",
+    };
+    Ok((None, Some(format!("{why}: {then}"))))
 }
 
 /// Kinds that are not namespaced, for showing a plan made without the cluster.
