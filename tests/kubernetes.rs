@@ -518,3 +518,35 @@ async fn a_public_chart_is_released_with_per_environment_values_and_reapplied_as
     assert!(run.stdout.contains("No changes."), "{}", run.stdout);
     envboot(&repo, settings, &["destroy", &name]).assert_ok();
 }
+
+/// The client-side rate limit (`ENVBOOT_KUBE_QPS`, `ENVBOOT_KUBE_BURST`) spaces requests: a run
+/// that makes R requests at 4 a second with bursts of 1 cannot take less than (R - 1) / 4
+/// seconds. (A lower bound that the limiter guarantees, not a timing of the machine.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_side_rate_limit_spaces_requests() {
+    let settings = sandbox();
+    let name = unique("ratelimit");
+    let repo = Repo::new(&name, &cluster_only(&name, 2, "{}"));
+    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    let mut limited = settings.clone();
+    limited.insert("ENVBOOT_KUBE_QPS".into(), "4".into());
+    limited.insert("ENVBOOT_KUBE_BURST".into(), "1".into());
+    let started = std::time::Instant::now();
+    let r = envboot(&repo, &limited, &["plan", &name]);
+    let elapsed = started.elapsed().as_secs_f64();
+    r.assert_ok();
+    let requests: f64 = r
+        .stdout
+        .split("Kubernetes ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the request count");
+    assert!(requests >= 5.0, "{}", r.stdout);
+    let floor = (requests - 1.0) / 4.0;
+    assert!(
+        elapsed >= floor,
+        "{requests} requests in {elapsed:.2}s: faster than 4 a second allows ({floor:.2}s)"
+    );
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+}
