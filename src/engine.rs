@@ -158,6 +158,73 @@ pub fn load(options: &SourceOptions, name: &str) -> Result<Loaded> {
     })
 }
 
+/// What [`validate`] found.
+pub struct Validated {
+    pub loaded: Loaded,
+    /// False when no age identity was given: encrypted files were checked to be encrypted,
+    /// their content was not.
+    pub decrypted: bool,
+}
+
+/// Like [`load`], for `validate`: without an age identity (a pull request's CI without the
+/// key, say), encrypted files are not decrypted instead of failing: the files, references and
+/// templates are still checked, with a placeholder where a secret's value would go.
+pub fn validate(options: &SourceOptions, name: &str) -> Result<Validated> {
+    let snapshot = source::read(&options.repo, &options.revision)?;
+    let env = model::load(&snapshot, name)?;
+    let encrypted =
+        !env.secrets.is_empty() || env.cluster.as_ref().is_some_and(|c| c.k3s.is_some());
+    let no_identity = matches!(
+        crate::secrets::identities_from_env(),
+        Err(crate::secrets::Error::NoIdentity)
+    );
+    if !encrypted || !no_identity {
+        return Ok(Validated {
+            loaded: load(options, name)?,
+            decrypted: true,
+        });
+    }
+    if options.deny_warnings && !env.warnings.is_empty() {
+        return Err(Error::Warnings(env.warnings));
+    }
+    // Every key the releases take from a secret, with a placeholder value.
+    let mut referenced: Vec<(String, String)> = Vec::new();
+    for r in &env.releases {
+        let mut found = Vec::new();
+        model::refs::collect(&r.inline_values, "", &mut found);
+        for (_, expr) in found {
+            if let ["secret", secret, key] = expr.split('.').collect::<Vec<_>>()[..] {
+                referenced.push((secret.to_string(), key.to_string()));
+            }
+        }
+    }
+    let secrets: Vec<render::SecretData> = env
+        .secrets
+        .iter()
+        .map(|s| render::SecretData {
+            name: s.name.clone(),
+            namespace: s.namespace.clone(),
+            file: s.file.clone(),
+            data: referenced
+                .iter()
+                .filter(|(name, _)| *name == s.name)
+                .map(|(_, key)| (key.clone(), "(not decrypted)".to_string()))
+                .collect(),
+        })
+        .collect();
+    let (manifests, hooks) = render::render_with_hooks(&env, &secrets)?;
+    Ok(Validated {
+        loaded: Loaded {
+            snapshot,
+            env,
+            manifests,
+            hooks,
+            credentials: None,
+        },
+        decrypted: false,
+    })
+}
+
 /// For a k3s cluster: decrypts its credentials (in memory) and writes its nodes' user-data.
 pub(crate) fn k3s_user_data(env: &mut Environment) -> Result<Option<k3s::Credentials>> {
     let Some((cluster, k)) = env

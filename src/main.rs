@@ -332,10 +332,16 @@ fn load(target: &Target) -> engine::Result<Loaded> {
         deny_warnings: target.deny_warnings,
     };
     let loaded = engine::load(&options, &target.environment)?;
+    report_loaded(&target.environment, &loaded);
+    Ok(loaded)
+}
+
+/// Says which commit was read, its warnings, and which uncommitted files were ignored.
+fn report_loaded(environment: &str, loaded: &Loaded) {
     let s = &loaded.snapshot;
     eprintln!(
         "envboot: environment {} at commit {} ({})",
-        target.environment,
+        environment,
         s.short_commit(),
         s.summary
     );
@@ -348,19 +354,28 @@ fn load(target: &Target) -> engine::Result<Loaded> {
             s.ignored_changes.join(", ")
         );
     }
-    Ok(loaded)
 }
 
 async fn run(command: Command) -> engine::Result<u8> {
     match command {
         Command::Validate(target) => {
-            let loaded = load(&target)?;
+            let options = SourceOptions {
+                repo: target.repo.clone(),
+                revision: target.revision.clone(),
+                deny_warnings: target.deny_warnings,
+            };
+            let validated = engine::validate(&options, &target.environment)?;
+            let loaded = &validated.loaded;
+            report_loaded(&target.environment, loaded);
             println!(
                 "Environment {} is valid: {} AWS resources, {} Kubernetes objects.",
                 target.environment,
                 loaded.env.resources.len(),
                 loaded.manifests.len()
             );
+            if !validated.decrypted {
+                println!("Encrypted files were not decrypted (no age identity: set ENVBOOT_AGE_IDENTITY_FILE or ENVBOOT_AGE_IDENTITY): their content was not checked.");
+            }
             Ok(exit::OK)
         }
         Command::Render {

@@ -144,6 +144,12 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
         ciphertext
     );
     repo.commit("k3s credentials");
+    // Without the identity, validate checks the rest (a pull request's CI without the key).
+    let mut keyless = offline.clone();
+    keyless.remove("ENVBOOT_AGE_IDENTITY");
+    let r = envboot(&repo, &keyless, &["validate", &name]);
+    r.assert_ok();
+    assert!(r.stdout.contains("not decrypted"), "{}", r.stdout);
     let plaintext =
         envboot::secrets::decrypt(&ciphertext, std::slice::from_ref(&identity)).expect("decrypt");
     let creds = envboot::k3s::Credentials::parse(&plaintext).expect("credentials");

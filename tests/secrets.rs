@@ -77,6 +77,19 @@ async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
         r.stderr
     );
 
+    // validate still checks everything else, and says what it could not.
+    let r = run(&["validate", &name], settings);
+    r.assert_ok();
+    assert!(
+        r.stdout
+            .contains("Encrypted files were not decrypted (no age identity"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["validate", &name], &with_key);
+    r.assert_ok();
+    assert!(!r.stdout.contains("not decrypted"), "{}", r.stdout);
+
     run(&["render", &name], &with_key).assert_ok();
     let r = run(&["apply", &name], &with_key);
     r.assert_ok();
