@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::aws::{self, Aws, AwsChange};
 use crate::k3s;
 use crate::kube::{self, Kube, KubeChange, ObjectKey};
-use crate::model::{self, Environment};
+use crate::model::{self, Environment, ResourceSpec};
 use crate::plan::{self, Action, Change, Summary};
 use crate::render::{self, Manifest};
 use crate::source::{self, Snapshot};
@@ -1628,7 +1628,10 @@ async fn aws_creates(
         }
     }
     let known = std::cell::RefCell::new(initial);
-    let (known_ref, client) = (&known, &plan.aws_client);
+    // Security groups made without the rule sources that did not exist yet: (node, what it
+    // was made with).
+    let partial: std::cell::RefCell<Vec<(usize, ResourceSpec)>> = Default::default();
+    let (known_ref, client, partial_ref) = (&known, &plan.aws_client, &partial);
     aws::executor::run(
         &deps,
         plan.parallelism(),
@@ -1644,13 +1647,23 @@ async fn aws_creates(
             let Some(desired) = c.desired.as_ref().filter(|_| action != Action::NoOp) else {
                 return Ok(None);
             };
-            let spec = aws::diff::resolve_spec(&desired.spec, &known_ref.borrow()).map_err(
-                |reference| Error::Unresolved {
-                    address: c.change.address.clone(),
-                    reference,
-                    reason: "the resource it refers to was not created",
-                },
-            )?;
+            let spec = match aws::diff::resolve_spec(&desired.spec, &known_ref.borrow()) {
+                Ok(spec) => spec,
+                Err(reference) => {
+                    let stripped = (!desired.late.is_empty())
+                        .then(|| {
+                            aws::diff::without_unknown_sources(&desired.spec, &known_ref.borrow())
+                        })
+                        .flatten()
+                        .ok_or_else(|| Error::Unresolved {
+                            address: c.change.address.clone(),
+                            reference,
+                            reason: "the resource it refers to was not created",
+                        })?;
+                    partial_ref.borrow_mut().push((i, stripped.clone()));
+                    stripped
+                }
+            };
             Ok(Some(Box::pin(async move {
                 if action == Action::Update {
                     client
@@ -1686,7 +1699,30 @@ async fn aws_creates(
         },
     )
     .await?;
-    Ok(known.into_inner())
+    let known = known.into_inner();
+    // Now that every group exists, the rule sources left out.
+    for (i, made) in partial.into_inner() {
+        let c = nodes[i];
+        let address = c.change.address.as_str();
+        let (Some(desired), Some(group)) = (&c.desired, known.get(&format!("{address}.id"))) else {
+            continue;
+        };
+        let full = aws::diff::resolve_spec(&desired.spec, &known).map_err(|reference| {
+            Error::Unresolved {
+                address: address.to_string(),
+                reference,
+                reason: "the resource it refers to was not created",
+            }
+        })?;
+        if let (ResourceSpec::SecurityGroup(made), ResourceSpec::SecurityGroup(full)) =
+            (&made, &full)
+        {
+            plan.aws_client
+                .add_missing_rules(address, group, made, full)
+                .await?;
+        }
+    }
+    Ok(known)
 }
 
 async fn kube_deletes(

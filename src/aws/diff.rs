@@ -310,6 +310,39 @@ pub fn resolve_spec(
     ResourceSpec::from_value(spec.resource_type(), v).map_err(|e| e.to_string())
 }
 
+/// A security group's arguments, resolved, without the rule sources that are not known yet
+/// (groups whose rules refer to each other: the missing sources are added once both exist).
+/// Rules left with no source are left out.
+pub fn without_unknown_sources(
+    spec: &ResourceSpec,
+    known: &HashMap<String, String>,
+) -> Option<ResourceSpec> {
+    let ResourceSpec::SecurityGroup(g) = spec else {
+        return None;
+    };
+    let resolvable = |s: &str| {
+        refs::expressions(s)
+            .into_iter()
+            .all(|e| known.contains_key(e))
+    };
+    let strip = |rules: &[crate::model::spec::Rule]| -> Vec<crate::model::spec::Rule> {
+        rules
+            .iter()
+            .filter_map(|r| {
+                let mut r = r.clone();
+                r.security_groups.retain(|s| resolvable(s));
+                (!r.cidr_blocks.is_empty() || !r.security_groups.is_empty()).then_some(r)
+            })
+            .collect()
+    };
+    let stripped = crate::model::spec::SecurityGroup {
+        ingress: strip(&g.ingress),
+        egress: g.egress.as_deref().map(strip),
+        ..g.clone()
+    };
+    resolve_spec(&ResourceSpec::SecurityGroup(stripped), known).ok()
+}
+
 /// Whether changing `field` from `before` to `after` needs a new resource.
 fn forces_replacement(
     rtype: ResourceType,
@@ -364,6 +397,15 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
         }
     }
     let mut known: HashMap<String, String> = HashMap::new();
+    // Groups referred to late (security groups whose rules refer to each other) come later in
+    // the order: what they are, if they exist, is known from the start.
+    for late in desired.iter().flat_map(|r| r.late.iter()) {
+        if let Some(a) = actual.iter().find(|a| a.address == *late) {
+            for (attr, value) in &a.attributes {
+                known.insert(format!("{late}.{attr}"), value.clone());
+            }
+        }
+    }
     let mut out = Vec::new();
     for r in desired {
         let rtype = r.spec.resource_type();
@@ -477,6 +519,7 @@ mod tests {
                 tags: BTreeMap::new(),
             }),
             depends_on: BTreeSet::new(),
+            late: BTreeSet::new(),
             origin: "m.yaml:1".into(),
         }
     }
@@ -492,6 +535,7 @@ mod tests {
                 tags: BTreeMap::new(),
             }),
             depends_on: ["net.vpc".to_string()].into(),
+            late: BTreeSet::new(),
             origin: "m.yaml:5".into(),
         }
     }
@@ -578,6 +622,7 @@ mod tests {
             address: address.into(),
             spec,
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            late: BTreeSet::new(),
             origin: "m.yaml:1".into(),
         }
     }

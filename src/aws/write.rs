@@ -106,6 +106,34 @@ impl Tags<'_> {
 }
 
 impl Aws {
+    /// Adds the rules of a security group that `partial` (what it was created or updated
+    /// with) left out and `full` has: sources known only once other groups exist.
+    pub async fn add_missing_rules(
+        &self,
+        address: &str,
+        group: &str,
+        partial: &SecurityGroup,
+        full: &SecurityGroup,
+    ) -> Result<()> {
+        let default = diff::default_egress();
+        for (egress, before, after) in [
+            (false, &partial.ingress, &full.ingress),
+            (
+                true,
+                partial.egress.as_ref().unwrap_or(&default),
+                full.egress.as_ref().unwrap_or(&default),
+            ),
+        ] {
+            let before = diff::permissions(before);
+            let added: Vec<Permission> = diff::permissions(after)
+                .into_iter()
+                .filter(|p| !before.contains(p))
+                .collect();
+            self.rules(address, group, egress, true, &added).await?;
+        }
+        Ok(())
+    }
+
     /// Creates a resource whose references are resolved; returns its attributes.
     pub async fn create(
         &self,

@@ -105,8 +105,11 @@ pub struct Resource {
     pub address: String,
     /// Arguments; strings may still hold `${address.attribute}` references to other resources.
     pub spec: ResourceSpec,
-    /// Addresses of the resources this one refers to.
+    /// Addresses of the resources this one refers to, created before it.
     pub depends_on: BTreeSet<String>,
+    /// Security groups this one (a security group) refers to only in its rules, which refer
+    /// back to it: created without those rules, which are added once both groups exist.
+    pub late: BTreeSet<String>,
     /// Where it is declared (`file:line`).
     pub origin: String,
 }
@@ -331,6 +334,46 @@ fn join(base: &str, rel: &str) -> Option<String> {
         }
     }
     Some(parts.join("/"))
+}
+
+/// For each security group, the other security groups it refers to only inside its rules
+/// (`ingress`/`egress` `security_groups`), by index.
+fn security_group_rule_edges(resources: &[Resource]) -> BTreeMap<usize, BTreeSet<usize>> {
+    let index: HashMap<&str, usize> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.address.as_str(), i))
+        .collect();
+    let is_group = |i: usize| matches!(resources[i].spec, ResourceSpec::SecurityGroup(_));
+    let mut out: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    for (i, r) in resources.iter().enumerate().filter(|(i, _)| is_group(*i)) {
+        let mut found = Vec::new();
+        refs::collect(
+            &serde_json::to_value(&r.spec).unwrap_or(Value::Null),
+            "",
+            &mut found,
+        );
+        let target = |expr: &str| {
+            expr.rsplit_once('.')
+                .and_then(|(a, _)| index.get(a).copied())
+        };
+        let in_rules: BTreeSet<usize> = found
+            .iter()
+            .filter(|(path, _)| path.starts_with("ingress") || path.starts_with("egress"))
+            .filter_map(|(_, e)| target(e))
+            .filter(|&j| j != i && is_group(j))
+            .collect();
+        let elsewhere: BTreeSet<usize> = found
+            .iter()
+            .filter(|(path, _)| !(path.starts_with("ingress") || path.starts_with("egress")))
+            .filter_map(|(_, e)| target(e))
+            .collect();
+        let only_rules: BTreeSet<usize> = in_rules.difference(&elsewhere).copied().collect();
+        if !only_rules.is_empty() {
+            out.insert(i, only_rules);
+        }
+    }
+    out
 }
 
 /// Helm's merge: maps merge recursively, `null` deletes a key, anything else replaces.
@@ -797,6 +840,7 @@ impl Loader<'_> {
             address: address.to_string(),
             spec,
             depends_on,
+            late: BTreeSet::new(),
             origin: file
                 .at(at, "")
                 .to_string()
@@ -932,6 +976,7 @@ impl Loader<'_> {
                             address: format!("{instance}.{name}"),
                             spec,
                             depends_on,
+                            late: BTreeSet::new(),
                             origin: format!("{}:{line}", mfile.path),
                         },
                     ));
@@ -1246,7 +1291,39 @@ impl Loader<'_> {
                 message: format!("{address} refers to `{d}`, which does not exist"),
             });
         }
-        match topo_sort(&deps) {
+        // Security groups whose rules refer to each other (web admits db, db admits web) are
+        // a cycle only through their rules: such groups are created first, and those rules are
+        // added once both exist.
+        let mut resources = resources;
+        let sorted = match topo_sort(&deps) {
+            Err(_) => {
+                let rule_edges = security_group_rule_edges(&resources);
+                let mut relaxed = deps.clone();
+                for (i, targets) in &rule_edges {
+                    if let Some(entry) = relaxed.get_mut(i) {
+                        for j in targets {
+                            entry.remove(j);
+                        }
+                    }
+                }
+                match topo_sort(&relaxed) {
+                    Ok(order) => {
+                        for (i, targets) in rule_edges {
+                            for j in targets {
+                                let target = resources[j].address.clone();
+                                resources[i].depends_on.remove(&target);
+                                resources[i].late.insert(target);
+                            }
+                        }
+                        Ok(order)
+                    }
+                    // Still a cycle: report the one as declared.
+                    Err(_) => topo_sort(&deps),
+                }
+            }
+            ok => ok,
+        };
+        match sorted {
             Ok(order) => {
                 let mut slots: Vec<Option<Resource>> = resources.into_iter().map(Some).collect();
                 order.into_iter().filter_map(|i| slots[i].take()).collect()

@@ -1,6 +1,6 @@
 //! Loading and validating environments from in-memory commits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 
@@ -400,4 +400,45 @@ fn k3s_mistakes_are_reported_at_their_lines() {
         ok,
     );
     assert!(d.contains(":11:3: `soon` is not a duration"), "{d}");
+}
+
+#[test]
+fn security_groups_whose_rules_refer_to_each_other_are_not_a_cycle() {
+    let mutual = r#"apiVersion: envboot.dev/v1alpha1
+kind: Module
+resources:
+  - name: vpc
+    type: aws_vpc
+    cidr_block: 10.0.0.0/16
+  - name: web
+    type: aws_security_group
+    vpc_id: ${vpc.id}
+    ingress:
+      - {protocol: tcp, from_port: 80, to_port: 80, security_groups: ["${db.id}"]}
+  - name: db
+    type: aws_security_group
+    vpc_id: ${vpc.id}
+    ingress:
+      - {protocol: tcp, from_port: 5432, to_port: 5432, security_groups: ["${web.id}"]}
+"#;
+    let env = load(&snapshot_with(mutual, &[]), "t").unwrap();
+    let addresses: Vec<&str> = env.resources.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(addresses[0], "s.vpc");
+    for r in &env.resources[1..] {
+        assert_eq!(r.depends_on, BTreeSet::from(["s.vpc".to_string()]), "{r:?}");
+        assert_eq!(r.late.len(), 1, "{r:?}");
+    }
+    // A cycle through anything but rules is still one.
+    let real = mutual.replace(
+        "  - name: vpc\n    type: aws_vpc\n    cidr_block: 10.0.0.0/16\n",
+        "  - name: vpc\n    type: aws_vpc\n    cidr_block: 10.0.0.0/16\n    tags: {peer: \"${db.id}\"}\n",
+    );
+    let Err(Error::Invalid(d)) = load(&snapshot_with(&real, &[]), "t") else {
+        panic!("expected a cycle")
+    };
+    assert!(
+        d.to_string()
+            .contains("resources refer to each other in a cycle"),
+        "{d}"
+    );
 }
