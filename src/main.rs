@@ -284,6 +284,15 @@ struct Target {
 }
 
 impl Target {
+    /// Where and how to read the environment.
+    fn source_options(&self) -> SourceOptions {
+        SourceOptions {
+            repo: self.repo.clone(),
+            revision: self.revision.clone(),
+            deny_warnings: self.deny_warnings,
+        }
+    }
+
     fn plan_options(&self) -> engine::PlanOptions {
         engine::PlanOptions {
             force_conflicts: self.force_conflicts,
@@ -326,11 +335,7 @@ fn main() -> ExitCode {
 }
 
 fn load(target: &Target) -> engine::Result<Loaded> {
-    let options = SourceOptions {
-        repo: target.repo.clone(),
-        revision: target.revision.clone(),
-        deny_warnings: target.deny_warnings,
-    };
+    let options = target.source_options();
     let loaded = engine::load(&options, &target.environment)?;
     report_loaded(&target.environment, &loaded);
     Ok(loaded)
@@ -359,11 +364,7 @@ fn report_loaded(environment: &str, loaded: &Loaded) {
 async fn run(command: Command) -> engine::Result<u8> {
     match command {
         Command::Validate(target) => {
-            let options = SourceOptions {
-                repo: target.repo.clone(),
-                revision: target.revision.clone(),
-                deny_warnings: target.deny_warnings,
-            };
+            let options = target.source_options();
             let validated = engine::validate(&options, &target.environment)?;
             let loaded = &validated.loaded;
             report_loaded(&target.environment, loaded);
@@ -770,11 +771,7 @@ async fn execute_locked(
 
 /// One reconcile round: read Git, plan, apply if anything differs. Returns a one-line summary.
 async fn reconcile_once(target: &Target) -> engine::Result<String> {
-    let options = SourceOptions {
-        repo: target.repo.clone(),
-        revision: target.revision.clone(),
-        deny_warnings: target.deny_warnings,
-    };
+    let options = target.source_options();
     let loaded = engine::load(&options, &target.environment)?;
     let commit = loaded.snapshot.short_commit().to_string();
     let lock = engine::lock(&loaded, &engine::holder("reconcile")).await?;

@@ -239,26 +239,19 @@ pub fn normalize(fields: &mut Map<String, Value>) {
             items.dedup();
         }
     }
-    if let Some(Value::Object(u)) = fields.get_mut("user_data") {
-        if let Some(Value::String(text)) = u.get(UNHASHED) {
-            let resolved = if text.contains(KNOWN_AFTER_APPLY) {
-                KNOWN_AFTER_APPLY.to_string()
-            } else if text.contains("${") {
-                return normalize_data(fields);
-            } else {
-                short_hash(text)
-            };
-            fields.insert("user_data".into(), Value::String(resolved));
+    // User-data is hashed once its references are resolved, as launch template data is below.
+    if let Some(text) = fields.get("user_data").and_then(|u| u.get(UNHASHED)) {
+        let resolved = if contains_unknown(text) {
+            Some(KNOWN_AFTER_APPLY.to_string())
+        } else {
+            text.as_str()
+                .filter(|_| !has_references(text))
+                .map(short_hash)
+        };
+        if let Some(r) = resolved {
+            fields.insert("user_data".into(), Value::String(r));
         }
     }
-    normalize_data(fields);
-}
-
-/// The key under which user-data waits for its references to be resolved before it is hashed.
-const UNHASHED: &str = "unhashed";
-
-/// Launch template data hashed once it is fully known.
-fn normalize_data(fields: &mut Map<String, Value>) {
     if let Some(data) = fields.get_mut("data") {
         if let Value::Object(d) = data {
             if let Some(Value::Array(ids)) = d.get_mut("vpc_security_group_ids") {
@@ -342,6 +335,9 @@ pub fn without_unknown_sources(
     };
     resolve_spec(&ResourceSpec::SecurityGroup(stripped), known).ok()
 }
+
+/// The key under which user-data waits for its references to be resolved before it is hashed.
+const UNHASHED: &str = "unhashed";
 
 /// Whether changing `field` from `before` to `after` needs a new resource.
 fn forces_replacement(

@@ -124,14 +124,30 @@ impl Aws {
                 full.egress.as_ref().unwrap_or(&default),
             ),
         ] {
-            let before = diff::permissions(before);
-            let added: Vec<Permission> = diff::permissions(after)
-                .into_iter()
-                .filter(|p| !before.contains(p))
-                .collect();
-            self.rules(address, group, egress, true, &added).await?;
+            let (before, after) = (diff::permissions(before), diff::permissions(after));
+            self.change_rules(address, group, egress, &before, &after)
+                .await?;
         }
         Ok(())
+    }
+
+    /// Takes a group's ingress or egress rules from `before` to `after`: revokes what goes,
+    /// then authorizes what comes.
+    async fn change_rules(
+        &self,
+        address: &str,
+        group: &str,
+        egress: bool,
+        before: &[Permission],
+        after: &[Permission],
+    ) -> Result<()> {
+        let missing_from = |a: &[Permission], b: &[Permission]| -> Vec<Permission> {
+            a.iter().filter(|p| !b.contains(p)).cloned().collect()
+        };
+        self.rules(address, group, egress, false, &missing_from(before, after))
+            .await?;
+        self.rules(address, group, egress, true, &missing_from(after, before))
+            .await
     }
 
     /// Creates a resource whose references are resolved; returns its attributes.
@@ -322,19 +338,8 @@ impl Aws {
                     .ok_or_else(|| missing(address, "CreateSecurityGroup", "GroupId"))?;
                 let default = diff::permissions(&diff::default_egress());
                 if let Some(egress) = egress {
-                    let want = diff::permissions(egress);
-                    let revoke: Vec<Permission> = default
-                        .iter()
-                        .filter(|p| !want.contains(p))
-                        .cloned()
-                        .collect();
-                    let add: Vec<Permission> = want
-                        .iter()
-                        .filter(|p| !default.contains(p))
-                        .cloned()
-                        .collect();
-                    self.rules(address, id, true, false, &revoke).await?;
-                    self.rules(address, id, true, true, &add).await?;
+                    self.change_rules(address, id, true, &default, &diff::permissions(egress))
+                        .await?;
                 }
                 self.rules(address, id, false, true, &diff::permissions(ingress))
                     .await?;
@@ -480,21 +485,9 @@ impl Aws {
         let id = instance
             .instance_id()
             .ok_or_else(|| missing(address, "RunInstances", "InstanceId"))?;
-        self.wait_instance(address, id, InstanceStateName::Running)
-            .await?;
-        // The public IP is assigned on the way to running, after RunInstances answered.
         let public_ip = self
-            .client
-            .describe_instances()
-            .instance_ids(id)
-            .send()
-            .await
-            .map_err(call_failed(address, "DescribeInstances"))?
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .find_map(|i| i.public_ip_address().map(str::to_string))
-            .unwrap_or_default();
+            .wait_instance(address, id, InstanceStateName::Running)
+            .await?;
         Ok(attrs(&[
             ("id", id),
             (
@@ -773,18 +766,8 @@ impl Aws {
                     } else {
                         diff::permissions(&g.ingress)
                     };
-                    let removed: Vec<Permission> = before
-                        .iter()
-                        .filter(|p| !after.contains(p))
-                        .cloned()
-                        .collect();
-                    let added: Vec<Permission> = after
-                        .iter()
-                        .filter(|p| !before.contains(p))
-                        .cloned()
-                        .collect();
-                    self.rules(address, id, egress, false, &removed).await?;
-                    self.rules(address, id, egress, true, &added).await?;
+                    self.change_rules(address, id, egress, &before, &after)
+                        .await?;
                 }
                 ("data", ResourceSpec::LaunchTemplate(t)) => {
                     let out = self
@@ -879,10 +862,10 @@ impl Aws {
             ResourceType::NatGateway => {
                 self.wait_nat(address, id, NatGatewayState::Available).await
             }
-            ResourceType::Instance => {
-                self.wait_instance(address, id, InstanceStateName::Running)
-                    .await
-            }
+            ResourceType::Instance => self
+                .wait_instance(address, id, InstanceStateName::Running)
+                .await
+                .map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -1060,6 +1043,7 @@ impl Aws {
                         .map_err(call_failed(address, "TerminateInstances"))?;
                     self.wait_instance(address, id, InstanceStateName::Terminated)
                         .await
+                        .map(|_| ())
                 }
                 ResourceType::LaunchTemplate => self
                     .client
@@ -1166,11 +1150,19 @@ impl Aws {
         }
     }
 
-    async fn wait_instance(&self, address: &str, id: &str, goal: InstanceStateName) -> Result<()> {
+    /// Waits until the instance reaches `goal`; returns the public IP the last look saw (it is
+    /// assigned on the way to running, after RunInstances answered), empty without one.
+    async fn wait_instance(
+        &self,
+        address: &str,
+        id: &str,
+        goal: InstanceStateName,
+    ) -> Result<String> {
         let (label, timeout) = match goal {
             InstanceStateName::Terminated => ("terminate", DELETE_TIMEOUT),
             _ => ("run", READY_TIMEOUT),
         };
+        let public_ip = std::sync::Mutex::new(String::new());
         self.wait_for(address, id, label, timeout, || async {
             let out = self
                 .client
@@ -1189,11 +1181,14 @@ impl Aws {
                 }
                 other => other?,
             };
-            let state = out
-                .reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .find_map(|i| i.state().and_then(|s| s.name()).cloned());
+            let instance = out.reservations().iter().flat_map(|r| r.instances()).next();
+            if let (Some(ip), Ok(mut seen)) = (
+                instance.and_then(|i| i.public_ip_address()),
+                public_ip.lock(),
+            ) {
+                *seen = ip.to_string();
+            }
+            let state = instance.and_then(|i| i.state().and_then(|s| s.name()).cloned());
             match state {
                 None => Ok((goal == InstanceStateName::Terminated, "gone".to_string())),
                 Some(s) if s == goal => Ok((true, s.as_str().to_string())),
@@ -1215,7 +1210,8 @@ impl Aws {
                 Some(s) => Ok((false, s.as_str().to_string())),
             }
         })
-        .await
+        .await?;
+        Ok(public_ip.into_inner().unwrap_or_default())
     }
 
     async fn wait_nat(&self, address: &str, id: &str, goal: NatGatewayState) -> Result<()> {

@@ -90,8 +90,8 @@ pub async fn kubeconfig(loaded: &Loaded) -> Result<String> {
 /// public IP of its server instance as AWS describes it (found by tags); `None` without one.
 pub(super) async fn k3s_live_endpoint(loaded: &Loaded) -> Result<Option<String>> {
     let env = &loaded.env;
-    if matches!(std::env::var(k3s::ENDPOINT_VAR), Ok(e) if !e.is_empty()) {
-        return Ok(k3s_endpoint(None));
+    if let Some(overridden) = k3s_endpoint(None) {
+        return Ok(Some(overridden));
     }
     let Some(server) = env
         .cluster
@@ -135,7 +135,7 @@ pub fn cluster_init(
 }
 
 /// A client for the k3s cluster at `endpoint`, from the decrypted credentials.
-pub(super) async fn k3s_client(loaded: &Loaded, endpoint: &str) -> Result<Kube> {
+async fn k3s_client(loaded: &Loaded, endpoint: &str) -> Result<Kube> {
     let (Some(cluster), Some(creds)) = (&loaded.env.cluster, &loaded.credentials) else {
         return Err(Error::Secret {
             origin: loaded.env.name.clone(),
@@ -152,7 +152,21 @@ pub(super) async fn k3s_client(loaded: &Loaded, endpoint: &str) -> Result<Kube> 
 }
 
 /// How long plan gives a k3s API server that should be up to answer.
-pub(super) const K3S_PROBE: Duration = Duration::from_secs(10);
+const K3S_PROBE: Duration = Duration::from_secs(10);
+
+/// A client for the k3s API server at `endpoint` if it answers `/readyz` within
+/// [`K3S_PROBE`]; else why not.
+pub(super) async fn k3s_ready_client(
+    loaded: &Loaded,
+    endpoint: &str,
+) -> Result<std::result::Result<Kube, String>> {
+    let k = k3s_client(loaded, endpoint).await?;
+    Ok(match tokio::time::timeout(K3S_PROBE, k.api_ready()).await {
+        Ok(Ok(())) => Ok(k),
+        Ok(Err(why)) => Err(format!("the API server at {endpoint} is not ready ({why})")),
+        Err(_) => Err(format!("the API server at {endpoint} does not answer")),
+    })
+}
 
 /// Reaches a k3s cluster for a plan: not when this run creates its server (apply plans the
 /// Kubernetes layer once the API answers), nor when its API server does not answer.
@@ -186,11 +200,9 @@ pub(super) async fn k3s_access(
             )),
         ));
     };
-    let k = k3s_client(loaded, &endpoint).await?;
-    let why = match tokio::time::timeout(K3S_PROBE, k.api_ready()).await {
-        Ok(Ok(())) => return Ok((Some(k), None)),
-        Ok(Err(why)) => format!("the API server at {endpoint} is not ready ({why})"),
-        Err(_) => format!("the API server at {endpoint} does not answer"),
+    let why = match k3s_ready_client(loaded, &endpoint).await? {
+        Ok(k) => return Ok((Some(k), None)),
+        Err(why) => why,
     };
     let then = match goal {
         Goal::Apply => "planned once it answers",

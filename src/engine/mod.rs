@@ -14,7 +14,7 @@ mod cluster;
 
 pub(crate) use cluster::k3s_user_data;
 pub use cluster::{cluster_init, kubeconfig};
-use cluster::{k3s_access, k3s_client, k3s_live_endpoint, k3s_plan, pending_creates, K3S_PROBE};
+use cluster::{k3s_access, k3s_live_endpoint, k3s_plan, k3s_ready_client, pending_creates};
 
 use crate::aws::{self, Aws, AwsChange};
 use crate::k3s;
@@ -147,11 +147,22 @@ pub struct Loaded {
 
 /// Reads, validates and renders environment `name`. Makes no call to AWS or Kubernetes.
 pub fn load(options: &SourceOptions, name: &str) -> Result<Loaded> {
+    let (snapshot, env) = read_model(options, name)?;
+    decrypt_and_render(snapshot, env)
+}
+
+/// The commit and the environment's model, checked; warnings are errors if asked.
+fn read_model(options: &SourceOptions, name: &str) -> Result<(Snapshot, Environment)> {
     let snapshot = source::read(&options.repo, &options.revision)?;
-    let mut env = model::load(&snapshot, name)?;
+    let env = model::load(&snapshot, name)?;
     if options.deny_warnings && !env.warnings.is_empty() {
         return Err(Error::Warnings(env.warnings));
     }
+    Ok((snapshot, env))
+}
+
+/// Decrypts the environment's secrets and k3s credentials (in memory) and renders it.
+fn decrypt_and_render(snapshot: Snapshot, mut env: Environment) -> Result<Loaded> {
     let secrets = decrypt_secrets(&env)?;
     let credentials = k3s_user_data(&mut env)?;
     let (manifests, hooks) = render::render_with_hooks(&env, &secrets)?;
@@ -176,8 +187,7 @@ pub struct Validated {
 /// key, say), encrypted files are not decrypted instead of failing: the files, references and
 /// templates are still checked, with a placeholder where a secret's value would go.
 pub fn validate(options: &SourceOptions, name: &str) -> Result<Validated> {
-    let snapshot = source::read(&options.repo, &options.revision)?;
-    let env = model::load(&snapshot, name)?;
+    let (snapshot, env) = read_model(options, name)?;
     let encrypted =
         !env.secrets.is_empty() || env.cluster.as_ref().is_some_and(|c| c.k3s.is_some());
     let no_identity = matches!(
@@ -186,12 +196,9 @@ pub fn validate(options: &SourceOptions, name: &str) -> Result<Validated> {
     );
     if !encrypted || !no_identity {
         return Ok(Validated {
-            loaded: load(options, name)?,
+            loaded: decrypt_and_render(snapshot, env)?,
             decrypted: true,
         });
-    }
-    if options.deny_warnings && !env.warnings.is_empty() {
-        return Err(Error::Warnings(env.warnings));
     }
     // Every key the releases take from a secret, with a placeholder value.
     let mut referenced: Vec<(String, String)> = Vec::new();
@@ -282,14 +289,10 @@ pub async fn lock(loaded: &Loaded, holder: &str) -> Result<Option<kube::lock::Lo
         let Some(endpoint) = k3s_live_endpoint(loaded).await? else {
             return Ok(None);
         };
-        let k = k3s_client(loaded, &endpoint).await?;
-        if !matches!(
-            tokio::time::timeout(K3S_PROBE, k.api_ready()).await,
-            Ok(Ok(()))
-        ) {
-            return Ok(None);
+        match k3s_ready_client(loaded, &endpoint).await? {
+            Ok(k) => k,
+            Err(_) => return Ok(None),
         }
-        k
     } else {
         Kube::connect(cluster.context.as_deref()).await?
     };

@@ -94,7 +94,7 @@ impl std::fmt::Debug for K3s {
 
 /// The module-instance name of the cluster's nodes (`cluster.server`); reserved.
 pub const CLUSTER_INSTANCE: &str = "cluster";
-/// The k3s release installed when a k3s cluster names none is not guessed: `version` is required.
+/// Where k3s's install script is fetched from unless `installScript` says.
 pub const DEFAULT_INSTALL_SCRIPT: &str = "https://get.k3s.io";
 /// How long to wait for a k3s API server unless `apiTimeout` says.
 pub const DEFAULT_API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -337,13 +337,11 @@ fn join(base: &str, rel: &str) -> Option<String> {
 }
 
 /// For each security group, the other security groups it refers to only inside its rules
-/// (`ingress`/`egress` `security_groups`), by index.
-fn security_group_rule_edges(resources: &[Resource]) -> BTreeMap<usize, BTreeSet<usize>> {
-    let index: HashMap<&str, usize> = resources
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.address.as_str(), i))
-        .collect();
+/// (`ingress`/`egress` `security_groups`), by position (`index`: address to position).
+fn security_group_rule_edges(
+    resources: &[Resource],
+    index: &HashMap<&str, usize>,
+) -> BTreeMap<usize, BTreeSet<usize>> {
     let is_group = |i: usize| matches!(resources[i].spec, ResourceSpec::SecurityGroup(_));
     let mut out: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
     for (i, r) in resources.iter().enumerate().filter(|(i, _)| is_group(*i)) {
@@ -374,6 +372,12 @@ fn security_group_rule_edges(resources: &[Resource]) -> BTreeMap<usize, BTreeSet
         }
     }
     out
+}
+
+/// Whether a file is age-encrypted (armoured or binary), as secrets in Git must be.
+fn is_age_encrypted(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+        || bytes.starts_with(b"age-encryption.org/")
 }
 
 /// Helm's merge: maps merge recursively, `null` deletes a key, anything else replaces.
@@ -745,10 +749,7 @@ impl Loader<'_> {
                     ));
                     None
                 }
-                Some(bytes)
-                    if !bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
-                        && !bytes.starts_with(b"age-encryption.org/") =>
-                {
+                Some(bytes) if !is_age_encrypted(bytes) => {
                     self.report(file.at(
                         at_credentials,
                         format!("{path} is not age-encrypted: the cluster's keys must never sit in Git in plain text"),
@@ -1263,7 +1264,7 @@ impl Loader<'_> {
     }
 
     /// Checks cross-module references and sorts resources so dependencies come first.
-    fn order_resources(&mut self, resources: Vec<Resource>) -> Vec<Resource> {
+    fn order_resources(&mut self, mut resources: Vec<Resource>) -> Vec<Resource> {
         let index: HashMap<&str, usize> = resources
             .iter()
             .enumerate()
@@ -1294,10 +1295,9 @@ impl Loader<'_> {
         // Security groups whose rules refer to each other (web admits db, db admits web) are
         // a cycle only through their rules: such groups are created first, and those rules are
         // added once both exist.
-        let mut resources = resources;
         let sorted = match topo_sort(&deps) {
             Err(_) => {
-                let rule_edges = security_group_rule_edges(&resources);
+                let rule_edges = security_group_rule_edges(&resources, &index);
                 let mut relaxed = deps.clone();
                 for (i, targets) in &rule_edges {
                     if let Some(entry) = relaxed.get_mut(i) {
@@ -1755,9 +1755,7 @@ impl Loader<'_> {
                 ));
                 continue;
             };
-            if !bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
-                && !bytes.starts_with(b"age-encryption.org/")
-            {
+            if !is_age_encrypted(bytes) {
                 self.report(file.at(
                     &key(&at, "file"),
                     format!("{path} is not age-encrypted: secrets must never sit in Git in plain text (encrypt it with `envboot secret encrypt`)"),
