@@ -2,17 +2,17 @@
 //!
 //! The pipeline is `source` (read a commit) -> `model` (typed, validated desired state) ->
 //! `render` (Kubernetes objects) -> `plan` (desired vs. what exists, found by tags and labels) ->
-//! `apply` (the providers execute the plan). See ARCHITECTURE.md.
+//! `apply` (the providers execute the plan). The pure stages live in `envboot-core`, the chart
+//! renderer in `envboot-helm`, the providers in `envboot-aws` and `envboot-kube`; this crate
+//! holds the engine that drives them, the Git source, secrets and the CLI. See ARCHITECTURE.md.
 
-pub mod aws;
-pub mod diag;
+pub use envboot_aws as aws;
+pub use envboot_core::{diag, k3s, model, plan, render};
+pub use envboot_helm as helm;
+pub use envboot_kube as kube;
+
 pub mod engine;
-pub mod helm;
-pub mod k3s;
-pub mod kube;
-pub mod model;
-pub mod plan;
+pub mod output;
 pub mod recreate;
-pub mod render;
 pub mod secrets;
 pub mod source;

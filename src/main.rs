@@ -392,7 +392,7 @@ async fn run(command: Command) -> engine::Result<u8> {
             match output_dir {
                 None => print!("{}", envboot::render::to_yaml_stream(&objects)),
                 Some(dir) => {
-                    let written = envboot::render::write_files(&objects, &dir).map_err(|e| {
+                    let written = envboot::output::write_files(&objects, &dir).map_err(|e| {
                         engine::Error::Output {
                             path: dir.display().to_string(),
                             source: e,

@@ -10,8 +10,7 @@ use std::path::Path;
 
 use git2::{Repository, StatusOptions};
 
-/// Folders of the repository that envboot reads; everything else in the commit is ignored.
-pub const READ_PREFIXES: [&str; 2] = ["environments/", "modules/"];
+pub use envboot_core::snapshot::{Snapshot, READ_PREFIXES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -40,49 +39,6 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The files of one commit under [`READ_PREFIXES`], with the commit's identity.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// Full SHA of the commit.
-    pub commit: String,
-    /// First line of the commit message.
-    pub summary: String,
-    /// Repository-relative path (with `/`) to contents.
-    pub files: BTreeMap<String, Vec<u8>>,
-    /// Paths with uncommitted changes in the working tree that were ignored.
-    pub ignored_changes: Vec<String>,
-}
-
-impl Snapshot {
-    /// Builds a snapshot from files in memory (for tests of pure logic).
-    pub fn from_files(commit: &str, files: BTreeMap<String, Vec<u8>>) -> Snapshot {
-        Snapshot {
-            commit: commit.to_string(),
-            summary: String::new(),
-            files,
-            ignored_changes: Vec::new(),
-        }
-    }
-
-    pub fn file(&self, path: &str) -> Option<&[u8]> {
-        self.files.get(path).map(Vec::as_slice)
-    }
-
-    /// Files below a folder (`dir` without trailing slash), as (path relative to `dir`, contents).
-    pub fn files_under<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
-        let prefix = format!("{}/", dir.trim_end_matches('/'));
-        let len = prefix.len();
-        self.files
-            .range(prefix.clone()..)
-            .take_while(move |(k, _)| k.starts_with(&prefix))
-            .map(move |(k, v)| (&k[len..], v.as_slice()))
-    }
-
-    pub fn short_commit(&self) -> &str {
-        &self.commit[..self.commit.len().min(12)]
-    }
-}
 
 fn is_url(repo: &str) -> bool {
     repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())

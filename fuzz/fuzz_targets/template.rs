@@ -17,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
         b"name: web\nport: 80\nlist: [1, two, {three: 3}]\nmap: {a: {b: null}}\non: true\n".to_vec(),
     );
     files.insert("templates/t.yaml".to_string(), data.to_vec());
-    let Ok(chart) = envboot::helm::Chart::from_files(files) else { return };
-    let options = envboot::helm::Options {
+    let Ok(chart) = envboot_helm::Chart::from_files(files) else { return };
+    let options = envboot_helm::Options {
         release_name: "r".into(),
         namespace: "ns".into(),
         kube_version: "1.30.0".into(),
@@ -28,5 +28,5 @@ fuzz_target!(|data: &[u8]| {
         set_string: Vec::new(),
         is_upgrade: false,
     };
-    let _ = envboot::helm::template(&chart, &options);
+    let _ = envboot_helm::template(&chart, &options);
 });

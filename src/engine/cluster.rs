@@ -142,12 +142,12 @@ async fn k3s_client(loaded: &Loaded, endpoint: &str) -> Result<Kube> {
             message: "the k3s cluster's credentials are not decrypted".into(),
         });
     };
-    let config = creds
-        .kubeconfig(&cluster.name, endpoint)
-        .map_err(|e| Error::Secret {
-            origin: cluster.name.clone(),
-            message: e.to_string(),
-        })?;
+    let config =
+        ::kube::config::Kubeconfig::from_yaml(&creds.kubeconfig_yaml(&cluster.name, endpoint))
+            .map_err(|e| Error::Secret {
+                origin: cluster.name.clone(),
+                message: e.to_string(),
+            })?;
     Ok(Kube::connect_kubeconfig(config).await?)
 }
 

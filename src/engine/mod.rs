@@ -1248,7 +1248,7 @@ async fn aws_deletes(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<
         .collect();
     let ctx = aws::DeleteContext::new(&plan.aws);
     let (ctx, client) = (&ctx, &plan.aws_client);
-    aws::executor::run(
+    envboot_core::executor::run(
         &deps,
         plan.parallelism(),
         |i| {
@@ -1306,7 +1306,7 @@ async fn aws_creates(
     // was made with).
     let partial: std::cell::RefCell<Vec<(usize, ResourceSpec)>> = Default::default();
     let (known_ref, client, partial_ref) = (&known, &plan.aws_client, &partial);
-    aws::executor::run(
+    envboot_core::executor::run(
         &deps,
         plan.parallelism(),
         |i| {

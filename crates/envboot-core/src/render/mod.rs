@@ -111,7 +111,7 @@ pub fn mask(object: &Value) -> Value {
         for field in ["data", "stringData"] {
             if let Value::Object(map) = &mut v[field] {
                 for value in map.values_mut() {
-                    *value = Value::String(crate::secrets::SENSITIVE.to_string());
+                    *value = Value::String(crate::sensitive::SENSITIVE.to_string());
                 }
             }
         }
@@ -121,7 +121,7 @@ pub fn mask(object: &Value) -> Value {
 
 /// Position of `kind` in the install order.
 pub fn kind_rank(kind: &str) -> usize {
-    let order = crate::helm::INSTALL_ORDER;
+    let order = envboot_helm::INSTALL_ORDER;
     order.iter().position(|k| *k == kind).unwrap_or(order.len())
 }
 
@@ -354,8 +354,8 @@ pub fn render_release(release: &Release, secrets: &[SecretData]) -> Result<Vec<M
         message: located(message),
     };
     let engine_chart =
-        crate::helm::Chart::from_files(chart.files.clone()).map_err(|e| failed(e.to_string()))?;
-    let options = crate::helm::Options {
+        envboot_helm::Chart::from_files(chart.files.clone()).map_err(|e| failed(e.to_string()))?;
+    let options = envboot_helm::Options {
         release_name: release.name.clone(),
         namespace: release.namespace.clone(),
         kube_version: KUBE_VERSION.to_string(),
@@ -366,7 +366,7 @@ pub fn render_release(release: &Release, secrets: &[SecretData]) -> Result<Vec<M
         is_upgrade: false,
     };
     let rendered =
-        crate::helm::template(&engine_chart, &options).map_err(|e| failed(e.to_string()))?;
+        envboot_helm::template(&engine_chart, &options).map_err(|e| failed(e.to_string()))?;
     let mut out = Vec::new();
     for r in &rendered {
         let file = located(r.source.clone());
@@ -508,27 +508,6 @@ pub fn file_names(manifests: &[Manifest]) -> Vec<String> {
             format!("{:0width$}-{stem}.yaml", i + 1)
         })
         .collect()
-}
-
-/// Writes one file per manifest into `dir` (created if missing), Secrets' data masked as in
-/// [`to_yaml_stream`]. Returns the paths written.
-pub fn write_files(
-    manifests: &[Manifest],
-    dir: &std::path::Path,
-) -> std::io::Result<Vec<std::path::PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let mut written = Vec::new();
-    for (m, name) in manifests.iter().zip(file_names(manifests)) {
-        let path = dir.join(name);
-        let text = format!(
-            "# Source: {}\n{}",
-            m.source,
-            serde_yaml_ng::to_string(&mask(&m.object)).unwrap_or_default()
-        );
-        std::fs::write(&path, crate::secrets::redact(&text).as_bytes())?;
-        written.push(path);
-    }
-    Ok(written)
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::model::refs;
-use crate::model::spec::{LaunchTemplate, Rule};
-use crate::model::{Resource, ResourceSpec, ResourceType};
-use crate::plan::{Action, Change, FieldChange, KNOWN_AFTER_APPLY};
+use envboot_core::model::refs;
+use envboot_core::model::spec::{LaunchTemplate, Rule};
+use envboot_core::model::{Resource, ResourceSpec, ResourceType};
+use envboot_core::plan::{Action, Change, FieldChange, KNOWN_AFTER_APPLY};
 
 /// A resource found in AWS carrying the environment's tags, read into the same shape as the
 /// desired arguments.
@@ -318,17 +318,18 @@ pub fn without_unknown_sources(
             .into_iter()
             .all(|e| known.contains_key(e))
     };
-    let strip = |rules: &[crate::model::spec::Rule]| -> Vec<crate::model::spec::Rule> {
-        rules
-            .iter()
-            .filter_map(|r| {
-                let mut r = r.clone();
-                r.security_groups.retain(|s| resolvable(s));
-                (!r.cidr_blocks.is_empty() || !r.security_groups.is_empty()).then_some(r)
-            })
-            .collect()
-    };
-    let stripped = crate::model::spec::SecurityGroup {
+    let strip =
+        |rules: &[envboot_core::model::spec::Rule]| -> Vec<envboot_core::model::spec::Rule> {
+            rules
+                .iter()
+                .filter_map(|r| {
+                    let mut r = r.clone();
+                    r.security_groups.retain(|s| resolvable(s));
+                    (!r.cidr_blocks.is_empty() || !r.security_groups.is_empty()).then_some(r)
+                })
+                .collect()
+        };
+    let stripped = envboot_core::model::spec::SecurityGroup {
         ingress: strip(&g.ingress),
         egress: g.egress.as_deref().map(strip),
         ..g.clone()
@@ -502,7 +503,7 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::spec::{Instance, SecurityGroup, Subnet, Vpc};
+    use envboot_core::model::spec::{Instance, SecurityGroup, Subnet, Vpc};
     use std::collections::BTreeSet;
 
     fn vpc(cidr: &str) -> Resource {
@@ -691,7 +692,7 @@ mod tests {
         let f = &changes[0].change.fields;
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].path, "ingress");
-        let text = crate::plan::format_changes(changes.iter().map(|c| &c.change));
+        let text = envboot_core::plan::format_changes(changes.iter().map(|c| &c.change));
         assert!(
             text.contains("- {\"protocol\":\"tcp\",\"from_port\":22,\"to_port\":22,\"cidr_block\":\"10.1.0.0/16\"}"),
             "{text}"
@@ -816,7 +817,7 @@ mod tests {
     #[test]
     fn associations_have_no_tags_and_key_pairs_compare_a_hash_of_the_key() {
         let assoc = fields(
-            &ResourceSpec::EipAssociation(crate::model::spec::EipAssociation {
+            &ResourceSpec::EipAssociation(envboot_core::model::spec::EipAssociation {
                 allocation_id: "${n.ip.id}".into(),
                 instance_id: "${n.vm.id}".into(),
             }),
@@ -825,7 +826,7 @@ mod tests {
         );
         assert!(!assoc.contains_key("tags"));
         let key = fields(
-            &ResourceSpec::KeyPair(crate::model::spec::KeyPair {
+            &ResourceSpec::KeyPair(envboot_core::model::spec::KeyPair {
                 key_name: None,
                 public_key_file: Some("k.pub".into()),
                 public_key: Some("ssh-ed25519 AAAA x\n".into()),

@@ -1,8 +1,8 @@
-//! Conformance of `envboot::helm` against real `helm template` (v4.1.4) on the chart corpus in
+//! Conformance of `envboot-helm` against real `helm template` (v4.1.4) on the chart corpus in
 //! ../shared/helm-corpus: every chart with its defaults, and with every values file under its
 //! `ci/`. Outputs are split at `# Source:` lines and compared file by file; output that is
 //! random by design is masked. Cases that may differ are listed, with the reason, in
-//! tests/helm-conformance-exceptions.txt.
+//! crates/envboot-helm/tests/conformance-exceptions.txt.
 
 // Test harness: a panic here is a failed test, as clippy.toml allows in #[test] functions.
 #![allow(clippy::unwrap_used)]
@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use envboot::helm;
+use envboot_helm as helm;
 use sha2::{Digest, Sha256};
 
 const HELM_VERSION: &str = "v4.1.4";
@@ -32,8 +32,9 @@ const RANDOM_FUNCS: &[&str] = &[
     "shuffle",
 ];
 
+/// The repository's root (this crate lives in crates/envboot-helm).
 fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn cache_dir() -> PathBuf {
@@ -277,7 +278,7 @@ fn uses_random(dir: &Path) -> bool {
 }
 
 fn exceptions() -> BTreeMap<(String, String), String> {
-    let p = manifest_dir().join("tests/helm-conformance-exceptions.txt");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance-exceptions.txt");
     let text = std::fs::read_to_string(p).unwrap_or_default();
     let mut out = BTreeMap::new();
     for line in text.lines() {

@@ -10,7 +10,7 @@ use super::{
     TAG_DNS_HOSTNAMES, TAG_DNS_SUPPORT, TAG_PUBLIC_KEY, TAG_REVISION, TAG_ROOT_VOLUME_SIZE,
     TAG_USER_DATA,
 };
-use crate::model::ResourceType;
+use envboot_core::model::ResourceType;
 
 /// User tags as fields: everything but envboot's and AWS's own.
 fn user_tags(tags: &[Tag]) -> Value {

@@ -23,8 +23,8 @@ use kube::discovery::Scope;
 use kube::Client;
 use serde_json::Value;
 
-use crate::render::LABEL_ENVIRONMENT;
 pub use diff::{KubeChange, ObjectKey, FIELD_MANAGER};
+use envboot_core::render::LABEL_ENVIRONMENT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -18,11 +18,11 @@ use super::{
     TAG_ASSOCIATION, TAG_DATA, TAG_DNS_HOSTNAMES, TAG_DNS_SUPPORT, TAG_ENVIRONMENT, TAG_PUBLIC_KEY,
     TAG_REVISION, TAG_ROOT_VOLUME_SIZE, TAG_USER_DATA,
 };
-use crate::model::spec::{
+use envboot_core::model::spec::{
     Eip, EipAssociation, Instance, InternetGateway, KeyPair, LaunchTemplate, NatGateway,
     RouteTable, SecurityGroup, Subnet, Vpc,
 };
-use crate::model::{ResourceSpec, ResourceType};
+use envboot_core::model::{ResourceSpec, ResourceType};
 
 type Attributes = BTreeMap<String, String>;
 
@@ -58,7 +58,7 @@ fn ip_permission(p: &Permission) -> IpPermission {
 }
 
 fn base64(s: &str) -> String {
-    crate::render::base64(s.as_bytes())
+    envboot_core::render::base64(s.as_bytes())
 }
 
 /// The value of a field as read (`actual`) of a change.
@@ -552,7 +552,7 @@ impl Aws {
         &self,
         address: &str,
         table: &str,
-        r: &crate::model::spec::Route,
+        r: &envboot_core::model::spec::Route,
         replace: bool,
     ) -> Result<()> {
         if replace {
@@ -714,10 +714,11 @@ impl Aws {
                     self.attach_gateway(address, id, &g.vpc_id).await?;
                 }
                 ("routes", ResourceSpec::RouteTable(t)) => {
-                    let before: Vec<crate::model::spec::Route> = actual_field(change, "routes");
-                    let by_cidr: HashMap<&str, &crate::model::spec::Route> =
+                    let before: Vec<envboot_core::model::spec::Route> =
+                        actual_field(change, "routes");
+                    let by_cidr: HashMap<&str, &envboot_core::model::spec::Route> =
                         before.iter().map(|r| (r.cidr_block.as_str(), r)).collect();
-                    let wanted: HashMap<&str, &crate::model::spec::Route> = t
+                    let wanted: HashMap<&str, &envboot_core::model::spec::Route> = t
                         .routes
                         .iter()
                         .map(|r| (r.cidr_block.as_str(), r))
@@ -1405,7 +1406,7 @@ pub fn needs_settling(change: &AwsChange) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, Change};
+    use envboot_core::plan::{Action, Change};
 
     fn kept(rtype: ResourceType, state: &str) -> AwsChange {
         AwsChange {

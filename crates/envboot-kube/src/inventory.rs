@@ -46,7 +46,7 @@ pub fn name(environment: &str) -> String {
 
 /// The inventory group of a rendered object: its release, or the environment's own objects.
 pub fn group_of(object: &Value) -> String {
-    match object["metadata"]["labels"][crate::render::LABEL_RELEASE].as_str() {
+    match object["metadata"]["labels"][envboot_core::render::LABEL_RELEASE].as_str() {
         Some(release) => format!("release.{release}"),
         None => "environment".to_string(),
     }

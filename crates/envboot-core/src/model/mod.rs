@@ -15,7 +15,7 @@ use ipnet::Ipv4Net;
 use serde_json::Value;
 
 use crate::diag::{self, idx, key, Diagnostic, Diagnostics, SourceFile};
-use crate::source::Snapshot;
+use crate::snapshot::Snapshot;
 use spec::{ClusterKind, ClusterSpec, EnvironmentFile, ModuleFile, NodeSpec, API_VERSION};
 pub use spec::{ResourceSpec, ResourceType};
 

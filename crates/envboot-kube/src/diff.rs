@@ -9,8 +9,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::plan::{Action, Change, FieldChange};
-use crate::render::ANNOTATION_REVISION;
+use envboot_core::plan::{Action, Change, FieldChange};
+use envboot_core::render::ANNOTATION_REVISION;
 
 /// The field manager envboot applies with.
 pub const FIELD_MANAGER: &str = "envboot";
@@ -247,7 +247,7 @@ pub fn diff(
     }
     // What is left is owned but no longer declared: delete, in reverse install order.
     let mut deletes: Vec<(ObjectKey, &Value)> = by_key.into_iter().collect();
-    deletes.sort_by_key(|(k, _)| std::cmp::Reverse(crate::render::kind_rank(&k.kind)));
+    deletes.sort_by_key(|(k, _)| std::cmp::Reverse(envboot_core::render::kind_rank(&k.kind)));
     out.extend(deletes.into_iter().map(|(key, l)| KubeChange {
         change: Change {
             kind: key.kind.clone(),
@@ -269,7 +269,7 @@ pub fn diff(
 /// any other field (a chart value from a secret): there the old value is masked whole, as it
 /// held the secret before it changed.
 pub fn mask(kind: &str, fields: &mut [FieldChange]) {
-    let sensitive = || Some(crate::secrets::SENSITIVE.to_string());
+    let sensitive = || Some(envboot_core::sensitive::SENSITIVE.to_string());
     for f in fields {
         if kind == "Secret" && (f.path.starts_with("data") || f.path.starts_with("stringData")) {
             f.before = f.before.as_ref().and_then(|_| sensitive());
@@ -277,7 +277,7 @@ pub fn mask(kind: &str, fields: &mut [FieldChange]) {
             continue;
         }
         let Some(after) = &f.after else { continue };
-        if let std::borrow::Cow::Owned(masked) = crate::secrets::redact(after) {
+        if let std::borrow::Cow::Owned(masked) = envboot_core::sensitive::redact(after) {
             f.after = Some(masked);
             f.before = f.before.as_ref().and_then(|_| sensitive());
         }

@@ -17,7 +17,6 @@
 //! Credentials, region and endpoint come from the standard AWS chain (`AWS_ENDPOINT_URL` included).
 
 pub mod diff;
-pub mod executor;
 mod read;
 mod write;
 
@@ -38,9 +37,9 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::{Map, Value};
 
-use crate::model::{Resource, ResourceType};
-use crate::plan::{Action, FieldChange, KNOWN_AFTER_APPLY};
 pub use diff::{Actual, AwsChange};
+use envboot_core::model::{Resource, ResourceType};
+use envboot_core::plan::{Action, FieldChange, KNOWN_AFTER_APPLY};
 
 /// Tag naming the environment that owns a resource.
 pub const TAG_ENVIRONMENT: &str = "envboot:environment";
