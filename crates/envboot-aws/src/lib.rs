@@ -377,6 +377,17 @@ impl Aws {
         }
     }
 
+    /// A client pointed at no endpoint, with no credentials: what a plan built from data holds
+    /// (the engine's unit tests drive apply through another provider). Nothing is sent until a
+    /// call is made, and a call fails.
+    pub fn unconnected() -> Aws {
+        Aws::from_config(
+            aws_sdk_ec2::config::Builder::new()
+                .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+                .region(aws_sdk_ec2::config::Region::new("us-east-1")),
+        )
+    }
+
     /// Sweeps what the Kubernetes cluster `name` leaves in a VPC before deleting the VPC.
     pub fn with_cluster(mut self, name: Option<String>) -> Aws {
         self.cluster = name;

@@ -1,0 +1,173 @@
+//! What the engine drives: the cloud layer ([`Cloud`]) and the cluster layer ([`Cluster`]).
+//!
+//! envboot-aws's `Aws` and envboot-kube's `Kube` implement these for real servers; the
+//! engine's unit tests (tests.rs) drive apply through an in-memory implementation, so the
+//! order of changes, waves, hooks, the parallelism bound and failures half way are tested from
+//! data. Discovery and diffing happen in `plan`, which needs nothing but reads; these are the
+//! calls apply makes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::aws::{self, Aws, AwsChange, DeleteContext};
+use crate::kube::{self, inventory::Inventory, Kube, ObjectKey};
+use crate::model::spec::SecurityGroup;
+use crate::model::ResourceSpec;
+
+/// The cloud layer's writes and waits.
+///
+/// # Assumptions
+/// Every call is idempotent across runs: a create carries a client token derived from the
+/// environment, address, revision and spec, so a rerun after a crash never duplicates.
+pub(crate) trait Cloud {
+    /// Creates the resource `address`; returns its attributes (`id`, ...).
+    async fn create(
+        &self,
+        environment: &str,
+        revision: &str,
+        address: &str,
+        spec: &ResourceSpec,
+    ) -> aws::Result<BTreeMap<String, String>>;
+    /// Changes an existing resource in place to `spec`.
+    async fn update(
+        &self,
+        environment: &str,
+        revision: &str,
+        change: &AwsChange,
+        spec: &ResourceSpec,
+    ) -> aws::Result<()>;
+    /// Deletes an existing resource (and what AWS needs gone first).
+    async fn delete(&self, change: &AwsChange, ctx: &DeleteContext) -> aws::Result<()>;
+    /// Waits for a kept resource that is still becoming available.
+    async fn settle(&self, change: &AwsChange) -> aws::Result<()>;
+    /// Whether `settle` has anything to wait for.
+    fn needs_settling(&self, change: &AwsChange) -> bool;
+    /// Adds the rules a security group was created without (their sources did not exist yet).
+    async fn add_missing_rules(
+        &self,
+        address: &str,
+        group: &str,
+        made: &SecurityGroup,
+        full: &SecurityGroup,
+    ) -> aws::Result<()>;
+}
+
+/// The cluster layer's writes and waits.
+pub(crate) trait Cluster {
+    /// Server-side applies `object`.
+    async fn apply(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        object: &Value,
+        force: bool,
+    ) -> kube::Result<()>;
+    /// Deletes the object; `false` when it was kept (a namespace holding foreign objects).
+    async fn delete(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        environment: &str,
+    ) -> kube::Result<bool>;
+    /// Waits until the object is gone; `false` if it is still there after `timeout`.
+    async fn wait_deleted(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        timeout: Duration,
+    ) -> kube::Result<bool>;
+    /// Waits until every target is ready; returns those that are not, with why.
+    async fn wait_ready(
+        &self,
+        environment: &str,
+        targets: &[(String, ObjectKey)],
+        timeout: Duration,
+    ) -> kube::Result<Vec<(ObjectKey, String)>>;
+    /// Records what the environment has in the cluster.
+    async fn write_inventory(&self, environment: &str, inventory: &Inventory) -> kube::Result<()>;
+    /// Removes the record (destroy).
+    async fn delete_inventory(&self, environment: &str) -> kube::Result<()>;
+}
+
+impl Cloud for Aws {
+    async fn create(
+        &self,
+        environment: &str,
+        revision: &str,
+        address: &str,
+        spec: &ResourceSpec,
+    ) -> aws::Result<BTreeMap<String, String>> {
+        Aws::create(self, environment, revision, address, spec).await
+    }
+    async fn update(
+        &self,
+        environment: &str,
+        revision: &str,
+        change: &AwsChange,
+        spec: &ResourceSpec,
+    ) -> aws::Result<()> {
+        Aws::update(self, environment, revision, change, spec).await
+    }
+    async fn delete(&self, change: &AwsChange, ctx: &DeleteContext) -> aws::Result<()> {
+        Aws::delete(self, change, ctx).await
+    }
+    async fn settle(&self, change: &AwsChange) -> aws::Result<()> {
+        Aws::settle(self, change).await
+    }
+    fn needs_settling(&self, change: &AwsChange) -> bool {
+        aws::needs_settling(change)
+    }
+    async fn add_missing_rules(
+        &self,
+        address: &str,
+        group: &str,
+        made: &SecurityGroup,
+        full: &SecurityGroup,
+    ) -> aws::Result<()> {
+        Aws::add_missing_rules(self, address, group, made, full).await
+    }
+}
+
+impl Cluster for Kube {
+    async fn apply(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        object: &Value,
+        force: bool,
+    ) -> kube::Result<()> {
+        Kube::apply(self, api_version, key, object, force).await
+    }
+    async fn delete(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        environment: &str,
+    ) -> kube::Result<bool> {
+        Kube::delete(self, api_version, key, environment).await
+    }
+    async fn wait_deleted(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        timeout: Duration,
+    ) -> kube::Result<bool> {
+        Kube::wait_deleted(self, api_version, key, timeout).await
+    }
+    async fn wait_ready(
+        &self,
+        environment: &str,
+        targets: &[(String, ObjectKey)],
+        timeout: Duration,
+    ) -> kube::Result<Vec<(ObjectKey, String)>> {
+        Kube::wait_ready(self, environment, targets, timeout).await
+    }
+    async fn write_inventory(&self, environment: &str, inventory: &Inventory) -> kube::Result<()> {
+        Kube::write_inventory(self, environment, inventory).await
+    }
+    async fn delete_inventory(&self, environment: &str) -> kube::Result<()> {
+        Kube::delete_inventory(self, environment).await
+    }
+}
