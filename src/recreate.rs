@@ -177,43 +177,31 @@ pub async fn recreate(loaded: &Loaded, copy: &str, ready_timeout: Duration) -> R
     })
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 impl Report {
-    /// The report as JUnit XML: one test suite, one test case per phase.
+    /// The report as JUnit XML (quick-junit): one test suite, one test case per phase.
     pub fn to_junit(&self) -> String {
-        let failures = self.phases.iter().filter(|p| !p.ok).count();
-        let total: f64 = self.phases.iter().map(|p| p.seconds).sum();
-        let mut out = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"envboot recreate {} as {}\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">\n",
-            xml_escape(&self.environment),
-            xml_escape(&self.copy),
-            self.phases.len()
-        );
+        use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+        let mut suite = TestSuite::new(format!(
+            "envboot recreate {} as {}",
+            self.environment, self.copy
+        ));
         for p in &self.phases {
-            out.push_str(&format!(
-                "    <testcase classname=\"envboot.recreate.{}\" name=\"{}\" time=\"{:.3}\"",
-                xml_escape(&self.environment),
-                p.name,
-                p.seconds
-            ));
-            if p.ok {
-                out.push_str("/>\n");
+            let status = if p.ok {
+                TestCaseStatus::success()
             } else {
-                out.push_str(&format!(
-                    ">\n      <failure message=\"{} failed\">{}</failure>\n    </testcase>\n",
-                    p.name,
-                    xml_escape(&p.message)
-                ));
-            }
+                let mut failure = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                failure.set_message(format!("{} failed", p.name));
+                failure.set_description(p.message.as_str());
+                failure
+            };
+            let mut case = TestCase::new(p.name, status);
+            case.set_classname(format!("envboot.recreate.{}", self.environment));
+            case.set_time(std::time::Duration::from_secs_f64(p.seconds.max(0.0)));
+            suite.add_test_case(case);
         }
-        out.push_str("  </testsuite>\n</testsuites>\n");
-        out
+        let mut report = quick_junit::Report::new("envboot recreate");
+        report.add_test_suite(suite);
+        report.to_string().unwrap_or_default()
     }
 
     pub fn to_json(&self) -> String {

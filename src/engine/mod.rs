@@ -211,8 +211,8 @@ pub fn validate(options: &SourceOptions, name: &str) -> Result<Validated> {
         let mut found = Vec::new();
         model::refs::collect(&r.inline_values, "", &mut found);
         for (_, expr) in found {
-            if let ["secret", secret, key] = expr.split('.').collect::<Vec<_>>()[..] {
-                referenced.push((secret.to_string(), key.to_string()));
+            if let model::refs::Ref::Secret { name, key } = model::refs::Ref::parse(&expr) {
+                referenced.push((name.to_string(), key.to_string()));
             }
         }
     }

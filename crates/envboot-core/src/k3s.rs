@@ -276,6 +276,14 @@ fn indent(text: &str, n: usize) -> String {
         .join("\n")
 }
 
+/// `s` as one shell word (quoted by shlex where it must be; a NUL byte, which no shell word
+/// can hold, is dropped: validation rejects it before).
+fn shell_word(s: &str) -> String {
+    shlex::try_quote(&s.replace('\0', ""))
+        .map(|q| q.into_owned())
+        .unwrap_or_default()
+}
+
 /// A YAML double-quoted string.
 fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
@@ -335,14 +343,15 @@ pub fn user_data(creds: &Credentials, node: &NodeSettings, role: &Role) -> Strin
     };
     let install = format!(
         "#!/bin/sh\n\
-         # Installs k3s {version} ({mode}), pinned by the environment in Git.\n\
+         # Installs k3s {shown} ({mode}), pinned by the environment in Git.\n\
          set -eu\n\
          extra=''\n\
          {public_ip}\
          curl -sfL --retry 10 --retry-all-errors {script} |\n\
          \x20 INSTALL_K3S_VERSION={version} INSTALL_K3S_EXEC=\"{mode} $extra\" sh -s -\n",
-        version = quoted(&node.version),
-        script = quoted(&node.install_script),
+        version = shell_word(&node.version),
+        shown = node.version.escape_debug(),
+        script = shell_word(&node.install_script),
     );
     files.push((
         "/usr/local/lib/envboot/install-k3s.sh".into(),
@@ -497,6 +506,30 @@ mod tests {
         assert_eq!(
             crate::sensitive::redact(&format!("x {} y", creds.token)),
             "x (sensitive) y"
+        );
+    }
+
+    #[test]
+    fn the_install_script_quotes_what_the_environment_sets() {
+        let creds = Credentials::generate().expect("credentials");
+        let mut node = node();
+        node.version = "v1.33.5+k3s1$(reboot)\nreboot".into();
+        node.install_script = "https://example.test/k3s;reboot".into();
+        let data = user_data(
+            &creds,
+            &node,
+            &Role::Agent {
+                server: "10.0.0.1".into(),
+            },
+        );
+        assert!(
+            data.contains("INSTALL_K3S_VERSION='v1.33.5+k3s1$(reboot)"),
+            "{data}"
+        );
+        assert!(data.contains("'https://example.test/k3s;reboot'"), "{data}");
+        assert!(
+            data.contains("# Installs k3s v1.33.5+k3s1$(reboot)\\nreboot (agent)"),
+            "{data}"
         );
     }
 

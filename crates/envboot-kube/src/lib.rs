@@ -600,24 +600,35 @@ impl Kube {
         key: &ObjectKey,
         timeout: std::time::Duration,
     ) -> Result<bool> {
+        use kube::runtime::wait::{await_condition, conditions};
         let api = self.api(api_version, key).await?;
-        let started = std::time::Instant::now();
-        loop {
-            let found = api
-                .get_opt(&key.name)
-                .await
-                .map_err(|source| Error::CallFailed {
-                    object: key.to_string(),
-                    call: "get",
-                    source,
-                })?;
-            if found.is_none() {
-                return Ok(true);
+        let failed = |call: &'static str| {
+            move |source| Error::CallFailed {
+                object: key.to_string(),
+                call,
+                source,
             }
-            if started.elapsed() > timeout {
-                return Ok(false);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        let Some(found) = api.get_opt(&key.name).await.map_err(failed("get"))? else {
+            return Ok(true);
+        };
+        let uid = found.metadata.uid.unwrap_or_default();
+        // kube-runtime's wait: a watch on the one object until it is gone (or replaced by
+        // another of the same name, which has another uid).
+        let gone = await_condition(api, &key.name, conditions::is_deleted(&uid));
+        match tokio::time::timeout(timeout, gone).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(kube::runtime::wait::Error::ProbeFailed(e))) => Err(Error::CallFailed {
+                object: key.to_string(),
+                call: "watch",
+                source: match e {
+                    kube::runtime::watcher::Error::InitialListFailed(e)
+                    | kube::runtime::watcher::Error::WatchStartFailed(e)
+                    | kube::runtime::watcher::Error::WatchFailed(e) => e,
+                    other => kube::Error::Service(Box::new(other)),
+                },
+            }),
+            Err(_elapsed) => Ok(false),
         }
     }
 

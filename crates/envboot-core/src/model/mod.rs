@@ -132,22 +132,25 @@ pub struct Release {
     pub timeout: Option<std::time::Duration>,
 }
 
-/// Parses `90s`, `5m`, `1h` or a number of seconds.
+/// The longest duration envboot accepts anywhere (a timeout, a wait, an interval).
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// Parses `90s`, `5m`, `1h30m` (humantime's units) or a number of seconds, at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
+    let parsed = match text.parse::<u64>() {
+        Ok(seconds) => Ok(std::time::Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(text),
     };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as 90s, 5m or 1h"))?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{text}`: the unit must be s, m or h")),
-    };
-    Ok(std::time::Duration::from_secs(seconds))
+    match parsed {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        Ok(_) | Err(humantime::DurationError::NumberOverflow) => Err(format!(
+            "`{text}` is too long: a duration is at most 30 days (720h)"
+        )),
+        Err(e) => Err(format!(
+            "`{text}` is not a duration such as 90s, 5m or 1h30m ({e})"
+        )),
+    }
 }
 
 /// A Helm chart read from the commit.
@@ -352,8 +355,9 @@ fn security_group_rule_edges(
             &mut found,
         );
         let target = |expr: &str| {
-            expr.rsplit_once('.')
-                .and_then(|(a, _)| index.get(a).copied())
+            refs::Ref::parse(expr)
+                .address()
+                .and_then(|a| index.get(a).copied())
         };
         let in_rules: BTreeSet<usize> = found
             .iter()
@@ -515,9 +519,8 @@ impl Loader<'_> {
             }
             let entry = deps.entry(i).or_default();
             for (path, expr) in found {
-                let parts: Vec<&str> = expr.split('.').collect();
-                match parts.as_slice() {
-                    ["module", m, _output] => match by_name.get(m) {
+                match refs::Ref::parse(&expr) {
+                    refs::Ref::ModuleOutput { instance: m, .. } => match by_name.get(m) {
                         Some(&j) => {
                             entry.insert(j);
                         }
@@ -590,16 +593,20 @@ impl Loader<'_> {
                     continue;
                 };
                 let mut value = v.clone();
-                refs::substitute(&mut value, &mut |expr| {
-                    let parts: Vec<&str> = expr.split('.').collect();
-                    match parts.as_slice() {
-                        ["module", m, o] => outputs.get(*m).and_then(|outs| outs.get(*o)).cloned(),
-                        _ => None,
-                    }
+                refs::substitute(&mut value, &mut |expr| match refs::Ref::parse(expr) {
+                    refs::Ref::ModuleOutput {
+                        instance: m,
+                        output: o,
+                    } => outputs.get(m).and_then(|outs| outs.get(o)).cloned(),
+                    _ => None,
                 });
                 for (_, expr) in collect_refs(&value) {
-                    if let ["module", m, o] = expr.split('.').collect::<Vec<_>>().as_slice() {
-                        if outputs.contains_key(*m) {
+                    if let refs::Ref::ModuleOutput {
+                        instance: m,
+                        output: o,
+                    } = refs::Ref::parse(&expr)
+                    {
+                        if outputs.contains_key(m) {
                             self.report(
                                 file.at(
                                     &path,
@@ -829,7 +836,7 @@ impl Loader<'_> {
         refs::collect(&args, "", &mut found);
         let mut depends_on: BTreeSet<String> = found
             .iter()
-            .filter_map(|(_, expr)| expr.rsplit_once('.').map(|(r, _)| r.to_string()))
+            .filter_map(|(_, expr)| refs::Ref::parse(expr).address().map(str::to_string))
             .collect();
         if let Some(s) = server {
             depends_on.insert(s.to_string());
@@ -911,14 +918,10 @@ impl Loader<'_> {
             let mut depends_on = BTreeSet::new();
             let mut raw_refs = Vec::new();
             refs::collect(&args, &at, &mut raw_refs);
-            refs::substitute(&mut args, &mut |expr| match expr
-                .split('.')
-                .collect::<Vec<_>>()
-                .as_slice()
-            {
-                ["input", k] => {
-                    let v = inputs.get(*k).cloned();
-                    if v.is_none() && !module.inputs.contains_key(*k) {
+            refs::substitute(&mut args, &mut |expr| match refs::Ref::parse(expr) {
+                refs::Ref::Input { name: k } => {
+                    let v = inputs.get(k).cloned();
+                    if v.is_none() && !module.inputs.contains_key(k) {
                         problems.push(format!("`${{{expr}}}` refers to input `{k}`, which the module does not declare"));
                     }
                     v
@@ -926,11 +929,13 @@ impl Loader<'_> {
                 _ => None,
             });
             refs::substitute(&mut args, &mut |expr| {
-                let parts: Vec<&str> = expr.split('.').collect();
-                match parts.as_slice() {
-                    ["input", _] => None,
-                    [r, attr] => match names.get(*r) {
-                        Some(t) if t.attributes().contains(attr) => {
+                match refs::Ref::parse(expr) {
+                    refs::Ref::Input { .. } => None,
+                    refs::Ref::Local {
+                        resource: r,
+                        attribute: attr,
+                    } => match names.get(r) {
+                        Some(t) if t.attributes().contains(&attr) => {
                             depends_on.insert(format!("{instance}.{r}"));
                             Some(Value::String(format!("${{{instance}.{r}.{attr}}}")))
                         }
@@ -948,8 +953,8 @@ impl Loader<'_> {
                         }
                     },
                     // Canonical: a reference to another instance's resource that came in through an input.
-                    [m, r, _attr] => {
-                        depends_on.insert(format!("{m}.{r}"));
+                    refs::Ref::Attribute { address, .. } => {
+                        depends_on.insert(address.to_string());
                         None
                     }
                     _ => {
@@ -993,17 +998,17 @@ impl Loader<'_> {
         for (k, expr) in &module.outputs {
             let mut v = Value::String(expr.clone());
             let mut bad = None;
-            refs::substitute(&mut v, &mut |e| {
-                let parts: Vec<&str> = e.split('.').collect();
-                match parts.as_slice() {
-                    ["input", k] => inputs.get(*k).cloned(),
-                    [r, attr] if names.get(*r).is_some_and(|t| t.attributes().contains(attr)) => {
-                        Some(Value::String(format!("${{{instance}.{r}.{attr}}}")))
-                    }
-                    _ => {
-                        bad = Some(e.to_string());
-                        None
-                    }
+            refs::substitute(&mut v, &mut |e| match refs::Ref::parse(e) {
+                refs::Ref::Input { name: k } => inputs.get(k).cloned(),
+                refs::Ref::Local {
+                    resource: r,
+                    attribute: attr,
+                } if names.get(r).is_some_and(|t| t.attributes().contains(&attr)) => {
+                    Some(Value::String(format!("${{{instance}.{r}.{attr}}}")))
+                }
+                _ => {
+                    bad = Some(e.to_string());
+                    None
                 }
             });
             if let Some(e) = bad {
@@ -1793,24 +1798,25 @@ impl Loader<'_> {
     ) {
         let mut problems = Vec::new();
         let outputs = &self.outputs;
-        refs::substitute(
-            value,
-            &mut |expr| match expr.split('.').collect::<Vec<_>>().as_slice() {
-                ["module", m, o] => match outputs.get(*m) {
-                    Some(outs) => match outs.get(*o) {
-                        Some(v) => Some(v.clone()),
-                        None => {
-                            problems.push(format!("module instance `{m}` has no output `{o}`"));
-                            None
-                        }
-                    },
+        refs::substitute(value, &mut |expr| match refs::Ref::parse(expr) {
+            refs::Ref::ModuleOutput {
+                instance: m,
+                output: o,
+            } => match outputs.get(m) {
+                Some(outs) => match outs.get(o) {
+                    Some(v) => Some(v.clone()),
                     None => {
-                        problems.push(format!("`${{{expr}}}` refers to module instance `{m}`, which is not declared under `infrastructure`"));
+                        problems.push(format!("module instance `{m}` has no output `{o}`"));
                         None
                     }
                 },
-                ["secret", name, _] => {
-                    match secrets {
+                None => {
+                    problems.push(format!("`${{{expr}}}` refers to module instance `{m}`, which is not declared under `infrastructure`"));
+                    None
+                }
+            },
+            refs::Ref::Secret { name, .. } => {
+                match secrets {
                         Some(names) if names.iter().any(|n| n == name) => {}
                         Some(_) => problems.push(format!(
                             "`${{{expr}}}` refers to secret `{name}`, which is not declared under `secrets`"
@@ -1819,21 +1825,20 @@ impl Loader<'_> {
                             "`${{{expr}}}`: secret values go only into release values and Secrets, never into a ConfigMap"
                         )),
                     }
-                    None
-                }
-                _ => {
-                    let expected = if secrets.is_some() {
-                        "`${module.INSTANCE.OUTPUT}` or `${secret.NAME.KEY}`"
-                    } else {
-                        "`${module.INSTANCE.OUTPUT}`"
-                    };
-                    problems.push(format!(
-                        "invalid reference `${{{expr}}}`: expected {expected}"
-                    ));
-                    None
-                }
-            },
-        );
+                None
+            }
+            _ => {
+                let expected = if secrets.is_some() {
+                    "`${module.INSTANCE.OUTPUT}` or `${secret.NAME.KEY}`"
+                } else {
+                    "`${module.INSTANCE.OUTPUT}`"
+                };
+                problems.push(format!(
+                    "invalid reference `${{{expr}}}`: expected {expected}"
+                ));
+                None
+            }
+        });
         for p in problems {
             self.report(file.at(path, p));
         }

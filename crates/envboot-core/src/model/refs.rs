@@ -2,6 +2,65 @@
 
 use serde_json::Value;
 
+/// What a `${...}` expression names. Parsed once, here; every other module matches on this.
+///
+/// The form decides: three parts are a module output (`module.`), a secret key (`secret.`), or
+/// the canonical attribute of an instantiated resource; two parts an input (`input.`) or an
+/// attribute of a resource of the same module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ref<'a> {
+    /// `${module.INSTANCE.OUTPUT}` (environment files).
+    ModuleOutput { instance: &'a str, output: &'a str },
+    /// `${secret.NAME.KEY}`: a key of a decrypted secret, filled in at render.
+    Secret { name: &'a str, key: &'a str },
+    /// `${input.NAME}`: an input of the module being instantiated.
+    Input { name: &'a str },
+    /// `${RESOURCE.ATTRIBUTE}`: a resource of the same module (module files).
+    Local {
+        resource: &'a str,
+        attribute: &'a str,
+    },
+    /// `${INSTANCE.RESOURCE.ATTRIBUTE}`: the canonical form after instantiation; `address` is
+    /// `INSTANCE.RESOURCE`.
+    Attribute {
+        address: &'a str,
+        attribute: &'a str,
+    },
+    /// Anything else (an empty part, too many or too few parts).
+    Invalid,
+}
+
+impl<'a> Ref<'a> {
+    pub fn parse(expr: &'a str) -> Ref<'a> {
+        let parts: Vec<&str> = expr.split('.').collect();
+        if parts.iter().any(|p| p.is_empty() || p.trim() != *p) {
+            return Ref::Invalid;
+        }
+        match parts[..] {
+            ["module", instance, output] => Ref::ModuleOutput { instance, output },
+            ["secret", name, key] => Ref::Secret { name, key },
+            [_, _, attribute] => Ref::Attribute {
+                address: &expr[..expr.len() - attribute.len() - 1],
+                attribute,
+            },
+            ["input", name] => Ref::Input { name },
+            [resource, attribute] => Ref::Local {
+                resource,
+                attribute,
+            },
+            _ => Ref::Invalid,
+        }
+    }
+
+    /// The canonical resource address a reference depends on (`INSTANCE.RESOURCE`).
+    pub fn address(&self) -> Option<&'a str> {
+        match self {
+            Ref::Attribute { address, .. } => Some(address),
+            _ => None,
+        }
+    }
+}
+
 /// The expressions (`a.b.c` for `${a.b.c}`) in `s`, in order.
 pub fn expressions(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -97,6 +156,44 @@ pub fn display(v: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn references_are_parsed_by_form() {
+        assert_eq!(
+            Ref::parse("module.net.vpc_id"),
+            Ref::ModuleOutput {
+                instance: "net",
+                output: "vpc_id"
+            }
+        );
+        assert_eq!(
+            Ref::parse("secret.db.password"),
+            Ref::Secret {
+                name: "db",
+                key: "password"
+            }
+        );
+        assert_eq!(Ref::parse("input.cidr"), Ref::Input { name: "cidr" });
+        assert_eq!(
+            Ref::parse("vpc.id"),
+            Ref::Local {
+                resource: "vpc",
+                attribute: "id"
+            }
+        );
+        let canonical = Ref::parse("net.vpc.id");
+        assert_eq!(
+            canonical,
+            Ref::Attribute {
+                address: "net.vpc",
+                attribute: "id"
+            }
+        );
+        assert_eq!(canonical.address(), Some("net.vpc"));
+        for bad in ["", "a", "a..b", "a.b.c.d", ".a", "a.b.", "a. b"] {
+            assert_eq!(Ref::parse(bad), Ref::Invalid, "{bad:?}");
+        }
+    }
 
     #[test]
     fn whole_reference_keeps_the_type() {

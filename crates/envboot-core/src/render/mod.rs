@@ -420,12 +420,19 @@ fn secret_values(release: &Release, secrets: &[SecretData]) -> Result<Option<Val
     for (key, value) in inline {
         let mut found = Vec::new();
         crate::model::refs::collect(value, "", &mut found);
-        if !found.iter().any(|(_, e)| e.starts_with("secret.")) {
+        if !found.iter().any(|(_, e)| {
+            matches!(
+                crate::model::refs::Ref::parse(e),
+                crate::model::refs::Ref::Secret { .. }
+            )
+        }) {
             continue;
         }
         let mut filled = value.clone();
         crate::model::refs::substitute(&mut filled, &mut |expr| {
-            let ["secret", name, k] = expr.split('.').collect::<Vec<_>>()[..] else {
+            let crate::model::refs::Ref::Secret { name, key: k } =
+                crate::model::refs::Ref::parse(expr)
+            else {
                 return None;
             };
             let secret = secrets
