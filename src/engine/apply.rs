@@ -40,7 +40,7 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     // against the API server once it answers.
     let started = Instant::now();
     let (mut notes, mut kept) = (Vec::new(), Vec::new());
-    aws::check_conflicts(&plan.aws)?;
+    check_conflicts(plan)?;
     aws_deletes(plan, &plan.aws_client, progress).await?;
     let known = aws_creates(plan, &plan.aws_client, progress).await?;
     let cluster = k3s_plan(plan, loaded, &known, progress).await?;
@@ -70,6 +70,22 @@ pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Re
     })
 }
 
+/// Stops apply before any write if the plan holds a conflict, in either layer.
+fn check_conflicts(plan: &Plan) -> Result<()> {
+    aws::check_conflicts(&plan.aws)?;
+    let conflicts: Vec<&str> = plan
+        .kube
+        .iter()
+        .filter_map(|c| c.conflict.as_deref())
+        .collect();
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Kube(kube::Error::Unowned(
+        conflicts.iter().map(|c| c.to_string()).collect(),
+    )))
+}
+
 /// Carries out `plan` through the providers `cloud` and `cluster` (apply's order, above).
 pub(crate) async fn execute(
     plan: &Plan,
@@ -79,7 +95,7 @@ pub(crate) async fn execute(
 ) -> Result<Report> {
     let started = Instant::now();
     let (mut notes, mut kept) = (Vec::new(), Vec::new());
-    aws::check_conflicts(&plan.aws)?;
+    check_conflicts(plan)?;
     if plan.goal == Goal::Destroy {
         kube_deletes(plan, cluster, progress, &mut notes, &mut kept).await?;
         if let Some(k) = cluster {
@@ -591,19 +607,19 @@ async fn kube_deletes(
         .iter()
         .filter(|c| c.change.action == Action::Delete)
     {
-        let deleted = k.delete(&c.api_version, &c.key, &plan.environment).await?;
-        if deleted {
-            deleted_keys.push(c);
-        }
-        if !deleted {
-            kept.push(c.key.address());
-        }
-        let note = (!deleted).then(|| {
-            format!(
-                "namespace {} kept: it holds objects that envboot does not own",
-                c.key.name
-            )
-        });
+        let note = match k.delete(&c.api_version, &c.key, &plan.environment).await? {
+            kube::Deletion::Deleted => {
+                deleted_keys.push(c);
+                None
+            }
+            kube::Deletion::Kept { foreign } => {
+                kept.push(c.key.address());
+                Some(format!(
+                    "namespace {} kept: it holds objects that envboot does not own ({foreign})",
+                    c.key.name
+                ))
+            }
+        };
         if let Some(n) = &note {
             notes.push(n.clone());
         }

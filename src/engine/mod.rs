@@ -100,6 +100,9 @@ pub mod exit {
     pub const SOURCE: u8 = 4;
     /// Another run holds the environment's lock.
     pub const LOCKED: u8 = 5;
+    /// Something Git declares exists without the environment's tag or label (nothing was
+    /// changed; `--adopt` takes it over).
+    pub const CONFLICT: u8 = 6;
     /// The command line is wrong.
     pub const USAGE: u8 = 64;
 }
@@ -114,6 +117,9 @@ impl Error {
             | Error::Secret { .. }
             | Error::Chart(_) => exit::INVALID,
             Error::Kube(kube::Error::Locked { .. }) => exit::LOCKED,
+            Error::Kube(kube::Error::Unowned(_)) | Error::Aws(aws::Error::Conflicts(_)) => {
+                exit::CONFLICT
+            }
             Error::Aws(_)
             | Error::Kube(_)
             | Error::Unresolved { .. }
@@ -638,6 +644,36 @@ async fn plan_kube(
         Goal::Destroy => Vec::new(),
     };
     let mut changes = kube::diff::diff(&desired, &live, &foreign);
+    // What Git declares and the cluster has without the environment's label is not ours: a
+    // conflict, or (with --adopt) taken over.
+    let creates: Vec<(String, ObjectKey)> = changes
+        .iter()
+        .filter(|c| c.change.action == Action::Create)
+        .map(|c| (c.api_version.clone(), c.key.clone()))
+        .collect();
+    let mut present: BTreeSet<String> = foreign.clone();
+    present.extend(
+        live.iter()
+            .filter(|o| o["kind"] == "Namespace" && o["apiVersion"] == "v1")
+            .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string)),
+    );
+    let unowned = k.unowned_existing(&env.name, &creates, &present).await?;
+    for c in &mut changes {
+        let Some(why) = unowned.get(&c.key) else {
+            continue;
+        };
+        if options.adopt && !why.contains("owned by environment") {
+            c.change.action = Action::Update;
+            c.force = true;
+            c.change.reason = Some(format!(
+                "adopting {}: envboot labels it as the environment's",
+                c.key
+            ));
+        } else {
+            c.change.reason = Some(format!("CONFLICT: {why}"));
+            c.conflict = Some(why.clone());
+        }
+    }
     for c in changes
         .iter_mut()
         .filter(|c| c.change.action == Action::Update)

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::aws::{self, Aws, AwsChange, DeleteContext};
-use crate::kube::{self, inventory::Inventory, Kube, ObjectKey};
+use crate::kube::{self, inventory::Inventory, Deletion, Kube, ObjectKey};
 use crate::model::spec::SecurityGroup;
 use crate::model::ResourceSpec;
 
@@ -64,13 +64,13 @@ pub(crate) trait Cluster {
         object: &Value,
         force: bool,
     ) -> kube::Result<()>;
-    /// Deletes the object; `false` when it was kept (a namespace holding foreign objects).
+    /// Deletes the object, or keeps it (a namespace holding objects that are not ours).
     async fn delete(
         &self,
         api_version: &str,
         key: &ObjectKey,
         environment: &str,
-    ) -> kube::Result<bool>;
+    ) -> kube::Result<Deletion>;
     /// Waits until the object is gone; `false` if it is still there after `timeout`.
     async fn wait_deleted(
         &self,
@@ -145,7 +145,7 @@ impl Cluster for Kube {
         api_version: &str,
         key: &ObjectKey,
         environment: &str,
-    ) -> kube::Result<bool> {
+    ) -> kube::Result<Deletion> {
         Kube::delete(self, api_version, key, environment).await
     }
     async fn wait_deleted(

@@ -45,6 +45,8 @@ struct Memory {
     fail: BTreeSet<String>,
     /// Objects (`Kind ns/name`) that never become ready.
     never_ready: BTreeSet<String>,
+    /// Namespaces kept on deletion, with the foreign objects they hold.
+    foreign: BTreeMap<String, String>,
 }
 
 impl Memory {
@@ -167,11 +169,16 @@ impl Cluster for Memory {
         _api_version: &str,
         key: &ObjectKey,
         _environment: &str,
-    ) -> kube::Result<bool> {
+    ) -> kube::Result<kube::Deletion> {
         self.call(format!("delete {key}"))
             .await
             .map_err(kube_failed)?;
-        Ok(true)
+        Ok(match self.foreign.get(&key.to_string()) {
+            Some(foreign) => kube::Deletion::Kept {
+                foreign: foreign.clone(),
+            },
+            None => kube::Deletion::Deleted,
+        })
     }
     async fn wait_deleted(
         &self,
@@ -290,6 +297,7 @@ fn object(kind: &str, name: &str, release: Option<&str>, extra: Value) -> KubeCh
         desired: Some(desired),
         live: None,
         force: false,
+        conflict: None,
     }
 }
 
@@ -659,5 +667,48 @@ fn release_waves_count_the_longest_chain_of_dependencies() {
     assert_eq!(
         waves,
         BTreeMap::from([("a", 0), ("b", 1), ("c", 2), ("d", 0)])
+    );
+}
+
+#[test]
+fn an_unowned_kubernetes_object_is_a_conflict_and_nothing_is_written() {
+    let mut plan = Setup {
+        desired: vec![vpc("net.vpc", "10.0.0.0/16")],
+        kube: vec![object("ConfigMap", "taken", None, json!({}))],
+        ..Setup::default()
+    }
+    .plan();
+    plan.kube[0].conflict =
+        Some("ConfigMap apps/taken exists without the environment's label".into());
+    let memory = Memory::default();
+    let err = run(&plan, &memory).unwrap_err();
+    assert_eq!(err.exit_code(), exit::CONFLICT, "{err}");
+    assert!(err.to_string().contains("ConfigMap apps/taken"), "{err}");
+    assert!(memory.log().is_empty(), "{:?}", memory.log());
+}
+
+#[test]
+fn a_namespace_holding_foreign_objects_is_kept_and_says_what_it_holds() {
+    let mut ns = object("Namespace", "apps", None, json!({}));
+    ns.change.action = Action::Delete;
+    ns.live = ns.desired.take();
+    let plan = Setup {
+        goal: Goal::Destroy,
+        kube: vec![ns],
+        ..Setup::default()
+    }
+    .plan();
+    let memory = Memory {
+        foreign: BTreeMap::from([(
+            "Namespace apps".to_string(),
+            "Ingress apps/web, PersistentVolumeClaim apps/data".to_string(),
+        )]),
+        ..Memory::default()
+    };
+    let report = run(&plan, &memory).unwrap();
+    assert_eq!(report.kept, vec!["apps".to_string()]);
+    assert_eq!(
+        report.notes,
+        vec!["namespace apps kept: it holds objects that envboot does not own (Ingress apps/web, PersistentVolumeClaim apps/data)".to_string()]
     );
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use super::funcs::Func;
 use super::parse::{self, Arg, Cmd, Control, Node, Pipe, Source};
 use super::value::{print_action, Obj, Value};
 
@@ -473,7 +474,7 @@ impl Engine {
             )
         };
         match first {
-            Arg::Ident(_, name) => self.eval_function(st, cmd, name, rest, dot, fin),
+            Arg::Ident(_, name, func) => self.eval_function(st, cmd, name, *func, rest, dot, fin),
             Arg::Field(pos, chain) => {
                 let args = self.eval_args(st, rest, dot)?;
                 self.field_chain(st, *pos, first, dot.clone(), chain, args, fin, cmd)
@@ -575,17 +576,12 @@ impl Engine {
                 st.vars.truncate(mark);
                 v
             }
-            Arg::Ident(pos, name) => {
-                let cmd = Cmd {
-                    pos: *pos,
-                    args: Vec::new(),
-                };
+            Arg::Ident(pos, name, func) => {
                 let cmd_for_err = Cmd {
                     pos: *pos,
-                    args: vec![Arg::Ident(*pos, name.clone())],
+                    args: vec![Arg::Ident(*pos, name.clone(), *func)],
                 };
-                let _ = cmd;
-                self.eval_function(st, &cmd_for_err, name, &[], dot, None)
+                self.eval_function(st, &cmd_for_err, name, *func, &[], dot, None)
             }
         }
     }
@@ -683,17 +679,20 @@ impl Engine {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn eval_function(
         &mut self,
         st: &mut State,
         cmd: &Cmd,
         name: &str,
+        func: Func,
         rest: &[Arg],
         dot: &Value,
         fin: Option<Value>,
     ) -> R<Value> {
         // short-circuit and/or
-        if name == "and" || name == "or" {
+        if let Func::And | Func::Or = func {
+            let and = matches!(func, Func::And);
             if rest.is_empty() && fin.is_none() {
                 return Err(self.err(
                     st,
@@ -706,7 +705,7 @@ impl Engine {
             for a in rest {
                 let v = self.eval_arg(st, a, dot)?;
                 let t = v.truthy();
-                if (name == "and" && !t) || (name == "or" && t) {
+                if t != and {
                     return Ok(v);
                 }
                 last = v;
@@ -716,20 +715,11 @@ impl Engine {
             }
             return Ok(last);
         }
-        if !super::funcs::exists(name) {
-            let first_pos = cmd.args.first().map(|a| a.pos()).unwrap_or(cmd.pos);
-            return Err(self.err(
-                st,
-                first_pos,
-                name.to_string(),
-                format!("function {name:?} not defined"),
-            ));
-        }
         let mut args = self.eval_args(st, rest, dot)?;
         if let Some(f) = fin {
             args.push(f);
         }
-        match self.call(st, name, args, dot) {
+        match func.call(self, st, name, args) {
             Ok(v) => Ok(v),
             Err(e) => {
                 let ctx = format!("{cmd}");

@@ -1,10 +1,13 @@
 //! A Helm chart renderer that produces exactly what `helm template` (v4) prints.
 //!
 //! The engine implements Go's text/template semantics (`parse`, `exec`), Go's `fmt` printing
-//! (`gofmt`, `value`), Sprig and Helm's functions (`funcs`), YAML as go-yaml v2 reads and
-//! writes it (`yaml`), and Masterminds semver constraints (`semver`). This module loads charts,
-//! computes values as Helm does (chart defaults < values files < `--set`, subcharts and
-//! `global`), renders every template, and orders and frames the output like `helm template`.
+//! (`gofmt`, `value`), Go's builtins, Sprig's and Helm's functions (`funcs`: a registry of
+//! names filled by one module per family, resolved when a template is parsed), YAML and JSON
+//! as go-yaml v2 and `encoding/json` read and write them (`yaml`: `read`, `write`, `json`),
+//! Masterminds semver constraints (`semver`), `--set` parsing (`strvals`) and the
+//! `values.schema.json` check (`schema`). This module loads charts, computes values as Helm
+//! does (chart defaults < values files < `--set`, subcharts and `global`), renders every
+//! template, and orders and frames the output like `helm template`.
 
 mod exec;
 mod funcs;

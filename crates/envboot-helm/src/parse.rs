@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use super::funcs::Func;
+
 /// The text a template was parsed from, to turn byte offsets into `line:col`.
 #[derive(Debug)]
 pub struct Source {
@@ -71,7 +73,8 @@ pub struct Cmd {
 
 #[derive(Debug)]
 pub enum Arg {
-    Ident(usize, String),
+    /// A function's name, and what it resolved to.
+    Ident(usize, String, Func),
     Field(usize, Vec<String>),
     Dot(usize),
     Var(usize, String, Vec<String>),
@@ -87,7 +90,7 @@ pub enum Arg {
 impl Arg {
     pub fn pos(&self) -> usize {
         match self {
-            Arg::Ident(p, _)
+            Arg::Ident(p, _, _)
             | Arg::Field(p, _)
             | Arg::Dot(p)
             | Arg::Var(p, _, _)
@@ -107,7 +110,7 @@ impl Arg {
 impl std::fmt::Display for Arg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Arg::Ident(_, n) => write!(f, "{n}"),
+            Arg::Ident(_, n, _) => write!(f, "{n}"),
             Arg::Field(_, c) => {
                 for x in c {
                     write!(f, ".{x}")?;
@@ -804,10 +807,10 @@ impl<'a> Parser<'a> {
                 "false" => Arg::Bool(pos, false),
                 "nil" => Arg::Nil(pos),
                 _ => {
-                    if !super::funcs::exists(&name) {
+                    let Some(func) = super::funcs::lookup(&name) else {
                         return Err(self.err(pos, &format!("function {name:?} not defined")));
-                    }
-                    Arg::Ident(pos, name)
+                    };
+                    Arg::Ident(pos, name, func)
                 }
             },
             Tok::Field(name) => {

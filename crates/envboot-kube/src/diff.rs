@@ -68,6 +68,9 @@ pub struct KubeChange {
     pub live: Option<Value>,
     /// Apply must force: the update takes back fields that were edited by hand (drift).
     pub force: bool,
+    /// An object of this name exists without the environment's label: apply stops before any
+    /// write, unless `--adopt` takes it over.
+    pub conflict: Option<String>,
 }
 
 fn show(v: &Value) -> String {
@@ -243,6 +246,7 @@ pub fn diff(
             desired: Some(object.clone()),
             live: found.cloned(),
             force: false,
+            conflict: None,
         });
     }
     // What is left is owned but no longer declared: delete, in reverse install order.
@@ -261,6 +265,7 @@ pub fn diff(
         desired: None,
         live: Some(l.clone()),
         force: false,
+        conflict: None,
     }));
     out
 }

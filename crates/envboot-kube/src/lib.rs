@@ -13,6 +13,7 @@ pub mod ratelimit;
 pub mod ready;
 pub mod retry;
 
+use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -34,6 +35,8 @@ pub enum Error {
         #[source]
         source: kube::config::KubeconfigError,
     },
+    #[error("nothing was changed: {} object(s) that Git declares exist without the environment's label:\n{}\nrerun with --adopt to take them over (envboot labels them), or remove or rename them", .0.len(), .0.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"))]
+    Unowned(Vec<String>),
     #[error("cannot build a Kubernetes client: {0}")]
     Client(#[source] kube::Error),
     #[error("the cluster has no resource for apiVersion `{api_version}` kind `{kind}`: {source}")]
@@ -137,6 +140,52 @@ pub struct Kube {
     client: Client,
     pub calls: RequestCounter,
     groups: Arc<tokio::sync::Mutex<ResourceCache>>,
+    /// Every namespaced, listable kind, once discovered.
+    namespaced: Arc<tokio::sync::OnceCell<Vec<ApiResource>>>,
+}
+
+/// What a deletion did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    Deleted,
+    /// A namespace kept because it holds objects that are not the environment's (named).
+    Kept {
+        foreign: String,
+    },
+}
+
+/// How many foreign objects a kept namespace's note names.
+pub const FOREIGN_SHOWN: usize = 10;
+
+/// Whether `o` (of `kind`) is the environment's, or made by Kubernetes itself or by another
+/// object, so that it does not keep its namespace.
+fn owned_or_automatic(kind: &str, o: &DynamicObject, environment: &str) -> bool {
+    let owned = o
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_ENVIRONMENT))
+        .is_some_and(|e| e == environment);
+    let name = o.metadata.name.as_deref().unwrap_or_default();
+    let by_another = o
+        .metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|r| !r.is_empty());
+    let by_kubernetes = match kind {
+        "ConfigMap" => name == "kube-root-ca.crt",
+        "ServiceAccount" => name == "default",
+        "Secret" => o.data["type"] == "kubernetes.io/service-account-token",
+        // The endpoints controller names them after their Service, without an owner.
+        "Endpoints" => true,
+        "EndpointSlice" => o
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key("kubernetes.io/service-name")),
+        _ => false,
+    };
+    owned || by_another || by_kubernetes
 }
 
 /// apiVersion to its API resources and whether each is namespaced.
@@ -170,6 +219,7 @@ impl Kube {
             client,
             calls: RequestCounter::default(),
             groups: Arc::default(),
+            namespaced: Arc::default(),
         }
     }
 
@@ -224,6 +274,7 @@ impl Kube {
             client,
             calls,
             groups: Arc::default(),
+            namespaced: Arc::default(),
         })
     }
 
@@ -494,17 +545,19 @@ impl Kube {
         api_version: &str,
         key: &ObjectKey,
         environment: &str,
-    ) -> Result<bool> {
-        if key.kind == "Namespace"
-            && key.group.is_empty()
-            && self.holds_foreign_objects(&key.name, environment).await?
-        {
-            return Ok(false);
+    ) -> Result<Deletion> {
+        if key.kind == "Namespace" && key.group.is_empty() {
+            let foreign = self.foreign_objects(&key.name, environment).await?;
+            if !foreign.is_empty() {
+                return Ok(Deletion::Kept {
+                    foreign: foreign.join(", "),
+                });
+            }
         }
         let api = self.api(api_version, key).await?;
         match api.delete(&key.name, &DeleteParams::foreground()).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(true),
+            Ok(_) => Ok(Deletion::Deleted),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Deletion::Deleted),
             Err(source) => Err(Error::CallFailed {
                 object: key.to_string(),
                 call: "delete",
@@ -521,7 +574,6 @@ impl Kube {
         targets: &[(String, ObjectKey)],
         timeout: std::time::Duration,
     ) -> Result<Vec<(ObjectKey, String)>> {
-        use futures::StreamExt;
         use kube::runtime::{watcher, WatchStreamExt};
         let deadline = tokio::time::Instant::now() + timeout;
         let mut pending: BTreeMap<ObjectKey, String> = targets
@@ -632,48 +684,150 @@ impl Kube {
         }
     }
 
-    /// Whether namespace `ns` holds objects not labelled as `environment`'s (ignoring what
-    /// Kubernetes creates in every namespace).
-    async fn holds_foreign_objects(&self, ns: &str, environment: &str) -> Result<bool> {
-        for (api_version, kind) in [
-            ("v1", "ConfigMap"),
-            ("v1", "Secret"),
-            ("v1", "Service"),
-            ("v1", "Pod"),
-            ("apps/v1", "Deployment"),
-            ("apps/v1", "StatefulSet"),
-        ] {
-            let (ar, _) = self.resource(api_version, kind).await?;
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
-            let list =
-                api.list(&ListParams::default())
-                    .await
-                    .map_err(|source| Error::CallFailed {
-                        object: format!("{kind} in namespace {ns}"),
-                        call: "list",
-                        source,
-                    })?;
-            let foreign = list.items.iter().any(|o| {
-                let owned = o
-                    .metadata
-                    .labels
+    /// The objects among `creates` (to be created, by apiVersion and key) that exist already
+    /// without `environment`'s label, with why they are a conflict. Only namespaces in
+    /// `namespaces` (those that exist) are searched: nothing can be in one that does not. One
+    /// metadata-only GET per object, at most 8 at once.
+    pub async fn unowned_existing(
+        &self,
+        environment: &str,
+        creates: &[(String, ObjectKey)],
+        namespaces: &BTreeSet<String>,
+    ) -> Result<BTreeMap<ObjectKey, String>> {
+        let checks = creates
+            .iter()
+            .filter(|(_, key)| {
+                key.namespace
                     .as_ref()
-                    .and_then(|l| l.get(LABEL_ENVIRONMENT))
-                    .is_some_and(|e| e == environment);
-                let name = o.metadata.name.as_deref().unwrap_or_default();
-                let automatic = (kind == "ConfigMap" && name == "kube-root-ca.crt")
-                    || (kind == "Secret"
-                        && o.data["type"] == "kubernetes.io/service-account-token")
-                    || o.metadata
-                        .owner_references
+                    .is_none_or(|ns| namespaces.contains(ns))
+            })
+            .map(|(api_version, key)| async move {
+                let api = match self.api(api_version, key).await {
+                    Ok(api) => api,
+                    // A kind the cluster does not serve yet (its CRD comes in this apply).
+                    Err(Error::UnknownKind { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let found =
+                    api.get_metadata_opt(&key.name)
+                        .await
+                        .map_err(|source| Error::CallFailed {
+                            object: key.to_string(),
+                            call: "get",
+                            source,
+                        })?;
+                Ok(found.map(|o| {
+                    let owner = o
+                        .metadata
+                        .labels
                         .as_ref()
-                        .is_some_and(|r| !r.is_empty());
-                !owned && !automatic
+                        .and_then(|l| l.get(LABEL_ENVIRONMENT))
+                        .cloned();
+                    let why = match owner {
+                        Some(other) if other != environment => {
+                            format!("{key} exists, owned by environment `{other}`")
+                        }
+                        _ => format!(
+                            "{key} exists without the environment's label; --adopt takes it over"
+                        ),
+                    };
+                    (key.clone(), why)
+                }))
             });
-            if foreign {
-                return Ok(true);
+        let found: Vec<Result<Option<(ObjectKey, String)>>> = futures::stream::iter(checks)
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut out = BTreeMap::new();
+        for f in found {
+            if let Some((key, why)) = f? {
+                out.insert(key, why);
             }
         }
-        Ok(false)
+        Ok(out)
+    }
+
+    /// Objects in namespace `ns` that are not `environment`'s, as `Kind ns/name` (at most
+    /// [`FOREIGN_SHOWN`] of them, then `...`): every namespaced kind the cluster serves is
+    /// searched (discovery, custom resources included), leaving out what Kubernetes makes in
+    /// every namespace (the `default` ServiceAccount, `kube-root-ca.crt`, service account token
+    /// Secrets, Events, a Service's Endpoints and EndpointSlices) and objects another object
+    /// owns (Pods of a Deployment's ReplicaSet, ...).
+    pub async fn foreign_objects(&self, ns: &str, environment: &str) -> Result<Vec<String>> {
+        let kinds = self.namespaced_kinds().await?;
+        let lists = kinds.iter().map(|ar| async move {
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, ar);
+            match api.list(&ListParams::default()).await {
+                Ok(list) => Ok(list
+                    .items
+                    .into_iter()
+                    .filter(|o| !owned_or_automatic(&ar.kind, o, environment))
+                    .map(|o| format!("{} {ns}/{}", ar.kind, o.metadata.name.unwrap_or_default()))
+                    .collect::<Vec<_>>()),
+                // A kind served by an aggregated API that does not answer, or that this client
+                // may not list: nothing is known to be there, but nothing is known to be absent.
+                Err(kube::Error::Api(status)) if status.code == 403 || status.code == 503 => {
+                    Ok(vec![format!(
+                        "{} in {ns} (cannot be listed: {})",
+                        ar.kind, status.message
+                    )])
+                }
+                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 405 => {
+                    Ok(Vec::new())
+                }
+                Err(source) => Err(Error::CallFailed {
+                    object: format!("{} in namespace {ns}", ar.kind),
+                    call: "list",
+                    source,
+                }),
+            }
+        });
+        let mut found: Vec<String> = futures::stream::iter(lists)
+            .buffer_unordered(8)
+            .collect::<Vec<Result<Vec<String>>>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        found.sort();
+        if found.len() > FOREIGN_SHOWN {
+            found.truncate(FOREIGN_SHOWN);
+            found.push("...".into());
+        }
+        Ok(found)
+    }
+
+    /// Every namespaced kind the cluster serves that can be listed (discovery, once per
+    /// connection).
+    async fn namespaced_kinds(&self) -> Result<Vec<ApiResource>> {
+        let kinds = self
+            .namespaced
+            .get_or_try_init(|| async {
+                let discovery = kube::discovery::Discovery::new(self.client.clone())
+                    .run()
+                    .await
+                    .map_err(|source| Error::CallFailed {
+                        object: "the cluster's API groups".to_string(),
+                        call: "discovery",
+                        source,
+                    })?;
+                let mut kinds = Vec::new();
+                for group in discovery.groups() {
+                    for (ar, caps) in group.recommended_resources() {
+                        let usable = caps.scope == kube::discovery::Scope::Namespaced
+                            && !ar.plural.contains('/')
+                            && caps.supports_operation(kube::discovery::verbs::LIST)
+                            && ar.kind != "Event";
+                        if usable {
+                            kinds.push(ar);
+                        }
+                    }
+                }
+                Ok::<_, Error>(kinds)
+            })
+            .await?;
+        Ok(kinds.clone())
     }
 }

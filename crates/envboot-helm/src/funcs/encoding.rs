@@ -1,0 +1,193 @@
+//! Encodings and conversions: YAML, JSON and TOML (`toYaml`, `fromJson`, ...) as Helm and Sprig
+//! define them, base64 and base32.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+
+use super::{Args, Registry};
+use crate::exec::FnResult;
+use crate::value::{go_quote, to_v, Value};
+use crate::yaml;
+
+pub(super) fn register(r: &mut Registry) {
+    r.pure("toYaml", to_yaml);
+    r.pure("mustToYaml", to_yaml);
+    r.pure("toYamlPretty", to_yaml);
+    r.pure("fromYaml", from_yaml);
+    r.pure("fromYamlArray", from_yaml_array);
+    r.pure("toJson", to_json);
+    r.pure("mustToJson", to_json);
+    r.pure("toPrettyJson", to_pretty_json);
+    r.pure("mustToPrettyJson", to_pretty_json);
+    r.pure("toRawJson", to_raw_json);
+    r.pure("mustToRawJson", to_raw_json);
+    r.pure("fromJson", from_json);
+    r.pure("fromJsonArray", from_json_array);
+    r.pure("toToml", to_toml);
+    r.pure("b64enc", b64enc);
+    r.pure("b64dec", b64dec);
+    r.unsupported(&["b32enc", "b32dec"]);
+}
+
+fn to_yaml(a: Args) -> FnResult {
+    a.want(1)?;
+    let y = yaml::to_yaml(&a.v(0));
+    Ok(Value::string(
+        y.strip_suffix('\n').unwrap_or(&y).to_string(),
+    ))
+}
+
+fn from_yaml(a: Args) -> FnResult {
+    a.want(1)?;
+    let s = a.s(0)?;
+    Ok(match yaml::parse(&s) {
+        Ok(Value::Map(m)) => yaml::jsonify(Value::Map(m)),
+        Ok(Value::Nil) => Value::empty_map(),
+        Ok(v) => {
+            let mut m = BTreeMap::new();
+            m.insert(
+                "Error".to_string(),
+                Value::string(format!(
+                    "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                    json_kind(&v)
+                )),
+            );
+            Value::map(m)
+        }
+        Err(e) => {
+            let mut m = BTreeMap::new();
+            m.insert(
+                "Error".to_string(),
+                Value::string(format!("error converting YAML to JSON: {e}")),
+            );
+            Value::map(m)
+        }
+    })
+}
+
+fn from_yaml_array(a: Args) -> FnResult {
+    a.want(1)?;
+    let s = a.s(0)?;
+    Ok(match yaml::parse(&s) {
+        Ok(Value::List(l)) => yaml::jsonify(Value::List(l)),
+        Ok(Value::Nil) => Value::list(Vec::new()),
+        Ok(v) => Value::list(vec![Value::string(format!(
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type []interface {{}}",
+            json_kind(&v)
+        ))]),
+        Err(e) => Value::list(vec![Value::string(format!("error converting YAML to JSON: {e}"))]),
+    })
+}
+
+fn to_json(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(yaml::to_json(&a.v(0), None)))
+}
+
+fn to_pretty_json(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(yaml::to_json(&a.v(0), Some("  "))))
+}
+
+fn to_raw_json(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(
+        yaml::to_json(&a.v(0), None)
+            .replace("\\u003c", "<")
+            .replace("\\u003e", ">")
+            .replace("\\u0026", "&"),
+    ))
+}
+
+fn from_json(a: Args) -> FnResult {
+    a.want(1)?;
+    let s = a.s(0)?;
+    Ok(match yaml::from_json(&s) {
+        Ok(v @ Value::Map(_)) => v,
+        Ok(_) => Value::empty_map(),
+        Err(e) => {
+            let mut m = BTreeMap::new();
+            m.insert("Error".to_string(), Value::string(e));
+            Value::map(m)
+        }
+    })
+}
+
+fn from_json_array(a: Args) -> FnResult {
+    a.want(1)?;
+    let s = a.s(0)?;
+    Ok(match yaml::from_json(&s) {
+        Ok(v @ Value::List(_)) => v,
+        Ok(_) => Value::list(Vec::new()),
+        Err(e) => Value::list(vec![Value::string(e)]),
+    })
+}
+
+fn to_toml(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(toml_string(&a.v(0))))
+}
+
+fn b64enc(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(b64().encode(a.s(0)?.as_bytes())))
+}
+
+fn b64dec(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(match b64().decode(a.s(0)?.as_bytes()) {
+        Ok(b) => Value::string(String::from_utf8_lossy(&b).into_owned()),
+        Err(e) => Value::string(e.to_string()),
+    })
+}
+
+pub(super) fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+fn toml_string(v: &Value) -> String {
+    // A small TOML encoder (tables after plain keys), enough for flat configuration.
+    fn scalar(v: &Value) -> String {
+        match v {
+            Value::Str(s) => go_quote(s),
+            Value::List(l) => format!("[{}]", l.iter().map(scalar).collect::<Vec<_>>().join(", ")),
+            Value::Float(f) if f.fract() == 0.0 => format!("{f:.1}"),
+            v => to_v(v),
+        }
+    }
+    fn table(m: &BTreeMap<String, Value>, prefix: &str, out: &mut String) {
+        for (k, v) in m {
+            if !matches!(v, Value::Map(_)) {
+                out.push_str(&format!("{k} = {}\n", scalar(v)));
+            }
+        }
+        for (k, v) in m {
+            if let Value::Map(sub) = v {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.push_str(&format!("\n[{name}]\n"));
+                table(&sub.borrow(), &name, out);
+            }
+        }
+    }
+    let mut out = String::new();
+    if let Value::Map(m) = v {
+        table(&m.borrow(), "", &mut out);
+    }
+    out
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::List(_) => "array",
+        Value::Str(_) => "string",
+        Value::Bool(_) => "bool",
+        Value::Int(_) | Value::Float(_) => "number",
+        Value::Map(_) => "object",
+        _ => "null",
+    }
+}

@@ -1,0 +1,471 @@
+//! Sprig's string functions.
+
+use std::collections::BTreeMap;
+
+use super::crypto::rand_next;
+use super::{Args, Registry};
+use crate::exec::{Engine, FnResult, State};
+use crate::value::{go_quote, strval, to_v, Obj, Value};
+
+pub(super) fn register(r: &mut Registry) {
+    r.pure("trim", trim);
+    r.pure("trimAll", trim_all);
+    r.pure("trimPrefix", trim_prefix);
+    r.pure("trimSuffix", trim_suffix);
+    r.pure("upper", upper);
+    r.pure("lower", lower);
+    r.pure("title", title);
+    r.pure("untitle", untitle);
+    r.pure("repeat", repeat);
+    r.pure("substr", substr);
+    r.pure("nospace", nospace);
+    r.pure("trunc", trunc);
+    r.pure("abbrev", abbrev);
+    r.pure("initials", initials);
+    r.pure("contains", contains);
+    r.pure("hasPrefix", has_prefix);
+    r.pure("hasSuffix", has_suffix);
+    r.pure("quote", quote);
+    r.pure("squote", squote);
+    r.pure("cat", cat);
+    r.pure("indent", indent);
+    r.pure("nindent", indent);
+    r.pure("replace", replace);
+    r.pure("plural", plural);
+    r.pure("snakecase", snakecase);
+    r.pure("kebabcase", snakecase);
+    r.pure("camelcase", camelcase);
+    r.pure("swapcase", swapcase);
+    r.engine("shuffle", shuffle);
+    r.pure("wrap", wrap);
+    r.pure("wrapWith", wrap);
+    r.pure("toString", to_string);
+    r.pure("toStrings", to_strings);
+    r.pure("split", split);
+    r.pure("splitList", split_list);
+    r.pure("splitn", splitn);
+    r.pure("join", join);
+    r.pure("sortAlpha", sort_alpha);
+    r.unsupported(&["abbrevboth"]);
+}
+
+fn trim(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(
+        a.s(0)?
+            .trim_matches(|c: char| c.is_whitespace())
+            .to_string(),
+    ))
+}
+
+fn trim_all(a: Args) -> FnResult {
+    a.want(2)?;
+    let cut = a.s(0)?;
+    Ok(Value::string(
+        a.s(1)?.trim_matches(|c| cut.contains(c)).to_string(),
+    ))
+}
+
+fn trim_prefix(a: Args) -> FnResult {
+    a.want(2)?;
+    let p = a.s(0)?;
+    let s = a.s(1)?;
+    Ok(Value::string(
+        s.strip_prefix(p.as_str()).unwrap_or(&s).to_string(),
+    ))
+}
+
+fn trim_suffix(a: Args) -> FnResult {
+    a.want(2)?;
+    let p = a.s(0)?;
+    let s = a.s(1)?;
+    Ok(Value::string(
+        s.strip_suffix(p.as_str()).unwrap_or(&s).to_string(),
+    ))
+}
+
+fn upper(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(a.s(0)?.to_uppercase()))
+}
+
+fn lower(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(a.s(0)?.to_lowercase()))
+}
+
+fn title(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(go_title(&a.s(0)?)))
+}
+
+fn untitle(a: Args) -> FnResult {
+    a.want(1)?;
+    let s = a.s(0)?;
+    let mut out = String::new();
+    let mut prev_sep = true;
+    for c in s.chars() {
+        if prev_sep && c.is_alphabetic() {
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+        prev_sep = c.is_whitespace();
+    }
+    Ok(Value::string(out))
+}
+
+fn repeat(a: Args) -> FnResult {
+    a.want(2)?;
+    Ok(Value::string(a.s(1)?.repeat(a.i(0)?.max(0) as usize)))
+}
+
+fn substr(a: Args) -> FnResult {
+    a.want(3)?;
+    let (st_, en) = (a.i(0)?, a.i(1)?);
+    let s = a.s(2)?;
+    let b = s.as_bytes();
+    let r: &[u8] = if st_ < 0 {
+        b.get(..en.max(0) as usize).unwrap_or(b)
+    } else if en < 0 || en as usize > b.len() {
+        b.get(st_ as usize..).unwrap_or(&[])
+    } else {
+        b.get(st_ as usize..en as usize).unwrap_or(&[])
+    };
+    Ok(Value::string(String::from_utf8_lossy(r).into_owned()))
+}
+
+fn nospace(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(
+        a.s(0)?.chars().filter(|c| !c.is_whitespace()).collect(),
+    ))
+}
+
+fn trunc(a: Args) -> FnResult {
+    a.want(2)?;
+    let c = a.i(0)?;
+    let s = a.s(1)?;
+    let l = s.len() as i64;
+    let r = if c < 0 && l + c > 0 {
+        s.get((l + c) as usize..).unwrap_or(&s).to_string()
+    } else if c >= 0 && l > c {
+        String::from_utf8_lossy(&s.as_bytes()[..c as usize]).into_owned()
+    } else {
+        s
+    };
+    Ok(Value::string(r))
+}
+
+fn abbrev(a: Args) -> FnResult {
+    a.want(2)?;
+    let w = a.i(0)?;
+    let s = a.s(1)?;
+    Ok(if w < 4 || s.chars().count() as i64 <= w {
+        Value::string(s)
+    } else {
+        Value::string(format!(
+            "{}...",
+            s.chars().take((w - 3) as usize).collect::<String>()
+        ))
+    })
+}
+
+fn initials(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(
+        a.s(0)?
+            .split_whitespace()
+            .filter_map(|w| w.chars().next())
+            .collect(),
+    ))
+}
+
+fn contains(a: Args) -> FnResult {
+    a.want(2)?;
+    Ok(Value::Bool(a.s(1)?.contains(a.s(0)?.as_str())))
+}
+
+fn has_prefix(a: Args) -> FnResult {
+    a.want(2)?;
+    Ok(Value::Bool(a.s(1)?.starts_with(a.s(0)?.as_str())))
+}
+
+fn has_suffix(a: Args) -> FnResult {
+    a.want(2)?;
+    Ok(Value::Bool(a.s(1)?.ends_with(a.s(0)?.as_str())))
+}
+
+fn quote(a: Args) -> FnResult {
+    Ok(Value::string(
+        a.v.iter()
+            .filter(|x| !x.is_nil())
+            .map(|x| go_quote(&strval(x)))
+            .collect::<Vec<_>>()
+            .join(" "),
+    ))
+}
+
+fn squote(a: Args) -> FnResult {
+    Ok(Value::string(
+        a.v.iter()
+            .filter(|x| !x.is_nil())
+            .map(|x| format!("'{}'", strval(x)))
+            .collect::<Vec<_>>()
+            .join(" "),
+    ))
+}
+
+fn cat(a: Args) -> FnResult {
+    Ok(Value::string(
+        a.v.iter()
+            .filter(|x| !x.is_nil())
+            .map(to_v)
+            .collect::<Vec<_>>()
+            .join(" "),
+    ))
+}
+
+fn indent(a: Args) -> FnResult {
+    a.want(2)?;
+    let pad = " ".repeat(a.i(0)?.max(0) as usize);
+    let s = a.s(1)?;
+    let body = format!("{pad}{}", s.replace('\n', &format!("\n{pad}")));
+    Ok(Value::string(if a.name == "nindent" {
+        format!("\n{body}")
+    } else {
+        body
+    }))
+}
+
+fn replace(a: Args) -> FnResult {
+    a.want(3)?;
+    let (old, new, s) = (a.s(0)?, a.s(1)?, a.s(2)?);
+    Ok(Value::string(go_replace(&s, &old, &new)))
+}
+
+fn plural(a: Args) -> FnResult {
+    a.want(3)?;
+    let c = a.i(2)?;
+    Ok(if c == 1 {
+        Value::string(a.s(0)?)
+    } else {
+        Value::string(a.s(1)?)
+    })
+}
+
+fn snakecase(a: Args) -> FnResult {
+    a.want(1)?;
+    let sep = if a.name == "snakecase" { '_' } else { '-' };
+    Ok(Value::string(case_words(&a.s(0)?, sep)))
+}
+
+fn camelcase(a: Args) -> FnResult {
+    a.want(1)?;
+    let s = a.s(0)?;
+    Ok(Value::string(
+        s.split(['_', ' ', '-', '.'])
+            .filter(|w| !w.is_empty())
+            .map(|w| {
+                let mut c = w.chars();
+                match c.next() {
+                    Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                    None => String::new(),
+                }
+            })
+            .collect(),
+    ))
+}
+
+fn swapcase(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(
+        a.s(0)?
+            .chars()
+            .flat_map(|c| {
+                if c.is_uppercase() {
+                    c.to_lowercase().collect::<Vec<_>>()
+                } else {
+                    c.to_uppercase().collect::<Vec<_>>()
+                }
+            })
+            .collect(),
+    ))
+}
+
+fn shuffle(eng: &mut Engine, _st: &State, a: Args) -> FnResult {
+    a.want(1)?;
+    let mut c: Vec<char> = a.s(0)?.chars().collect();
+    for i in (1..c.len()).rev() {
+        let j = (rand_next(eng) % (i as u64 + 1)) as usize;
+        c.swap(i, j);
+    }
+    Ok(Value::string(c.into_iter().collect()))
+}
+
+fn wrap(a: Args) -> FnResult {
+    let (w, sep, s) = if a.name == "wrap" {
+        a.want(2)?;
+        (a.i(0)?, "\n".to_string(), a.s(1)?)
+    } else {
+        a.want(3)?;
+        (a.i(0)?, a.s(1)?, a.s(2)?)
+    };
+    Ok(Value::string(word_wrap(&s, w.max(1) as usize, &sep)))
+}
+
+fn to_string(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(strval(&a.v(0))))
+}
+
+fn to_strings(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::list(
+        strslice(&a.v(0)).into_iter().map(Value::string).collect(),
+    ))
+}
+
+fn split(a: Args) -> FnResult {
+    a.want(2)?;
+    let (sep, s) = (a.s(0)?, a.s(1)?);
+    let m: BTreeMap<String, Value> = go_split(&s, &sep)
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (format!("_{i}"), Value::string(p)))
+        .collect();
+    Ok(Value::map(m))
+}
+
+fn split_list(a: Args) -> FnResult {
+    a.want(2)?;
+    let (sep, s) = (a.s(0)?, a.s(1)?);
+    Ok(Value::list(
+        go_split(&s, &sep).into_iter().map(Value::string).collect(),
+    ))
+}
+
+fn splitn(a: Args) -> FnResult {
+    a.want(3)?;
+    let sep = a.s(0)?;
+    let cnt = a.i(1)?;
+    let s = a.s(2)?;
+    let parts: Vec<String> = if cnt < 0 {
+        go_split(&s, &sep)
+    } else {
+        s.splitn(cnt as usize, sep.as_str())
+            .map(String::from)
+            .collect()
+    };
+    Ok(Value::map(
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (format!("_{i}"), Value::string(p)))
+            .collect(),
+    ))
+}
+
+fn join(a: Args) -> FnResult {
+    a.want(2)?;
+    let sep = a.s(0)?;
+    Ok(Value::string(strslice(&a.v(1)).join(&sep)))
+}
+
+fn sort_alpha(a: Args) -> FnResult {
+    a.want(1)?;
+    let mut l = strslice(&a.v(0));
+    l.sort();
+    Ok(Value::list(l.into_iter().map(Value::string).collect()))
+}
+
+/// sprig's `strslice`.
+fn strslice(v: &Value) -> Vec<String> {
+    match v {
+        Value::List(l) => l.iter().filter(|x| !x.is_nil()).map(strval).collect(),
+        Value::Nil => Vec::new(),
+        Value::Obj(o) => match &**o {
+            Obj::ApiVersions(l) => l.clone(),
+            _ => vec![strval(v)],
+        },
+        v => vec![strval(v)],
+    }
+}
+
+/// go's `strings.Title` (deprecated but what sprig uses).
+fn go_title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev_sep = true;
+    for c in s.chars() {
+        if prev_sep && c.is_alphabetic() {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        prev_sep = !(c.is_alphanumeric() || c == '_');
+    }
+    out
+}
+
+/// Go's `strings.Split` (an empty separator splits into UTF-8 characters).
+fn go_split(s: &str, sep: &str) -> Vec<String> {
+    if sep.is_empty() {
+        return s.chars().map(|c| c.to_string()).collect();
+    }
+    s.split(sep).map(String::from).collect()
+}
+
+/// Go's `strings.Replace(s, old, new, -1)`.
+fn go_replace(s: &str, old: &str, new: &str) -> String {
+    if old.is_empty() {
+        let mut out = String::from(new);
+        for c in s.chars() {
+            out.push(c);
+            out.push_str(new);
+        }
+        return out;
+    }
+    s.replace(old, new)
+}
+
+fn case_words(s: &str, sep: char) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = s.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() {
+            if i > 0
+                && !chars[i - 1].is_uppercase()
+                && chars[i - 1] != sep
+                && chars[i - 1] != '_'
+                && chars[i - 1] != '-'
+            {
+                out.push(sep);
+            }
+            out.extend(c.to_lowercase());
+        } else if c == '_' || c == '-' || c == ' ' {
+            out.push(sep);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn word_wrap(s: &str, width: usize, sep: &str) -> String {
+    let mut out = String::new();
+    let mut line_len = 0;
+    for (i, w) in s.split(' ').enumerate() {
+        if i > 0 {
+            if line_len + 1 + w.len() > width {
+                out.push_str(sep);
+                line_len = 0;
+            } else {
+                out.push(' ');
+                line_len += 1;
+            }
+        }
+        out.push_str(w);
+        line_len += w.len();
+    }
+    out
+}

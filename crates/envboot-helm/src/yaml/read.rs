@@ -1,0 +1,417 @@
+//! Reading: YAML streams into values, with go-yaml v2's resolution of plain scalars.
+
+use std::collections::BTreeMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use crate::value::{go_float, Value};
+
+#[derive(Debug, Clone)]
+pub struct YamlError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for YamlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "yaml: line {}: {}", self.line, self.message)
+    }
+}
+
+struct Collector {
+    events: Vec<(Event, Marker)>,
+}
+
+impl MarkedEventReceiver for Collector {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        self.events.push((ev, mark));
+    }
+}
+
+/// Parse every document of a YAML stream (numbers keep int vs float; see [`jsonify`]).
+pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
+    let mut c = Collector { events: Vec::new() };
+    let mut parser = Parser::new_from_str(text);
+    parser.load(&mut c, true).map_err(|e| YamlError {
+        line: e.marker().line(),
+        message: e.info().to_string(),
+    })?;
+    let mut b = Builder {
+        events: c.events,
+        pos: 0,
+        anchors: BTreeMap::new(),
+    };
+    let mut docs = Vec::new();
+    while b.pos < b.events.len() {
+        match &b.events[b.pos].0 {
+            Event::DocumentStart => {
+                b.pos += 1;
+                if matches!(b.events.get(b.pos).map(|e| &e.0), Some(Event::DocumentEnd)) {
+                    docs.push(Value::Nil);
+                } else {
+                    docs.push(b.node()?);
+                }
+            }
+            _ => b.pos += 1,
+        }
+    }
+    Ok(docs)
+}
+
+/// The first document (as go-yaml's `Unmarshal` reads it); an empty stream is nil.
+pub fn parse(text: &str) -> Result<Value, YamlError> {
+    Ok(parse_all(text)?.into_iter().next().unwrap_or(Value::Nil))
+}
+
+/// Numbers through JSON, as sigs.k8s.io/yaml does: every number becomes a float64.
+pub fn jsonify(v: Value) -> Value {
+    match v {
+        Value::Int(i) => Value::Float(i as f64),
+        Value::List(l) => Value::list(l.iter().cloned().map(jsonify).collect()),
+        Value::Map(m) => {
+            let inner = std::mem::take(&mut *m.borrow_mut());
+            Value::map(inner.into_iter().map(|(k, v)| (k, jsonify(v))).collect())
+        }
+        v => v,
+    }
+}
+
+struct Builder {
+    events: Vec<(Event, Marker)>,
+    pos: usize,
+    anchors: BTreeMap<usize, Value>,
+}
+
+impl Builder {
+    fn err(&self, msg: &str) -> YamlError {
+        YamlError {
+            line: self
+                .events
+                .get(self.pos)
+                .map(|e| e.1.line())
+                .unwrap_or_default(),
+            message: msg.to_string(),
+        }
+    }
+
+    fn node(&mut self) -> Result<Value, YamlError> {
+        let Some((ev, _)) = self.events.get(self.pos).cloned() else {
+            return Err(self.err("unexpected end of stream"));
+        };
+        self.pos += 1;
+        match ev {
+            Event::Scalar(s, style, anchor, tag) => {
+                let tag = tag.map(|t| format!("{}{}", t.handle, t.suffix));
+                let v = match (style, tag.as_deref()) {
+                    (_, Some("tag:yaml.org,2002:str")) | (_, Some("!!str")) => Value::string(s),
+                    (TScalarStyle::Plain, _) => resolve(&s),
+                    (_, Some(t)) if t.ends_with(":int") || t.ends_with(":float") => resolve(&s),
+                    _ => Value::string(s),
+                };
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            Event::Alias(id) => self
+                .anchors
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| self.err("unknown anchor")),
+            Event::SequenceStart(anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    if matches!(
+                        self.events.get(self.pos).map(|e| &e.0),
+                        Some(Event::SequenceEnd)
+                    ) {
+                        self.pos += 1;
+                        break;
+                    }
+                    items.push(self.node()?);
+                }
+                let v = Value::list(items);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            Event::MappingStart(anchor, _) => {
+                let mut m = BTreeMap::new();
+                let mut merges = Vec::new();
+                loop {
+                    if matches!(
+                        self.events.get(self.pos).map(|e| &e.0),
+                        Some(Event::MappingEnd)
+                    ) {
+                        self.pos += 1;
+                        break;
+                    }
+                    let is_merge = matches!(
+                        self.events.get(self.pos).map(|e| &e.0),
+                        Some(Event::Scalar(s, TScalarStyle::Plain, _, _)) if s == "<<"
+                    );
+                    let key = self.node()?;
+                    let val = self.node()?;
+                    if is_merge {
+                        merges.push(val);
+                        continue;
+                    }
+                    let key = match key {
+                        Value::Str(s) => s.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        Value::Int(i) => i.to_string(),
+                        Value::Float(f) => go_float(f),
+                        Value::Nil => "null".to_string(),
+                        _ => return Err(self.err("invalid map key")),
+                    };
+                    m.insert(key, val);
+                }
+                for merge in merges {
+                    let sources = match merge {
+                        Value::List(l) => l.to_vec(),
+                        v => vec![v],
+                    };
+                    for src in sources {
+                        if let Value::Map(src) = src {
+                            for (k, v) in src.borrow().iter() {
+                                m.entry(k.clone()).or_insert_with(|| v.clone());
+                            }
+                        }
+                    }
+                }
+                let v = Value::map(m);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            _ => Err(self.err("unexpected event")),
+        }
+    }
+}
+
+/// go-yaml v2's resolution of a plain scalar.
+pub fn resolve(s: &str) -> Value {
+    match s {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Value::Bool(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Value::Bool(false)
+        }
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Nil,
+        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY)
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
+        _ => {}
+    }
+    let first = s.as_bytes()[0];
+    match first {
+        b'.' => {
+            if let Some(f) = go_parse_float(s) {
+                return Value::Float(f);
+            }
+        }
+        b'0'..=b'9' | b'+' | b'-' => {
+            if is_timestamp(s) {
+                return Value::str(s);
+            }
+            let plain = s.replace('_', "");
+            if let Some(i) = go_parse_int(&plain) {
+                return Value::Int(i);
+            }
+            if is_yaml_float(&plain) {
+                if let Some(f) = go_parse_float(&plain) {
+                    return Value::Float(f);
+                }
+            }
+            let (neg, rest) = match plain.strip_prefix('-') {
+                Some(r) => (true, r),
+                None => (false, plain.as_str()),
+            };
+            if let Some(b) = rest.strip_prefix("0b") {
+                if let Ok(i) = i64::from_str_radix(b, 2) {
+                    return Value::Int(if neg { -i } else { i });
+                }
+            }
+        }
+        _ => {}
+    }
+    Value::str(s)
+}
+
+/// Whether a plain scalar would be read as something other than a string (so `toYaml` quotes it).
+pub(super) fn resolves_non_string(s: &str) -> bool {
+    if s.is_empty() {
+        return true;
+    }
+    if is_timestamp(s) {
+        return true;
+    }
+    !matches!(resolve(s), Value::Str(_))
+}
+
+/// `strconv.ParseInt(s, 0, 64)`.
+pub fn go_parse_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let (radix, digits) = if let Some(r) = body.strip_prefix("0x").or(body.strip_prefix("0X")) {
+        (16, r)
+    } else if let Some(r) = body.strip_prefix("0o").or(body.strip_prefix("0O")) {
+        (8, r)
+    } else if let Some(r) = body.strip_prefix("0b").or(body.strip_prefix("0B")) {
+        (2, r)
+    } else if body.len() > 1 && body.starts_with('0') {
+        (8, &body[1..])
+    } else {
+        (10, body)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let mag = u64::from_str_radix(digits, radix).ok()?;
+    if neg {
+        if mag > (i64::MAX as u64) + 1 {
+            return None;
+        }
+        Some((mag as i64).wrapping_neg())
+    } else {
+        i64::try_from(mag).ok()
+    }
+}
+
+/// `strconv.ParseFloat(s, 64)` for decimal forms (and inf/nan words).
+pub fn go_parse_float(s: &str) -> Option<f64> {
+    let t = s.strip_prefix('+').unwrap_or(s);
+    let lower = t.to_ascii_lowercase();
+    let body = lower.strip_prefix('-').unwrap_or(&lower);
+    if matches!(body, "inf" | "infinity" | "nan") {
+        return lower.parse().ok();
+    }
+    if !t
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+    {
+        return None;
+    }
+    t.parse().ok()
+}
+
+fn is_yaml_float(s: &str) -> bool {
+    // ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let st = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - st
+    };
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// go-yaml v2 `parseTimestamp`: four digits and a dash, then one of the allowed layouts.
+fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 5 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
+        return false;
+    }
+    // date part: YYYY-M-D (1 or 2 digits each)
+    let rest = &s[5..];
+    let mut parts = rest.splitn(2, '-');
+    let m = parts.next().unwrap_or("");
+    let Some(after) = parts.next() else {
+        return false;
+    };
+    if m.is_empty() || m.len() > 2 || !m.bytes().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let dlen = after.bytes().take_while(u8::is_ascii_digit).count();
+    if dlen == 0 || dlen > 2 {
+        return false;
+    }
+    let month: u32 = m.parse().unwrap_or(0);
+    let day: u32 = after[..dlen].parse().unwrap_or(0);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return false;
+    }
+    let tail = &after[dlen..];
+    if tail.is_empty() {
+        return true;
+    }
+    // time part: [Tt ]H:M:S(.frac)?(Z|±hh:mm)?
+    let Some(first) = tail.chars().next() else {
+        return true;
+    };
+    if !matches!(first, 'T' | 't' | ' ') {
+        return false;
+    }
+    let t = &tail[1..];
+    let fields: Vec<&str> = t.splitn(3, ':').collect();
+    if fields.len() < 3 {
+        return false;
+    }
+    let ok_num = |x: &str| !x.is_empty() && x.len() <= 2 && x.bytes().all(|c| c.is_ascii_digit());
+    if !ok_num(fields[0]) || !ok_num(fields[1]) {
+        return false;
+    }
+    let sec = fields[2];
+    let slen = sec.bytes().take_while(u8::is_ascii_digit).count();
+    if slen == 0 || slen > 2 {
+        return false;
+    }
+    let mut r = &sec[slen..];
+    if let Some(f) = r.strip_prefix('.') {
+        let n = f.bytes().take_while(u8::is_ascii_digit).count();
+        r = &f[n..];
+    }
+    if r.is_empty() {
+        return true;
+    }
+    if first == ' ' {
+        return false;
+    }
+    r == "Z"
+        || ((r.starts_with('+') || r.starts_with('-'))
+            && r.len() == 6
+            && r.as_bytes()[3] == b':'
+            && r[1..3].bytes().all(|c| c.is_ascii_digit())
+            && r[4..].bytes().all(|c| c.is_ascii_digit()))
+}
