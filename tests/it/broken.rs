@@ -3,11 +3,9 @@
 //! exit code, before any API call. AWS and Kubernetes point at a closed port, so an attempted
 //! call would end in exit code 1 instead.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 
 const ENV: &str = "environments/t/environment.yaml";
 const NETWORK: &str = "modules/network/module.yaml";

@@ -3,16 +3,14 @@
 //! connection or added latency. Apply converges through retries; when the faults never stop it
 //! fails with a clear error, and a rerun finishes the job.
 
-mod common;
-
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -170,25 +168,13 @@ fn cluster_only(name: &str) -> String {
     text
 }
 
+/// Runs envboot off the runtime: the proxy's tasks run on it.
 async fn run(repo: &Repo, settings: HashMap<String, String>, args: &[&str]) -> Run {
-    let (path, args): (_, Vec<String>) = (
-        repo.path().to_path_buf(),
-        args.iter().map(|a| a.to_string()).collect(),
-    );
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
-            .args(&args)
-            .arg("--repo")
-            .arg(path)
-            .env_clear()
-            .env("ENVBOOT_OUTPUT", "text")
-            .envs(settings)
-            .output()
-            .expect("run envboot")
-    })
-    .await
-    .expect("join")
-    .into()
+    Envboot::new(&settings)
+        .args(args)
+        .repo(repo)
+        .run_off_runtime()
+        .await
 }
 
 async fn config_maps(settings: &HashMap<String, String>, ns: &str) -> usize {
@@ -201,7 +187,8 @@ async fn config_maps(settings: &HashMap<String, String>, ns: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_converges_through_503s_throttling_dropped_connections_and_latency() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("kfaults");
     let repo = Repo::new(&name, &cluster_only(&name));
     let (url, injected) = proxy(settings, Faults::EveryThird { budget: 40 }).await;
@@ -229,7 +216,8 @@ async fn apply_converges_through_503s_throttling_dropped_connections_and_latency
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_server_that_stays_unavailable_ends_the_run_clearly_and_a_rerun_finishes() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("koutage");
     let repo = Repo::new(&name, &cluster_only(&name));
     let (url, injected) = proxy(settings, Faults::Always).await;

@@ -2,12 +2,10 @@
 //! the namespace, the inventory), and one apply rebuilds it all from Git. And destroy's leak
 //! report: what still carries the environment's labels after destroy is listed, exit 1.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, PostParams};
@@ -15,14 +13,20 @@ use kube::api::{Api, DeleteParams, PostParams};
 /// Deletes every AWS resource of the environment with the SDK, in the order AWS needs.
 async fn delete_aws_by_hand(ec2: &aws_sdk_ec2::Client, name: &str) {
     let owned = owned_aws(ec2, name).await;
-    let ids = |kind: &str| -> Vec<String> {
-        owned
-            .iter()
-            .filter(|o| o.0 == kind)
-            .map(|o| o.2.clone())
-            .collect()
-    };
-    let instances = ids("instance");
+    let kinds: std::collections::BTreeSet<&str> = owned.resources.iter().map(|o| o.rtype).collect();
+    let handled = [
+        "aws_instance",
+        "aws_internet_gateway",
+        "aws_route_table",
+        "aws_security_group",
+        "aws_subnet",
+        "aws_vpc",
+    ];
+    assert!(
+        kinds.iter().all(|k| handled.contains(k)),
+        "this test deletes only {handled:?} by hand: {kinds:?}"
+    );
+    let instances = owned.ids("aws_instance");
     if !instances.is_empty() {
         ec2.terminate_instances()
             .set_instance_ids(Some(instances))
@@ -30,8 +34,8 @@ async fn delete_aws_by_hand(ec2: &aws_sdk_ec2::Client, name: &str) {
             .await
             .expect("TerminateInstances");
     }
-    let vpc = ids("vpc").pop().expect("the VPC");
-    for igw in ids("igw") {
+    let vpc = owned.ids("aws_vpc").pop().expect("the VPC");
+    for igw in owned.ids("aws_internet_gateway") {
         ec2.detach_internet_gateway()
             .internet_gateway_id(&igw)
             .vpc_id(&vpc)
@@ -44,36 +48,28 @@ async fn delete_aws_by_hand(ec2: &aws_sdk_ec2::Client, name: &str) {
             .await
             .expect("DeleteInternetGateway");
     }
-    let tables = ec2
-        .describe_route_tables()
-        .set_route_table_ids(Some(ids("route-table")))
-        .send()
-        .await
-        .expect("DescribeRouteTables");
-    for table in tables.route_tables() {
-        for a in table.associations() {
-            if let Some(id) = a.route_table_association_id() {
-                ec2.disassociate_route_table()
-                    .association_id(id)
-                    .send()
-                    .await
-                    .expect("DisassociateRouteTable");
-            }
-        }
+    for (_, _, association) in &owned.route_table_associations {
+        ec2.disassociate_route_table()
+            .association_id(association)
+            .send()
+            .await
+            .expect("DisassociateRouteTable");
+    }
+    for table in owned.ids("aws_route_table") {
         ec2.delete_route_table()
-            .route_table_id(table.route_table_id().unwrap_or_default())
+            .route_table_id(table)
             .send()
             .await
             .expect("DeleteRouteTable");
     }
-    for sg in ids("sg") {
+    for sg in owned.ids("aws_security_group") {
         ec2.delete_security_group()
             .group_id(sg)
             .send()
             .await
             .expect("DeleteSecurityGroup");
     }
-    for subnet in ids("subnet") {
+    for subnet in owned.ids("aws_subnet") {
         ec2.delete_subnet()
             .subnet_id(subnet)
             .send()
@@ -89,20 +85,13 @@ async fn delete_aws_by_hand(ec2: &aws_sdk_ec2::Client, name: &str) {
 
 /// The environment's AWS resources by address, and how many of each.
 async fn aws_addresses(ec2: &aws_sdk_ec2::Client, name: &str) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for o in owned_aws(ec2, name).await {
-        assert_eq!(
-            o.3.get("envboot:environment").map(String::as_str),
-            Some(name)
-        );
-        *out.entry(o.1).or_default() += 1;
-    }
-    out
+    owned_aws(ec2, name).await.count_by_address()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_apply_rebuilds_everything_deleted_behind_envboots_back() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("disaster");
     let repo = sandbox_repo(&name);
     envboot(&repo, settings, &["apply", &name]).assert_ok();
@@ -114,7 +103,8 @@ async fn one_apply_rebuilds_everything_deleted_behind_envboots_back() {
 
     // The disaster: AWS resources, the namespace with everything in it, and envboot's inventory.
     delete_aws_by_hand(&ec2, &name).await;
-    assert!(aws_addresses(&ec2, &name).await.is_empty());
+    let left = owned_aws(&ec2, &name).await;
+    assert!(left.is_empty(), "{left:#?}");
     let namespaces = Api::<Namespace>::all(client.clone());
     namespaces
         .delete(&ns, &DeleteParams::foreground())
@@ -164,12 +154,7 @@ async fn one_apply_rebuilds_everything_deleted_behind_envboots_back() {
         .get("app-settings")
         .await
         .expect("the ConfigMap is back");
-    let vpc = owned_aws(&ec2, &name)
-        .await
-        .into_iter()
-        .find(|o| o.0 == "vpc")
-        .expect("vpc")
-        .2;
+    let vpc = owned_aws(&ec2, &name).await.id("aws_vpc", "network.vpc");
     assert_eq!(
         cm.data.unwrap_or_default()["VPC_ID"],
         vpc,
@@ -186,7 +171,8 @@ async fn one_apply_rebuilds_everything_deleted_behind_envboots_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn destroy_reports_what_still_carries_the_environments_labels() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("leak");
     let repo = sandbox_repo(&name);
     envboot(&repo, settings, &["apply", &name]).assert_ok();
@@ -194,16 +180,11 @@ async fn destroy_reports_what_still_carries_the_environments_labels() {
     let defaults = Api::<ConfigMap>::namespaced(client.clone(), "default");
 
     // While destroy runs (after it planned), something labelled as the environment's appears.
-    let mut destroy = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
-        .args(["destroy", &name, "--output", "json", "--repo"])
-        .arg(repo.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(settings)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn destroy");
+    let mut destroy = Envboot::new(settings)
+        .args(["destroy", &name])
+        .json()
+        .repo(&repo)
+        .spawn_with_output();
     let mut lines = std::io::BufReader::new(destroy.stdout.take().expect("stdout")).lines();
     let planned = lines
         .by_ref()

@@ -2,9 +2,7 @@
 //! field-manager conflicts, no false drift from server-side normalisation, and the cost of a
 //! no-op plan (requests per kind, not per object).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
@@ -38,7 +36,8 @@ fn cluster_only(name: &str, n: usize, chart_values: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_is_detected_and_apply_heals_it() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("drift");
     let repo = Repo::new(&name, &cluster_only(&name, 1, "{}"));
     envboot(&repo, settings, &["apply", &name]).assert_ok();
@@ -95,7 +94,8 @@ async fn drift_is_detected_and_apply_heals_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_field_another_applier_owns_is_a_conflict_unless_forced() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("conflict");
     let repo = Repo::new(&name, &cluster_only(&name, 1, "{}"));
     envboot(&repo, settings, &["apply", &name]).assert_ok();
@@ -151,7 +151,8 @@ async fn a_field_another_applier_owns_is_a_conflict_unless_forced() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn values_the_server_normalises_are_not_drift() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("normal");
     // CPU "0.5" is stored as "500m", 1Gi memory written as 1024Mi is stored as "1Gi".
     let repo = Repo::new(
@@ -186,7 +187,8 @@ async fn values_the_server_normalises_are_not_drift() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_no_op_plan_costs_the_same_for_3_or_30_objects() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let mut requests = Vec::new();
     for n in [3, 30] {
         let name = unique(&format!("cost{n}"));
@@ -216,7 +218,8 @@ async fn a_no_op_plan_costs_the_same_for_3_or_30_objects() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_runs_never_hold_the_lock_at_once_and_a_dead_runs_lock_expires() {
     use std::time::Duration;
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("lock");
     let client = kube_client(settings).await;
 
@@ -293,7 +296,8 @@ async fn two_runs_never_hold_the_lock_at_once_and_a_dead_runs_lock_expires() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_and_apply_wait_report_what_is_not_ready_until_it_is() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("ready");
     let repo = Repo::new(&name, &cluster_only(&name, 1, "{replicaCount: 2}"));
     envboot(&repo, settings, &["apply", &name]).assert_ok();
@@ -308,15 +312,10 @@ async fn verify_and_apply_wait_report_what_is_not_ready_until_it_is() {
     );
 
     // apply --wait watches until the rollout is reported, as a kubelet and controller would.
-    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
-        .args(["apply", &name, "--wait", "60s", "--repo"])
-        .arg(repo.path())
-        .env_clear()
-        .envs(settings.iter())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn apply --wait");
+    let waiting = Envboot::new(settings)
+        .args(["apply", &name, "--wait", "60s"])
+        .repo(&repo)
+        .spawn_with_output();
     // Be the kubelet: once the ReplicaSet's two pods exist, report them running and ready.
     let client = kube_client(settings).await;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, &name);
@@ -404,18 +403,14 @@ async fn until_value(cms: &Api<ConfigMap>, name: &str, key: &str, value: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn reconcile_heals_drift_and_follows_new_commits_until_stopped() {
     use std::io::BufRead;
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("reconcile");
     let repo = Repo::new(&name, &cluster_only(&name, 1, "{}"));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
-        .args(["reconcile", &name, "--watch", "--interval", "1s", "--repo"])
-        .arg(repo.path())
-        .env_clear()
-        .envs(settings.iter())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn reconcile");
+    let mut child = Envboot::new(settings)
+        .args(["reconcile", &name, "--watch", "--interval", "1s"])
+        .repo(&repo)
+        .spawn();
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -486,10 +481,14 @@ async fn reconcile_heals_drift_and_follows_new_commits_until_stopped() {
 async fn a_public_chart_is_released_with_per_environment_values_and_reapplied_as_no_op() {
     let corpus = project_root().join("../shared/helm-corpus/charts/podinfo");
     if !corpus.is_dir() {
-        println!("skipped: ../shared/helm-corpus not found");
+        skipped(
+            "kubernetes::a_public_chart_is_released_with_per_environment_values_and_reapplied_as_no_op",
+            &format!("the helm corpus is not there ({} not found)", corpus.display()),
+        );
         return;
     }
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("public");
     let env = format!(
         "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nreleases:\n  - name: web\n    chart: podinfo\n    namespace: {name}\n    values: {{replicaCount: 3}}\n"
@@ -524,7 +523,8 @@ async fn a_public_chart_is_released_with_per_environment_values_and_reapplied_as
 /// seconds. (A lower bound that the limiter guarantees, not a timing of the machine.)
 #[tokio::test(flavor = "multi_thread")]
 async fn the_client_side_rate_limit_spaces_requests() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("ratelimit");
     let repo = Repo::new(&name, &cluster_only(&name, 2, "{}"));
     envboot(&repo, settings, &["apply", &name]).assert_ok();

@@ -3,9 +3,7 @@
 //! hooks; a pre-upgrade hook that does not succeed stops the upgrade before it changes anything.
 //! The sandbox has no kubelet: the test plays it, reporting the hook's pod as succeeded.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -64,7 +62,8 @@ fn repo(name: &str) -> Repo {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hooks_run_at_their_phases_and_a_failing_hook_stops_the_upgrade() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("hooks");
     let repo = repo(&name);
 

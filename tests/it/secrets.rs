@@ -1,11 +1,9 @@
 //! Secrets: age-encrypted in Git, decrypted only in memory, applied as Kubernetes Secrets, and
 //! never shown: every line envboot prints during a full lifecycle is searched for the plaintext.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
@@ -20,7 +18,8 @@ fn environment(name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("secret");
     let identity = age::x25519::Identity::generate();
     let repo = Repo::new(&name, &environment(&name));
@@ -37,16 +36,17 @@ async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
         .path()
         .join(format!("environments/{name}/secrets/db.yaml.age"));
     std::fs::create_dir_all(encrypted.parent().expect("parent")).expect("mkdir");
-    let run: Run = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
-        .args(["secret", "encrypt"])
-        .arg(&plain)
-        .arg("--output")
-        .arg(&encrypted)
-        .current_dir(repo.path())
-        .output()
-        .expect("encrypt")
-        .into();
-    run.assert_ok();
+    // Run in the repository: it encrypts to the recipients of the `.age-recipients` there.
+    let encrypt = || {
+        Envboot::new(settings)
+            .args(["secret", "encrypt"])
+            .arg(&plain)
+            .arg("--output")
+            .arg(&encrypted)
+            .current_dir(repo.path())
+            .run()
+    };
+    encrypt().assert_ok();
     assert!(!repo
         .read(&format!("environments/{name}/secrets/db.yaml.age"))
         .contains(PASSWORD));
@@ -111,7 +111,7 @@ async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
         format!("postgres://app:{PASSWORD}@db")
     );
     // ...but no secret is in a label or an annotation of anything the environment owns.
-    let owned = kube::api::ListParams::default().labels(&format!("envboot.dev/environment={name}"));
+    let owned = labelled(&name);
     let mut metadata = String::new();
     for m in Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &name)
         .list(&owned)
@@ -137,15 +137,7 @@ async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
 
     // A changed value: the plan says the field changes, but not from what to what.
     std::fs::write(&plain, format!("username: app\npassword: {CHANGED}\n")).expect("write");
-    let r: Run = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
-        .args(["secret", "encrypt"])
-        .arg(&plain)
-        .arg("--output")
-        .arg(&encrypted)
-        .current_dir(repo.path())
-        .output()
-        .expect("encrypt")
-        .into();
+    let r = encrypt();
     r.assert_ok();
     printed.borrow_mut().push_str(&r.stdout);
     printed.borrow_mut().push_str(&r.stderr);

@@ -2,9 +2,7 @@
 //! time. It is a cache: deleted by hand, pruning still finds what Git no longer declares (by
 //! labels, over every kind the cluster serves) and the next apply writes it again.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::core::v1::{ConfigMap, LimitRange};
 use kube::api::{Api, DeleteParams};
 
@@ -20,7 +18,8 @@ const ACCOUNT: &str = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_inventory_records_each_apply_and_pruning_works_without_it() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("inventory");
     let repo = Repo::new(&name, &environment(&name));
     repo.write("modules/extras/Chart.yaml", CHART);

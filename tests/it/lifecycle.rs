@@ -3,11 +3,9 @@
 //! rollback to an older revision, and destroy next to resources envboot does not own.
 //! Outcomes are checked through the AWS and Kubernetes APIs, not through envboot's output.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::api::{Api, PostParams};
@@ -64,7 +62,8 @@ async fn versions(client: &kube::Client, ns: &str) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("fresh");
     let ns = format!("{name}-apps");
     let repo = sandbox_repo(&name);
@@ -82,28 +81,30 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
     let ec2 = ec2(settings).await;
     let owned = owned_aws(&ec2, &name).await;
     let addresses: Vec<(&str, &str)> = owned
+        .resources
         .iter()
-        .map(|(t, a, _, _)| (t.as_str(), a.as_str()))
+        .map(|o| (o.rtype, o.address.as_str()))
         .collect();
     assert_eq!(
         addresses,
         vec![
-            ("igw", "network.igw"),
-            ("instance", "web.server"),
-            ("route-table", "network.public"),
-            ("sg", "web.web"),
-            ("subnet", "network.public_a"),
-            ("subnet", "network.public_b"),
-            ("vpc", "network.vpc"),
+            ("aws_instance", "web.server"),
+            ("aws_internet_gateway", "network.igw"),
+            ("aws_route_table", "network.public"),
+            ("aws_security_group", "web.web"),
+            ("aws_subnet", "network.public_a"),
+            ("aws_subnet", "network.public_b"),
+            ("aws_vpc", "network.vpc"),
         ]
     );
     assert!(
         owned
+            .resources
             .iter()
-            .all(|(_, _, _, t)| t["envboot:revision"] == sha),
-        "{owned:?}"
+            .all(|o| o.tags.get("envboot:revision") == Some(&sha)),
+        "{owned:#?}"
     );
-    let vpc_id = &owned.iter().find(|o| o.0 == "vpc").expect("vpc").2;
+    let vpc_id = &owned.id("aws_vpc", "network.vpc");
     let subnets = ec2
         .describe_subnets()
         .filters(
@@ -122,7 +123,7 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
         .collect();
     cidrs.sort();
     assert_eq!(cidrs, vec!["10.42.1.0/24", "10.42.2.0/24"]);
-    let sg_id = &owned.iter().find(|o| o.0 == "sg").expect("sg").2;
+    let sg_id = &owned.id("aws_security_group", "web.web");
     let groups = ec2
         .describe_security_groups()
         .group_ids(sg_id)
@@ -136,11 +137,7 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
         .collect();
     ports.sort();
     assert_eq!(ports, vec![22, 80]);
-    let instance_id = &owned
-        .iter()
-        .find(|o| o.0 == "instance")
-        .expect("instance")
-        .2;
+    let instance_id = &owned.id("aws_instance", "web.server");
     let instances = ec2
         .describe_instances()
         .instance_ids(instance_id)
@@ -150,17 +147,14 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
     let instance = &instances.reservations()[0].instances()[0];
     assert_eq!(
         instance.subnet_id(),
-        owned
-            .iter()
-            .find(|o| o.1 == "network.public_a")
-            .map(|o| o.2.as_str())
+        Some(owned.id("aws_subnet", "network.public_a").as_str())
     );
     assert_eq!(
         instance.security_groups()[0].group_id(),
         Some(sg_id.as_str())
     );
     // The public subnets route to the internet through the environment's gateway.
-    let igw_id = &owned.iter().find(|o| o.0 == "igw").expect("igw").2;
+    let igw_id = &owned.id("aws_internet_gateway", "network.igw");
     let gateway = ec2
         .describe_internet_gateways()
         .internet_gateway_ids(igw_id)
@@ -171,11 +165,7 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
         gateway.internet_gateways()[0].attachments()[0].vpc_id(),
         Some(vpc_id.as_str())
     );
-    let table_id = &owned
-        .iter()
-        .find(|o| o.0 == "route-table")
-        .expect("route table")
-        .2;
+    let table_id = &owned.id("aws_route_table", "network.public");
     let tables = ec2
         .describe_route_tables()
         .route_table_ids(table_id)
@@ -194,13 +184,22 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
         .filter_map(|a| a.subnet_id())
         .collect();
     associated.sort();
-    let mut public: Vec<&str> = owned
-        .iter()
-        .filter(|o| o.0 == "subnet")
-        .map(|o| o.2.as_str())
-        .collect();
+    let mut public = owned.ids("aws_subnet");
     public.sort();
     assert_eq!(associated, public);
+    let listed: Vec<(&str, &str)> = owned
+        .route_table_associations
+        .iter()
+        .map(|(table, subnet, _)| (table.as_str(), subnet.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        public
+            .iter()
+            .map(|s| ("network.public", s.as_str()))
+            .collect::<Vec<_>>(),
+        "what the environment owns includes the associations"
+    );
 
     // Kubernetes: namespace, ConfigMaps (inline and from a file), the chart's objects, labelled.
     let client = kube_client(settings).await;
@@ -261,12 +260,14 @@ async fn fresh_apply_creates_everything_and_a_second_apply_writes_nothing() {
 
     let run = envboot(&repo, settings, &["destroy", &name]);
     run.assert_ok();
-    assert!(owned_aws(&ec2, &name).await.is_empty());
+    let left = owned_aws(&ec2, &name).await;
+    assert!(left.is_empty(), "{left:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_value_in_a_new_commit_updates_exactly_that_resource_and_rollback_restores_it() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("change");
     let ns = format!("{name}-apps");
     let repo = sandbox_repo(&name);
@@ -344,11 +345,11 @@ async fn a_changed_value_in_a_new_commit_updates_exactly_that_resource_and_rollb
     );
     let after_aws = owned_aws(&ec2, &name).await;
     assert_eq!(
-        after_aws.iter().map(|o| &o.2).collect::<Vec<_>>(),
-        before_aws.iter().map(|o| &o.2).collect::<Vec<_>>(),
+        after_aws.ids_by_type(),
+        before_aws.ids_by_type(),
         "same resources, same ids"
     );
-    let sg_id = &after_aws.iter().find(|o| o.0 == "sg").expect("sg").2;
+    let sg_id = &after_aws.id("aws_security_group", "web.web");
     let groups = ec2
         .describe_security_groups()
         .group_ids(sg_id)
@@ -390,7 +391,8 @@ async fn a_changed_value_in_a_new_commit_updates_exactly_that_resource_and_rollb
 
 #[tokio::test(flavor = "multi_thread")]
 async fn destroy_removes_what_the_environment_owns_and_nothing_else() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("destroy");
     let ns = format!("{name}-apps");
     let repo = sandbox_repo(&name);
@@ -460,7 +462,7 @@ async fn destroy_removes_what_the_environment_owns_and_nothing_else() {
         assert_eq!(cm.data.unwrap_or_default()["keep"], "me");
     }
     let owned = Api::<ConfigMap>::namespaced(client.clone(), &ns)
-        .list(&kube::api::ListParams::default().labels(&format!("envboot.dev/environment={name}")))
+        .list(&labelled(&name))
         .await
         .expect("list");
     assert!(owned.items.is_empty(), "owned ConfigMaps are gone");

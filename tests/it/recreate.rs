@@ -1,9 +1,7 @@
 //! The nightly job: `recreate` builds a throwaway copy next to the live environment, verifies it,
 //! destroys it and proves nothing leaked, with JUnit and JSON reports, never touching the original.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
@@ -17,7 +15,8 @@ fn without_chart(name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn recreate_rebuilds_a_copy_verifies_and_destroys_it_leaving_the_original_alone() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("nightly");
     let copy = format!("{name}-copy");
     let repo = Repo::new(&name, &without_chart(&name));
@@ -76,7 +75,8 @@ async fn recreate_rebuilds_a_copy_verifies_and_destroys_it_leaving_the_original_
 
 #[test]
 fn a_copy_that_never_becomes_ready_fails_the_job_but_is_still_destroyed() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("unready");
     let copy = format!("{name}-copy");
     let repo = sandbox_repo(&name);

@@ -3,15 +3,13 @@
 //! the same environment: exactly one of every resource, nothing untagged, nothing left after
 //! destroy. Counted with the AWS and Kubernetes APIs.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 /// The network, three web tiers (a security group and an instance each), the hello chart and
 /// twelve ConfigMaps: 19 AWS resources and about 20 Kubernetes objects.
@@ -71,16 +69,23 @@ fn run_and_kill(
 async fn inventory(settings: &HashMap<String, String>, name: &str) -> BTreeSet<String> {
     let ec2 = ec2(settings).await;
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for (kind, address, _, tags) in owned_aws(&ec2, name).await {
-        assert_eq!(
-            tags.get("envboot:environment").map(String::as_str),
-            Some(name)
-        );
-        *seen.entry(format!("aws {kind} {address}")).or_default() += 1;
+    let owned = owned_aws(&ec2, name).await;
+    for o in &owned.resources {
+        *seen
+            .entry(format!("aws {} {}", o.rtype, o.address))
+            .or_default() += 1;
+    }
+    for (table, subnet, _) in &owned.route_table_associations {
+        let subnet = owned
+            .of("aws_subnet")
+            .find(|s| &s.id == subnet)
+            .map_or(subnet.as_str(), |s| s.address.as_str());
+        *seen
+            .entry(format!("aws route table association {table} {subnet}"))
+            .or_default() += 1;
     }
     let client = kube_client(settings).await;
-    let selector = format!("envboot.dev/environment={name}");
-    let lp = ListParams::default().labels(&selector);
+    let lp = labelled(name);
     let strip = |n: Option<String>| n.unwrap_or_default().replace(name, "ENV");
     for o in Api::<Namespace>::all(client.clone())
         .list(&lp)
@@ -226,7 +231,8 @@ async fn untagged(settings: &HashMap<String, String>, octet: u8) -> Vec<String> 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_at_many_points_the_reruns_end_exactly_like_an_uninterrupted_run() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
 
     // The reference: the same environment, applied once without interruption.
     let reference = unique("whole");

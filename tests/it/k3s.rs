@@ -9,13 +9,10 @@
 //! and it trusts client certificates of the generated client CA, so envboot's kubeconfig (Git
 //! plus the age identity, nothing else) is what authenticates.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::*;
 use age::secrecy::ExposeSecret;
-use aws_sdk_ec2::types::Filter;
-use common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
@@ -51,26 +48,25 @@ configMaps:
     )
 }
 
-/// The instances of environment `env`: address to (id, state).
+/// The instances environment `env` owns: address to (id, private IP, tags as JSON).
 async fn instances(
     ec2: &aws_sdk_ec2::Client,
     env: &str,
 ) -> HashMap<String, (String, String, String)> {
+    let owned = owned_aws(ec2, env).await;
+    let ids = owned.ids("aws_instance");
+    if ids.is_empty() {
+        return HashMap::new();
+    }
     let out = ec2
         .describe_instances()
-        .filters(
-            Filter::builder()
-                .name("tag:envboot:environment")
-                .values(env)
-                .build(),
-        )
+        .set_instance_ids(Some(ids))
         .send()
         .await
         .expect("DescribeInstances");
     out.reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .filter(|i| i.state().and_then(|s| s.name()).map(|s| s.as_str()) != Some("terminated"))
         .map(|i| {
             let t = tags(i.tags());
             (
@@ -105,7 +101,6 @@ async fn user_data(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_applied() {
-    sandbox(); // builds what the private sandbox needs, if it is not cached yet
     let name = unique("k3s");
     let identity = age::x25519::Identity::generate();
     let repo = Repo::new(&name, &environment(&name));
@@ -124,12 +119,10 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
 
     // `envboot cluster init` writes them encrypted; they are committed like any file.
     let init = || -> Run {
-        std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
+        Envboot::new(&offline)
             .args(["cluster", "init", &name])
             .current_dir(repo.path())
-            .output()
-            .expect("cluster init")
-            .into()
+            .run()
     };
     init().assert_ok();
     let file = format!("environments/{name}/cluster.age");
@@ -161,13 +154,7 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
         std::fs::write(dir.join("ca.key"), &creds.server_ca.key).expect("ca.key");
         std::fs::write(dir.join("client-ca.crt"), &creds.client_ca.cert).expect("client-ca.crt");
     });
-    let port = private
-        .ports
-        .iter()
-        .find(|(k, _)| *k == "APISERVER_PORT")
-        .map(|(_, p)| *p)
-        .expect("apiserver port");
-    let endpoint = format!("https://127.0.0.1:{port}");
+    let endpoint = format!("https://127.0.0.1:{}", private.port("APISERVER_PORT"));
     let mut settings = private.settings.clone();
     // No kubeconfig context: the cluster is reached with what Git and the identity give.
     settings.insert("KUBECONFIG".into(), "/nonexistent/kubeconfig".into());
@@ -264,7 +251,11 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
             .nth(1)
             .unwrap_or("?")
     ));
-    assert!(server_data.contains("INSTALL_K3S_VERSION=\"v1.33.5+k3s1\""));
+    // The version as one shell word (quoted only if it needs it: see tests/golden).
+    assert!(
+        server_data.contains("INSTALL_K3S_VERSION=v1.33.5+k3s1 INSTALL_K3S_EXEC="),
+        "{server_data}"
+    );
     let (agent_id, _, agent_tags) = &nodes["cluster.agent-1"];
     let agent_data = user_data(&ec2, agent_id).await;
     assert!(
@@ -399,7 +390,8 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
 
     let r = run(&["destroy", &name]);
     r.assert_ok();
-    assert!(instances(&ec2, &name).await.is_empty());
+    let left = owned_aws(&ec2, &name).await;
+    assert!(left.is_empty(), "{left:#?}");
     // The cluster layer went first, while its API server still answered.
     let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
         .get_opt(&name)
@@ -428,8 +420,9 @@ fn user_data_is_a_valid_cloud_config_document() {
         .output()
         .is_err()
     {
-        eprintln!(
-            "skipped: cloud-init comes from Debian's packages and this machine has no apt-get"
+        skipped(
+            "k3s::user_data_is_a_valid_cloud_config_document",
+            "cloud-init comes from Debian's packages and this machine has no apt-get",
         );
         return;
     }

@@ -2,12 +2,10 @@
 //! a content-hash name suffix with every reference in the environment's workloads rewritten, so
 //! that a change of content rolls them; `render --output-dir`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 fn environment(name: &str) -> String {
     format!(
@@ -85,7 +83,7 @@ async fn config_maps(
     ns: &str,
 ) -> Vec<ConfigMap> {
     Api::<ConfigMap>::namespaced(kube_client(settings).await, ns)
-        .list(&ListParams::default().labels(&format!("envboot.dev/environment={ns}")))
+        .list(&labelled(ns))
         .await
         .expect("list")
         .items
@@ -127,7 +125,8 @@ fn referenced(deployment: &Deployment) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn folders_env_files_and_binary_files_with_a_hash_suffix_that_rolls_the_workload() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("configmaps");
     let repo = repo(&name);
     envboot(&repo, settings, &["apply", &name]).assert_ok();
@@ -194,7 +193,8 @@ async fn folders_env_files_and_binary_files_with_a_hash_suffix_that_rolls_the_wo
 
 #[test]
 fn render_writes_one_file_per_object_into_a_folder() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("outdir");
     let repo = repo(&name);
     let out = tempfile::tempdir().expect("tempdir");

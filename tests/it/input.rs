@@ -2,9 +2,7 @@
 //! These tests need no server: AWS and Kubernetes point at a closed port, so any attempted call
 //! would fail with exit code 1 instead of the input error's code.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The 1-based line of the first line of `text` that contains `needle`.
 fn line_of(text: &str, needle: &str) -> usize {
@@ -180,11 +178,9 @@ fn revisions_branches_and_remote_urls_are_read() {
 
     // A URL is cloned into a temporary directory; `main` resolves to the remote branch.
     let url = format!("file://{}", repo.path().display());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
+    let run = Envboot::new(&settings)
         .args(["render", "t", "--repo", &url, "--revision", "main"])
-        .output()
-        .expect("run");
-    let run: Run = out.into();
+        .run();
     run.assert_ok();
     assert!(run.stdout.contains("LOG_LEVEL: info"), "{}", run.stdout);
 

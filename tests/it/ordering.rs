@@ -2,9 +2,7 @@
 //! Established first); `dependsOn` between releases (a release waits until the ones it depends
 //! on are ready, each with its own timeout).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 
@@ -93,7 +91,9 @@ fn widgets(client: kube::Client, ns: &str) -> Api<DynamicObject> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crd_and_its_resources_in_one_run_and_releases_wait_for_what_they_depend_on() {
-    let settings = sandbox();
+    // The CRD changes what the whole cluster serves: no other test runs envboot meanwhile.
+    let shared = sandbox_alone();
+    let settings = shared.settings();
     let name = unique("order");
     let repo = repo(&name, "3s");
     let client = kube_client(settings).await;

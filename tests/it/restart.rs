@@ -5,14 +5,12 @@
 //! nothing. The test runs its own private sandbox (other ports, its own folder) so that
 //! restarting servers disturbs no other test.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 
-use common::*;
+use crate::common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 fn environment(name: &str) -> String {
     let mut text = format!(
@@ -65,12 +63,11 @@ async fn counts(
     settings: &HashMap<String, String>,
     name: &str,
 ) -> (BTreeMap<String, usize>, usize) {
-    let mut aws: BTreeMap<String, usize> = BTreeMap::new();
-    for (_, address, _, _) in owned_aws(&ec2(settings).await, name).await {
-        *aws.entry(address).or_default() += 1;
-    }
+    let aws = owned_aws(&ec2(settings).await, name)
+        .await
+        .count_by_address();
     let cms = Api::<ConfigMap>::all(kube_client(settings).await)
-        .list(&ListParams::default().labels(&format!("envboot.dev/environment={name}")))
+        .list(&labelled(name))
         .await
         .expect("list")
         .items
@@ -93,7 +90,6 @@ async fn assert_converged(settings: &HashMap<String, String>, repo: &Repo, name:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_restarted_mid_run_corrupts_nothing_and_the_rerun_converges() {
-    sandbox(); // builds what the private sandbox needs, if it is not cached yet
     let private = PrivateSandbox::start();
     let settings = &private.settings;
     let name = unique("restart");

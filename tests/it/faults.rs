@@ -2,12 +2,10 @@
 //! with 503, throttling errors or a dropped connection. Apply converges through retries; when the
 //! faults never stop it fails with a clear error, and a rerun finishes the job.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -107,7 +105,8 @@ fn network_only(name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_converges_through_503s_throttling_and_dropped_connections() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("faults");
     let repo = Repo::new(&name, &network_only(&name));
     let upstream = settings["AWS_ENDPOINT_URL"]
@@ -117,31 +116,18 @@ async fn apply_converges_through_503s_throttling_and_dropped_connections() {
     let mut through_proxy = settings.clone();
     through_proxy.insert("AWS_ENDPOINT_URL".into(), format!("http://{address}"));
 
-    let run = tokio::task::spawn_blocking({
-        let (repo_path, name, env) = (
-            repo.path().to_path_buf(),
-            name.clone(),
-            through_proxy.clone(),
-        );
-        move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
-                .args(["apply", &name, "--output", "text", "--repo"])
-                .arg(repo_path)
-                .env_clear()
-                .envs(env)
-                .output()
-                .expect("run")
-        }
-    })
-    .await
-    .expect("join");
-    let run: Run = run.into();
+    // Off the runtime: the proxy's tasks run on it.
+    let run = Envboot::new(&through_proxy)
+        .args(["apply", &name, "--output", "text"])
+        .repo(&repo)
+        .run_off_runtime()
+        .await;
     run.assert_ok();
     assert!(injected.load(Ordering::SeqCst) >= 3, "faults were injected");
 
     let ec2 = ec2(settings).await;
     let owned = owned_aws(&ec2, &name).await;
-    let mut addresses: Vec<&str> = owned.iter().map(|o| o.1.as_str()).collect();
+    let mut addresses: Vec<&str> = owned.resources.iter().map(|o| o.address.as_str()).collect();
     addresses.sort();
     assert_eq!(
         addresses,
@@ -161,7 +147,8 @@ async fn apply_converges_through_503s_throttling_and_dropped_connections() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn faults_that_never_stop_end_the_run_with_a_clear_error_and_a_rerun_finishes() {
-    let settings = sandbox();
+    let shared = sandbox();
+    let settings = shared.settings();
     let name = unique("outage");
     let repo = Repo::new(&name, &network_only(&name));
     let upstream = settings["AWS_ENDPOINT_URL"]
@@ -171,21 +158,11 @@ async fn faults_that_never_stop_end_the_run_with_a_clear_error_and_a_rerun_finis
     let mut through_proxy = settings.clone();
     through_proxy.insert("AWS_ENDPOINT_URL".into(), format!("http://{address}"));
 
-    let run: Run = tokio::task::spawn_blocking({
-        let (repo_path, name) = (repo.path().to_path_buf(), name.clone());
-        move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_envboot"))
-                .args(["plan", &name, "--repo"])
-                .arg(repo_path)
-                .env_clear()
-                .envs(through_proxy)
-                .output()
-                .expect("run")
-        }
-    })
-    .await
-    .expect("join")
-    .into();
+    let run = Envboot::new(&through_proxy)
+        .args(["plan", &name])
+        .repo(&repo)
+        .run_off_runtime()
+        .await;
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stderr
