@@ -4,6 +4,7 @@
 //! The copy's resources carry the copy's name in their tags and labels, and its Kubernetes
 //! namespaces are prefixed with it (`<copy>-<namespace>`), so it never touches the original.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -92,10 +93,14 @@ fn phase(
 
 /// Runs create, verify, destroy and the leak check for a copy of `loaded` named `copy`.
 /// Destroy and the leak check run even when create or verify failed.
-pub async fn recreate(loaded: &Loaded, copy: &str, ready_timeout: Duration) -> Result<Report> {
+pub async fn recreate(
+    loaded: &Loaded,
+    copy: &str,
+    ready_timeout: Duration,
+    options: PlanOptions,
+) -> Result<Report> {
     let copy_env = renamed(loaded, copy)?;
     let lock = engine::lock(&copy_env, &engine::holder("recreate")).await?;
-    let options = PlanOptions::default();
     let mut phases = Vec::new();
 
     let started = Instant::now();
@@ -202,6 +207,20 @@ impl Report {
         let mut report = quick_junit::Report::new("envboot recreate");
         report.add_test_suite(suite);
         report.to_string().unwrap_or_default()
+    }
+
+    /// Writes `recreate-<copy>.xml` (JUnit) and `recreate-<copy>.json` into `dir`, creating
+    /// the folder if it is missing; returns the two paths.
+    ///
+    /// # Errors
+    /// The folder cannot be created or a file cannot be written.
+    pub fn write(&self, dir: &std::path::Path) -> std::io::Result<(PathBuf, PathBuf)> {
+        std::fs::create_dir_all(dir)?;
+        let base = dir.join(format!("recreate-{}", self.copy));
+        let (xml, json) = (base.with_extension("xml"), base.with_extension("json"));
+        std::fs::write(&xml, self.to_junit())?;
+        std::fs::write(&json, self.to_json())?;
+        Ok((xml, json))
     }
 
     pub fn to_json(&self) -> String {

@@ -34,6 +34,8 @@ Exit codes:
   3   the environment is invalid (file:line:column is printed)
   4   the repository or revision cannot be read
   5   another run holds the environment's lock (it names the holder)
+  6   something Git declares exists without the environment's tag or label: nothing was
+      changed (the plan says CONFLICT; --adopt takes it over)
   64  wrong command line
 
 Environment:

@@ -3,7 +3,7 @@
 use clap::Args;
 use envboot::engine::{self, exit};
 
-use super::shared::{parse_duration, Target};
+use super::shared::{parse_duration, Parallelism, Target};
 
 /// The nightly test: create a throwaway copy under another name, verify it, destroy it, and
 /// check that nothing leaked; writes a JUnit XML and a JSON report. Exit 0 if every phase passed.
@@ -20,6 +20,8 @@ pub struct RecreateArgs {
     /// How long verify waits for objects to become ready.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     ready_timeout: std::time::Duration,
+    #[command(flatten)]
+    parallelism: Parallelism,
 }
 
 pub async fn run(args: RecreateArgs) -> engine::Result<u8> {
@@ -28,9 +30,14 @@ pub async fn run(args: RecreateArgs) -> engine::Result<u8> {
         copy,
         report_dir,
         ready_timeout,
+        parallelism,
     } = args;
     let loaded = target.load()?;
-    let report = envboot::recreate::recreate(&loaded, &copy, ready_timeout).await?;
+    let options = engine::PlanOptions {
+        parallelism: parallelism.get(),
+        ..engine::PlanOptions::default()
+    };
+    let report = envboot::recreate::recreate(&loaded, &copy, ready_timeout, options).await?;
     for p in &report.phases {
         let mark = if p.ok { "ok" } else { "FAILED" };
         println!(
@@ -40,20 +47,16 @@ pub async fn run(args: RecreateArgs) -> engine::Result<u8> {
             p.message.lines().next().unwrap_or_default()
         );
     }
-    let base = report_dir.join(format!("recreate-{copy}"));
-    let write = |ext: &str, text: String| {
-        let path = base.with_extension(ext);
-        std::fs::write(&path, text).map(|()| path)
-    };
-    match (
-        write("xml", report.to_junit()),
-        write("json", report.to_json()),
-    ) {
-        (Ok(xml), Ok(json)) => println!("Reports: {} {}", xml.display(), json.display()),
-        (Err(e), _) | (_, Err(e)) => eprintln!(
-            "warning: cannot write the reports in {}: {e}",
-            report_dir.display()
-        ),
+    match report.write(&report_dir) {
+        Ok((xml, json)) => println!("Reports: {} {}", xml.display(), json.display()),
+        Err(e) => {
+            // The reports are the nightly job's product: without them the run failed.
+            eprintln!(
+                "error: cannot write the reports in {}: {e}",
+                report_dir.display()
+            );
+            return Ok(exit::FAILED);
+        }
     }
     if report.ok {
         println!(

@@ -390,14 +390,19 @@ impl Kube {
                     Err(e) => return Err(e),
                 };
                 let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
-                let list = api
-                    .list(&ListParams::default().labels(&selector))
-                    .await
-                    .map_err(|source| Error::CallFailed {
-                        object: format!("{kind} ({selector})"),
-                        call: "list",
-                        source,
-                    })?;
+                let list = match api.list(&ListParams::default().labels(&selector)).await {
+                    Ok(list) => list,
+                    // The kind went away since discovery (its CRD was deleted): nothing of it
+                    // is left to find.
+                    Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Vec::new()),
+                    Err(source) => {
+                        return Err(Error::CallFailed {
+                            object: format!("{kind} ({selector})"),
+                            call: "list",
+                            source,
+                        })
+                    }
+                };
                 Ok(list
                     .items
                     .into_iter()
@@ -661,8 +666,12 @@ impl Kube {
                 source,
             }
         };
-        let Some(found) = api.get_opt(&key.name).await.map_err(failed("get"))? else {
-            return Ok(true);
+        // Any 404 is gone: the object, or its whole kind (a CRD deleted before its objects
+        // answers with a plain "404 page not found").
+        let found = match api.get(&key.name).await {
+            Ok(found) => found,
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(true),
+            Err(e) => return Err(failed("get")(e)),
         };
         let uid = found.metadata.uid.unwrap_or_default();
         // kube-runtime's wait: a watch on the one object until it is gone (or replaced by

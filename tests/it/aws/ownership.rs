@@ -67,7 +67,7 @@ async fn an_unowned_resource_with_the_desired_name_is_a_conflict_until_adopted()
     );
 
     let run = envboot(&repo, settings, &["apply", &name]);
-    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 6, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
     assert!(run.stderr.contains("--adopt"), "{}", run.stderr);
     let live = owned_aws(&ec2, &name).await;
