@@ -34,11 +34,11 @@ mod kube_faults;
 mod kubernetes;
 /// The whole lifecycle of one environment: create, no-op apply, change, rollback, destroy.
 mod lifecycle;
+/// Ordering: a CRD and its resources in one run, `dependsOn` between releases.
+mod ordering;
 /// Ownership in Kubernetes: namespaces holding foreign objects kept, unlabelled objects a
 /// conflict until adopted.
 mod ownership;
-/// Ordering: a CRD and its resources in one run, `dependsOn` between releases.
-mod ordering;
 /// Disaster recovery (everything deleted behind envboot's back) and destroy's leak report.
 mod recovery;
 /// The nightly `recreate` job: a throwaway copy built, verified, destroyed.

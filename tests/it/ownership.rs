@@ -107,7 +107,11 @@ async fn a_namespace_holding_objects_of_any_kind_that_are_not_ours_survives_dest
         format!("Ingress {name}/theirs"),
         format!("PersistentVolumeClaim {name}/theirs"),
     ] {
-        assert!(run.stdout.contains(&foreign), "names {foreign}: {}", run.stdout);
+        assert!(
+            run.stdout.contains(&foreign),
+            "names {foreign}: {}",
+            run.stdout
+        );
     }
     // Ours are gone; theirs and the namespace are there.
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
@@ -164,8 +168,15 @@ async fn an_unlabelled_object_with_a_declared_name_is_a_conflict_until_adopted()
     assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
     assert!(run.stderr.contains("--adopt"), "{}", run.stderr);
     let theirs = cms.get("settings-0").await.expect("get");
-    assert_eq!(theirs.data.unwrap_or_default()["LOG_LEVEL"], "info", "untouched");
-    assert!(theirs.metadata.labels.unwrap_or_default().is_empty(), "not labelled");
+    assert_eq!(
+        theirs.data.unwrap_or_default()["LOG_LEVEL"],
+        "info",
+        "untouched"
+    );
+    assert!(
+        theirs.metadata.labels.unwrap_or_default().is_empty(),
+        "not labelled"
+    );
     assert!(
         cms.get_opt("settings-1").await.expect("get").is_none(),
         "nothing else was created either"
