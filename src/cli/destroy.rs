@@ -3,7 +3,7 @@
 use clap::Args;
 use envboot::engine::{self, Goal, PlanOptions};
 
-use super::execute::execute;
+use super::execute::{execute, Run};
 use super::shared::{OutputFormat, Parallelism, Target};
 
 /// Delete everything the environment owns (found by its tags and labels), and nothing else.
@@ -15,6 +15,9 @@ pub struct DestroyArgs {
     output: OutputFormat,
     #[command(flatten)]
     parallelism: Parallelism,
+    /// Destroy without asking `Do you want to perform these actions?` (CI, scripts).
+    #[arg(long)]
+    auto_approve: bool,
 }
 
 pub async fn run(args: DestroyArgs) -> engine::Result<u8> {
@@ -23,5 +26,12 @@ pub async fn run(args: DestroyArgs) -> engine::Result<u8> {
         ..PlanOptions::default()
     };
     let json = args.output.json_unless_terminal();
-    execute(&args.target, Goal::Destroy, options, json).await
+    let run = Run {
+        goal: Goal::Destroy,
+        options,
+        json,
+        auto_approve: args.auto_approve,
+        saved: None,
+    };
+    execute(&args.target, run).await
 }

@@ -1,39 +1,75 @@
-//! Apply and destroy: plan, print the plan, apply it under the environment's lock, report.
+//! Apply and destroy: plan, print the plan, ask for approval, apply it under the environment's
+//! lock, report. A saved plan (`apply FILE`) is planned again from its commit and applied only
+//! if nothing moved since it was reviewed.
 
-use envboot::engine::{self, exit, Goal, Loaded, PlanOptions};
+use std::io::IsTerminal;
+
+use envboot::engine::{self, exit, Goal, Loaded, PlanOptions, SavedPlan};
 
 use super::printer::Printer;
 use super::shared::Target;
 
-/// Reads the environment, takes its lock, and makes it match `goal`; events as JSON if `json`.
-pub async fn execute(
-    target: &Target,
-    goal: Goal,
-    options: PlanOptions,
-    json: bool,
-) -> engine::Result<u8> {
+/// How apply or destroy goes ahead.
+pub struct Run<'a> {
+    pub goal: Goal,
+    pub options: PlanOptions,
+    pub json: bool,
+    /// Go ahead without asking.
+    pub auto_approve: bool,
+    /// The saved plan being applied (`apply FILE`): no question, refused if stale.
+    pub saved: Option<(&'a str, SavedPlan)>,
+}
+
+impl Run<'_> {
+    fn command(&self) -> &'static str {
+        if self.goal == Goal::Destroy {
+            "destroy"
+        } else {
+            "apply"
+        }
+    }
+}
+
+/// Reads the environment, takes its lock, and makes it match the goal.
+pub async fn execute(target: &Target, run: Run<'_>) -> engine::Result<u8> {
     let loaded = target.load()?;
-    let command = if goal == Goal::Destroy {
-        "destroy"
-    } else {
-        "apply"
-    };
-    let lock = engine::lock(&loaded, &engine::holder(command)).await?;
-    let result = execute_locked(&loaded, goal, options, json).await;
+    let lock = engine::lock(&loaded, &engine::holder(run.command())).await?;
+    let result = execute_locked(&loaded, &run).await;
     if let Some(lock) = lock {
         lock.release().await;
     }
     result
 }
 
-async fn execute_locked(
-    loaded: &Loaded,
-    goal: Goal,
-    options: PlanOptions,
-    json: bool,
-) -> engine::Result<u8> {
+/// Asks `Do you want to perform these actions?` on the terminal; only `yes` approves.
+/// Without a terminal (and without `--auto-approve`) nothing can approve, and nothing is done.
+fn approve(command: &'static str) -> engine::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(engine::Error::NotApproved { command });
+    }
+    eprintln!(
+        "\nDo you want to perform these actions?\n  envboot will {command} as described above.\n  Only 'yes' will be accepted to approve.\n"
+    );
+    {
+        use std::io::Write;
+        let mut err = std::io::stderr();
+        let _ = write!(err, "  Enter a value: ");
+        let _ = err.flush();
+    }
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|_| engine::Error::NotApproved { command })?;
+    Ok(answer.trim() == "yes")
+}
+
+async fn execute_locked(loaded: &Loaded, run: &Run<'_>) -> engine::Result<u8> {
+    let (goal, options) = (run.goal, run.options);
     let plan = engine::plan(loaded, goal, options).await?;
-    let printer = Printer::new(json, &plan);
+    if let Some((path, saved)) = &run.saved {
+        saved.check(path, &plan)?;
+    }
+    let mut printer = Printer::new(run.json);
     printer.plan(&plan);
     if !plan.summary().has_changes() {
         if let Some(timeout) = options.wait {
@@ -48,6 +84,16 @@ async fn execute_locked(
         printer.summary(goal, &plan, None);
         return Ok(exit::OK);
     }
+    if !run.auto_approve && run.saved.is_none() && !approve(run.command())? {
+        let what = if goal == Goal::Destroy {
+            "Destroy"
+        } else {
+            "Apply"
+        };
+        eprintln!("{what} cancelled: nothing was changed.");
+        return Ok(exit::FAILED);
+    }
+    printer.start_progress(&plan);
     let report = engine::apply(&plan, &mut |step| printer.step(&step)).await?;
     printer.summary(goal, &plan, Some(&report));
     if goal == Goal::Destroy {

@@ -1,9 +1,18 @@
-//! `envboot plan`: what apply would change, as text or one JSON document.
+//! `envboot plan`: what apply would change, as text, one JSON document or Markdown; saved
+//! with `--out` for `envboot apply FILE`.
 
 use clap::Args;
 use envboot::engine::{self, exit, Goal};
 
-use super::shared::{print_calls, OutputFormat, Takeover, Target};
+use super::shared::{print_calls, Takeover, Target};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanOutput {
+    Text,
+    Json,
+    /// For a pull-request comment.
+    Markdown,
+}
 
 /// Show what apply would change, without changing anything.
 #[derive(Debug, Args)]
@@ -12,8 +21,13 @@ pub struct PlanArgs {
     target: Target,
     #[command(flatten)]
     takeover: Takeover,
-    #[command(flatten)]
-    output: OutputFormat,
+    /// `text`, `json` (one document, docs/plan-json.md) or `markdown` (for a pull request).
+    #[arg(long, value_enum, env = "ENVBOOT_OUTPUT", default_value = "text")]
+    output: PlanOutput,
+    /// Also save the plan to FILE: `envboot apply FILE` applies exactly it, and refuses it if
+    /// the live environment changed since (no secret is written in plain text).
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
@@ -22,11 +36,21 @@ pub struct PlanArgs {
 pub async fn run(args: PlanArgs) -> engine::Result<u8> {
     let loaded = args.target.load()?;
     let plan = engine::plan(&loaded, Goal::Apply, args.takeover.plan_options()).await?;
-    if args.output.json() {
-        println!("{}", plan.to_json());
-    } else {
-        print!("{}", plan.to_text());
-        print_calls(&plan);
+    match args.output {
+        PlanOutput::Json => println!("{}", plan.to_json()),
+        PlanOutput::Markdown => print!("{}", plan.to_markdown()),
+        PlanOutput::Text => {
+            print!("{}", plan.to_text());
+            print_calls(&plan);
+        }
+    }
+    if let Some(path) = &args.out {
+        engine::save_plan(&plan, path)?;
+        eprintln!(
+            "Saved the plan to {}: `envboot apply {}` applies exactly it.",
+            path.display(),
+            path.display()
+        );
     }
     Ok(if args.detailed_exitcode && plan.summary().has_changes() {
         exit::CHANGES

@@ -15,11 +15,22 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn new(json: bool, plan: &engine::Plan) -> Printer {
+    /// A printer without a progress bar (for the plan and the question before applying).
+    pub fn new(json: bool) -> Printer {
+        Printer { json, bar: None }
+    }
+
+    /// Starts the progress bar for carrying out `plan`, on a terminal in text mode. The bar
+    /// and the step lines printed above it go to standard output, so that redirecting
+    /// standard error loses neither.
+    pub fn start_progress(&mut self, plan: &engine::Plan) {
         let s = plan.summary();
         let total = (s.create + s.update + s.replace * 2 + s.delete) as u64;
-        let bar = (!json && total > 0 && std::io::stdout().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(total);
+        self.bar = (!self.json && total > 0 && std::io::stdout().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stdout(),
+            );
             if let Ok(style) = indicatif::ProgressStyle::with_template(
                 "{spinner} [{bar:30}] {pos}/{len} {elapsed} {msg}",
             ) {
@@ -28,13 +39,16 @@ impl Printer {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        Printer { json, bar }
     }
 
     fn line(&self, text: &str) {
+        // A bar that does not draw (a terminal indicatif cannot use, `TERM` unset) or that is
+        // done would drop the line: then it is printed as it is.
         match &self.bar {
-            Some(bar) => bar.println(envboot::secrets::redact(text)),
-            None => println!("{text}"),
+            Some(bar) if !bar.is_hidden() && !bar.is_finished() => {
+                bar.println(envboot::secrets::redact(text))
+            }
+            _ => println!("{text}"),
         }
     }
 

@@ -115,11 +115,6 @@ pub struct OutputFormat {
 }
 
 impl OutputFormat {
-    /// JSON only if asked for.
-    pub fn json(&self) -> bool {
-        self.output == Some(Output::Json)
-    }
-
     /// JSON if asked for, or by default when standard output is not a terminal.
     pub fn json_unless_terminal(&self) -> bool {
         use std::io::IsTerminal;

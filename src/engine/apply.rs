@@ -433,9 +433,9 @@ async fn aws_deletes(
     let deps: Vec<Vec<usize>> = deletions
         .iter()
         .map(|c| {
-            let rank = c.rtype.delete_rank();
+            let rank = aws::delete_rank(c.rtype);
             (0..deletions.len())
-                .filter(|&j| deletions[j].rtype.delete_rank() < rank)
+                .filter(|&j| aws::delete_rank(deletions[j].rtype) < rank)
                 .collect()
         })
         .collect();

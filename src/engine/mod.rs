@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 mod apply;
 mod cluster;
 mod provider;
+mod saved;
 #[cfg(test)]
 mod tests;
 
 pub use apply::apply;
+pub use saved::{read_plan, save_plan, SavedPlan};
 
 pub(crate) use cluster::k3s_user_data;
 pub use cluster::{cluster_init, kubeconfig};
@@ -63,6 +65,12 @@ pub enum Error {
     NotReady { seconds: u64, report: String },
     #[error("destroy left behind what still carries the environment's tags or labels:\n{list}")]
     Leaked { list: String },
+    #[error("{path}: {why}")]
+    SavedPlan { path: String, why: String },
+    #[error("{path} is stale: {why}; nothing was changed. Make a new plan and review it.")]
+    StalePlan { path: String, why: String },
+    #[error("{command} needs approval: run it on a terminal to answer the question, or add --auto-approve (CI, scripts); nothing was changed")]
+    NotApproved { command: &'static str },
     #[error("the {phase} hook {hook} of release `{release}` did not succeed: {why}")]
     HookFailed {
         release: String,
@@ -125,6 +133,9 @@ impl Error {
             | Error::Unresolved { .. }
             | Error::Output { .. }
             | Error::Leaked { .. }
+            | Error::SavedPlan { .. }
+            | Error::StalePlan { .. }
+            | Error::NotApproved { .. }
             | Error::HookFailed { .. }
             | Error::NotReady { .. }
             | Error::ApiUnreachable { .. }
@@ -500,6 +511,16 @@ impl Plan {
             text.push_str(&format!("\nKubernetes: {why}.\n"));
         }
         text
+    }
+
+    /// The plan as Markdown, for a pull-request comment.
+    pub fn to_markdown(&self) -> String {
+        plan::format_markdown(
+            &self.environment,
+            &self.commit,
+            self.changes(),
+            self.pending.as_deref(),
+        )
     }
 
     /// API calls made so far: (AWS by operation, Kubernetes by method).

@@ -6,6 +6,8 @@
 /// Helpers: the sandbox, repositories, running envboot, reading AWS and Kubernetes.
 mod common;
 
+/// Approval before apply and destroy; saved plans applied exactly, stale ones refused.
+mod approval;
 /// The AWS layer against moto: every resource type, in-place updates and replacements,
 /// conflicts and adoption, destroy's sweep, API errors, mutually referring security groups.
 mod aws;

@@ -2,14 +2,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::resources::{delete_rank, kind};
 use envboot_core::model::refs;
-use envboot_core::model::spec::{LaunchTemplate, Rule};
 use envboot_core::model::{Resource, ResourceSpec, ResourceType};
 use envboot_core::plan::{Action, Change, FieldChange, KNOWN_AFTER_APPLY};
+
+pub use crate::resources::launch_template::{launch_template_data, launch_template_hash};
+pub use crate::resources::security_group::{
+    default_egress, normalize_protocol, permissions, Permission,
+};
 
 /// A resource found in AWS carrying the environment's tags, read into the same shape as the
 /// desired arguments.
@@ -53,112 +57,11 @@ pub fn short_hash(text: &str) -> String {
     format!("sha256:{}", &hex::encode(digest)[..16])
 }
 
-/// One security group permission: a protocol, a port range and ONE source or destination (a
-/// CIDR block or a security group). Rules are compared, authorized and revoked in these units,
-/// so a rule with two CIDR blocks that loses one revokes just that one.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Permission {
-    pub protocol: String,
-    pub from_port: i32,
-    pub to_port: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cidr_block: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_group: Option<String>,
-}
-
-/// The protocol and ports as AWS reports them: names for tcp, udp and icmp, `-1` for all (whose
-/// ports AWS does not report: they become 0).
-pub fn normalize_protocol(
-    protocol: &str,
-    from: Option<i32>,
-    to: Option<i32>,
-) -> (String, i32, i32) {
-    let p = match protocol.to_ascii_lowercase().as_str() {
-        "6" => "tcp".to_string(),
-        "17" => "udp".to_string(),
-        "1" => "icmp".to_string(),
-        "all" | "-1" => "-1".to_string(),
-        other => other.to_string(),
-    };
-    if p == "-1" {
-        (p, 0, 0)
-    } else {
-        (p, from.unwrap_or(-1), to.unwrap_or(-1))
-    }
-}
-
-/// Splits declared rules into permissions.
-pub fn permissions(rules: &[Rule]) -> Vec<Permission> {
-    let mut out = Vec::new();
-    for r in rules {
-        let (protocol, from_port, to_port) =
-            normalize_protocol(&r.protocol, Some(r.from_port), Some(r.to_port));
-        let base = Permission {
-            protocol,
-            from_port,
-            to_port,
-            cidr_block: None,
-            security_group: None,
-        };
-        out.extend(r.cidr_blocks.iter().map(|c| Permission {
-            cidr_block: Some(c.clone()),
-            ..base.clone()
-        }));
-        out.extend(r.security_groups.iter().map(|g| Permission {
-            security_group: Some(g.clone()),
-            ..base.clone()
-        }));
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// AWS's default egress of a new security group: everything, everywhere.
-pub fn default_egress() -> Vec<Rule> {
-    vec![Rule {
-        protocol: "-1".into(),
-        from_port: 0,
-        to_port: 0,
-        cidr_blocks: vec!["0.0.0.0/0".into()],
-        security_groups: Vec::new(),
-    }]
-}
-
-/// The data of a launch template, as hashed into its `envboot:data` tag.
-pub fn launch_template_data(t: &LaunchTemplate) -> Value {
-    let mut groups = t.vpc_security_group_ids.clone();
-    groups.sort();
-    json!({
-        "image_id": t.image_id,
-        "instance_type": t.instance_type,
-        "key_name": t.key_name,
-        "vpc_security_group_ids": groups,
-        "user_data": t.user_data.as_deref().map(short_hash),
-    })
-}
-
-/// The `envboot:data` tag of a launch template whose references are resolved: the hash that
-/// [`fields`] compares once resolved.
-pub fn launch_template_hash(t: &LaunchTemplate) -> String {
-    let mut fields = Map::new();
-    fields.insert("data".into(), launch_template_data(t));
-    normalize(&mut fields);
-    match fields.remove("data") {
-        Some(Value::String(h)) => h,
-        _ => String::new(),
-    }
-}
-
 /// The name AWS knows a resource by: `<environment>-<address>` unless the spec names it.
 pub fn aws_name(spec: &ResourceSpec, environment: &str, address: &str) -> String {
-    let given = match spec {
-        ResourceSpec::KeyPair(k) => k.key_name.clone(),
-        ResourceSpec::LaunchTemplate(t) => t.name.clone(),
-        other => other.tags().and_then(|t| t.get("Name").cloned()),
-    };
-    given.unwrap_or_else(|| format!("{environment}-{address}"))
+    kind(spec.resource_type())
+        .given_name(spec)
+        .unwrap_or_else(|| format!("{environment}-{address}"))
 }
 
 /// The comparable fields of a declared resource (references still unresolved).
@@ -174,52 +77,7 @@ pub fn fields(spec: &ResourceSpec, environment: &str, address: &str) -> Map<Stri
                 .or_insert_with(|| json!(format!("{environment}-{address}")));
         }
     }
-    match spec {
-        ResourceSpec::SecurityGroup(g) => {
-            map.insert("ingress".into(), json!(permissions(&g.ingress)));
-            let egress = g.egress.clone().unwrap_or_else(default_egress);
-            map.insert("egress".into(), json!(permissions(&egress)));
-        }
-        ResourceSpec::Instance(i) => {
-            // Compared by hash; user-data that refers to other resources (a k3s agent names
-            // its server's IP) is hashed once the references are resolved (`normalize`).
-            let user_data = match i.user_data.as_deref() {
-                None => Value::Null,
-                Some(u) if u.contains("${") => json!({ UNHASHED: u }),
-                Some(u) => Value::String(short_hash(u)),
-            };
-            map.insert("user_data".into(), user_data);
-            if i.root_volume_size.is_none() {
-                // The AMI's size: nothing to compare.
-                map.remove("root_volume_size");
-            }
-        }
-        ResourceSpec::KeyPair(k) => {
-            map.remove("public_key_file");
-            map.insert(
-                "key_name".into(),
-                json!(aws_name(spec, environment, address)),
-            );
-            map.insert(
-                "public_key".into(),
-                json!(k.public_key.as_deref().map(|p| short_hash(p.trim()))),
-            );
-        }
-        ResourceSpec::LaunchTemplate(t) => {
-            for k in [
-                "image_id",
-                "instance_type",
-                "key_name",
-                "vpc_security_group_ids",
-                "user_data",
-            ] {
-                map.remove(k);
-            }
-            map.insert("name".into(), json!(aws_name(spec, environment, address)));
-            map.insert("data".into(), launch_template_data(t));
-        }
-        _ => {}
-    }
+    kind(spec.resource_type()).fields(spec, environment, address, map);
     normalize(map);
     std::mem::take(map)
 }
@@ -338,23 +196,7 @@ pub fn without_unknown_sources(
 }
 
 /// The key under which user-data waits for its references to be resolved before it is hashed.
-const UNHASHED: &str = "unhashed";
-
-/// Whether changing `field` from `before` to `after` needs a new resource.
-fn forces_replacement(
-    rtype: ResourceType,
-    field: &str,
-    before: Option<&Value>,
-    after: &Value,
-) -> bool {
-    if rtype.immutable().contains(&field) {
-        return true;
-    }
-    // A volume grows in place but cannot shrink.
-    rtype == ResourceType::Instance
-        && field == "root_volume_size"
-        && matches!((before.and_then(Value::as_i64), after.as_i64()), (Some(b), Some(a)) if a < b)
-}
+pub(crate) const UNHASHED: &str = "unhashed";
 
 fn has_references(v: &Value) -> bool {
     match v {
@@ -435,7 +277,7 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
                             path: k.clone(),
                             before: show(before),
                             after: show(Some(v)),
-                            forces_replacement: forces_replacement(rtype, k, before, v),
+                            forces_replacement: kind(rtype).forces_replacement(k, before, v),
                         });
                     }
                 }
@@ -478,7 +320,7 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
         .chain(extras)
         .collect();
     deletes.sort_by(|(a, _), (b, _)| {
-        (a.rtype.delete_rank(), &a.address, &a.id).cmp(&(b.rtype.delete_rank(), &b.address, &b.id))
+        (delete_rank(a.rtype), &a.address, &a.id).cmp(&(delete_rank(b.rtype), &b.address, &b.id))
     });
     out.extend(deletes.into_iter().map(|(a, reason)| AwsChange {
         change: Change {
@@ -503,7 +345,7 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envboot_core::model::spec::{Instance, SecurityGroup, Subnet, Vpc};
+    use envboot_core::model::spec::{Instance, LaunchTemplate, Rule, SecurityGroup, Subnet, Vpc};
     use std::collections::BTreeSet;
 
     fn vpc(cidr: &str) -> Resource {
@@ -838,32 +680,5 @@ mod tests {
         assert!(!key.contains_key("public_key_file"));
         assert_eq!(key["key_name"], json!("e-n.key"));
         assert_eq!(key["public_key"], json!(short_hash("ssh-ed25519 AAAA x")));
-    }
-
-    #[test]
-    fn deletions_follow_the_order_aws_demands() {
-        let order: Vec<ResourceType> = {
-            let mut all = ResourceType::ALL.to_vec();
-            all.sort_by_key(|t| t.delete_rank());
-            all
-        };
-        let pos = |t: ResourceType| order.iter().position(|o| *o == t).unwrap();
-        use ResourceType as T;
-        for (first, then) in [
-            (T::EipAssociation, T::Eip),
-            (T::EipAssociation, T::Instance),
-            (T::Instance, T::SecurityGroup),
-            (T::Instance, T::Subnet),
-            (T::Instance, T::KeyPair),
-            (T::RouteTable, T::NatGateway),
-            (T::NatGateway, T::Eip),
-            (T::NatGateway, T::Subnet),
-            (T::Eip, T::InternetGateway),
-            (T::InternetGateway, T::Vpc),
-            (T::SecurityGroup, T::Vpc),
-            (T::Subnet, T::Vpc),
-        ] {
-            assert!(pos(first) < pos(then), "{first:?} before {then:?}");
-        }
     }
 }

@@ -16,11 +16,11 @@
 //!
 //! Credentials, region and endpoint come from the standard AWS chain (`AWS_ENDPOINT_URL` included).
 
+mod common;
 pub mod diff;
-mod read;
-mod write;
+mod resources;
 
-pub use write::needs_settling;
+pub use resources::{delete_rank, needs_settling};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -106,6 +106,9 @@ pub enum Error {
     },
     #[error("nothing was changed: {} resource(s) with the desired name exist without the environment's tags:\n{}\nrerun with --adopt to take them over (envboot tags them), or remove or rename them", .0.len(), .0.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"))]
     Conflicts(Vec<String>),
+    /// A resource's arguments of another type than the resource (a bug, reported, not a panic).
+    #[error("internal error: {resource} was given the arguments of another resource type")]
+    WrongSpec { resource: String },
 }
 
 impl Error {
@@ -225,7 +228,8 @@ fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
 
 /// A progress line for a long wait.
 fn progress(message: &str) {
-    eprintln!("envboot: {message}");
+    // Through the redaction every printed line goes through: a message may quote a server.
+    eprintln!("envboot: {}", envboot_core::sensitive::redact(message));
 }
 
 /// The `ClientToken` of a create: the same for a retry of the same create, different for
@@ -292,37 +296,7 @@ impl DeleteContext {
             let (Some(id), Some(actual)) = (&c.id, &c.actual) else {
                 continue;
             };
-            match c.rtype {
-                ResourceType::SecurityGroup => {
-                    for (field, egress) in [("ingress", false), ("egress", true)] {
-                        let perms: Vec<diff::Permission> = actual
-                            .get(field)
-                            .and_then(|v| serde_json::from_value(v.clone()).ok())
-                            .unwrap_or_default();
-                        for p in perms {
-                            if let Some(target) = p.security_group.clone() {
-                                ctx.references.entry(target).or_default().push((
-                                    c.change.address.clone(),
-                                    id.clone(),
-                                    egress,
-                                    p,
-                                ));
-                            }
-                        }
-                    }
-                }
-                ResourceType::InternetGateway if !deleted.contains(id.as_str()) => {
-                    if let Some(vpc) = actual.get("vpc_id").and_then(Value::as_str) {
-                        if deleted.contains(vpc) {
-                            ctx.gateways
-                                .entry(vpc.to_string())
-                                .or_default()
-                                .push((c.change.address.clone(), id.clone()));
-                        }
-                    }
-                }
-                _ => {}
-            }
+            resources::kind(c.rtype).note_for_deletes(&mut ctx, c, id, actual, &deleted);
         }
         ctx
     }
@@ -400,8 +374,7 @@ impl Aws {
         let env_filter = || vec![filter(&format!("tag:{TAG_ENVIRONMENT}"), &[environment])];
         let reads = ResourceType::ALL
             .into_iter()
-            .filter(|t| *t != ResourceType::EipAssociation)
-            .map(|t| self.describe(t, env_filter(), &scope));
+            .map(|t| resources::kind(t).describe(self, env_filter(), &scope));
         let found = futures::future::try_join_all(reads).await?;
         let mut out = Vec::new();
         for d in found.into_iter().flatten() {
@@ -412,12 +385,7 @@ impl Aws {
             let Some(address) = tag_value(&d.tags, TAG_ADDRESS).map(str::to_string) else {
                 continue;
             };
-            if d.rtype == ResourceType::Eip {
-                if let Some(a) = read::eip_association(&d) {
-                    out.push(a);
-                }
-            }
-            out.push(d.into_actual(address));
+            resources::kind(d.rtype).discovered(d, address, &mut out);
         }
         Ok(out)
     }
@@ -512,7 +480,7 @@ impl Aws {
                 .and_then(|f| f.after.as_deref())
                 .and_then(|v| serde_json::from_str::<String>(v).ok())
                 .filter(|v| v != KNOWN_AFTER_APPLY);
-            if c.rtype == ResourceType::SecurityGroup && vpc.is_none() {
+            if resources::kind(c.rtype).named_within_vpc() && vpc.is_none() {
                 // A group is named within its VPC, which does not exist yet.
                 continue;
             }
@@ -524,13 +492,8 @@ impl Aws {
         let scope = format!("environment {environment}");
         let reads = wanted.iter().map(|(t, names)| {
             let names: Vec<&str> = names.keys().map(String::as_str).collect();
-            let by = match t {
-                ResourceType::SecurityGroup => "group-name",
-                ResourceType::KeyPair => "key-name",
-                ResourceType::LaunchTemplate => "launch-template-name",
-                _ => "tag:Name",
-            };
-            self.describe(*t, vec![filter(by, &names)], &scope)
+            let k = resources::kind(*t);
+            k.describe(self, vec![filter(k.name_filter(), &names)], &scope)
         });
         let found = futures::future::try_join_all(reads).await?;
         let mut out = Vec::new();

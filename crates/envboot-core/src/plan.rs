@@ -250,9 +250,94 @@ pub fn format_changes<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone)
     out
 }
 
+/// The plan as Markdown, for a pull-request comment: a heading naming the environment and the
+/// commit, the summary line, and the changes as a `diff` block (what `format_changes` prints).
+pub fn format_markdown<'a>(
+    environment: &str,
+    commit: &str,
+    changes: impl IntoIterator<Item = &'a Change> + Clone,
+    pending: Option<&str>,
+) -> String {
+    let text = format_changes(changes.clone());
+    let s = Summary::of(changes);
+    let short = &commit[..commit.len().min(12)];
+    let mut out = format!("### envboot plan: `{environment}` at `{short}`\n\n");
+    if !s.has_changes() {
+        out.push_str("**No changes.** The live environment matches Git.\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "**Plan:** {} to add, {} to change, {} to replace, {} to destroy, {} unchanged.\n",
+        s.create, s.update, s.replace, s.delete, s.unchanged
+    );
+    if let Some(why) = pending {
+        let _ = writeln!(out, "> Kubernetes: {why}.\n");
+    }
+    out.push_str("<details open><summary>Changes</summary>\n\n```diff\n");
+    for line in text.lines().take_while(|l| !l.starts_with("Plan: ")) {
+        if line.is_empty() {
+            continue;
+        }
+        // `diff` colours lines by their first character: the action symbol goes first. A
+        // fence inside a value would end the block: it is shown with quotes instead.
+        let line = line
+            .strip_prefix("  ")
+            .unwrap_or(line)
+            .replace("```", "'''");
+        let _ = writeln!(out, "{line}");
+    }
+    out.push_str("```\n\n</details>\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markdown_plans_put_the_action_first_in_a_diff_block() {
+        let changes = vec![
+            Change {
+                kind: "aws_vpc".into(),
+                address: "net.vpc".into(),
+                action: Action::Create,
+                fields: vec![FieldChange {
+                    path: "cidr_block".into(),
+                    before: None,
+                    after: Some("\"10.0.0.0/16\"".into()),
+                    forces_replacement: false,
+                }],
+                reason: None,
+            },
+            Change {
+                kind: "ConfigMap".into(),
+                address: "apps/old".into(),
+                action: Action::Delete,
+                fields: vec![],
+                reason: Some("no longer declared in Git".into()),
+            },
+        ];
+        let md = format_markdown("staging", "0123456789abcdef", &changes, None);
+        assert!(
+            md.starts_with("### envboot plan: `staging` at `0123456789ab`\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "**Plan:** 1 to add, 0 to change, 0 to replace, 1 to destroy, 0 unchanged."
+            ),
+            "{md}"
+        );
+        assert!(md.contains("```diff\n+ aws_vpc net.vpc\n"), "{md}");
+        assert!(
+            md.contains("\n- ConfigMap apps/old  (no longer declared in Git)\n"),
+            "{md}"
+        );
+        assert!(md.trim_end().ends_with("</details>"), "{md}");
+        let none = format_markdown("staging", "0123", &[], None);
+        assert!(none.contains("**No changes.**"), "{none}");
+    }
 
     fn change(action: Action) -> Change {
         Change {

@@ -46,6 +46,8 @@ impl From<Output> for Run {
 pub struct Envboot {
     command: Command,
     repo: Option<OsString>,
+    /// `apply` and `destroy` get `--auto-approve` (as in CI), unless a test asks otherwise.
+    auto_approve: bool,
 }
 
 impl Envboot {
@@ -61,6 +63,7 @@ impl Envboot {
         Envboot {
             command,
             repo: None,
+            auto_approve: true,
         }
     }
 
@@ -91,7 +94,18 @@ impl Envboot {
         self
     }
 
+    /// Without the `--auto-approve` that `apply` and `destroy` get otherwise: for the tests of
+    /// the approval question itself.
+    pub fn asking(mut self) -> Envboot {
+        self.auto_approve = false;
+        self
+    }
+
     fn command(mut self) -> Command {
+        let first = self.command.get_args().next().map(OsStr::to_os_string);
+        if self.auto_approve && first.is_some_and(|a| a == "apply" || a == "destroy") {
+            self.command.arg("--auto-approve");
+        }
         if let Some(repo) = self.repo.take() {
             self.command.arg("--repo").arg(repo);
         }

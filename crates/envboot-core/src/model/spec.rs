@@ -301,45 +301,6 @@ impl ResourceType {
     pub fn taggable(self) -> bool {
         self != ResourceType::EipAssociation
     }
-
-    /// Arguments whose change forces the resource to be replaced.
-    pub fn immutable(self) -> &'static [&'static str] {
-        match self {
-            ResourceType::Vpc => &["cidr_block"],
-            ResourceType::Subnet => &["vpc_id", "cidr_block", "availability_zone"],
-            ResourceType::InternetGateway | ResourceType::Eip => &[],
-            ResourceType::NatGateway => &["subnet_id", "allocation_id"],
-            ResourceType::RouteTable => &["vpc_id"],
-            ResourceType::SecurityGroup => &["vpc_id", "description"],
-            ResourceType::KeyPair => &["key_name", "public_key"],
-            ResourceType::LaunchTemplate => &["name"],
-            ResourceType::Instance => {
-                &["ami", "instance_type", "subnet_id", "user_data", "key_name"]
-            }
-            ResourceType::EipAssociation => &["allocation_id", "instance_id"],
-        }
-    }
-
-    /// Order of deletion, lower first, as AWS demands it: Elastic IP associations, then
-    /// instances, launch templates and key pairs, route tables (their subnet associations first),
-    /// NAT gateways (waiting until deleted, which frees their Elastic IP and network interface),
-    /// Elastic IPs, internet gateways (detached first: AWS refuses while public addresses are
-    /// mapped in the VPC), security groups (rules referring to other groups revoked first),
-    /// subnets, and VPCs last. Resources of one rank are deleted in parallel.
-    pub fn delete_rank(self) -> u8 {
-        match self {
-            ResourceType::EipAssociation => 0,
-            ResourceType::Instance => 1,
-            ResourceType::LaunchTemplate | ResourceType::KeyPair => 2,
-            ResourceType::RouteTable => 3,
-            ResourceType::NatGateway => 4,
-            ResourceType::Eip => 5,
-            ResourceType::InternetGateway => 6,
-            ResourceType::SecurityGroup => 7,
-            ResourceType::Subnet => 8,
-            ResourceType::Vpc => 9,
-        }
-    }
 }
 
 impl ResourceSpec {
