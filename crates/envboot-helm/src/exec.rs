@@ -97,6 +97,8 @@ pub enum FnError {
     User(String),
     /// An error from a nested template execution (`include`, `tpl`).
     Nested(Box<ExecError>, String),
+    /// A type error of argument `i` (reported at that argument, as Go does).
+    Arg(usize, String),
 }
 
 pub type FnResult = Result<Value, FnError>;
@@ -356,12 +358,12 @@ impl Engine {
                     .collect(),
                 Obj::Files(f) => f
                     .iter()
-                    .map(|(k, x)| {
-                        (
-                            Value::str(k),
-                            Value::list(x.iter().map(|b| Value::Int(*b as i64)).collect()),
-                        )
-                    })
+                    .map(|(k, x)| (Value::str(k), Value::Obj(Rc::new(Obj::Bytes(x.clone())))))
+                    .collect(),
+                Obj::Bytes(b) => b
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| (Value::Int(i as i64), Value::Int(i64::from(*x))))
                     .collect(),
                 _ => {
                     return Err(self.err(
@@ -716,10 +718,24 @@ impl Engine {
             return Ok(last);
         }
         let mut args = self.eval_args(st, rest, dot)?;
+        let mut field_nil: Vec<bool> = rest
+            .iter()
+            .zip(args.iter())
+            .map(|(a, v)| {
+                v.is_nil()
+                    && match a {
+                        Arg::Field(_, f) => !f.is_empty(),
+                        Arg::Var(_, _, chain) => !chain.is_empty(),
+                        Arg::Chain(..) => true,
+                        _ => false,
+                    }
+            })
+            .collect();
         if let Some(f) = fin {
             args.push(f);
+            field_nil.push(false);
         }
-        match func.call(self, st, name, args) {
+        match func.call(self, st, name, args, field_nil) {
             Ok(v) => Ok(v),
             Err(e) => {
                 let ctx = format!("{cmd}");
@@ -728,6 +744,10 @@ impl Engine {
                         self.err(st, cmd.pos, ctx, format!("error calling {name}: {m}"))
                     }
                     FnError::Plain(m) => self.err(st, cmd.pos, ctx, m),
+                    FnError::Arg(i, m) => match rest.get(i) {
+                        Some(a) => self.err(st, a.pos(), format!("{a}"), m),
+                        None => self.err(st, cmd.pos, ctx, m),
+                    },
                     FnError::User(m) => {
                         let mut e =
                             self.err(st, cmd.pos, ctx, format!("error calling {name}: {m}"));

@@ -273,8 +273,11 @@ pub const INSTALL_ORDER: &[&str] = &[
 ];
 
 /// A loaded chart with its subcharts.
+#[derive(Clone)]
 struct Loaded {
     name: String,
+    /// `version` of Chart.yaml
+    version: String,
     /// `.Chart`
     metadata: Value,
     kube_version: String,
@@ -283,8 +286,20 @@ struct Loaded {
     templates: Vec<(String, String)>,
     files: BTreeMap<String, Vec<u8>>,
     subcharts: Vec<Loaded>,
-    /// `dependencies` of Chart.yaml: name/alias -> condition
-    conditions: Vec<(String, String)>,
+    /// `dependencies` of Chart.yaml (or requirements.yaml)
+    deps: Vec<Dep>,
+}
+
+/// One entry of `dependencies`.
+#[derive(Clone)]
+struct Dep {
+    name: String,
+    alias: String,
+    version: String,
+    condition: String,
+    tags: Vec<String>,
+    /// its entry in `.Chart.Dependencies`
+    meta: Value,
 }
 
 fn chart_str(v: Option<&Value>) -> Value {
@@ -381,44 +396,69 @@ fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Erro
             Some(Value::Bool(true))
         )),
     );
-    let mut conditions = Vec::new();
-    let deps: Vec<Value> = match meta_map.get("dependencies") {
-        Some(Value::List(l)) => l
-            .iter()
-            .map(|d| {
-                let get = |k: &str| match d {
-                    Value::Map(mm) => mm.borrow().get(k).cloned(),
-                    _ => None,
-                };
-                let dname = chart_str(get("name").as_ref());
-                let alias = chart_str(get("alias").as_ref());
-                let cond = chart_str(get("condition").as_ref());
-                let key = match (&alias, &dname) {
-                    (Value::Str(a), _) if !a.is_empty() => a.to_string(),
-                    (_, Value::Str(n)) => n.to_string(),
-                    _ => String::new(),
-                };
-                if let Value::Str(c) = &cond {
-                    if !c.is_empty() {
-                        conditions.push((key, c.to_string()));
-                    }
-                }
-                let mut mm = BTreeMap::new();
-                mm.insert("Name".to_string(), dname);
-                mm.insert("Version".to_string(), chart_str(get("version").as_ref()));
-                mm.insert(
-                    "Repository".to_string(),
-                    chart_str(get("repository").as_ref()),
-                );
-                mm.insert("Condition".to_string(), cond);
-                mm.insert("Alias".to_string(), alias);
-                mm.insert("Enabled".to_string(), Value::Bool(true));
-                Value::map(mm)
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    m.insert("Dependencies".into(), Value::list(deps));
+    // requirements.yaml (apiVersion v1) is read into the same metadata, after Chart.yaml
+    let mut dep_list = meta_map.get("dependencies").cloned();
+    if let Some(t) = text("requirements.yaml") {
+        let req = yaml::parse(&t).map_err(|e| {
+            Error::Chart(format!(
+                "cannot load requirements.yaml: error converting YAML to JSON: {e}"
+            ))
+        })?;
+        if let Value::Map(rm) = &req {
+            if let Some(d) = rm.borrow().get("dependencies") {
+                dep_list = Some(d.clone());
+            }
+        }
+    }
+    let mut deps = Vec::new();
+    if let Some(Value::List(l)) = &dep_list {
+        for d in l.iter() {
+            let get = |k: &str| match d {
+                Value::Map(mm) => mm.borrow().get(k).cloned(),
+                _ => None,
+            };
+            let s = |k: &str| match chart_str(get(k).as_ref()) {
+                Value::Str(s) => s.to_string(),
+                _ => String::new(),
+            };
+            let tags: Vec<String> = match get("tags") {
+                Some(Value::List(t)) => t
+                    .iter()
+                    .filter_map(|x| match x {
+                        Value::Str(s) => Some(s.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let mut mm = BTreeMap::new();
+            mm.insert("Name".to_string(), Value::string(s("name")));
+            mm.insert("Version".to_string(), Value::string(s("version")));
+            mm.insert("Repository".to_string(), Value::string(s("repository")));
+            mm.insert("Condition".to_string(), Value::string(s("condition")));
+            mm.insert(
+                "Tags".to_string(),
+                Value::list(tags.iter().map(|t| Value::string(t.clone())).collect()),
+            );
+            mm.insert("Alias".to_string(), Value::string(s("alias")));
+            mm.insert("Enabled".to_string(), Value::Bool(true));
+            let imports = match get("import-values") {
+                Some(Value::List(l)) => Value::List(l),
+                _ => Value::list(Vec::new()),
+            };
+            mm.insert("ImportValues".to_string(), imports);
+            deps.push(Dep {
+                name: s("name"),
+                alias: s("alias"),
+                version: s("version"),
+                condition: s("condition"),
+                tags,
+                meta: Value::map(mm),
+            });
+        }
+    }
+    let dep_values: Vec<Value> = deps.iter().map(|d| d.meta.clone()).collect();
+    m.insert("Dependencies".into(), Value::list(dep_values));
     m.insert("IsRoot".into(), Value::Bool(is_root));
     let kube_version = match m.get("KubeVersion") {
         Some(Value::Str(s)) => s.to_string(),
@@ -449,6 +489,7 @@ fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Erro
     let mut templates = Vec::new();
     let mut other = BTreeMap::new();
     let mut sub_files: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    let mut archives: Vec<(String, Vec<u8>)> = Vec::new();
     for (path, data) in files {
         if let Some(rest) = path.strip_prefix("templates/") {
             let _ = rest;
@@ -462,6 +503,10 @@ fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Erro
                     .entry(sub.to_string())
                     .or_default()
                     .insert(inner.to_string(), data.clone());
+            } else if rest.ends_with(".tgz") || rest.ends_with(".tar.gz") {
+                archives.push((rest.to_string(), data.clone()));
+            } else if rest.ends_with(".prov") {
+                other.insert(path.clone(), data.clone());
             }
         } else if !matches!(
             path.as_str(),
@@ -481,8 +526,20 @@ fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Erro
             subcharts.push(load(&sf, false)?);
         }
     }
+    for (arch, data) in archives {
+        let sf = untar_chart(&data)
+            .map_err(|e| Error::Chart(format!("error unpacking subchart {arch} in {name}: {e}")))?;
+        let sub = load(&sf, false)
+            .map_err(|e| Error::Chart(format!("error unpacking subchart {arch} in {name}: {e}")))?;
+        subcharts.push(sub);
+    }
+    let version = match m.get("Version") {
+        Some(Value::Str(s)) => s.to_string(),
+        _ => String::new(),
+    };
     Ok(Loaded {
         name,
+        version,
         metadata: Value::map(m),
         kube_version,
         defaults,
@@ -490,7 +547,7 @@ fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Erro
         templates,
         files: other,
         subcharts,
-        conditions,
+        deps,
     })
 }
 
@@ -646,21 +703,178 @@ fn lookup_path(values: &Value, path: &str) -> Option<Value> {
     Some(cur)
 }
 
-/// Drop subcharts whose `condition` is false.
-fn process_conditions(chart: &mut Loaded, values: &Value) {
-    let conds = chart.conditions.clone();
-    chart.subcharts.retain(|s| {
-        for (key, cond) in &conds {
-            if *key == s.name {
-                for c in cond.split(',') {
-                    if let Some(Value::Bool(b)) = lookup_path(values, c.trim()) {
-                        return b;
-                    }
+/// Masterminds' `IsCompatibleRange`: false when either side does not parse.
+fn compatible_range(constraint: &str, version: &str) -> bool {
+    match (
+        semver::Constraint::parse(constraint),
+        semver::Version::parse(version),
+    ) {
+        (Ok(c), Ok(v)) => c.check(&v),
+        _ => false,
+    }
+}
+
+/// Helm's `CheckDependencies`: every dependency of the chart must be in its charts/.
+fn check_dependencies(chart: &Loaded) -> Result<(), Error> {
+    let missing: Vec<&str> = chart
+        .deps
+        .iter()
+        .filter(|d| !chart.subcharts.iter().any(|s| s.name == d.name))
+        .map(|d| d.name.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Chart(format!(
+        "an error occurred while checking for chart dependencies. You may need to run `helm dependency build` to fetch missing dependencies: found in Chart.yaml, but missing in charts/ directory: {}",
+        missing.join(", ")
+    )))
+}
+
+/// The first half of Helm's `processDependencyEnabled`, for the whole tree: the subcharts
+/// that no dependency names are kept as they are; each dependency takes (a copy of) the
+/// first subchart of its name and compatible version, renamed to its alias.
+fn resolve_aliases(chart: &mut Loaded) {
+    let existing = std::mem::take(&mut chart.subcharts);
+    let mut out: Vec<Loaded> = existing
+        .iter()
+        .filter(|e| {
+            !chart
+                .deps
+                .iter()
+                .any(|d| d.name == e.name && compatible_range(&d.version, &e.version))
+        })
+        .cloned()
+        .collect();
+    for d in chart.deps.iter_mut() {
+        let found = existing
+            .iter()
+            .find(|e| e.name == d.name && compatible_range(&d.version, &e.version));
+        if let Some(e) = found {
+            let mut c = e.clone();
+            if !d.alias.is_empty() {
+                c.name = d.alias.clone();
+                let md = c.metadata.deep_copy();
+                if let Value::Map(m) = &md {
+                    m.borrow_mut()
+                        .insert("Name".into(), Value::string(d.alias.clone()));
+                }
+                c.metadata = md;
+            }
+            out.push(c);
+        }
+        if !d.alias.is_empty() {
+            d.name = d.alias.clone();
+        }
+    }
+    chart.subcharts = out;
+    for s in chart.subcharts.iter_mut() {
+        resolve_aliases(s);
+    }
+}
+
+/// Helm's `PathValue`: the value at a dotted path, if it is not a table.
+fn path_value(values: &Value, path: &str) -> Option<Value> {
+    let v = lookup_path(values, path)?;
+    match v {
+        Value::Map(_) => None,
+        v => Some(v),
+    }
+}
+
+/// The second half of `processDependencyEnabled`: tags and conditions (read from the
+/// coalesced values of the whole release, conditions under the chart's path) drop subcharts.
+fn process_enabled(chart: &mut Loaded, cvals: &Value, path: &str) {
+    let tags = match cvals {
+        Value::Map(m) => match m.borrow().get("tags") {
+            Some(Value::Map(t)) => Some(t.borrow().clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut disabled = Vec::new();
+    for d in &chart.deps {
+        let mut enabled = true;
+        if let Some(t) = &tags {
+            let (mut has_true, mut has_false) = (false, false);
+            for k in &d.tags {
+                match t.get(k) {
+                    Some(Value::Bool(true)) => has_true = true,
+                    Some(Value::Bool(false)) => has_false = true,
+                    _ => {}
                 }
             }
+            enabled = has_true || !has_false;
         }
-        true
-    });
+        for c in d.condition.trim().split(',') {
+            if c.is_empty() {
+                continue;
+            }
+            if let Some(Value::Bool(b)) = path_value(cvals, &format!("{path}{c}")) {
+                enabled = b;
+                break;
+            }
+        }
+        if !enabled {
+            disabled.push(d.name.clone());
+        }
+    }
+    chart.subcharts.retain(|s| !disabled.contains(&s.name));
+    chart.deps.retain(|d| !disabled.contains(&d.name));
+    for s in chart.subcharts.iter_mut() {
+        let sub_path = format!("{path}{}.", s.name);
+        process_enabled(s, cvals, &sub_path);
+    }
+    // `.Chart.Dependencies`: the enabled ones, under their aliases
+    let list: Vec<Value> = chart
+        .deps
+        .iter()
+        .map(|d| {
+            let m = d.meta.deep_copy();
+            if let Value::Map(mm) = &m {
+                mm.borrow_mut()
+                    .insert("Name".into(), Value::string(d.name.clone()));
+            }
+            m
+        })
+        .collect();
+    if let Value::Map(md) = &chart.metadata {
+        md.borrow_mut()
+            .insert("Dependencies".into(), Value::list(list));
+    }
+}
+
+/// A `helm package`d chart archive: its files, without the top folder.
+fn untar_chart(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    use std::io::Read;
+    let gz = flate2::read::GzDecoder::new(data);
+    let mut ar = tar::Archive::new(gz);
+    let mut out = BTreeMap::new();
+    let entries = ar.entries().map_err(|e| e.to_string())?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .replace('\\', "/");
+        let Some((_, rel)) = path.split_once('/') else {
+            continue;
+        };
+        if rel.is_empty() || rel.split('/').any(|p| p == "..") {
+            continue;
+        }
+        let mut buf = Vec::new();
+        entry.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+        out.insert(rel.to_string(), buf);
+    }
+    if !out.contains_key("Chart.yaml") {
+        return Err("Chart.yaml file is missing".into());
+    }
+    Ok(out)
 }
 
 struct Job {
@@ -669,6 +883,8 @@ struct Job {
     top: value::MapRef,
 }
 
+/// Adds the chart's templates and their top-level objects (Helm's `recAllTpls`); returns
+/// the chart's top-level map, which its parent lists in `.Subcharts`.
 fn collect(
     chart: &Loaded,
     prefix: &str,
@@ -676,27 +892,35 @@ fn collect(
     common: &BTreeMap<String, Value>,
     files_out: &mut Vec<(String, String)>,
     jobs: &mut BTreeMap<String, Job>,
-) {
+) -> Value {
     let path = if prefix.is_empty() {
         chart.name.clone()
     } else {
         format!("{prefix}/charts/{}", chart.name)
     };
+    let mut subs = BTreeMap::new();
+    for s in &chart.subcharts {
+        let sv = match &values {
+            Value::Map(m) => match m.borrow().get(&s.name) {
+                Some(v @ Value::Map(_)) => v.clone(),
+                _ => Value::empty_map(),
+            },
+            _ => Value::empty_map(),
+        };
+        let child = collect(s, &path, sv, common, files_out, jobs);
+        subs.insert(s.name.clone(), child);
+    }
     let mut top = common.clone();
-    top.insert("Values".into(), values.clone());
+    top.insert("Values".into(), values);
     top.insert("Chart".into(), chart.metadata.clone());
     top.insert(
         "Files".into(),
         Value::Obj(Rc::new(Obj::Files(chart.files.clone()))),
     );
-    let mut subs = BTreeMap::new();
-    for s in &chart.subcharts {
-        subs.insert(s.name.clone(), s.metadata.clone());
-    }
     top.insert("Subcharts".into(), Value::map(subs));
-    let top = match Value::map(top) {
-        Value::Map(m) => m,
-        _ => return,
+    let top_v = Value::map(top);
+    let Value::Map(top) = &top_v else {
+        return top_v;
     };
     for (name, text) in &chart.templates {
         // `name` is "chart/templates/..."; rebase onto the full path
@@ -712,17 +936,7 @@ fn collect(
             },
         );
     }
-    for s in &chart.subcharts {
-        let sv = match &values {
-            Value::Map(m) => m
-                .borrow()
-                .get(&s.name)
-                .cloned()
-                .unwrap_or_else(Value::empty_map),
-            _ => Value::empty_map(),
-        };
-        collect(s, &path, sv, common, files_out, jobs);
-    }
+    top_v
 }
 
 fn validate_schemas(chart: &Loaded, values: &Value, errors: &mut Vec<String>) {
@@ -756,23 +970,6 @@ fn sort_templates(names: &mut [String]) {
 pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error> {
     let mut loaded = load(&chart.files, true)?;
 
-    // Kubernetes version
-    let kv = options.kube_version.trim();
-    let kv = if kv.is_empty() { "1.20.0" } else { kv };
-    let kparsed = semver::Version::parse(kv).map_err(Error::Values)?;
-    let kube_git = format!("v{}.{}.{}", kparsed.major, kparsed.minor, kparsed.patch);
-    if !loaded.kube_version.is_empty() {
-        let ok = semver::Constraint::parse(&loaded.kube_version)
-            .map(|c| c.check(&kparsed))
-            .unwrap_or(false);
-        if !ok {
-            return Err(Error::KubeVersion {
-                constraint: loaded.kube_version.clone(),
-                version: kube_git,
-            });
-        }
-    }
-
     // User values: values files, then --set, then --set-string.
     let mut user = Value::empty_map();
     for (name, text) in &options.values_files {
@@ -800,12 +997,18 @@ pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error
         strvals::parse_into(s, &user, true)
             .map_err(|e| Error::Values(format!("failed parsing --set-string data: {e}")))?;
     }
+    check_dependencies(&loaded)?;
+    resolve_aliases(&mut loaded);
+    let Value::Map(first) = user.deep_copy() else {
+        return Err(Error::Values("values are not a map".into()));
+    };
+    coalesce(&loaded, &first)?;
+    process_enabled(&mut loaded, &Value::Map(first), "");
     let Value::Map(user_map) = user.deep_copy() else {
         return Err(Error::Values("values are not a map".into()));
     };
     coalesce(&loaded, &user_map)?;
     let values = Value::Map(user_map);
-    process_conditions(&mut loaded, &values);
 
     let mut schema_errors = Vec::new();
     validate_schemas(&loaded, &values, &mut schema_errors);
@@ -814,6 +1017,23 @@ pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error
             "values don't meet the specifications of the schema(s) in the following chart(s):\n{}",
             schema_errors.join("\n")
         )));
+    }
+
+    // Kubernetes version
+    let kv = options.kube_version.trim();
+    let kv = if kv.is_empty() { "1.20.0" } else { kv };
+    let kparsed = semver::Version::parse(kv).map_err(Error::Values)?;
+    let kube_git = format!("v{}.{}.{}", kparsed.major, kparsed.minor, kparsed.patch);
+    if !loaded.kube_version.is_empty() {
+        let ok = semver::Constraint::parse(&loaded.kube_version)
+            .map(|c| c.check(&kparsed))
+            .unwrap_or(false);
+        if !ok {
+            return Err(Error::KubeVersion {
+                constraint: loaded.kube_version.clone(),
+                version: kube_git,
+            });
+        }
     }
 
     // The top-level objects.
@@ -848,7 +1068,7 @@ pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error
 
     let mut files = Vec::new();
     let mut jobs = BTreeMap::new();
-    collect(&loaded, "", values, &common, &mut files, &mut jobs);
+    let _ = collect(&loaded, "", values, &common, &mut files, &mut jobs);
 
     // Parse every template in Helm's order (later definitions win).
     let mut engine = exec::Engine::new();

@@ -889,8 +889,9 @@ fn number(text: &str, pos: usize) -> Option<Arg> {
         Some(b) => (true, b),
         None => (false, clean.strip_prefix('+').unwrap_or(&clean)),
     };
-    if body.starts_with("0x") || body.starts_with("0X") {
-        return None;
+    if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        let f = parse_hex_float(hex)?;
+        return Some(Arg::Float(pos, if neg { -f } else { f }, text.to_string()));
     }
     let f: f64 = body.parse().ok()?;
     let f = if neg { -f } else { f };
@@ -898,4 +899,25 @@ fn number(text: &str, pos: usize) -> Option<Arg> {
         return None;
     }
     Some(Arg::Float(pos, f, text.to_string()))
+}
+
+/// Go's hexadecimal floating-point literal after `0x`: `1p60`, `1.8p1`, `.8p-1` (the `p`
+/// exponent is required, as in `strconv.ParseFloat`).
+fn parse_hex_float(hex: &str) -> Option<f64> {
+    let (mant, exp) = hex.split_once(['p', 'P'])?;
+    let exp: i32 = exp.parse().ok()?;
+    let (int_part, frac_part) = mant.split_once('.').unwrap_or((mant, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    let mut m = 0f64;
+    for c in int_part.chars() {
+        m = m * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1f64 / 16.0;
+    for c in frac_part.chars() {
+        m += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    Some(m * 2f64.powi(exp))
 }

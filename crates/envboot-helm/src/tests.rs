@@ -269,3 +269,296 @@ fn variables_assign_and_scope() {
         "a: 2"
     );
 }
+
+/// A chart from (path, content) pairs, for dependency tests.
+fn chart_files(files: &[(&str, &[u8])]) -> Chart {
+    let m: BTreeMap<String, Vec<u8>> = files
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_vec()))
+        .collect();
+    Chart::from_files(m).unwrap()
+}
+
+fn output(c: &Chart, set: &[&str]) -> Result<String, String> {
+    let mut o = opts();
+    o.set = set.iter().map(|s| s.to_string()).collect();
+    template(c, &o)
+        .map(|r| to_helm_output(&r))
+        .map_err(|e| e.to_string())
+}
+
+const SUB_CHART: &[u8] = b"apiVersion: v2\nname: sub\nversion: 1.2.0\n";
+const SUB_TPL: &[u8] = b"{{ define \"sub.n\" }}{{ .Chart.Name }}-{{ .Values.v }}{{ end }}\nname: {{ .Chart.Name }}\nv: {{ .Values.v }}\n";
+
+fn alias_chart() -> Chart {
+    chart_files(&[
+        (
+            "Chart.yaml",
+            b"apiVersion: v2\nname: p\nversion: 1.0.0\ndependencies:\n  - name: sub\n    alias: one\n    version: \"1.x\"\n    condition: one.enabled\n  - name: sub\n    alias: two\n    version: \"1.x\"\n    condition: two.enabled,other.x\n  - name: other\n    version: \"2.0.0\"\n    tags: [t1]\n",
+        ),
+        (
+            "values.yaml",
+            b"one: {enabled: true, v: 1}\ntwo: {enabled: false}\ntags: {t1: true}\n",
+        ),
+        (
+            "templates/a.yaml",
+            b"subs: {{ keys .Subcharts | sortAlpha | toJson }}\noneName: {{ .Subcharts.one.Chart.Name }} {{ .Subcharts.one.Values.v }} {{ .Subcharts.one.Chart.IsRoot }}\ntpl: {{ include \"sub.n\" .Subcharts.one }}\n",
+        ),
+        ("charts/sub/Chart.yaml", SUB_CHART),
+        ("charts/sub/values.yaml", b"v: 0\nenabled: true\n"),
+        ("charts/sub/templates/s.yaml", SUB_TPL),
+        (
+            "charts/other/Chart.yaml",
+            b"apiVersion: v2\nname: other\nversion: 2.0.0\n",
+        ),
+        ("charts/other/values.yaml", b"x: true\n"),
+        ("charts/other/templates/o.yaml", b"o: {{ .Values.x }}\n"),
+    ])
+}
+
+// Expected output from helm v4.1.4.
+#[test]
+fn dependency_aliases_conditions_tags_and_subcharts() {
+    let c = alias_chart();
+    assert_eq!(
+        output(&c, &[]).unwrap(),
+        "---\n# Source: p/charts/one/templates/s.yaml\nname: one\nv: 1\n---\n# Source: p/charts/other/templates/o.yaml\no: true\n---\n# Source: p/templates/a.yaml\nsubs: [\"one\",\"other\"]\noneName: one 1 false\ntpl: one-1\n"
+    );
+    // a false tag drops `other`; `two` is enabled by its first condition
+    assert_eq!(
+        output(&c, &["tags.t1=false", "two.enabled=true"]).unwrap(),
+        "---\n# Source: p/charts/one/templates/s.yaml\nname: one\nv: 1\n---\n# Source: p/charts/two/templates/s.yaml\nname: two\nv: 0\n---\n# Source: p/templates/a.yaml\nsubs: [\"one\",\"two\"]\noneName: one 1 false\ntpl: one-1\n"
+    );
+}
+
+#[test]
+fn chart_dependencies_list_enabled_ones_under_aliases() {
+    let c = chart_files(&[
+        (
+            "Chart.yaml",
+            b"apiVersion: v2\nname: p\nversion: 1.0.0\ndependencies:\n  - name: sub\n    alias: one\n    version: \"1.x\"\n    condition: one.enabled\n  - name: sub\n    version: \"1.x\"\n    condition: sub.on\n",
+        ),
+        ("values.yaml", b"sub: {on: false}\n"),
+        ("templates/a.yaml", b"d: {{ toJson .Chart.Dependencies }}\n"),
+        ("charts/sub/Chart.yaml", SUB_CHART),
+        ("charts/sub/templates/s.yaml", b"# x\n"),
+    ]);
+    let out = output(&c, &[]).unwrap();
+    assert!(
+        // `on` is a YAML 1.1 boolean key, so `sub.on` is not found and `sub` stays enabled
+        out.ends_with("d: [{\"Alias\":\"one\",\"Condition\":\"one.enabled\",\"Enabled\":true,\"ImportValues\":[],\"Name\":\"one\",\"Repository\":\"\",\"Tags\":[],\"Version\":\"1.x\"},{\"Alias\":\"\",\"Condition\":\"sub.on\",\"Enabled\":true,\"ImportValues\":[],\"Name\":\"sub\",\"Repository\":\"\",\"Tags\":[],\"Version\":\"1.x\"}]\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn missing_dependency_is_helms_error_and_requirements_yaml_is_read() {
+    let c = chart_files(&[
+        ("Chart.yaml", b"apiVersion: v1\nname: q\nversion: 1.0.0\n"),
+        (
+            "requirements.yaml",
+            b"dependencies:\n- name: sub\n  version: 1.x\n  condition: sub.on\n- name: gone\n  version: 1.0.0\n- name: gone2\n  alias: g\n  version: 1.0.0\n",
+        ),
+        ("templates/a.yaml", b"x: 1\n"),
+        ("charts/sub/Chart.yaml", SUB_CHART),
+        ("charts/sub/templates/s.yaml", SUB_TPL),
+    ]);
+    assert_eq!(
+        output(&c, &[]).unwrap_err(),
+        "an error occurred while checking for chart dependencies. You may need to run `helm dependency build` to fetch missing dependencies: found in Chart.yaml, but missing in charts/ directory: gone, gone2"
+    );
+    let c = chart_files(&[
+        ("Chart.yaml", b"apiVersion: v1\nname: q\nversion: 1.0.0\n"),
+        (
+            "requirements.yaml",
+            b"dependencies:\n- name: sub\n  version: 1.x\n  condition: sub.on\n",
+        ),
+        ("templates/a.yaml", b"x: {{ len .Chart.Dependencies }}\n"),
+        ("charts/sub/Chart.yaml", SUB_CHART),
+        ("charts/sub/templates/s.yaml", SUB_TPL),
+    ]);
+    assert_eq!(
+        output(&c, &["sub.on=false"]).unwrap(),
+        "---\n# Source: q/templates/a.yaml\nx: 0\n"
+    );
+}
+
+#[test]
+fn tgz_subchart_archives_are_loaded() {
+    // what `helm package` writes: a gzipped tar with the chart under its name
+    let mut tar_bytes = Vec::new();
+    {
+        let mut b = tar::Builder::new(&mut tar_bytes);
+        for (p, d) in [
+            ("sub/Chart.yaml", SUB_CHART),
+            ("sub/values.yaml", b"v: 7\n".as_slice()),
+            ("sub/templates/s.yaml", SUB_TPL),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(d.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, p, d).unwrap();
+        }
+        b.finish().unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar_bytes).unwrap();
+    let tgz = gz.finish().unwrap();
+    let c = chart_files(&[
+        (
+            "Chart.yaml",
+            b"apiVersion: v2\nname: p\nversion: 1.0.0\ndependencies:\n  - name: sub\n    version: 1.x\n",
+        ),
+        ("charts/sub-1.2.0.tgz", &tgz),
+    ]);
+    assert_eq!(
+        output(&c, &[]).unwrap(),
+        "---\n# Source: p/charts/sub/templates/s.yaml\nname: sub\nv: 7\n"
+    );
+    // a broken archive is an error, not a panic
+    let c = chart_files(&[
+        ("Chart.yaml", b"apiVersion: v2\nname: p\nversion: 1.0.0\n"),
+        ("charts/sub-1.2.0.tgz", b"not gzip"),
+    ]);
+    assert!(output(&c, &[])
+        .unwrap_err()
+        .contains("error unpacking subchart sub-1.2.0.tgz in p"));
+}
+
+#[test]
+fn hex_float_literals() {
+    assert_eq!(
+        render(
+            "",
+            "a: {{ 0x1p60 }}\nb: {{ mulf 2 0x1p-2 }}\nc: {{ 0x1.8p1 }}\nd: {{ -0x1p3 }}\ne: {{ 0x_1p4 }}"
+        ),
+        "a: 1.152921504606847e+18\nb: 0.5\nc: 3\nd: -8\ne: 16"
+    );
+}
+
+#[test]
+fn nil_map_arguments_like_go() {
+    // a nil variable or pipeline is a nil map; a field holding no value is an error
+    assert_eq!(
+        render(
+            "m: {}",
+            "# {{ hasKey nil \"x\" }} {{ mustMergeOverwrite (dict \"a\" 1) nil | toJson }} {{ keys (.Values.nope) | toJson }} {{ $x := .Values.nope }}{{ hasKey $x \"a\" }} {{ .Values.nope | keys | toJson }}"
+        ),
+        "# false {\"a\":1} [] false []"
+    );
+    assert_eq!(
+        render_err("m: {}", "# {{ hasKey .Values.m.nope \"a\" }}"),
+        "t/templates/t.yaml:1:19\n  executing \"t/templates/t.yaml\" at <.Values.m.nope>:\n    wrong type for value; expected map[string]interface {}; got interface {}"
+    );
+}
+
+#[test]
+fn dig_errors_like_sprig() {
+    assert!(render_err("m: {s: str}", "# {{ dig \"s\" \"b\" \"def\" .Values.m }}").ends_with(
+        "error calling dig: interface conversion: interface {} is string, not map[string]interface {}"
+    ));
+    assert!(render_err("", "# {{ dig \"a\" \"b\" \"def\" .Values.nope }}").ends_with(
+        "error calling dig: interface conversion: interface {} is nil, not map[string]interface {}"
+    ));
+}
+
+#[test]
+fn yaml_alias_of_a_mapping_is_a_copy() {
+    assert_eq!(
+        render(
+            "image: &image\n  repo: a\n  tag: 1\nother:\n  image: *image\nmerged:\n  <<: *image\n  tag: 2\n",
+            "# {{ toJson .Values }}"
+        ),
+        "# {\"image\":{\"repo\":\"a\",\"tag\":1},\"merged\":{\"repo\":\"a\",\"tag\":2},\"other\":{\"image\":{\"repo\":\"a\",\"tag\":1}}}"
+    );
+}
+
+#[test]
+fn files_glob_ranges_over_bytes() {
+    let c = chart_files(&[
+        ("Chart.yaml", b"apiVersion: v2\nname: fb\nversion: 0.1.0\n"),
+        ("files/b.txt", b"x: 1"),
+        (
+            "templates/t.yaml",
+            b"{{- range $p, $c := .Files.Glob \"files/*\" }}\n# {{ $c | toString | quote }} {{ len $c }} {{ typeOf $c }} {{ kindOf $c }} {{ toJson $c }}\n{{- end }}\n# {{ .Files.GetBytes \"files/b.txt\" }}\n",
+        ),
+    ]);
+    assert_eq!(
+        output(&c, &[]).unwrap(),
+        "---\n# Source: fb/templates/t.yaml\n# \"x: 1\" 4 []uint8 slice \"eDogMQ==\"\n# [120 58 32 49]\n"
+    );
+}
+
+#[test]
+fn go_regex_syntax() {
+    // expected output from helm v4.1.4
+    assert_eq!(
+        render(
+            "",
+            r#"# {{ regexMatch "^[\\w-\\.]+$" "my-master.x_1" }} {{ regexMatch "^[\\w-\\.]+$" "a b" }} {{ regexFindAll "\\d+" "a1b22c٣" -1 | toJson }} {{ regexFindAll "\\w+" "héllo wörld" -1 | toJson }} {{ regexFindAll "[\\D]" "a1b2" -1 | toJson }} {{ regexFindAll "[]a]" "]ab" -1 | toJson }} {{ regexFindAll "[[:alpha:]-z]+" "ab-z1" -1 | toJson }} {{ regexFindAll "[a[]+" "a[b" -1 | toJson }}"#
+        ),
+        r#"# true false ["1","22"] ["h","llo","w","rld"] ["a","b"] ["]","a"] ["ab-z"] ["a["]"#
+    );
+}
+
+#[test]
+fn certificate_functions() {
+    // shape as helm v4.1.4 prints it (the content is random)
+    let out = render(
+        "",
+        "# {{ $ca := genCA \"x-ca\" 365 }}{{ $c := genSignedCert \"n\" nil (list \"a.b\" \"c\") 365 $ca }}{{ $s := genSelfSignedCert \"m\" (list \"10.0.0.1\") nil 10 }}{{ $c.Key | substr 0 31 }} {{ $s.Cert | substr 0 27 }} {{ genPrivateKey \"foo\" }}",
+    );
+    assert_eq!(
+        out,
+        "# -----BEGIN RSA PRIVATE KEY----- -----BEGIN CERTIFICATE----- Unknown type foo"
+    );
+    assert!(render_err(
+        "",
+        "# {{ genSelfSignedCert \"m\" (list \"notanip\") nil 10 }}"
+    )
+    .ends_with("error calling genSelfSignedCert: error parsing ip: notanip"));
+    assert!(render_err(
+        "",
+        "# {{ $c := buildCustomCert \"bm9wZQ==\" \"bm9wZQ==\" }}"
+    )
+    .ends_with("error calling buildCustomCert: unable to decode certificate"));
+}
+
+#[test]
+fn go_path_clean_and_dir() {
+    // expected output from helm v4.1.4
+    assert_eq!(
+        render(
+            "",
+            r#"# {{ clean "" }}|{{ clean "a//b/./c/.." }}|{{ clean "/../a/" }}|{{ clean "../../x/../y" }}|{{ clean "./" }}|{{ osClean "/a/b/../../.." }}|{{ clean "a/../.." }}"#
+        ),
+        "# .|a/b|/a|../../y|.|/|.."
+    );
+    assert_eq!(
+        render(
+            "",
+            r#"# {{ dir "" }}|{{ dir "/" }}|{{ dir "a/b/" }}|{{ dir "a//b" }}|{{ dir "/x" }}|{{ dir "x" }}|{{ dir "a/./b/../c" }}|{{ osDir "//a" }}"#
+        ),
+        "# .|/|a/b|a|/|.|a|/"
+    );
+}
+
+#[test]
+fn base32_like_go() {
+    // expected output from helm v4.1.4
+    assert_eq!(
+        render(
+            "",
+            r#"# {{ b32enc "" }}|{{ b32enc "f" }}|{{ b32enc "fo" }}|{{ b32enc "foo" }}|{{ b32enc "foob" }}|{{ b32enc "fooba" }}|{{ b32enc "foobar" }}"#
+        ),
+        "# |MY======|MZXQ====|MZXW6===|MZXW6YQ=|MZXW6YTB|MZXW6YTBOI======"
+    );
+    assert_eq!(
+        render(
+            "",
+            r#"# {{ b32dec "MZXW6YTBOI======" }}|{{ b32dec "MY======" }}|{{ b32dec "" }}|{{ b32dec "MZXW6" }}|{{ b32dec "MZ1W6YTB" }}|{{ b32dec "M=======" }}|{{ b32dec "MY======MY======" }}|{{ b32dec "mzxw6ytb" }}"#
+        ),
+        "# foobar|f||illegal base32 data at input byte 0|illegal base32 data at input byte 2|illegal base32 data at input byte 1|illegal base32 data at input byte 2|illegal base32 data at input byte 0"
+    );
+}

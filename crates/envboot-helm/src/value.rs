@@ -35,6 +35,8 @@ pub enum Obj {
     },
     /// A semver version (`semver "1.2.3"`).
     Semver(super::semver::Version),
+    /// A Go `[]byte` (what ranging over `.Files.Glob` gives).
+    Bytes(Vec<u8>),
 }
 
 impl Value {
@@ -94,6 +96,7 @@ impl Value {
                 Obj::ApiVersions(_) => "common.VersionSet",
                 Obj::KubeVersion { .. } => "*common.KubeVersion",
                 Obj::Semver(_) => "*semver.Version",
+                Obj::Bytes(_) => "[]uint8",
             },
         }
     }
@@ -110,7 +113,7 @@ impl Value {
             Value::Map(_) => "map",
             Value::Obj(o) => match **o {
                 Obj::Files(_) => "map",
-                Obj::ApiVersions(_) => "slice",
+                Obj::ApiVersions(_) | Obj::Bytes(_) => "slice",
                 Obj::KubeVersion { .. } | Obj::Semver(_) => "ptr",
             },
         }
@@ -297,6 +300,16 @@ pub fn format_v(v: &Value, out: &mut String) {
             }
             Obj::KubeVersion { version, .. } => out.push_str(version),
             Obj::Semver(v) => out.push_str(&v.original),
+            Obj::Bytes(b) => {
+                out.push('[');
+                for (j, x) in b.iter().enumerate() {
+                    if j > 0 {
+                        out.push(' ');
+                    }
+                    let _ = write!(out, "{x}");
+                }
+                out.push(']');
+            }
         },
     }
 }
@@ -311,6 +324,10 @@ pub fn to_v(v: &Value) -> String {
 pub fn strval(v: &Value) -> String {
     match v {
         Value::Str(s) => s.to_string(),
+        Value::Obj(o) => match &**o {
+            Obj::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => to_v(v),
+        },
         v => to_v(v),
     }
 }

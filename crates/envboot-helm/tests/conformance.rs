@@ -46,22 +46,65 @@ fn cache_dir() -> PathBuf {
 
 struct Case {
     chart: String,
+    dir: PathBuf,
     case: String,
     values_file: Option<PathBuf>,
 }
 
-fn cases(corpus: &Path) -> Vec<Case> {
-    let mut out = Vec::new();
+/// The charts of the first corpus: every folder of `charts/` with a Chart.yaml.
+fn charts_flat(corpus: &Path) -> Vec<(String, PathBuf)> {
     let mut charts: Vec<PathBuf> = std::fs::read_dir(corpus.join("charts"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("Chart.yaml").exists())
         .collect();
     charts.sort();
-    for c in charts {
-        let name = c.file_name().unwrap().to_string_lossy().to_string();
+    charts
+        .into_iter()
+        .map(|c| (c.file_name().unwrap().to_string_lossy().to_string(), c))
+        .collect()
+}
+
+/// The charts of the wide corpus: every folder with a Chart.yaml that is not a vendored
+/// dependency (under a chart's `charts/`), except `tgz/` and `licenses/`.
+fn charts_wide(wide: &Path) -> Vec<(String, PathBuf)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
+        if dir.join("Chart.yaml").is_file() {
+            let rel = dir
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            out.push((rel, dir.to_path_buf()));
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut subs: Vec<PathBuf> = rd
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        subs.sort();
+        for s in subs {
+            let n = s.file_name().unwrap().to_string_lossy().to_string();
+            if dir == root && (n == "tgz" || n == "licenses") {
+                continue;
+            }
+            walk(root, &s, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(wide, wide, &mut out);
+    out
+}
+
+fn cases(charts: Vec<(String, PathBuf)>) -> Vec<Case> {
+    let mut out = Vec::new();
+    for (name, c) in charts {
         out.push(Case {
             chart: name.clone(),
+            dir: c.clone(),
             case: "default".into(),
             values_file: None,
         });
@@ -76,6 +119,7 @@ fn cases(corpus: &Path) -> Vec<Case> {
             for f in files {
                 out.push(Case {
                     chart: name.clone(),
+                    dir: c.clone(),
                     case: f.file_name().unwrap().to_string_lossy().to_string(),
                     values_file: Some(f),
                 });
@@ -98,13 +142,9 @@ fn chart_hash(dir: &Path) -> String {
 }
 
 /// Helm's result for a case: Ok(stdout) or Err(error message).
-fn helm_reference(
-    helm_bin: &mut Option<Option<PathBuf>>,
-    corpus: &Path,
-    c: &Case,
-) -> Result<String, String> {
-    let chart_dir = corpus.join("charts").join(&c.chart);
-    let key = format!("{}-{}", c.chart, chart_hash(&chart_dir));
+fn helm_reference(helm_bin: &mut Option<Option<PathBuf>>, c: &Case) -> Result<String, String> {
+    let chart_dir = c.dir.clone();
+    let key = format!("{}-{}", c.chart.replace('/', "_"), chart_hash(&chart_dir));
     let dir = cache_dir()
         .join("helm-conformance")
         .join(HELM_VERSION)
@@ -168,9 +208,8 @@ fn helm_reference(
     }
 }
 
-fn ours(corpus: &Path, c: &Case) -> Result<String, String> {
-    let chart =
-        helm::Chart::from_dir(&corpus.join("charts").join(&c.chart)).map_err(|e| e.to_string())?;
+fn ours(c: &Case) -> Result<String, String> {
+    let chart = helm::Chart::from_dir(&c.dir).map_err(|e| e.to_string())?;
     let mut values_files = Vec::new();
     if let Some(f) = &c.values_file {
         values_files.push((f.display().to_string(), std::fs::read_to_string(f).unwrap()));
@@ -242,7 +281,42 @@ fn tokens(line: &str) -> Vec<&str> {
     out
 }
 
-/// Equal after masking random output: lines may differ only in same-length word tokens.
+/// Generated certificates and keys: base64 of a PEM block (`LS0tLS1CRUdJTi...`) becomes
+/// `<PEM>`, and the body lines of a PEM block become one `<PEM body>` line. Their length
+/// depends on random serial numbers and key encodings, so they are compared by kind only.
+fn mask_pem(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_body = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("-----BEGIN ") {
+            in_body = true;
+            out.push_str(line);
+            out.push_str("\n<PEM body>\n");
+            continue;
+        }
+        if t.starts_with("-----END ") {
+            in_body = false;
+        }
+        if in_body {
+            continue;
+        }
+        let mut l = line.to_string();
+        while let Some(i) = l.find("LS0tLS1CRUdJTi") {
+            let end = l[i..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
+                .map(|j| i + j)
+                .unwrap_or(l.len());
+            l.replace_range(i..end, "<PEM>");
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
+/// Equal after masking random output: lines may differ only in same-length word tokens,
+/// and generated certificates and keys only in their content (`mask_pem`).
 fn equal_masked(a: &str, b: &str, random: bool) -> bool {
     if a == b {
         return true;
@@ -250,6 +324,7 @@ fn equal_masked(a: &str, b: &str, random: bool) -> bool {
     if !random {
         return false;
     }
+    let (a, b) = (mask_pem(a), mask_pem(b));
     let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
     if la.len() != lb.len() {
         return false;
@@ -270,7 +345,7 @@ fn equal_masked(a: &str, b: &str, random: bool) -> bool {
 fn uses_random(dir: &Path) -> bool {
     let chart = helm::Chart::from_dir(dir).unwrap();
     chart.files().iter().any(|(k, v)| {
-        k.starts_with("templates/") && {
+        (k.starts_with("templates/") || k.contains("/templates/")) && {
             let t = String::from_utf8_lossy(v);
             RANDOM_FUNCS.iter().any(|f| t.contains(f))
         }
@@ -296,29 +371,52 @@ fn exceptions() -> BTreeMap<(String, String), String> {
     out
 }
 
-#[test]
-fn helm_template_conformance() {
-    let corpus = manifest_dir().join("../shared/helm-corpus");
-    if !corpus.join("charts").is_dir() {
-        println!("skipped: ../shared/helm-corpus not found");
-        return;
-    }
-    let exceptions = exceptions();
+/// The essence of an error: for a template's failure (`required`, `fail`, a bad call), the
+/// message after the location; otherwise the whole message.
+fn error_essence(e: &str) -> String {
+    let e = e.trim();
+    let e = e.strip_prefix("Error: ").unwrap_or(e);
+    let e = match e.find("execution error at (") {
+        Some(i) => {
+            let rest = &e[i..];
+            rest.find("): ").map(|j| &rest[j + 3..]).unwrap_or(rest)
+        }
+        None => e,
+    };
+    e.trim().to_string()
+}
+
+struct Row {
+    chart: String,
+    case: String,
+    same: usize,
+    total: usize,
+    agrees: bool,
+    note: String,
+}
+
+/// Compare every case with helm; `loose_errors` compares failures by their essence.
+fn run_cases(cases: &[Case], loose_errors: bool) -> (Vec<Row>, std::time::Duration) {
     let mut helm_bin = None;
-    let mut failures = Vec::new();
-    let (mut total_files, mut total_same) = (0, 0);
     let mut rows = Vec::new();
-    let mut timing = (std::time::Duration::ZERO, 0);
-    for c in cases(&corpus) {
-        let reference = helm_reference(&mut helm_bin, &corpus, &c);
+    let mut timing = std::time::Duration::ZERO;
+    let mut random_cache: BTreeMap<PathBuf, bool> = BTreeMap::new();
+    for c in cases {
+        let reference = helm_reference(&mut helm_bin, c);
         let t0 = std::time::Instant::now();
-        let mine = ours(&corpus, &c);
-        timing.0 += t0.elapsed();
-        timing.1 += 1;
-        let random = uses_random(&corpus.join("charts").join(&c.chart));
+        let mine = ours(c);
+        timing += t0.elapsed();
+        let random = *random_cache
+            .entry(c.dir.clone())
+            .or_insert_with(|| uses_random(&c.dir));
         let (same, total, note) = match (&reference, &mine) {
             (Err(h), Err(m)) => {
-                if h.trim() == m.trim() {
+                let eq = if loose_errors {
+                    error_essence(h) == error_essence(m)
+                } else {
+                    h.trim() == m.trim()
+                };
+                if eq {
                     (1, 1, "fails in both".to_string())
                 } else {
                     (
@@ -385,44 +483,111 @@ fn helm_template_conformance() {
                 (same, by_file.len(), note)
             }
         };
-        total_files += total;
-        total_same += same;
-        let key = (c.chart.clone(), c.case.clone());
-        let excepted = exceptions.get(&key);
-        let status = if same == total {
-            "ok"
-        } else if excepted.is_some() {
-            "EXCEPTION"
-        } else {
-            failures.push(format!("{} {}: {}", c.chart, c.case, note));
-            "FAIL"
-        };
-        rows.push((c.chart.clone(), c.case.clone(), same, total, status, note));
+        rows.push(Row {
+            chart: c.chart.clone(),
+            case: c.case.clone(),
+            same,
+            total,
+            agrees: same == total,
+            note,
+        });
     }
+    (rows, timing)
+}
+
+fn print_rows(
+    title: &str,
+    rows: &[Row],
+    timing: std::time::Duration,
+    status: impl Fn(&Row) -> &'static str,
+) {
+    println!("\n== {title}");
     println!("{:<44} {:<46} {:>10}  status", "chart", "case", "identical");
-    for (chart, case, same, total, status, note) in &rows {
+    for r in rows {
+        let st = status(r);
         println!(
-            "{chart:<44} {case:<46} {:>10}  {status}",
-            format!("{same}/{total}")
+            "{:<44} {:<46} {:>10}  {st}",
+            r.chart,
+            r.case,
+            format!("{}/{}", r.same, r.total)
         );
-        if *status != "ok" && !note.is_empty() {
-            for l in note.lines().take(6) {
+        if st != "ok" && !r.note.is_empty() {
+            for l in r.note.lines().take(6) {
                 println!("      {}", l.chars().take(300).collect::<String>());
             }
         }
     }
-    let cases_ok = rows.iter().filter(|r| r.4 == "ok").count();
+    let total_files: usize = rows.iter().map(|r| r.total).sum();
+    let total_same: usize = rows.iter().map(|r| r.same).sum();
+    let cases_ok = rows.iter().filter(|r| r.agrees).count();
     println!(
-        "\n{total_same}/{total_files} files identical ({:.1}%), {cases_ok}/{} cases fully identical; envboot rendered {} cases in {:?}",
+        "\n{title}: {total_same}/{total_files} files identical ({:.1}%), {cases_ok}/{} cases fully identical; envboot rendered {} cases in {:?}",
         100.0 * total_same as f64 / total_files.max(1) as f64,
         rows.len(),
-        timing.1,
-        timing.0
+        rows.len(),
+        timing
     );
+}
+
+/// The per-chart table: chart, cases agreeing/total, files identical/total, first difference.
+fn print_chart_table(title: &str, rows: &[Row]) {
+    println!("\n== {title}: per chart");
+    println!(
+        "{:<50} {:>7} {:>9}  first difference or error",
+        "chart", "cases", "files"
+    );
+    let mut by_chart: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        by_chart.entry(&r.chart).or_default().push(r);
+    }
+    for (chart, rs) in by_chart {
+        let ok = rs.iter().filter(|r| r.agrees).count();
+        let same: usize = rs.iter().map(|r| r.same).sum();
+        let total: usize = rs.iter().map(|r| r.total).sum();
+        let first = rs
+            .iter()
+            .find(|r| !r.agrees)
+            .map(|r| {
+                let n = r.note.replace('\n', " ");
+                format!("[{}] {}", r.case, n.chars().take(160).collect::<String>())
+            })
+            .unwrap_or_default();
+        println!(
+            "{chart:<50} {:>7} {:>9}  {first}",
+            format!("{ok}/{}", rs.len()),
+            format!("{same}/{total}")
+        );
+    }
+}
+
+#[test]
+fn helm_template_conformance() {
+    let corpus = manifest_dir().join("../shared/helm-corpus");
+    if !corpus.join("charts").is_dir() {
+        println!("skipped: ../shared/helm-corpus not found");
+        return;
+    }
+    let exceptions = exceptions();
+    let (rows, timing) = run_cases(&cases(charts_flat(&corpus)), false);
+    let mut failures = Vec::new();
+    for r in &rows {
+        if !r.agrees && !exceptions.contains_key(&(r.chart.clone(), r.case.clone())) {
+            failures.push(format!("{} {}: {}", r.chart, r.case, r.note));
+        }
+    }
+    print_rows("charts", &rows, timing, |r| {
+        if r.agrees {
+            "ok"
+        } else if exceptions.contains_key(&(r.chart.clone(), r.case.clone())) {
+            "EXCEPTION"
+        } else {
+            "FAIL"
+        }
+    });
     for (chart, case) in exceptions.keys() {
         if rows
             .iter()
-            .any(|r| &r.0 == chart && &r.1 == case && r.4 == "ok")
+            .any(|r| &r.chart == chart && &r.case == case && r.agrees)
         {
             println!("note: exception {chart} {case} now passes; remove it from the list");
         }
@@ -432,5 +597,75 @@ fn helm_template_conformance() {
         "{} cases differ from helm:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+fn baseline_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wide-baseline.txt")
+}
+
+/// The wide corpus: 61 real-world charts with vendored dependencies. A case listed in
+/// tests/wide-baseline.txt (the cases that agree) must keep agreeing; the others are reported.
+/// `HELM_WIDE_BASELINE=write` rewrites the baseline with the cases that agree now.
+#[test]
+fn helm_template_conformance_wide() {
+    let wide = manifest_dir().join("../shared/helm-corpus/wide");
+    if !wide.is_dir() {
+        println!("skipped: ../shared/helm-corpus/wide not found");
+        return;
+    }
+    let (rows, timing) = run_cases(&cases(charts_wide(&wide)), true);
+    let text = std::fs::read_to_string(baseline_path()).unwrap_or_default();
+    let baseline: BTreeSet<(String, String)> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (a, b) = l.split_once(char::is_whitespace)?;
+            Some((a.to_string(), b.trim().to_string()))
+        })
+        .collect();
+    print_rows("wide", &rows, timing, |r| {
+        let listed = baseline.contains(&(r.chart.clone(), r.case.clone()));
+        match (r.agrees, listed) {
+            (true, true) => "ok",
+            (true, false) => "ok (new)",
+            (false, true) => "REGRESSION",
+            (false, false) => "differs",
+        }
+    });
+    print_chart_table("wide", &rows);
+    if std::env::var("HELM_WIDE_BASELINE").as_deref() == Ok("write") {
+        let mut out = String::from(
+            "# Cases of the wide corpus (../shared/helm-corpus/wide) that agree with helm v4.1.4.\n\
+             # `CHART CASE`, one per line; tests/conformance.rs fails if one of them stops agreeing.\n\
+             # Regenerate: HELM_WIDE_BASELINE=write cargo test -p envboot-helm --test conformance\n",
+        );
+        for r in rows.iter().filter(|r| r.agrees) {
+            out.push_str(&format!("{} {}\n", r.chart, r.case));
+        }
+        std::fs::write(baseline_path(), out).unwrap();
+    }
+    let regressions: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.agrees && baseline.contains(&(r.chart.clone(), r.case.clone())))
+        .map(|r| format!("{} {}: {}", r.chart, r.case, r.note))
+        .collect();
+    let newly: Vec<String> = rows
+        .iter()
+        .filter(|r| r.agrees && !baseline.contains(&(r.chart.clone(), r.case.clone())))
+        .map(|r| format!("{} {}", r.chart, r.case))
+        .collect();
+    if !newly.is_empty() {
+        println!(
+            "note: {} cases agree now and are not in the baseline (HELM_WIDE_BASELINE=write adds them)",
+            newly.len()
+        );
+    }
+    assert!(
+        regressions.is_empty(),
+        "{} cases of the baseline no longer agree with helm:\n{}",
+        regressions.len(),
+        regressions.join("\n")
     );
 }

@@ -44,6 +44,7 @@ fn len(a: Args) -> FnResult {
         Value::Obj(o) => match &*o {
             Obj::Files(f) => Value::Int(f.len() as i64),
             Obj::ApiVersions(v) => Value::Int(v.len() as i64),
+            Obj::Bytes(b) => Value::Int(b.len() as i64),
             _ => return Err(call_err("len of type *common.KubeVersion")),
         },
         v => return Err(call_err(format!("len of type {}", v.type_name()))),

@@ -19,15 +19,7 @@ pub(super) fn register(r: &mut Registry) {
     r.engine("uuidv4", uuidv4);
     r.engine("htpasswd", htpasswd);
     r.engine("bcrypt", bcrypt);
-    r.unsupported(&[
-        "genCA",
-        "genSelfSignedCert",
-        "genSignedCert",
-        "genPrivateKey",
-        "derivePassword",
-        "encryptAES",
-        "decryptAES",
-    ]);
+    r.unsupported(&["derivePassword", "encryptAES", "decryptAES"]);
 }
 
 fn sha256sum(a: Args) -> FnResult {

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::{Args, Registry};
-use crate::exec::FnResult;
+use super::{call_err, Args, Registry};
+use crate::exec::{FnError, FnResult};
 use crate::value::{strval, MapRef, Value};
 
 pub(super) fn register(r: &mut Registry) {
@@ -135,20 +135,55 @@ fn deep_copy(a: Args) -> FnResult {
     Ok(a.v(0).deep_copy())
 }
 
+/// Go's message for a failed `x.(map[string]interface{})` (sprig panics; Helm reports it).
+fn not_a_map(v: &Value) -> FnError {
+    let t = match v {
+        Value::Nil => "nil".to_string(),
+        v => v.type_name().to_string(),
+    };
+    call_err(format!(
+        "interface conversion: interface {{}} is {t}, not map[string]interface {{}}"
+    ))
+}
+
 fn dig(a: Args) -> FnResult {
     let n = a.v.len();
-    a.at_least(3)?;
-    let m = a.m(n - 1)?;
+    if n < 3 {
+        return Err(call_err("dig needs at least three arguments"));
+    }
+    let last = a.v(n - 1);
+    let Value::Map(m) = &last else {
+        return Err(not_a_map(&last));
+    };
     let def = a.v(n - 2);
-    let keys: Vec<String> = a.v[..n - 2].iter().map(strval).collect();
-    let mut cur = Value::Map(m);
-    for k in keys {
+    let mut keys = Vec::new();
+    for k in &a.v[..n - 2] {
+        match k {
+            Value::Str(s) => keys.push(s.to_string()),
+            v => {
+                let t = match v {
+                    Value::Nil => "nil".to_string(),
+                    v => v.type_name().to_string(),
+                };
+                return Err(call_err(format!(
+                    "interface conversion: interface {{}} is {t}, not string"
+                )));
+            }
+        }
+    }
+    let mut cur = Value::Map(m.clone());
+    for (i, k) in keys.iter().enumerate() {
         let next = match &cur {
-            Value::Map(mm) => mm.borrow().get(&k).cloned(),
-            _ => None,
+            Value::Map(mm) => mm.borrow().get(k).cloned(),
+            v => return Err(not_a_map(v)),
         };
         match next {
-            Some(v) => cur = v,
+            Some(v) => {
+                if i + 1 < keys.len() && !matches!(v, Value::Map(_)) {
+                    return Err(not_a_map(&v));
+                }
+                cur = v
+            }
             None => return Ok(def),
         }
     }

@@ -27,7 +27,8 @@ pub(super) fn register(r: &mut Registry) {
     r.pure("toToml", to_toml);
     r.pure("b64enc", b64enc);
     r.pure("b64dec", b64dec);
-    r.unsupported(&["b32enc", "b32dec"]);
+    r.pure("b32enc", b32enc);
+    r.pure("b32dec", b32dec);
 }
 
 fn to_yaml(a: Args) -> FnResult {
@@ -140,6 +141,91 @@ fn b64dec(a: Args) -> FnResult {
         Ok(b) => Value::string(String::from_utf8_lossy(&b).into_owned()),
         Err(e) => Value::string(e.to_string()),
     })
+}
+
+const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/// Go's `base32.StdEncoding.EncodeToString`.
+fn b32_encode(data: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in data.chunks(5) {
+        let mut buf = [0u8; 5];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let n = u64::from_be_bytes([0, 0, 0, buf[0], buf[1], buf[2], buf[3], buf[4]]);
+        let chars = match chunk.len() {
+            1 => 2,
+            2 => 4,
+            3 => 5,
+            4 => 7,
+            _ => 8,
+        };
+        for i in 0..8 {
+            if i < chars {
+                out.push(B32[((n >> (35 - 5 * i)) & 31) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Go's `base32.StdEncoding.DecodeString` (newlines are ignored); the error as Go prints it.
+fn b32_decode(s: &str) -> Result<Vec<u8>, String> {
+    let src: Vec<(usize, u8)> = s
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| *b != b'\n' && *b != b'\r')
+        .collect();
+    let illegal = |i: usize| format!("illegal base32 data at input byte {i}");
+    if !src.len().is_multiple_of(8) {
+        let at = src.len() - src.len() % 8;
+        return Err(illegal(src.get(at).map(|x| x.0).unwrap_or(s.len())));
+    }
+    let mut out = Vec::new();
+    for (q, quantum) in src.chunks(8).enumerate() {
+        let last = (q + 1) * 8 == src.len();
+        let pad = quantum.iter().rev().take_while(|(_, b)| *b == b'=').count();
+        let data_len = 8 - pad;
+        if pad > 0 && (!last || !matches!(data_len, 2 | 4 | 5 | 7)) {
+            return Err(illegal(quantum[data_len.min(7)].0));
+        }
+        let mut n: u64 = 0;
+        for (k, (i, b)) in quantum.iter().enumerate() {
+            let v = if k < data_len {
+                match B32.iter().position(|c| c == b) {
+                    Some(v) => v as u64,
+                    None => return Err(illegal(*i)),
+                }
+            } else {
+                0
+            };
+            n = (n << 5) | v;
+        }
+        let bytes = n.to_be_bytes();
+        let keep = match data_len {
+            2 => 1,
+            4 => 2,
+            5 => 3,
+            7 => 4,
+            _ => 5,
+        };
+        out.extend_from_slice(&bytes[3..3 + keep]);
+    }
+    Ok(out)
+}
+
+fn b32enc(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(b32_encode(a.s(0)?.as_bytes())))
+}
+
+fn b32dec(a: Args) -> FnResult {
+    a.want(1)?;
+    Ok(Value::string(match b32_decode(&a.s(0)?) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => e,
+    }))
 }
 
 pub(super) fn b64() -> base64::engine::GeneralPurpose {

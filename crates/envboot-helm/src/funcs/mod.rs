@@ -6,6 +6,7 @@
 //! parse error even in a branch never taken, and a call needs no lookup.
 
 mod builtins;
+mod certs;
 mod crypto;
 mod dates;
 mod dicts;
@@ -43,8 +44,21 @@ pub enum Func {
 
 impl Func {
     /// Calls the function `name` resolved to, with evaluated arguments.
-    pub fn call(self, eng: &mut Engine, st: &State, name: &str, args: Vec<Value>) -> FnResult {
-        let a = Args { name, v: args };
+    /// `field_nil[i]`: argument `i` is a field (`.a.b`, `$x.a`) that holds no value, which
+    /// Go's `text/template` rejects for a typed parameter (unlike a nil variable or pipeline).
+    pub fn call(
+        self,
+        eng: &mut Engine,
+        st: &State,
+        name: &str,
+        args: Vec<Value>,
+        field_nil: Vec<bool>,
+    ) -> FnResult {
+        let a = Args {
+            name,
+            v: args,
+            field_nil,
+        };
         match self {
             Func::Pure(f) => f(a),
             Func::Engine(f) => f(eng, st, a),
@@ -66,6 +80,7 @@ static FUNCS: LazyLock<HashMap<&'static str, Func>> = LazyLock::new(|| {
     math::register(&mut r);
     encoding::register(&mut r);
     crypto::register(&mut r);
+    certs::register(&mut r);
     semver::register(&mut r);
     dates::register(&mut r);
     reflect::register(&mut r);
@@ -111,16 +126,22 @@ fn unsupported(a: Args) -> FnResult {
 pub struct Args<'a> {
     name: &'a str,
     v: Vec<Value>,
+    field_nil: Vec<bool>,
 }
 
-fn wrong_type(expected: &str, v: &Value) -> FnError {
-    match v {
-        Value::Nil => FnError::Plain(format!("invalid value; expected {expected}")),
-        v => FnError::Plain(format!(
+/// Go's `validateType` of argument `i`, reported at that argument.
+fn wrong_type_at(i: usize, expected: &str, v: &Value, field_nil: bool) -> FnError {
+    let msg = match v {
+        Value::Nil if field_nil => {
+            format!("wrong type for value; expected {expected}; got interface {{}}")
+        }
+        Value::Nil => format!("invalid value; expected {expected}"),
+        v => format!(
             "wrong type for value; expected {expected}; got {}",
             v.type_name()
-        )),
-    }
+        ),
+    };
+    FnError::Arg(i, msg)
 }
 
 impl Args<'_> {
@@ -149,32 +170,40 @@ impl Args<'_> {
     fn v(&self, i: usize) -> Value {
         self.v.get(i).cloned().unwrap_or(Value::Nil)
     }
+    pub(super) fn wrong(&self, i: usize, expected: &str) -> FnError {
+        let fnil = self.field_nil.get(i).copied().unwrap_or(false);
+        wrong_type_at(i, expected, self.v.get(i).unwrap_or(&Value::Nil), fnil)
+    }
     fn s(&self, i: usize) -> Result<String, FnError> {
         match self.v.get(i) {
             Some(Value::Str(s)) => Ok(s.to_string()),
-            Some(v) => Err(wrong_type("string", v)),
-            None => Err(wrong_type("string", &Value::Nil)),
+            _ => Err(self.wrong(i, "string")),
         }
     }
     fn i(&self, i: usize) -> Result<i64, FnError> {
         match self.v.get(i) {
             Some(Value::Int(n)) => Ok(*n),
-            Some(v) => Err(wrong_type("int", v)),
-            None => Err(wrong_type("int", &Value::Nil)),
+            _ => Err(self.wrong(i, "int")),
         }
     }
     fn b(&self, i: usize) -> Result<bool, FnError> {
         match self.v.get(i) {
             Some(Value::Bool(b)) => Ok(*b),
-            Some(v) => Err(wrong_type("bool", v)),
-            None => Err(wrong_type("bool", &Value::Nil)),
+            _ => Err(self.wrong(i, "bool")),
         }
     }
+    /// A `map[string]interface {}` parameter: a nil variable or pipeline is Go's nil map
+    /// (read as empty); a field that holds no value is an error, as in Go.
     fn m(&self, i: usize) -> Result<MapRef, FnError> {
         match self.v.get(i) {
             Some(Value::Map(m)) => Ok(m.clone()),
-            Some(v) => Err(wrong_type("map[string]interface {}", v)),
-            None => Err(wrong_type("map[string]interface {}", &Value::Nil)),
+            Some(Value::Nil) if !self.field_nil.get(i).copied().unwrap_or(false) => {
+                match Value::empty_map() {
+                    Value::Map(m) => Ok(m),
+                    _ => Err(self.wrong(i, "map[string]interface {}")),
+                }
+            }
+            _ => Err(self.wrong(i, "map[string]interface {}")),
         }
     }
 }
@@ -209,6 +238,6 @@ mod tests {
             assert!(lookup(name).is_some(), "{name}");
         }
         assert!(lookup("nosuchfunction").is_none());
-        assert_eq!(FUNCS.len(), 221);
+        assert_eq!(FUNCS.len(), 222);
     }
 }

@@ -110,12 +110,9 @@ pub fn obj_field(o: &Rc<Obj>, name: &str, args: Vec<Value>) -> Result<Value, Str
             }
             "GetBytes" => {
                 let p = arg_s(0)?;
-                Ok(Value::list(
-                    files
-                        .get(&p)
-                        .map(|b| b.iter().map(|x| Value::Int(*x as i64)).collect())
-                        .unwrap_or_default(),
-                ))
+                Ok(Value::Obj(Rc::new(Obj::Bytes(
+                    files.get(&p).cloned().unwrap_or_default(),
+                ))))
             }
             "Glob" => {
                 let p = arg_s(0)?;
@@ -191,5 +188,6 @@ pub fn obj_field(o: &Rc<Obj>, name: &str, args: Vec<Value>) -> Result<Value, Str
                 "can't evaluate field {name} in type *semver.Version"
             )),
         },
+        Obj::Bytes(_) => Err(format!("can't evaluate field {name} in type []uint8")),
     }
 }

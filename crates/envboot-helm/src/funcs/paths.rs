@@ -26,11 +26,12 @@ fn base(a: Args) -> FnResult {
 fn dir(a: Args) -> FnResult {
     a.want(1)?;
     let s = a.s(0)?;
-    Ok(Value::string(match s.rfind('/') {
-        Some(0) => "/".into(),
-        Some(i) => s[..i].to_string(),
-        None => ".".into(),
-    }))
+    // Go's path.Dir: Clean of everything before the last slash
+    let head = match s.rfind('/') {
+        Some(i) => &s[..=i],
+        None => "",
+    };
+    Ok(Value::string(go_clean(head)))
 }
 
 fn ext(a: Args) -> FnResult {
@@ -46,7 +47,35 @@ fn ext(a: Args) -> FnResult {
 
 fn clean(a: Args) -> FnResult {
     a.want(1)?;
-    Ok(Value::string(a.s(0)?))
+    Ok(Value::string(go_clean(&a.s(0)?)))
+}
+
+/// Go's `path.Clean`: the shortest equivalent path, by lexical processing.
+pub(super) fn go_clean(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    let body = parts.join("/");
+    match (rooted, body.is_empty()) {
+        (true, _) => format!("/{body}"),
+        (false, true) => ".".into(),
+        (false, false) => body,
+    }
 }
 
 fn is_abs(a: Args) -> FnResult {

@@ -23,7 +23,7 @@ pub(super) fn register(r: &mut Registry) {
 fn regex_match(a: Args) -> FnResult {
     a.want(2)?;
     let re = a.s(0)?;
-    Ok(match regex::Regex::new(&re) {
+    Ok(match regex::Regex::new(&go_regex(&re)) {
         Ok(r) => Value::Bool(r.is_match(&a.s(1)?)),
         Err(e) if a.name.starts_with("must") => {
             return Err(call_err(format!("error parsing regexp: {e}")))
@@ -93,5 +93,99 @@ fn regex_quote_meta(a: Args) -> FnResult {
 }
 
 fn regex(re: &str) -> Result<regex::Regex, FnError> {
-    regex::Regex::new(re).map_err(|e| call_err(format!("error parsing regexp: {e}")))
+    regex::Regex::new(&go_regex(re)).map_err(|e| call_err(format!("error parsing regexp: {e}")))
+}
+
+/// A Go (RE2) pattern in the `regex` crate's syntax: Go's `\d`, `\w`, `\s` (and their
+/// negations) are ASCII-only, and in a class a `-` after such an escape (`[\w-\.]`) is a
+/// literal `-`, where the `regex` crate rejects the pattern.
+pub(crate) fn go_regex(re: &str) -> String {
+    let class_of = |c: char| match c {
+        'd' => Some("0-9"),
+        'w' => Some("0-9A-Za-z_"),
+        's' => Some("\\t\\n\\f\\r "),
+        _ => None,
+    };
+    let mut out = String::with_capacity(re.len() + 8);
+    let chars: Vec<char> = re.chars().collect();
+    let mut in_class = false;
+    // the previous item in a class was a class escape (so a following `-` is literal)
+    let mut after_class_escape = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' {
+            let Some(&n) = chars.get(i + 1) else {
+                out.push(c);
+                break;
+            };
+            let lower = n.to_ascii_lowercase();
+            if let Some(set) = class_of(lower) {
+                let neg = n.is_ascii_uppercase();
+                match (in_class, neg) {
+                    (false, false) => out.push_str(&format!("[{set}]")),
+                    (false, true) => out.push_str(&format!("[^{set}]")),
+                    (true, false) => out.push_str(set),
+                    (true, true) => out.push_str(&format!("[^{set}]")),
+                }
+                after_class_escape = in_class;
+                i += 2;
+                continue;
+            }
+            out.push(c);
+            out.push(n);
+            after_class_escape = false;
+            i += 2;
+            continue;
+        }
+        if in_class {
+            if c == '-' && after_class_escape && chars.get(i + 1) != Some(&']') {
+                out.push_str("\\-");
+                after_class_escape = false;
+                i += 1;
+                continue;
+            }
+            if c == '[' && chars.get(i + 1) == Some(&':') {
+                // [:alpha:]
+                if let Some(end) = (i + 2..chars.len().saturating_sub(1))
+                    .find(|&j| chars[j] == ':' && chars[j + 1] == ']')
+                {
+                    out.extend(&chars[i..end + 2]);
+                    after_class_escape = true;
+                    i = end + 2;
+                    continue;
+                }
+            }
+            if c == '[' {
+                // a literal `[` inside a class
+                out.push_str("\\[");
+                after_class_escape = false;
+                i += 1;
+                continue;
+            }
+            if c == ']' {
+                in_class = false;
+            }
+            after_class_escape = false;
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        out.push(c);
+        if c == '[' {
+            in_class = true;
+            after_class_escape = false;
+            // `[]a]` and `[^]a]`: a `]` first is literal
+            if chars.get(i + 1) == Some(&'^') {
+                out.push('^');
+                i += 1;
+            }
+            if chars.get(i + 1) == Some(&']') {
+                out.push_str("\\]");
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    out
 }

@@ -51,6 +51,10 @@ pub(super) fn for_json(v: &Value) -> Value {
                 Value::map(m)
             }
             Obj::Semver(s) => Value::str(&s.original),
+            Obj::Bytes(b) => {
+                use base64::Engine as _;
+                Value::string(base64::engine::general_purpose::STANDARD.encode(b))
+            }
         },
         v => v.clone(),
     }

@@ -114,10 +114,11 @@ impl Builder {
                 }
                 Ok(v)
             }
+            // go-yaml decodes an alias anew: a copy, not a shared map
             Event::Alias(id) => self
                 .anchors
                 .get(&id)
-                .cloned()
+                .map(Value::deep_copy)
                 .ok_or_else(|| self.err("unknown anchor")),
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
