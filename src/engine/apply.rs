@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use super::cluster::k3s_plan;
-use super::provider::{Cloud, Cluster};
+use super::provider::{Cloud, Cluster, Guarded};
 use super::{
     first_reference, release_of, release_waves, resolve_object, Error, Goal, Plan, Report, Result,
     Step, Targets, RELEASE_TIMEOUT,
@@ -29,27 +29,43 @@ use crate::render;
 /// # Errors
 /// The first failing call stops the run; rerunning apply continues from what exists.
 pub async fn apply(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Report> {
+    let result = apply_guarded(plan, progress).await;
+    // A write refused because the lock was lost is reported as that, whatever layer it was in.
+    match (result, super::lock_lost(&plan.environment)) {
+        (Err(_), Some(why)) => Err(Error::LockLost {
+            environment: plan.environment.clone(),
+            why,
+        }),
+        (result, _) => result,
+    }
+}
+
+async fn apply_guarded(plan: &Plan, progress: &mut dyn FnMut(Step<'_>)) -> Result<Report> {
+    let env = plan.environment.as_str();
+    let aws = Guarded::new(&plan.aws_client, env);
     let Some(loaded) = plan
         .deferred
         .as_deref()
         .filter(|_| plan.goal == Goal::Apply)
     else {
-        return execute(plan, &plan.aws_client, plan.kube_client.as_ref(), progress).await;
+        let kube = plan.kube_client.as_ref().map(|k| Guarded::new(k, env));
+        return execute(plan, &aws, kube.as_ref(), progress).await;
     };
     // A k3s cluster this run creates: the AWS layer first, then its Kubernetes layer, planned
     // against the API server once it answers.
     let started = Instant::now();
     let (mut notes, mut kept) = (Vec::new(), Vec::new());
     check_conflicts(plan)?;
-    aws_deletes(plan, &plan.aws_client, progress).await?;
-    let known = aws_creates(plan, &plan.aws_client, progress).await?;
+    aws_deletes(plan, &aws, progress).await?;
+    let known = aws_creates(plan, &aws, progress).await?;
     let cluster = k3s_plan(plan, loaded, &known, progress).await?;
     if let Some(k) = &cluster.kube_client {
         let _ = plan.cluster_client.set(k.clone());
     }
+    let kube = cluster.kube_client.as_ref().map(|k| Guarded::new(k, env));
     kube_phase(
         &cluster,
-        cluster.kube_client.as_ref(),
+        kube.as_ref(),
         &known,
         progress,
         &mut notes,

@@ -65,6 +65,8 @@ pub enum Error {
     NotReady { seconds: u64, report: String },
     #[error("destroy left behind what still carries the environment's tags or labels:\n{list}")]
     Leaked { list: String },
+    #[error("stopped before the next change: {why}; another run may hold environment `{environment}` now")]
+    LockLost { environment: String, why: String },
     #[error("{path}: {why}")]
     SavedPlan { path: String, why: String },
     #[error("{path} is stale: {why}; nothing was changed. Make a new plan and review it.")]
@@ -124,7 +126,9 @@ impl Error {
             | Error::Warnings(_)
             | Error::Secret { .. }
             | Error::Chart(_) => exit::INVALID,
-            Error::Kube(kube::Error::Locked { .. }) => exit::LOCKED,
+            Error::Kube(kube::Error::Locked { .. })
+            | Error::Aws(aws::Error::Locked { .. })
+            | Error::LockLost { .. } => exit::LOCKED,
             Error::Kube(kube::Error::Unowned(_)) | Error::Aws(aws::Error::Conflicts(_)) => {
                 exit::CONFLICT
             }
@@ -299,26 +303,112 @@ pub(crate) fn decrypt_secrets(env: &Environment) -> Result<Vec<render::SecretDat
 /// How long a lock lives without renewal (a crashed run's lock expires after this).
 pub const LOCK_DURATION: Duration = Duration::from_secs(60);
 
-/// Takes the environment's lock (a Lease in its cluster) so that two runs never change it at
-/// once; fails at once naming the holder. Environments without a cluster are not locked.
-pub async fn lock(loaded: &Loaded, holder: &str) -> Result<Option<kube::lock::LockGuard>> {
+/// A held environment lock: a Lease in the cluster, a key pair in AWS, or both.
+pub struct LockGuard {
+    kube: Option<kube::lock::LockGuard>,
+    aws: Option<aws::lock::AwsLock>,
+    environment: String,
+}
+
+impl LockGuard {
+    /// Gives the lock back.
+    pub async fn release(self) {
+        if let Some(k) = self.kube {
+            k.release().await;
+        }
+        if let Some(a) = self.aws {
+            a.release().await;
+        }
+        if let Ok(mut all) = LOCKS.lock() {
+            all.remove(&self.environment);
+        }
+    }
+}
+
+/// The health of the locks this process holds, by environment: apply checks it before every
+/// write (see `provider::Guarded`).
+static LOCKS: std::sync::Mutex<BTreeMap<String, std::sync::Arc<envboot_core::lock::LockHealth>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// Why the lock on `environment` was lost, if this process held one and lost it.
+pub(crate) fn lock_lost(environment: &str) -> Option<String> {
+    LOCKS
+        .lock()
+        .ok()
+        .and_then(|all| all.get(environment).and_then(|h| h.lost()))
+}
+
+/// Takes the environment's lock, so that two runs never change it at once: a Lease in the
+/// cluster for an existing cluster; a key pair in AWS (see `aws::lock`) for an environment
+/// without a cluster or with a k3s cluster (plus the Lease once its API server answers). A run
+/// whose lock cannot be renewed stops before its next write.
+///
+/// # Errors
+/// [`kube::Error::Locked`] or [`aws::Error::Locked`] naming the holder (exit 5).
+pub async fn lock(loaded: &Loaded, holder: &str) -> Result<Option<LockGuard>> {
+    let env = &loaded.env;
+    let health = std::sync::Arc::new(envboot_core::lock::LockHealth::default());
+    let in_aws = env.cluster.as_ref().is_none_or(|c| c.k3s.is_some());
+    let aws_lock = if in_aws {
+        let client = Aws::connect(&env.region).await;
+        Some(
+            client
+                .lock(
+                    &env.name,
+                    holder,
+                    &kube::lock::hostname(),
+                    LOCK_DURATION,
+                    health.clone(),
+                )
+                .await?,
+        )
+    } else {
+        None
+    };
+    let kube_lock = match lease_client(loaded).await {
+        Ok(Some(k)) => match k
+            .lock(&env.name, holder, LOCK_DURATION, health.clone())
+            .await
+        {
+            Ok(l) => Some(l),
+            Err(e) => {
+                if let Some(a) = aws_lock {
+                    a.release().await;
+                }
+                return Err(e.into());
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            if let Some(a) = aws_lock {
+                a.release().await;
+            }
+            return Err(e);
+        }
+    };
+    if let Ok(mut all) = LOCKS.lock() {
+        all.insert(env.name.clone(), health);
+    }
+    Ok(Some(LockGuard {
+        kube: kube_lock,
+        aws: aws_lock,
+        environment: env.name.clone(),
+    }))
+}
+
+/// The cluster that holds the Lease, if it answers: an existing cluster, or a k3s cluster
+/// whose API server runs.
+async fn lease_client(loaded: &Loaded) -> Result<Option<Kube>> {
     let Some(cluster) = &loaded.env.cluster else {
         return Ok(None);
     };
-    let k = if cluster.k3s.is_some() {
-        // A k3s cluster's API exists only once its server runs: before that, nothing is locked
-        // (creations carry client tokens, so two first runs still make one of each).
-        let Some(endpoint) = k3s_live_endpoint(loaded).await? else {
-            return Ok(None);
-        };
-        match k3s_ready_client(loaded, &endpoint).await? {
-            Ok(k) => k,
-            Err(_) => return Ok(None),
-        }
-    } else {
-        Kube::connect(cluster.context.as_deref()).await?
+    if cluster.k3s.is_none() {
+        return Ok(Some(Kube::connect(cluster.context.as_deref()).await?));
+    }
+    let Some(endpoint) = k3s_live_endpoint(loaded).await? else {
+        return Ok(None);
     };
-    Ok(Some(k.lock(&loaded.env.name, holder, LOCK_DURATION).await?))
+    Ok(k3s_ready_client(loaded, &endpoint).await?.ok())
 }
 
 /// Who runs: `envboot <command> (user@host, pid N)`, shown to a second run that finds the lock.

@@ -171,3 +171,137 @@ impl Cluster for Kube {
         Kube::delete_inventory(self, environment).await
     }
 }
+
+/// A provider that checks the environment's lock before every write: a run whose lock could
+/// not be renewed (another run may hold it now) stops before its next change.
+pub(crate) struct Guarded<'a, P> {
+    inner: &'a P,
+    environment: &'a str,
+}
+
+impl<'a, P> Guarded<'a, P> {
+    pub(crate) fn new(inner: &'a P, environment: &'a str) -> Guarded<'a, P> {
+        Guarded { inner, environment }
+    }
+
+    fn check(&self) -> Result<(), super::Error> {
+        match super::lock_lost(self.environment) {
+            Some(why) => Err(super::Error::LockLost {
+                environment: self.environment.to_string(),
+                why,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The error a guarded AWS call reports for a lost lock.
+fn aws_stopped(e: super::Error) -> aws::Error {
+    aws::Error::CallFailed {
+        resource: "the environment's lock".into(),
+        call: "renew",
+        code: Some("LockLost".into()),
+        message: e.to_string(),
+    }
+}
+
+/// The error a guarded Kubernetes call reports for a lost lock.
+fn kube_stopped(e: super::Error) -> kube::Error {
+    kube::Error::Conflict {
+        object: "the environment's lock".into(),
+        message: e.to_string(),
+    }
+}
+
+impl<P: Cloud> Cloud for Guarded<'_, P> {
+    async fn create(
+        &self,
+        environment: &str,
+        revision: &str,
+        address: &str,
+        spec: &ResourceSpec,
+    ) -> aws::Result<BTreeMap<String, String>> {
+        self.check().map_err(aws_stopped)?;
+        self.inner
+            .create(environment, revision, address, spec)
+            .await
+    }
+    async fn update(
+        &self,
+        environment: &str,
+        revision: &str,
+        change: &AwsChange,
+        spec: &ResourceSpec,
+    ) -> aws::Result<()> {
+        self.check().map_err(aws_stopped)?;
+        self.inner.update(environment, revision, change, spec).await
+    }
+    async fn delete(&self, change: &AwsChange, ctx: &DeleteContext) -> aws::Result<()> {
+        self.check().map_err(aws_stopped)?;
+        self.inner.delete(change, ctx).await
+    }
+    async fn settle(&self, change: &AwsChange) -> aws::Result<()> {
+        self.inner.settle(change).await
+    }
+    fn needs_settling(&self, change: &AwsChange) -> bool {
+        self.inner.needs_settling(change)
+    }
+    async fn add_missing_rules(
+        &self,
+        address: &str,
+        group: &str,
+        made: &SecurityGroup,
+        full: &SecurityGroup,
+    ) -> aws::Result<()> {
+        self.check().map_err(aws_stopped)?;
+        self.inner
+            .add_missing_rules(address, group, made, full)
+            .await
+    }
+}
+
+impl<P: Cluster> Cluster for Guarded<'_, P> {
+    async fn apply(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        object: &Value,
+        force: bool,
+    ) -> kube::Result<()> {
+        self.check().map_err(kube_stopped)?;
+        self.inner.apply(api_version, key, object, force).await
+    }
+    async fn delete(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        environment: &str,
+    ) -> kube::Result<Deletion> {
+        self.check().map_err(kube_stopped)?;
+        self.inner.delete(api_version, key, environment).await
+    }
+    async fn wait_deleted(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        timeout: Duration,
+    ) -> kube::Result<bool> {
+        self.inner.wait_deleted(api_version, key, timeout).await
+    }
+    async fn wait_ready(
+        &self,
+        environment: &str,
+        targets: &[(String, ObjectKey)],
+        timeout: Duration,
+    ) -> kube::Result<Vec<(ObjectKey, String)>> {
+        self.inner.wait_ready(environment, targets, timeout).await
+    }
+    async fn write_inventory(&self, environment: &str, inventory: &Inventory) -> kube::Result<()> {
+        self.check().map_err(kube_stopped)?;
+        self.inner.write_inventory(environment, inventory).await
+    }
+    async fn delete_inventory(&self, environment: &str) -> kube::Result<()> {
+        self.check().map_err(kube_stopped)?;
+        self.inner.delete_inventory(environment).await
+    }
+}

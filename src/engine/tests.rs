@@ -712,3 +712,32 @@ fn a_namespace_holding_foreign_objects_is_kept_and_says_what_it_holds() {
         vec!["namespace apps kept: it holds objects that envboot does not own (Ingress apps/web, PersistentVolumeClaim apps/data)".to_string()]
     );
 }
+
+#[test]
+fn a_lost_lock_stops_the_run_before_its_next_write() {
+    let plan = Setup {
+        desired: vec![vpc("net.vpc", "10.0.0.0/16")],
+        ..Setup::default()
+    }
+    .plan();
+    let health = std::sync::Arc::new(envboot_core::lock::LockHealth::default());
+    health.lose("renewing the lock failed: injected".into());
+    LOCKS
+        .lock()
+        .expect("locks")
+        .insert(plan.environment.clone(), health);
+    let memory = Memory::default();
+    let guarded = provider::Guarded::new(&memory, &plan.environment);
+    let err = futures::executor::block_on(execute(&plan, &guarded, Some(&guarded), &mut |_| {}))
+        .unwrap_err();
+    LOCKS.lock().expect("locks").remove(&plan.environment);
+    assert!(
+        err.to_string().contains("renewing the lock failed"),
+        "{err}"
+    );
+    assert!(
+        memory.log().is_empty(),
+        "nothing written: {:?}",
+        memory.log()
+    );
+}

@@ -308,6 +308,7 @@ async fn a_k3s_cluster_is_provisioned_with_generated_credentials_then_its_layer_
             &name,
             "a colleague's run",
             std::time::Duration::from_secs(60),
+            Default::default(),
         )
         .await
         .expect("lock");

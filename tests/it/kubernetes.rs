@@ -227,8 +227,8 @@ async fn two_runs_never_hold_the_lock_at_once_and_a_dead_runs_lock_expires() {
     let first = envboot::kube::Kube::from_client(client.clone());
     let second = envboot::kube::Kube::from_client(client.clone());
     let (a, b) = tokio::join!(
-        first.lock(&name, "run A", Duration::from_secs(60)),
-        second.lock(&name, "run B", Duration::from_secs(60))
+        first.lock(&name, "run A", Duration::from_secs(60), Default::default()),
+        second.lock(&name, "run B", Duration::from_secs(60), Default::default())
     );
     let (held, refused) = match (a, b) {
         (Ok(g), Err(e)) | (Err(e), Ok(g)) => (g, e),
@@ -242,7 +242,7 @@ async fn two_runs_never_hold_the_lock_at_once_and_a_dead_runs_lock_expires() {
     );
     held.release().await;
     second
-        .lock(&name, "run B", Duration::from_secs(60))
+        .lock(&name, "run B", Duration::from_secs(60), Default::default())
         .await
         .expect("free after release")
         .release()
@@ -251,7 +251,12 @@ async fn two_runs_never_hold_the_lock_at_once_and_a_dead_runs_lock_expires() {
     // The CLI: a live lock stops apply at once (exit 5, naming the holder) before any change.
     let repo = Repo::new(&name, &cluster_only(&name, 1, "{}"));
     let guard = first
-        .lock(&name, "a colleague's nightly run", Duration::from_secs(60))
+        .lock(
+            &name,
+            "a colleague's nightly run",
+            Duration::from_secs(60),
+            Default::default(),
+        )
         .await
         .expect("lock");
     let run = envboot(&repo, settings, &["apply", &name]);

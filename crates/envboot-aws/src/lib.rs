@@ -18,6 +18,7 @@
 
 mod common;
 pub mod diff;
+pub mod lock;
 mod resources;
 
 pub use resources::{delete_rank, needs_settling};
@@ -106,6 +107,12 @@ pub enum Error {
     },
     #[error("nothing was changed: {} resource(s) with the desired name exist without the environment's tags:\n{}\nrerun with --adopt to take them over (envboot tags them), or remove or rename them", .0.len(), .0.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"))]
     Conflicts(Vec<String>),
+    #[error("environment `{environment}` is locked by {holder} (its lock in AWS expires at Unix time {expires} unless renewed); it expires if that run died")]
+    Locked {
+        environment: String,
+        holder: String,
+        expires: u64,
+    },
     /// A resource's arguments of another type than the resource (a bug, reported, not a panic).
     #[error("internal error: {resource} was given the arguments of another resource type")]
     WrongSpec { resource: String },

@@ -8,6 +8,7 @@
 pub mod diag;
 pub mod executor;
 pub mod k3s;
+pub mod lock;
 pub mod model;
 pub mod plan;
 pub mod render;

@@ -67,6 +67,7 @@ impl Kube {
         environment: &str,
         holder: &str,
         duration: Duration,
+        health: std::sync::Arc<envboot_core::lock::LockHealth>,
     ) -> Result<LockGuard> {
         let api: Api<Lease> = Api::namespaced(self.client.clone(), LOCK_NAMESPACE);
         let name = lease_name(environment);
@@ -107,13 +108,19 @@ impl Kube {
                 loop {
                     tokio::time::sleep(duration / 3).await;
                     let patch = json!({"spec": {"renewTime": now()}});
-                    let _ = api
+                    let renewed = api
                         .patch(
                             &name,
                             &kube::api::PatchParams::default(),
                             &kube::api::Patch::Merge(&patch),
                         )
                         .await;
+                    if let Err(e) = renewed {
+                        health.lose(format!(
+                            "renewing the lock (Lease {LOCK_NAMESPACE}/{name}) failed: {e}"
+                        ));
+                        return;
+                    }
                 }
             })
         };
@@ -122,7 +129,7 @@ impl Kube {
 }
 
 /// This machine's host name.
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())

@@ -12,6 +12,8 @@
 mod errors;
 /// Security groups whose rules refer to each other.
 mod groups;
+/// The lock of an AWS-only environment, in AWS: a second run stops while one holds it.
+mod lock;
 /// What envboot takes as its own: name conflicts, `--adopt`, destroy's sweep of the VPC.
 mod ownership;
 /// The whole stack's lifecycle, and an apply killed after its first creates.
