@@ -38,6 +38,19 @@ pub enum Error {
     BadRecipient { recipient: String, message: String },
     #[error("no recipients: list age public keys in {RECIPIENTS_FILE} or pass --recipient")]
     NoRecipients,
+    #[error("cannot read the recipients file {path}: {source}")]
+    RecipientsUnreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot {what} {path}: {source}")]
+    File {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot decrypt: {0}")]
     Decrypt(String),
     #[error("cannot encrypt: {0}")]
@@ -45,6 +58,26 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether the error is about the input (a key, a recipient, a file's content: exit 3) rather
+    /// than reading or writing a file (exit 1).
+    pub fn is_input(&self) -> bool {
+        !matches!(self, Error::File { .. })
+    }
+}
+
+/// A file error naming the file.
+pub fn file_error<'a>(
+    what: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::File {
+        what,
+        path: path.display().to_string(),
+        source,
+    }
+}
 
 /// The identities that may decrypt, from the environment (never from the repository).
 pub fn identities_from_env() -> Result<Vec<age::x25519::Identity>> {
@@ -153,7 +186,7 @@ pub fn recipients(
         return parse_recipients(&given.join("\n"));
     }
     let path = find_recipients_file(start).ok_or(Error::NoRecipients)?;
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::IdentityUnreadable {
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::RecipientsUnreadable {
         path: path.display().to_string(),
         source,
     })?;

@@ -18,8 +18,14 @@ pub enum SecretCommand {
         #[arg(long = "recipient", value_name = "AGE_PUBLIC_KEY")]
         recipients: Vec<String>,
     },
-    /// Print a secret file decrypted (to the terminal only; never redirect it into the repository).
-    Decrypt { file: std::path::PathBuf },
+    /// Print a secret file decrypted: to the terminal only, or to the file `--output` names
+    /// (never into the repository).
+    Decrypt {
+        file: std::path::PathBuf,
+        /// Write the plaintext to this file instead of the terminal.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Edit a secret file in $EDITOR, decrypted in memory, and encrypt it again.
     Edit {
         file: std::path::PathBuf,
@@ -29,15 +35,32 @@ pub enum SecretCommand {
 }
 
 pub fn run(command: SecretCommand) -> engine::Result<u8> {
-    secret(command).map_err(|e| engine::Error::Secret {
-        origin: "envboot secret".into(),
-        message: e.to_string(),
+    secret(command).map_err(|e| match e {
+        Refusal::Secret(e) if e.is_input() => engine::Error::Secret {
+            origin: "envboot secret".into(),
+            message: e.to_string(),
+        },
+        Refusal::Secret(e) => engine::Error::File(e.to_string()),
+        Refusal::NotATerminal => engine::Error::Refused {
+            why: "secret decrypt writes plaintext only to a terminal: name a file with --output (outside the repository) to write it there".into(),
+        },
     })
 }
 
-fn secret(command: SecretCommand) -> Result<u8, secrets::Error> {
-    let io = |e: std::io::Error| secrets::Error::Encrypt(e.to_string());
-    let here = std::env::current_dir().map_err(io)?;
+enum Refusal {
+    Secret(secrets::Error),
+    NotATerminal,
+}
+
+impl From<secrets::Error> for Refusal {
+    fn from(e: secrets::Error) -> Refusal {
+        Refusal::Secret(e)
+    }
+}
+
+fn secret(command: SecretCommand) -> Result<u8, Refusal> {
+    let here =
+        std::env::current_dir().map_err(secrets::file_error("read", std::path::Path::new(".")))?;
     match command {
         SecretCommand::Encrypt {
             file,
@@ -45,24 +68,35 @@ fn secret(command: SecretCommand) -> Result<u8, secrets::Error> {
             recipients,
         } => {
             let recipients = secrets::recipients(&recipients, &here)?;
-            let plaintext = std::fs::read(&file).map_err(io)?;
+            let plaintext = std::fs::read(&file).map_err(secrets::file_error("read", &file))?;
             let out = output.unwrap_or_else(|| {
                 let mut name = file.clone().into_os_string();
                 name.push(".age");
                 name.into()
             });
-            std::fs::write(&out, secrets::encrypt(&plaintext, &recipients)?).map_err(io)?;
+            std::fs::write(&out, secrets::encrypt(&plaintext, &recipients)?)
+                .map_err(secrets::file_error("write", &out))?;
             eprintln!(
                 "envboot: encrypted to {} recipient(s): {}",
                 recipients.len(),
                 out.display()
             );
         }
-        SecretCommand::Decrypt { file } => {
-            let ciphertext = std::fs::read(&file).map_err(io)?;
+        SecretCommand::Decrypt { file, output } => {
+            use std::io::{IsTerminal, Write};
+            if output.is_none() && !std::io::stdout().is_terminal() {
+                return Err(Refusal::NotATerminal);
+            }
+            let ciphertext = std::fs::read(&file).map_err(secrets::file_error("read", &file))?;
             let plaintext = secrets::decrypt(&ciphertext, &secrets::identities_from_env()?)?;
-            use std::io::Write;
-            std::io::stdout().write_all(&plaintext).map_err(io)?;
+            match &output {
+                Some(out) => {
+                    std::fs::write(out, &plaintext).map_err(secrets::file_error("write", out))?
+                }
+                None => std::io::stdout()
+                    .write_all(&plaintext)
+                    .map_err(secrets::file_error("write", std::path::Path::new("stdout")))?,
+            }
         }
         SecretCommand::Edit { file, recipients } => {
             let recipients = secrets::recipients(&recipients, &here)?;

@@ -129,9 +129,15 @@ pub fn cluster_init(
     let ciphertext = crate::secrets::encrypt(creds.to_yaml().as_bytes(), recipients)
         .map_err(|e| failed(e.to_string()))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Output {
+            path: dir.display().to_string(),
+            source,
+        })?;
     }
-    std::fs::write(path, ciphertext).map_err(|e| failed(e.to_string()))
+    std::fs::write(path, ciphertext).map_err(|source| Error::Output {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// A client for the k3s cluster at `endpoint`, from the decrypted credentials.

@@ -67,6 +67,10 @@ pub enum Error {
     Leaked { list: String },
     #[error("stopped before the next change: {why}; another run may hold environment `{environment}` now")]
     LockLost { environment: String, why: String },
+    #[error("{0}")]
+    File(String),
+    #[error("{why}")]
+    Refused { why: String },
     #[error("{path}: {why}")]
     SavedPlan { path: String, why: String },
     #[error("{path} is stale: {why}; nothing was changed. Make a new plan and review it.")]
@@ -138,6 +142,8 @@ impl Error {
             | Error::Output { .. }
             | Error::Leaked { .. }
             | Error::SavedPlan { .. }
+            | Error::File(_)
+            | Error::Refused { .. }
             | Error::StalePlan { .. }
             | Error::NotApproved { .. }
             | Error::HookFailed { .. }

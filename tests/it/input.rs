@@ -197,3 +197,77 @@ fn revisions_branches_and_remote_urls_are_read() {
         run.stderr
     );
 }
+
+#[test]
+fn secret_and_cluster_file_errors_name_the_file_and_plaintext_goes_only_to_a_terminal_or_a_named_file(
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let servers = tempfile::tempdir().expect("temp dir");
+    let settings = unreachable(servers.path());
+    let key = age::x25519::Identity::generate();
+    let mut settings = settings;
+    settings.insert(
+        "ENVBOOT_AGE_IDENTITY".into(),
+        age::secrecy::ExposeSecret::expose_secret(&key.to_string()).to_string(),
+    );
+    let run_in = |args: &[&str]| {
+        Envboot::new(&settings)
+            .args(args)
+            .current_dir(dir.path())
+            .run()
+    };
+
+    // A missing file: its path, and "read", not "cannot encrypt"; an I/O error exits 1.
+    let run = run_in(&["secret", "decrypt", "missing.age", "--output", "out.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read missing.age"),
+        "{}",
+        run.stderr
+    );
+
+    // Plaintext is written to a terminal or to the file named, never to a pipe.
+    let plain = dir.path().join("db.yaml");
+    std::fs::write(&plain, "password: hunter2-not-shown\n").expect("write");
+    let recipient = key.to_public().to_string();
+    run_in(&["secret", "encrypt", "db.yaml", "--recipient", &recipient]).assert_ok();
+    let run = run_in(&["secret", "decrypt", "db.yaml.age"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--output"), "{}", run.stderr);
+    assert!(!run.stdout.contains("hunter2"), "{}", run.stdout);
+    run_in(&["secret", "decrypt", "db.yaml.age", "--output", "back.yaml"]).assert_ok();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("back.yaml")).expect("read"),
+        "password: hunter2-not-shown\n"
+    );
+
+    // An unreadable .age-recipients is named as the recipients file, not as an identity.
+    std::fs::write(dir.path().join(".age-recipients"), [0xff, 0xfe, 0x00]).expect("write");
+    let run = run_in(&["secret", "encrypt", "db.yaml"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read the recipients file"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("identity"), "{}", run.stderr);
+
+    // `cluster init` that cannot write its file exits 1 (an I/O error), naming the path.
+    std::fs::create_dir_all(dir.path().join("environments/k")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("environments/k/environment.yaml"),
+        "name: k\n",
+    )
+    .expect("write");
+    let run = run_in(&[
+        "cluster",
+        "init",
+        "k",
+        "--recipient",
+        &recipient,
+        "--file",
+        "environment.yaml/cluster.age",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("environment.yaml"), "{}", run.stderr);
+}
