@@ -19,6 +19,7 @@ fn on_terminal(
     settings: &std::collections::HashMap<String, String>,
     args: &[&str],
     answer: &str,
+    redirect: &str,
 ) -> Run {
     use std::io::Write;
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
@@ -26,12 +27,14 @@ fn on_terminal(
     line.extend(args.iter().map(|a| quote(a)));
     line.push("--repo".into());
     line.push(quote(&repo.path().display().to_string()));
+    line.push(redirect.to_string());
     let mut child = std::process::Command::new("script")
         .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", std::env::var_os("HOME").unwrap_or_default())
         .env("ENVBOOT_OUTPUT", "text")
+        .env("TERM", "xterm")
         .envs(settings)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -68,7 +71,7 @@ async fn apply_and_destroy_ask_and_do_nothing_unless_the_answer_is_yes() {
     assert!(cms.get_opt("settings").await.expect("get").is_none());
 
     // A terminal answered `no`: the plan is shown, the question asked, nothing done.
-    let run = on_terminal(&repo, settings, &["apply", &name], "no");
+    let run = on_terminal(&repo, settings, &["apply", &name], "no", "");
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("Do you want to perform these actions?"),
@@ -83,10 +86,19 @@ async fn apply_and_destroy_ask_and_do_nothing_unless_the_answer_is_yes() {
     assert!(run.stdout.contains("Apply cancelled"), "{}", run.stdout);
     assert!(cms.get_opt("settings").await.expect("get").is_none());
 
-    // `yes` applies.
-    let run = on_terminal(&repo, settings, &["apply", &name], "yes");
+    // `yes` applies. Standard error redirected away loses none of the steps: the progress bar
+    // and the lines above it are on standard output.
+    let err = tempfile::NamedTempFile::new().expect("temp file");
+    let redirect = format!("2>{}", err.path().display());
+    let run = on_terminal(&repo, settings, &["apply", &name], "yes", &redirect);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("Apply complete"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("+ ConfigMap {name}/settings: created")),
+        "{}",
+        run.stdout
+    );
     assert!(cms.get_opt("settings").await.expect("get").is_some());
 
     // Destroy asks too, and without a terminal refuses.
@@ -97,7 +109,7 @@ async fn apply_and_destroy_ask_and_do_nothing_unless_the_answer_is_yes() {
         .run();
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(cms.get_opt("settings").await.expect("get").is_some());
-    let run = on_terminal(&repo, settings, &["destroy", &name], "no");
+    let run = on_terminal(&repo, settings, &["destroy", &name], "no", "");
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("Destroy cancelled"), "{}", run.stdout);
     assert!(cms.get_opt("settings").await.expect("get").is_some());

@@ -271,3 +271,23 @@ fn secret_and_cluster_file_errors_name_the_file_and_plaintext_goes_only_to_a_ter
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("environment.yaml"), "{}", run.stderr);
 }
+
+#[test]
+fn a_command_rejects_the_flags_it_does_not_use() {
+    let servers = tempfile::tempdir().expect("temp dir");
+    let settings = unreachable(servers.path());
+    for args in [
+        &["validate", "t", "--adopt"][..],
+        &["drift", "t", "--output", "json"],
+        &["render", "t", "--parallelism", "2"],
+        &["destroy", "t", "--adopt"],
+    ] {
+        let run = Envboot::new(&settings).args(args).run();
+        assert_eq!(run.code, 64, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("unexpected argument"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}

@@ -29,8 +29,10 @@ async fn recreate_rebuilds_a_copy_verifies_and_destroys_it_leaving_the_original_
     let ec2 = ec2(settings).await;
     let original = owned_aws(&ec2, &name).await;
 
-    let reports = tempfile::tempdir().expect("tempdir");
-    let dir = reports.path().to_str().expect("utf-8").to_string();
+    // A report folder that does not exist yet is created: the reports are the job's product.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let reports = tmp.path().join("nightly/reports");
+    let dir = reports.to_str().expect("utf-8").to_string();
     let run = envboot(
         &repo,
         settings,
@@ -39,14 +41,14 @@ async fn recreate_rebuilds_a_copy_verifies_and_destroys_it_leaving_the_original_
     run.assert_ok();
     assert!(run.stdout.contains("Recreate passed"), "{}", run.stdout);
 
-    let xml = std::fs::read_to_string(reports.path().join(format!("recreate-{copy}.xml")))
+    let xml = std::fs::read_to_string(reports.join(format!("recreate-{copy}.xml")))
         .expect("JUnit report");
     assert!(xml.contains("tests=\"4\" failures=\"0\""), "{xml}");
     for phase in ["create", "verify", "destroy", "leak-check"] {
         assert!(xml.contains(&format!("name=\"{phase}\"")), "{xml}");
     }
     let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(reports.path().join(format!("recreate-{copy}.json")))
+        &std::fs::read_to_string(reports.join(format!("recreate-{copy}.json")))
             .expect("JSON report"),
     )
     .expect("valid JSON");
@@ -80,8 +82,10 @@ fn a_copy_that_never_becomes_ready_fails_the_job_but_is_still_destroyed() {
     let name = unique("unready");
     let copy = format!("{name}-copy");
     let repo = sandbox_repo(&name);
-    let reports = tempfile::tempdir().expect("tempdir");
-    let dir = reports.path().to_str().expect("utf-8").to_string();
+    // A report folder that does not exist yet is created: the reports are the job's product.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let reports = tmp.path().join("nightly/reports");
+    let dir = reports.to_str().expect("utf-8").to_string();
     let run = envboot(
         &repo,
         settings,
@@ -103,14 +107,14 @@ fn a_copy_that_never_becomes_ready_fails_the_job_but_is_still_destroyed() {
         "{}",
         run.stdout
     );
-    let xml = std::fs::read_to_string(reports.path().join(format!("recreate-{copy}.xml")))
+    let xml = std::fs::read_to_string(reports.join(format!("recreate-{copy}.xml")))
         .expect("JUnit report");
     assert!(
         xml.contains("failures=\"1\"") && xml.contains("<failure message=\"verify failed\">"),
         "{xml}"
     );
     let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(reports.path().join(format!("recreate-{copy}.json")))
+        &std::fs::read_to_string(reports.join(format!("recreate-{copy}.json")))
             .expect("JSON report"),
     )
     .expect("valid JSON");

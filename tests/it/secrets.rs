@@ -156,6 +156,20 @@ async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
         "a chart value from a secret is masked where it lands: {}",
         r.stdout
     );
+    // A saved plan holds no secret in plain text either.
+    let saved = tempfile::tempdir().expect("temp dir");
+    let file = saved.path().join("rotate.plan");
+    run(
+        &["plan", &name, "--out", file.to_str().expect("utf-8")],
+        &with_key,
+    )
+    .assert_ok();
+    let text = std::fs::read_to_string(&file).expect("the saved plan");
+    assert!(
+        !text.contains(CHANGED) && !text.contains(PASSWORD),
+        "{text}"
+    );
+    assert!(text.contains("(sensitive)"), "{text}");
     run(&["apply", &name], &with_key).assert_ok();
     let secret = Api::<Secret>::namespaced(client.clone(), &name)
         .get("db-credentials")
