@@ -775,6 +775,18 @@ async fn plan_kube(
             .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string)),
     );
     let unowned = k.unowned_existing(&env.name, &creates, &present).await?;
+    // A namespace to delete that holds what is not ours will be kept: the plan says so.
+    for c in changes.iter_mut().filter(|c| {
+        c.change.action == Action::Delete && c.key.kind == "Namespace" && c.key.group.is_empty()
+    }) {
+        let foreign = k.foreign_objects(&c.key.name, &env.name).await?;
+        if !foreign.is_empty() {
+            c.change.reason = Some(format!(
+                "kept, not deleted: it holds objects that envboot does not own ({})",
+                foreign.join(", ")
+            ));
+        }
+    }
     for c in &mut changes {
         let Some(why) = unowned.get(&c.key) else {
             continue;

@@ -100,6 +100,14 @@ async fn a_namespace_holding_objects_of_any_kind_that_are_not_ours_survives_dest
 
     let run = envboot(&repo, settings, &["destroy", &name]);
     run.assert_ok();
+    // The plan says so before anything is deleted, and the run's note after.
+    assert!(
+        run.stdout.contains(&format!(
+            "- Namespace {name}  (kept, not deleted: it holds objects that envboot does not own ("
+        )),
+        "{}",
+        run.stdout
+    );
     let kept = format!("namespace {name} kept: it holds objects that envboot does not own");
     assert!(run.stdout.contains(&kept), "{}", run.stdout);
     for foreign in [
