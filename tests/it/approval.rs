@@ -12,8 +12,7 @@ fn config_maps(name: &str, level: &str) -> String {
     )
 }
 
-/// Runs `envboot ARGS --repo REPO` on a real pseudo-terminal (util-linux's `script`), typing
-/// `answer` at it.
+/// Runs `envboot ARGS --repo REPO REDIRECT` on a real pseudo-terminal, typing `answer` at it.
 fn on_terminal(
     repo: &Repo,
     settings: &std::collections::HashMap<String, String>,
@@ -22,23 +21,7 @@ fn on_terminal(
     redirect: &str,
 ) -> Run {
     use std::io::Write;
-    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let mut line: Vec<String> = vec![quote(env!("CARGO_BIN_EXE_envboot"))];
-    line.extend(args.iter().map(|a| quote(a)));
-    line.push("--repo".into());
-    line.push(quote(&repo.path().display().to_string()));
-    line.push(redirect.to_string());
-    let mut child = std::process::Command::new("script")
-        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-        .env("ENVBOOT_OUTPUT", "text")
-        .env("TERM", "xterm")
-        .envs(settings)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+    let mut child = on_terminal_command(repo, settings, args, redirect)
         .spawn()
         .expect("start script (util-linux)");
     child

@@ -45,21 +45,11 @@ pub struct AwsLock {
 /// Whether a holder identity (`envboot CMD (user@host, pid N)`) names a process on this machine
 /// that no longer runs.
 fn holder_died_here(holder: &str, host: &str) -> bool {
-    let Some(inner) = holder.strip_suffix(')') else {
-        return false;
-    };
-    let Some((rest, pid)) = inner.rsplit_once(", pid ") else {
-        return false;
-    };
-    let Some((_, their_host)) = rest.rsplit_once('@') else {
-        return false;
-    };
-    let Ok(pid) = pid.parse::<u32>() else {
-        return false;
-    };
-    their_host == host
-        && pid != std::process::id()
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    envboot_core::lock::host_and_pid(holder).is_some_and(|(their_host, pid)| {
+        their_host == host
+            && pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    })
 }
 
 impl Aws {

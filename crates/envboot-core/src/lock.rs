@@ -21,3 +21,12 @@ impl LockHealth {
         self.lost.lock().ok().and_then(|l| l.clone())
     }
 }
+
+/// The host and process id in a holder identity (`envboot CMD (user@host, pid N)`), the form
+/// both locks (the Lease and the AWS key pair) record their holder in.
+pub fn host_and_pid(holder: &str) -> Option<(&str, u32)> {
+    let inner = holder.strip_suffix(')')?;
+    let (rest, pid) = inner.rsplit_once(", pid ")?;
+    let (_, host) = rest.rsplit_once('@')?;
+    Some((host, pid.parse().ok()?))
+}

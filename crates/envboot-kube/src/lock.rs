@@ -146,14 +146,6 @@ pub fn holder_identity(command: &str) -> String {
     )
 }
 
-/// The host and process id in a holder identity written by [`holder_identity`].
-fn host_and_pid(holder: &str) -> Option<(&str, u32)> {
-    let inner = holder.strip_suffix(')')?;
-    let (rest, pid) = inner.rsplit_once(", pid ")?;
-    let (_, host) = rest.rsplit_once('@')?;
-    Some((host, pid.parse().ok()?))
-}
-
 /// Whether the lease's holder ran on this machine and its process is gone (killed, crashed):
 /// then the lock is stale at once, without waiting for it to expire.
 fn holder_died_here(lease: &Lease) -> bool {
@@ -164,7 +156,7 @@ fn holder_died_here(lease: &Lease) -> bool {
     else {
         return false;
     };
-    match host_and_pid(holder) {
+    match envboot_core::lock::host_and_pid(holder) {
         Some((host, pid)) => {
             host == hostname()
                 && pid != std::process::id()
@@ -204,12 +196,12 @@ mod tests {
     fn the_host_and_pid_are_read_back_from_a_holder_identity() {
         let me = holder_identity("apply");
         assert_eq!(
-            host_and_pid(&me),
+            envboot_core::lock::host_and_pid(&me),
             Some((hostname().as_str(), std::process::id()))
         );
-        assert_eq!(host_and_pid("run A"), None);
+        assert_eq!(envboot_core::lock::host_and_pid("run A"), None);
         assert_eq!(
-            host_and_pid("envboot apply (a@b@host-1, pid 42)"),
+            envboot_core::lock::host_and_pid("envboot apply (a@b@host-1, pid 42)"),
             Some(("host-1", 42))
         );
     }

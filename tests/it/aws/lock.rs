@@ -22,20 +22,8 @@ async fn two_applies_of_an_aws_only_environment_never_run_at_once() {
     let ec2 = ec2(settings).await;
 
     // The first apply runs on a terminal and stops at the question, holding the lock.
-    let line = format!(
-        "'{}' apply {name} --repo '{}'",
-        env!("CARGO_BIN_EXE_envboot"),
-        repo.path().display()
-    );
-    let mut first = std::process::Command::new("script")
-        .args(["-q", "-e", "-c", &line, "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-        .env("ENVBOOT_OUTPUT", "text")
-        .envs(settings)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
+    let mut first = on_terminal_command(&repo, settings, &["apply", &name], "")
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start script (util-linux)");
     let mut out = first.stdout.take().expect("stdout");

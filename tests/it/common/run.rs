@@ -160,3 +160,33 @@ pub fn envboot(repo: &Repo, settings: &HashMap<String, String>, args: &[&str]) -
 pub fn spawn_json(repo: &Repo, settings: &HashMap<String, String>, args: &[&str]) -> Child {
     Envboot::new(settings).args(args).json().repo(repo).spawn()
 }
+
+/// A `Command` running `envboot ARGS --repo REPO` (then `shell_tail`, e.g. a redirection) on a
+/// real pseudo-terminal, through util-linux's `script`, with the settings as its environment
+/// and `TERM=xterm`; its terminal's input and output are the command's stdin and stdout pipes.
+pub fn on_terminal_command(
+    repo: &Repo,
+    settings: &HashMap<String, String>,
+    args: &[&str],
+    shell_tail: &str,
+) -> Command {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut line: Vec<String> = vec![quote(env!("CARGO_BIN_EXE_envboot"))];
+    line.extend(args.iter().map(|a| quote(a)));
+    line.push("--repo".into());
+    line.push(quote(&repo.path().display().to_string()));
+    line.push(shell_tail.to_string());
+    let mut command = Command::new("script");
+    command
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("ENVBOOT_OUTPUT", "text")
+        .env("TERM", "xterm")
+        .envs(settings)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
