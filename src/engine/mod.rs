@@ -811,12 +811,8 @@ async fn plan_kube(
             continue;
         };
         if has_references(object) {
-            // Only apply can tell: an AWS resource it refers to is still to be created.
-            for f in &mut c.change.fields {
-                if f.after.as_deref().is_some_and(|a| a.contains("${")) {
-                    f.after = Some(plan::KNOWN_AFTER_APPLY.to_string());
-                }
-            }
+            // Only apply can tell: an AWS resource it refers to is still to be created (the
+            // fields that refer to it are already unknown).
             continue;
         }
         let (result, heals_drift) = k

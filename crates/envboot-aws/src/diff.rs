@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::resources::{delete_rank, kind};
 use envboot_core::model::refs;
 use envboot_core::model::{Resource, ResourceSpec, ResourceType};
-use envboot_core::plan::{Action, Change, FieldChange, KNOWN_AFTER_APPLY};
+use envboot_core::plan::{Action, Change, FieldChange, Value as PlanValue};
 
 pub use crate::resources::launch_template::{launch_template_data, launch_template_hash};
 pub use crate::resources::security_group::{
@@ -99,15 +99,8 @@ pub fn normalize(fields: &mut Map<String, Value>) {
     }
     // User-data is hashed once its references are resolved, as launch template data is below.
     if let Some(text) = fields.get("user_data").and_then(|u| u.get(UNHASHED)) {
-        let resolved = if contains_unknown(text) {
-            Some(KNOWN_AFTER_APPLY.to_string())
-        } else {
-            text.as_str()
-                .filter(|_| !has_references(text))
-                .map(short_hash)
-        };
-        if let Some(r) = resolved {
-            fields.insert("user_data".into(), Value::String(r));
+        if let Some(hash) = text.as_str().filter(|_| !refs::any(text)).map(short_hash) {
+            fields.insert("user_data".into(), Value::String(hash));
         }
     }
     if let Some(data) = fields.get_mut("data") {
@@ -116,24 +109,17 @@ pub fn normalize(fields: &mut Map<String, Value>) {
                 ids.sort_by_key(|a| a.to_string());
             }
         }
-        if data.is_object() && !contains_unknown(data) && !has_references(data) {
+        if data.is_object() && !refs::any(data) {
             *data = Value::String(short_hash(&data.to_string()));
         }
     }
 }
 
-/// Replaces `${address.attribute}` references with what `known` says; unknown ones become
-/// [`KNOWN_AFTER_APPLY`].
+/// Replaces `${address.attribute}` references with what `known` says. The others stay: they are
+/// what only apply can tell.
 pub fn resolve(fields: &mut Map<String, Value>, known: &HashMap<String, String>) {
     for v in fields.values_mut() {
-        refs::substitute(v, &mut |expr| {
-            Some(Value::String(
-                known
-                    .get(expr)
-                    .cloned()
-                    .unwrap_or_else(|| KNOWN_AFTER_APPLY.to_string()),
-            ))
-        });
+        refs::substitute(v, &mut |expr| known.get(expr).cloned().map(Value::String));
     }
     normalize(fields);
 }
@@ -198,28 +184,12 @@ pub fn without_unknown_sources(
 /// The key under which user-data waits for its references to be resolved before it is hashed.
 pub(crate) const UNHASHED: &str = "unhashed";
 
-fn has_references(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains("${"),
-        Value::Array(a) => a.iter().any(has_references),
-        Value::Object(o) => o.values().any(has_references),
-        _ => false,
-    }
-}
-
-fn contains_unknown(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains(KNOWN_AFTER_APPLY),
-        Value::Array(a) => a.iter().any(contains_unknown),
-        Value::Object(o) => o.values().any(contains_unknown),
-        _ => false,
-    }
-}
-
-fn show(v: Option<&Value>) -> Option<String> {
-    v.map(|v| match v {
-        Value::String(s) if s == KNOWN_AFTER_APPLY => s.clone(),
-        other => other.to_string(),
+/// A field's value as the plan holds it: what still refers to a resource to be created is
+/// unknown; user-data waiting for its references is unknown whole (only its hash is compared).
+fn show(field: &str, v: Option<&Value>) -> Option<PlanValue> {
+    v.map(|v| match v.get(UNHASHED) {
+        Some(_) if field == "user_data" => PlanValue::Unknown,
+        _ => PlanValue::of(v),
     })
 }
 
@@ -258,7 +228,7 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
                     .map(|(k, v)| FieldChange {
                         path: k.clone(),
                         before: None,
-                        after: show(Some(v)),
+                        after: show(k, Some(v)),
                         forces_replacement: false,
                     })
                     .collect();
@@ -272,11 +242,11 @@ pub fn diff(environment: &str, desired: &[Resource], actual: &[Actual]) -> Vec<A
                 let mut changed = Vec::new();
                 for (k, v) in &want {
                     let before = a.fields.get(k);
-                    if before != Some(v) || contains_unknown(v) {
+                    if before != Some(v) || refs::any(v) {
                         changed.push(FieldChange {
                             path: k.clone(),
-                            before: show(before),
-                            after: show(Some(v)),
+                            before: show(k, before),
+                            after: show(k, Some(v)),
                             forces_replacement: kind(rtype).forces_replacement(k, before, v),
                         });
                     }
@@ -402,7 +372,7 @@ mod tests {
             .iter()
             .find(|f| f.path == "vpc_id")
             .unwrap();
-        assert_eq!(vpc_id.after.as_deref(), Some(KNOWN_AFTER_APPLY));
+        assert_eq!(vpc_id.after, Some(PlanValue::Unknown));
     }
 
     #[test]
@@ -572,7 +542,14 @@ mod tests {
             "web.sg",
         );
         resolve(&mut f, &HashMap::new());
-        assert_eq!(f["ingress"][0]["security_group"], json!(KNOWN_AFTER_APPLY));
+        assert_eq!(f["ingress"][0]["security_group"], json!("${web.lb.id}"));
+        assert_eq!(
+            show("ingress", f.get("ingress")),
+            Some(PlanValue::Partial(
+                r#"[{"protocol":"tcp","from_port":80,"to_port":80,"security_group":(known after apply)}]"#
+                    .into()
+            ))
+        );
         let mut g = fields(
             &group(vec![rule("tcp", 80, 80, &[], &["${web.lb.id}"])], None).spec,
             "e",

@@ -40,7 +40,7 @@ use serde_json::{Map, Value};
 
 pub use diff::{Actual, AwsChange};
 use envboot_core::model::{Resource, ResourceType};
-use envboot_core::plan::{Action, FieldChange, KNOWN_AFTER_APPLY};
+use envboot_core::plan::{Action, FieldChange, Value as PlanValue};
 
 /// Tag naming the environment that owns a resource.
 pub const TAG_ENVIRONMENT: &str = "envboot:environment";
@@ -443,7 +443,7 @@ impl Aws {
                         FieldChange {
                             path: TAG_ENVIRONMENT.to_string(),
                             before: None,
-                            after: Some(format!("\"{environment}\"")),
+                            after: Some(PlanValue::json(&environment.into())),
                             forces_replacement: false,
                         },
                     );
@@ -484,9 +484,8 @@ impl Aws {
                 .fields
                 .iter()
                 .find(|f| f.path == "vpc_id")
-                .and_then(|f| f.after.as_deref())
-                .and_then(|v| serde_json::from_str::<String>(v).ok())
-                .filter(|v| v != KNOWN_AFTER_APPLY);
+                .and_then(|f| f.after.as_ref()?.known())
+                .and_then(|v| serde_json::from_str::<String>(v).ok());
             if resources::kind(c.rtype).named_within_vpc() && vpc.is_none() {
                 // A group is named within its VPC, which does not exist yet.
                 continue;

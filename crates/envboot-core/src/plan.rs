@@ -42,14 +42,92 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldChange {
     pub path: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
     /// Changing this field needs a new resource.
     pub forces_replacement: bool,
 }
 
 /// Printed for a value that is only known once a dependency exists.
 pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+/// A field's value in a plan. Whether it is known is part of the type, never read from the text:
+/// a value a user wrote that happens to read `(known after apply)` is still [`Value::Known`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Known now, as JSON text.
+    Known(String),
+    /// A structure some of whose parts only apply can tell (they refer to resources still to be
+    /// created). The text is for people: those parts read `(known after apply)`.
+    Partial(String),
+    /// Only apply can tell: it refers to a resource still to be created.
+    Unknown,
+    /// Hidden: it is, or held, a secret.
+    Sensitive,
+}
+
+impl Value {
+    /// The value of a known JSON value.
+    pub fn json(v: &serde_json::Value) -> Value {
+        Value::Known(v.to_string())
+    }
+
+    /// A value of the model: the parts that still hold a `${...}` reference are only known after
+    /// apply.
+    pub fn of(v: &serde_json::Value) -> Value {
+        use crate::model::refs;
+        if !refs::any(v) {
+            return Value::json(v);
+        }
+        if v.is_string() {
+            return Value::Unknown;
+        }
+        // Only the text is shown: the unknown parts are marked, printed, and the marks replaced.
+        const MARK: &str = "\u{0}envboot:unknown\u{0}";
+        fn mark(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::String(s) if refs::any(&serde_json::Value::String(s.clone())) => {
+                    *s = MARK.to_string();
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(mark),
+                serde_json::Value::Object(map) => map.values_mut().for_each(mark),
+                _ => {}
+            }
+        }
+        let mut shown = v.clone();
+        mark(&mut shown);
+        let quoted = serde_json::Value::String(MARK.to_string()).to_string();
+        Value::Partial(shown.to_string().replace(&quoted, KNOWN_AFTER_APPLY))
+    }
+
+    /// The JSON text, when the value is wholly known.
+    pub fn known(&self) -> Option<&str> {
+        match self {
+            Value::Known(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// False where apply must resolve something first.
+    pub fn is_known(&self) -> bool {
+        !matches!(self, Value::Partial(_) | Value::Unknown)
+    }
+
+    /// What the plan prints.
+    pub fn text(&self) -> &str {
+        match self {
+            Value::Known(text) | Value::Partial(text) => text,
+            Value::Unknown => KNOWN_AFTER_APPLY,
+            Value::Sensitive => crate::sensitive::SENSITIVE,
+        }
+    }
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
 
 /// One resource's change, as shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +199,12 @@ pub mod json {
         pub before: Option<&'a str>,
         /// The value after, as JSON text; `(known after apply)` when only apply can tell.
         pub after: Option<&'a str>,
+        /// `false` when apply must create something before the value is known (wholly or in
+        /// part): then `after` is for people, not JSON.
+        pub after_known: bool,
+        /// The values are hidden: `before`/`after` read `(sensitive)`.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        pub sensitive: bool,
         pub forces_replacement: bool,
     }
 
@@ -138,8 +222,12 @@ pub mod json {
                     .iter()
                     .map(|f| Field {
                         path: &f.path,
-                        before: f.before.as_deref(),
-                        after: f.after.as_deref(),
+                        before: f.before.as_ref().map(super::Value::text),
+                        after: f.after.as_ref().map(super::Value::text),
+                        after_known: f.after.as_ref().is_none_or(super::Value::is_known),
+                        sensitive: [&f.before, &f.after]
+                            .iter()
+                            .any(|v| matches!(v, Some(super::Value::Sensitive))),
                         forces_replacement: f.forces_replacement,
                     })
                     .collect(),
@@ -204,22 +292,24 @@ pub fn format_changes<'a>(changes: impl IntoIterator<Item = &'a Change> + Clone)
         }
         out.push('\n');
         for f in &c.fields {
-            let before = f.before.as_deref().unwrap_or("null");
-            let after = f.after.as_deref().unwrap_or("null");
+            let before = f.before.as_ref().map_or("null", Value::text);
+            let after = f.after.as_ref().map_or("null", Value::text);
             let note = if f.forces_replacement && c.action == Action::Replace {
                 "  # forces replacement"
             } else {
                 ""
             };
-            let lists = (
-                serde_json::from_str::<Vec<serde_json::Value>>(before),
-                serde_json::from_str::<Vec<serde_json::Value>>(after),
-            );
+            let list = |v: &Option<Value>| {
+                v.as_ref()
+                    .and_then(Value::known)
+                    .and_then(|text| serde_json::from_str::<Vec<serde_json::Value>>(text).ok())
+            };
+            let lists = (list(&f.before), list(&f.after));
             let _ = match (c.action, lists) {
                 (Action::Create, _) => writeln!(out, "      {} = {after}", f.path),
                 (Action::Delete, _) => writeln!(out, "      {} = {before}", f.path),
                 // Lists are shown item by item: what goes and what comes.
-                (_, (Ok(b), Ok(a))) if !b.is_empty() || !a.is_empty() => {
+                (_, (Some(b), Some(a))) if !b.is_empty() || !a.is_empty() => {
                     let _ = writeln!(out, "      ~ {}:{note}", f.path);
                     for item in b.iter().filter(|i| !a.contains(i)) {
                         let _ = writeln!(out, "          - {item}");
@@ -305,7 +395,7 @@ mod tests {
                 fields: vec![FieldChange {
                     path: "cidr_block".into(),
                     before: None,
-                    after: Some("\"10.0.0.0/16\"".into()),
+                    after: Some(Value::Known("\"10.0.0.0/16\"".into())),
                     forces_replacement: false,
                 }],
                 reason: None,
@@ -346,8 +436,8 @@ mod tests {
             action,
             fields: vec![FieldChange {
                 path: "cidr_block".into(),
-                before: Some("\"10.0.0.0/16\"".into()),
-                after: Some("\"10.1.0.0/16\"".into()),
+                before: Some(Value::Known("\"10.0.0.0/16\"".into())),
+                after: Some(Value::Known("\"10.1.0.0/16\"".into())),
                 forces_replacement: true,
             }],
             reason: None,
@@ -373,8 +463,8 @@ mod tests {
         let mut c = change(Action::Update);
         c.fields[0] = FieldChange {
             path: "ingress".into(),
-            before: Some(r#"[{"port":22},{"port":80}]"#.into()),
-            after: Some(r#"[{"port":80},{"port":443}]"#.into()),
+            before: Some(Value::Known(r#"[{"port":22},{"port":80}]"#.into())),
+            after: Some(Value::Known(r#"[{"port":80},{"port":443}]"#.into())),
             forces_replacement: false,
         };
         let text = format_changes(&[c]);
@@ -388,5 +478,25 @@ mod tests {
     fn no_changes_says_so() {
         let text = format_changes(&[change(Action::NoOp)]);
         assert!(text.starts_with("No changes."), "{text}");
+    }
+
+    #[test]
+    fn values_holding_references_are_unknown_by_type_not_by_text() {
+        use serde_json::json;
+        assert_eq!(Value::of(&json!("${net.vpc.id}")), Value::Unknown);
+        assert_eq!(Value::of(&json!("sg-${net.sg.id}-x")), Value::Unknown);
+        let written = json!("(known after apply)");
+        assert_eq!(
+            Value::of(&written),
+            Value::Known("\"(known after apply)\"".into())
+        );
+        assert!(Value::of(&written).is_known());
+        let partial = Value::of(&json!([{"port": 22, "group": "${net.sg.id}"}]));
+        assert_eq!(
+            partial,
+            Value::Partial(r#"[{"port":22,"group":(known after apply)}]"#.into())
+        );
+        assert!(!partial.is_known());
+        assert_eq!(Value::of(&json!({"a": 1})), Value::Known(r#"{"a":1}"#.into()));
     }
 }

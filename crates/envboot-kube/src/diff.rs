@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use envboot_core::plan::{Action, Change, FieldChange};
+use envboot_core::plan::{Action, Change, FieldChange, Value as PlanValue};
 use envboot_core::render::ANNOTATION_REVISION;
 
 /// The field manager envboot applies with.
@@ -73,11 +73,9 @@ pub struct KubeChange {
     pub conflict: Option<String>,
 }
 
-fn show(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("{s:?}"),
-        other => other.to_string(),
-    }
+/// A value as the plan shows it: JSON, unknown where it still refers to an AWS resource.
+fn show(v: &Value) -> PlanValue {
+    PlanValue::of(v)
 }
 
 /// Fields of `desired` that differ in `live`, as changes at their paths.
@@ -274,17 +272,25 @@ pub fn diff(
 /// any other field (a chart value from a secret): there the old value is masked whole, as it
 /// held the secret before it changed.
 pub fn mask(kind: &str, fields: &mut [FieldChange]) {
-    let sensitive = || Some(envboot_core::sensitive::SENSITIVE.to_string());
+    let sensitive = |v: &Option<PlanValue>| v.as_ref().map(|_| PlanValue::Sensitive);
     for f in fields {
         if kind == "Secret" && (f.path.starts_with("data") || f.path.starts_with("stringData")) {
-            f.before = f.before.as_ref().and_then(|_| sensitive());
-            f.after = f.after.as_ref().and_then(|_| sensitive());
+            f.before = sensitive(&f.before);
+            f.after = sensitive(&f.after);
             continue;
         }
-        let Some(after) = &f.after else { continue };
-        if let std::borrow::Cow::Owned(masked) = envboot_core::sensitive::redact(after) {
+        let redact = |text: &str| match envboot_core::sensitive::redact(text) {
+            std::borrow::Cow::Owned(masked) => Some(masked),
+            std::borrow::Cow::Borrowed(_) => None,
+        };
+        let masked = match &f.after {
+            Some(PlanValue::Known(text)) => redact(text).map(PlanValue::Known),
+            Some(PlanValue::Partial(text)) => redact(text).map(PlanValue::Partial),
+            _ => continue,
+        };
+        if let Some(masked) = masked {
             f.after = Some(masked);
-            f.before = f.before.as_ref().and_then(|_| sensitive());
+            f.before = sensitive(&f.before);
         }
     }
 }
@@ -373,7 +379,7 @@ mod tests {
         );
         assert_eq!(changes[0].change.action, Action::Update);
         assert_eq!(changes[0].change.fields[0].path, "data.a");
-        assert_eq!(changes[0].change.fields[0].before.as_deref(), Some("\"1\""));
+        assert_eq!(changes[0].change.fields[0].before, Some(PlanValue::Known("\"1\"".into())));
     }
 
     #[test]

@@ -260,11 +260,12 @@ impl Aws {
                 continue;
             }
             let before: std::collections::BTreeMap<String, String> = actual_field(change, "tags");
-            let after: std::collections::BTreeMap<String, String> = field
-                .after
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default();
+            // From the resolved spec, not the plan's text: a tag may refer to what this run made.
+            let after: std::collections::BTreeMap<String, String> =
+                crate::diff::fields(spec, environment, address)
+                    .get("tags")
+                    .and_then(|t| serde_json::from_value(t.clone()).ok())
+                    .unwrap_or_default();
             let gone: Vec<Tag> = before
                 .keys()
                 .filter(|k| !after.contains_key(*k))

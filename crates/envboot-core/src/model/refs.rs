@@ -144,6 +144,16 @@ pub fn collect(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// Whether any string of `value` holds a reference.
+pub fn any(value: &Value) -> bool {
+    match value {
+        Value::String(s) => !expressions(s).is_empty(),
+        Value::Array(items) => items.iter().any(any),
+        Value::Object(map) => map.values().any(any),
+        _ => false,
+    }
+}
+
 /// A value as it reads inside a string.
 pub fn display(v: &Value) -> String {
     match v {
