@@ -9,6 +9,7 @@
 //! does (chart defaults < values files < `--set`, subcharts and `global`), renders every
 //! template, and orders and frames the output like `helm template`.
 
+mod coalesce;
 mod exec;
 mod funcs;
 mod gofmt;
@@ -551,146 +552,6 @@ fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Erro
     })
 }
 
-/// Helm's `mergeMaps` for values files.
-fn merge_maps(a: &Value, b: &Value) -> Value {
-    let (Value::Map(a), Value::Map(b)) = (a, b) else {
-        return b.clone();
-    };
-    let mut out = a.borrow().clone();
-    for (k, v) in b.borrow().iter() {
-        if let Value::Map(_) = v {
-            if let Some(av @ Value::Map(_)) = out.get(k) {
-                let merged = merge_maps(av, v);
-                out.insert(k.clone(), merged);
-                continue;
-            }
-        }
-        out.insert(k.clone(), v.clone());
-    }
-    Value::map(out)
-}
-
-/// Helm's `coalesceTablesFullKey`: `dst` (higher precedence) over `src`, in place.
-fn coalesce_tables(dst: &value::MapRef, src: &value::MapRef, merge: bool) {
-    let src_entries: Vec<(String, Value)> = src
-        .borrow()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for (k, sv) in src_entries {
-        let dv = dst.borrow().get(&k).cloned();
-        match dv {
-            Some(Value::Nil) if !merge => {
-                dst.borrow_mut().remove(&k);
-            }
-            None => {
-                dst.borrow_mut().insert(k, sv.deep_copy());
-            }
-            Some(Value::Map(d)) => {
-                if let Value::Map(s) = &sv {
-                    coalesce_tables(&d, s, merge);
-                }
-            }
-            Some(_) => {}
-        }
-    }
-}
-
-/// Helm's `coalesceValues`: user values over chart defaults, `null` deleting a default.
-fn coalesce_values(defaults: &Value, user: &value::MapRef, subchart_names: &[String]) {
-    let Value::Map(defaults) = defaults.deep_copy() else {
-        return;
-    };
-    let entries: Vec<(String, Value)> = defaults
-        .borrow()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for (k, dv) in entries {
-        let uv = user.borrow().get(&k).cloned();
-        match uv {
-            Some(Value::Nil) => {
-                user.borrow_mut().remove(&k);
-            }
-            Some(Value::Map(u)) => {
-                if let Value::Map(d) = &dv {
-                    let merge = subchart_names.contains(&k);
-                    coalesce_tables(&u, d, merge);
-                }
-            }
-            Some(_) => {}
-            None => {
-                user.borrow_mut().insert(k, dv);
-            }
-        }
-    }
-}
-
-fn coalesce_globals(dest: &value::MapRef, src: &value::MapRef) {
-    let sg = match src.borrow().get("global") {
-        Some(Value::Map(m)) => m.borrow().clone(),
-        _ => BTreeMap::new(),
-    };
-    let dg = match dest.borrow().get("global") {
-        Some(Value::Map(m)) => m.borrow().clone(),
-        _ => BTreeMap::new(),
-    };
-    let mut dg = dg;
-    for (k, v) in sg {
-        match &v {
-            Value::Map(sv) => {
-                let vv = Value::Map(sv.clone()).deep_copy();
-                match dg.get(&k) {
-                    None => {
-                        dg.insert(k, vv);
-                    }
-                    Some(Value::Map(dm)) => {
-                        if let Value::Map(vm) = &vv {
-                            coalesce_tables(vm, dm, true);
-                        }
-                        dg.insert(k, vv);
-                    }
-                    Some(_) => {}
-                }
-            }
-            _ => {
-                if !matches!(dg.get(&k), Some(Value::Map(_))) {
-                    dg.insert(k, v);
-                }
-            }
-        }
-    }
-    dest.borrow_mut().insert("global".into(), Value::map(dg));
-}
-
-/// `coalesce` for a chart and its dependencies; returns the chart's values.
-fn coalesce(chart: &Loaded, user: &value::MapRef) -> Result<(), Error> {
-    let names: Vec<String> = chart.subcharts.iter().map(|s| s.name.clone()).collect();
-    coalesce_values(&chart.defaults, user, &names);
-    for sub in &chart.subcharts {
-        let existing = user.borrow().get(&sub.name).cloned();
-        let sv = match existing {
-            None | Some(Value::Nil) => {
-                let m = Value::empty_map();
-                user.borrow_mut().insert(sub.name.clone(), m.clone());
-                m
-            }
-            Some(v @ Value::Map(_)) => v,
-            Some(_) => {
-                return Err(Error::Values(format!(
-                    "type mismatch on {}: {}",
-                    sub.name, "not a table"
-                )))
-            }
-        };
-        if let Value::Map(sm) = &sv {
-            coalesce_globals(sm, user);
-            coalesce(sub, sm)?;
-        }
-    }
-    Ok(())
-}
-
 fn lookup_path(values: &Value, path: &str) -> Option<Value> {
     let mut cur = values.clone();
     for part in path.split('.') {
@@ -987,7 +848,7 @@ pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error
                 )))
             }
         };
-        user = merge_maps(&user, &v);
+        user = coalesce::merge_maps(&user, &v);
     }
     for s in &options.set {
         strvals::parse_into(s, &user, false)
@@ -1002,12 +863,12 @@ pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error
     let Value::Map(first) = user.deep_copy() else {
         return Err(Error::Values("values are not a map".into()));
     };
-    coalesce(&loaded, &first)?;
+    coalesce::chart_values(&loaded, &first)?;
     process_enabled(&mut loaded, &Value::Map(first), "");
     let Value::Map(user_map) = user.deep_copy() else {
         return Err(Error::Values("values are not a map".into()));
     };
-    coalesce(&loaded, &user_map)?;
+    coalesce::chart_values(&loaded, &user_map)?;
     let values = Value::Map(user_map);
 
     let mut schema_errors = Vec::new();
