@@ -102,7 +102,7 @@ pub(super) async fn k3s_live_endpoint(loaded: &Loaded) -> Result<Option<String>>
         return Ok(None);
     };
     let aws = Aws::connect(&env.region).await;
-    let changes = aws.plan(&env.name, &env.resources, false).await?;
+    let changes = super::plan_cloud(&aws, &env.name, &env.resources, false).await?;
     let attributes = changes
         .into_iter()
         .find(|c| c.change.address == server && c.change.action != Action::Create)

@@ -22,6 +22,7 @@ pub use saved::{read_plan, save_plan, SavedPlan};
 pub(crate) use cluster::k3s_user_data;
 pub use cluster::{cluster_init, kubeconfig};
 use cluster::{k3s_access, k3s_live_endpoint, k3s_ready_client, pending_creates};
+use provider::{CloudDiscovery, ClusterDiscovery};
 
 use crate::aws::{self, Aws, AwsChange};
 use crate::k3s;
@@ -694,20 +695,72 @@ type KubePlan = (
     Vec<(String, serde_json::Value)>,
 );
 
+/// Plans the AWS layer: what has the environment's tags, diffed against `desired`; resources
+/// named like those to create are conflicts, or with `adopt` taken over.
+pub(crate) async fn plan_cloud(
+    cloud: &impl CloudDiscovery,
+    environment: &str,
+    desired: &[model::Resource],
+    adopt: bool,
+) -> Result<Vec<AwsChange>> {
+    let actual = cloud.discover(environment).await?;
+    let changes = aws::diff::diff(environment, desired, &actual);
+    let named = cloud.find_named(environment, &changes).await?;
+    Ok(aws::diff::with_named(
+        environment,
+        desired,
+        actual,
+        changes,
+        named,
+        adopt,
+    ))
+}
+
+/// Plans the AWS layer alone, against AWS itself (what `plan` does first).
+pub async fn plan_aws(
+    aws: &Aws,
+    environment: &str,
+    desired: &[model::Resource],
+    adopt: bool,
+) -> Result<Vec<AwsChange>> {
+    plan_cloud(aws, environment, desired, adopt).await
+}
+
 /// Plans the Kubernetes layer against the cluster `k`, with the AWS attributes `known` so far.
 async fn plan_kube(
     loaded: &Loaded,
     goal: Goal,
     options: PlanOptions,
-    k: &Kube,
+    k: &impl ClusterDiscovery,
     known: &HashMap<String, String>,
 ) -> Result<KubePlan> {
-    let env = &loaded.env;
+    plan_cluster(
+        &loaded.env.name,
+        &loaded.manifests,
+        &loaded.hooks,
+        goal,
+        options,
+        k,
+        known,
+    )
+    .await
+}
+
+/// Plans environment `name`'s objects (`manifests`, `hooks`) against the cluster `k`.
+pub(crate) async fn plan_cluster(
+    name: &str,
+    manifests: &[Manifest],
+    hooks_declared: &[Manifest],
+    goal: Goal,
+    options: PlanOptions,
+    k: &impl ClusterDiscovery,
+    known: &HashMap<String, String>,
+) -> Result<KubePlan> {
     let mut desired = Vec::new();
     let mut kinds = BTreeSet::new();
     // Kinds that CRDs of this environment define: the cluster may not serve them yet.
-    let defined = crd_kinds(&loaded.manifests);
-    for m in &loaded.manifests {
+    let defined = crd_kinds(manifests);
+    for m in manifests {
         let kind = (m.api_version().to_string(), m.kind().to_string());
         let mut object = resolve_object(&m.object, known);
         match (
@@ -731,21 +784,21 @@ async fn plan_kube(
     }
     // The inventory names the kinds applied before; without one, every listable kind is
     // searched for the environment's labels.
-    let inventory = k.read_inventory(&env.name).await?;
+    let inventory = k.read_inventory(name).await?;
     // Destroy always searches every kind: nothing labelled may be left behind.
     let mut extra = match (&inventory, goal) {
         (Some(inv), Goal::Apply) => inv.kinds(),
         _ => k.listable_kinds().await?,
     };
     extra.extend(defined.keys().cloned());
-    let mut live = k.discover(&env.name, &kinds, &extra).await?;
+    let mut live = k.discover(name, &kinds, &extra).await?;
     register_live_secrets(&live);
     // Hooks left from earlier runs are not part of the release: only destroy removes them.
     if goal == Goal::Apply {
         live.retain(|o| !render::is_hook(o));
     }
     let mut hooks = Vec::new();
-    for m in &loaded.hooks {
+    for m in hooks_declared {
         let mut object = resolve_object(&m.object, known);
         // A kind the cluster does not serve yet is reported when the hook is applied.
         let _ = k.place(&mut object, m.default_namespace.as_deref()).await;
@@ -755,7 +808,7 @@ async fn plan_kube(
             .to_string();
         hooks.push((release, object));
     }
-    let foreign = k.foreign_namespaces(&env.name).await?;
+    let foreign = k.foreign_namespaces(name).await?;
     let desired = match goal {
         Goal::Apply => desired,
         Goal::Destroy => Vec::new(),
@@ -774,12 +827,12 @@ async fn plan_kube(
             .filter(|o| o["kind"] == "Namespace" && o["apiVersion"] == "v1")
             .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string)),
     );
-    let unowned = k.unowned_existing(&env.name, &creates, &present).await?;
+    let unowned = k.unowned_existing(name, &creates, &present).await?;
     // A namespace to delete that holds what is not ours will be kept: the plan says so.
     for c in changes.iter_mut().filter(|c| {
         c.change.action == Action::Delete && c.key.kind == "Namespace" && c.key.group.is_empty()
     }) {
-        let foreign = k.foreign_objects(&c.key.name, &env.name).await?;
+        let foreign = k.foreign_objects(&c.key.name, name).await?;
         if !foreign.is_empty() {
             c.change.reason = Some(format!(
                 "kept, not deleted: it holds objects that envboot does not own ({})",
@@ -844,9 +897,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         Goal::Destroy => &[],
     };
     // AWS first: Kubernetes values may refer to AWS attributes (`${module.network.vpc_id}`).
-    let aws_changes = aws_client
-        .plan(&env.name, desired_resources, options.adopt)
-        .await?;
+    let aws_changes = plan_cloud(&aws_client, &env.name, desired_resources, options.adopt).await?;
     let known = known_attributes(&aws_changes);
     let (kube_client, pending) = match &env.cluster {
         None => (None, None),

@@ -3,18 +3,122 @@
 //! envboot-aws's `Aws` and envboot-kube's `Kube` implement these for real servers; the
 //! engine's unit tests (tests.rs) drive apply through an in-memory implementation, so the
 //! order of changes, waves, hooks, the parallelism bound and failures half way are tested from
-//! data. Discovery and diffing happen in `plan`, which needs nothing but reads; these are the
-//! calls apply makes.
+//! data. Plan reads through [`CloudDiscovery`] and [`ClusterDiscovery`] (what exists, by the
+//! environment's tags and labels) and diffs with the providers' pure diff functions; apply
+//! writes and waits through [`Cloud`] and [`Cluster`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::aws::{self, Aws, AwsChange, DeleteContext};
+use crate::aws::{self, Actual, Aws, AwsChange, DeleteContext, Named};
 use crate::kube::{self, inventory::Inventory, Deletion, Kube, ObjectKey};
 use crate::model::spec::SecurityGroup;
 use crate::model::ResourceSpec;
+
+/// What the cloud layer has: the reads a plan makes. Never writes.
+pub(crate) trait CloudDiscovery {
+    /// Everything that carries the environment's tags.
+    async fn discover(&self, environment: &str) -> aws::Result<Vec<Actual>>;
+    /// Resources named like those `changes` create (tagged or not): conflicts, or adoptions.
+    async fn find_named(&self, environment: &str, changes: &[AwsChange])
+        -> aws::Result<Vec<Named>>;
+}
+
+/// What the cluster layer has: the reads a plan makes, and server-side dry runs. Never writes.
+pub(crate) trait ClusterDiscovery {
+    /// Sets or clears `metadata.namespace` by whether the kind is namespaced.
+    async fn place(&self, object: &mut Value, default_namespace: Option<&str>) -> kube::Result<()>;
+    /// The record of what the environment has in the cluster, if any.
+    async fn read_inventory(&self, environment: &str) -> kube::Result<Option<Inventory>>;
+    /// Every (apiVersion, kind) the cluster can list.
+    async fn listable_kinds(&self) -> kube::Result<BTreeSet<(String, String)>>;
+    /// The environment's objects (by label) of `kinds` and `extra`.
+    async fn discover(
+        &self,
+        environment: &str,
+        kinds: &BTreeSet<(String, String)>,
+        extra: &BTreeSet<(String, String)>,
+    ) -> kube::Result<Vec<Value>>;
+    /// Namespaces that are not the environment's.
+    async fn foreign_namespaces(&self, environment: &str) -> kube::Result<BTreeSet<String>>;
+    /// Of the objects to create, those that exist without the environment's label, with why.
+    async fn unowned_existing(
+        &self,
+        environment: &str,
+        creates: &[(String, ObjectKey)],
+        namespaces: &BTreeSet<String>,
+    ) -> kube::Result<BTreeMap<ObjectKey, String>>;
+    /// What namespace `ns` holds that is not the environment's, as `Kind name`.
+    async fn foreign_objects(&self, ns: &str, environment: &str) -> kube::Result<Vec<String>>;
+    /// The object a server-side apply would leave, and whether forcing heals drift only.
+    async fn dry_run(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        object: &Value,
+        live: &Value,
+        force_conflicts: bool,
+    ) -> kube::Result<(Value, bool)>;
+}
+
+impl CloudDiscovery for Aws {
+    async fn discover(&self, environment: &str) -> aws::Result<Vec<Actual>> {
+        Aws::discover(self, environment).await
+    }
+    async fn find_named(
+        &self,
+        environment: &str,
+        changes: &[AwsChange],
+    ) -> aws::Result<Vec<Named>> {
+        Aws::find_named(self, environment, changes).await
+    }
+}
+
+impl ClusterDiscovery for Kube {
+    async fn place(&self, object: &mut Value, default_namespace: Option<&str>) -> kube::Result<()> {
+        Kube::place(self, object, default_namespace).await
+    }
+    async fn read_inventory(&self, environment: &str) -> kube::Result<Option<Inventory>> {
+        Kube::read_inventory(self, environment).await
+    }
+    async fn listable_kinds(&self) -> kube::Result<BTreeSet<(String, String)>> {
+        Kube::listable_kinds(self).await
+    }
+    async fn discover(
+        &self,
+        environment: &str,
+        kinds: &BTreeSet<(String, String)>,
+        extra: &BTreeSet<(String, String)>,
+    ) -> kube::Result<Vec<Value>> {
+        Kube::discover(self, environment, kinds, extra).await
+    }
+    async fn foreign_namespaces(&self, environment: &str) -> kube::Result<BTreeSet<String>> {
+        Kube::foreign_namespaces(self, environment).await
+    }
+    async fn unowned_existing(
+        &self,
+        environment: &str,
+        creates: &[(String, ObjectKey)],
+        namespaces: &BTreeSet<String>,
+    ) -> kube::Result<BTreeMap<ObjectKey, String>> {
+        Kube::unowned_existing(self, environment, creates, namespaces).await
+    }
+    async fn foreign_objects(&self, ns: &str, environment: &str) -> kube::Result<Vec<String>> {
+        Kube::foreign_objects(self, ns, environment).await
+    }
+    async fn dry_run(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        object: &Value,
+        live: &Value,
+        force_conflicts: bool,
+    ) -> kube::Result<(Value, bool)> {
+        Kube::dry_run(self, api_version, key, object, live, force_conflicts).await
+    }
+}
 
 /// The cloud layer's writes and waits.
 ///

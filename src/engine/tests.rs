@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::apply::execute;
-use super::provider::{Cloud, Cluster};
+use super::provider::{Cloud, CloudDiscovery, Cluster, ClusterDiscovery};
 use super::*;
-use crate::aws::{Actual, DeleteContext};
+use crate::aws::{Actual, DeleteContext, Named};
 use crate::kube::inventory::Inventory;
 use crate::model::spec::{SecurityGroup, Subnet, Vpc};
 use crate::model::{Resource, ResourceSpec};
@@ -47,6 +47,14 @@ struct Memory {
     never_ready: BTreeSet<String>,
     /// Namespaces kept on deletion, with the foreign objects they hold.
     foreign: BTreeMap<String, String>,
+    /// What AWS has with the environment's tags.
+    actual: Vec<Actual>,
+    /// What AWS has named like resources to create.
+    named: Vec<Named>,
+    /// What the cluster has with the environment's labels.
+    live: Vec<Value>,
+    /// Objects to create that exist without the environment's label, with why.
+    unowned: BTreeMap<ObjectKey, String>,
 }
 
 impl Memory {
@@ -213,6 +221,91 @@ impl Cluster for Memory {
         self.call(format!("delete inventory {environment}"))
             .await
             .map_err(kube_failed)
+    }
+}
+
+impl CloudDiscovery for Memory {
+    async fn discover(&self, environment: &str) -> aws::Result<Vec<Actual>> {
+        self.call(format!("discover aws {environment}"))
+            .await
+            .map_err(aws_failed)?;
+        Ok(self.actual.clone())
+    }
+    async fn find_named(
+        &self,
+        _environment: &str,
+        changes: &[AwsChange],
+    ) -> aws::Result<Vec<Named>> {
+        let creates: BTreeSet<&str> = changes
+            .iter()
+            .filter(|c| c.change.action == Action::Create)
+            .map(|c| c.change.address.as_str())
+            .collect();
+        Ok(self
+            .named
+            .iter()
+            .filter(|n| creates.contains(n.actual.address.as_str()))
+            .cloned()
+            .collect())
+    }
+}
+
+impl ClusterDiscovery for Memory {
+    async fn place(&self, object: &mut Value, default_namespace: Option<&str>) -> kube::Result<()> {
+        if object["kind"] == "Namespace" {
+            return Ok(());
+        }
+        if let (true, Some(ns)) = (object["metadata"]["namespace"].is_null(), default_namespace) {
+            object["metadata"]["namespace"] = json!(ns);
+        }
+        Ok(())
+    }
+    async fn read_inventory(&self, _environment: &str) -> kube::Result<Option<Inventory>> {
+        Ok(None)
+    }
+    async fn listable_kinds(&self) -> kube::Result<BTreeSet<(String, String)>> {
+        Ok(BTreeSet::new())
+    }
+    async fn discover(
+        &self,
+        environment: &str,
+        _kinds: &BTreeSet<(String, String)>,
+        _extra: &BTreeSet<(String, String)>,
+    ) -> kube::Result<Vec<Value>> {
+        self.call(format!("discover kube {environment}"))
+            .await
+            .map_err(kube_failed)?;
+        Ok(self.live.clone())
+    }
+    async fn foreign_namespaces(&self, _environment: &str) -> kube::Result<BTreeSet<String>> {
+        Ok(self.foreign.keys().cloned().collect())
+    }
+    async fn unowned_existing(
+        &self,
+        _environment: &str,
+        creates: &[(String, ObjectKey)],
+        _namespaces: &BTreeSet<String>,
+    ) -> kube::Result<BTreeMap<ObjectKey, String>> {
+        Ok(creates
+            .iter()
+            .filter_map(|(_, k)| Some((k.clone(), self.unowned.get(k)?.clone())))
+            .collect())
+    }
+    async fn foreign_objects(&self, ns: &str, _environment: &str) -> kube::Result<Vec<String>> {
+        Ok(self.foreign.get(ns).into_iter().cloned().collect())
+    }
+    async fn dry_run(
+        &self,
+        _api_version: &str,
+        key: &ObjectKey,
+        object: &Value,
+        _live: &Value,
+        _force_conflicts: bool,
+    ) -> kube::Result<(Value, bool)> {
+        self.call(format!("dry-run {key}"))
+            .await
+            .map_err(kube_failed)?;
+        Ok((object.clone(), false))
     }
 }
 
@@ -740,4 +833,103 @@ fn a_lost_lock_stops_the_run_before_its_next_write() {
         "nothing written: {:?}",
         memory.log()
     );
+}
+
+/// Plans both layers through the in-memory discovery.
+fn plan_layers(
+    memory: &Memory,
+    resources: &[Resource],
+    manifests: &[Manifest],
+    adopt: bool,
+) -> (Vec<AwsChange>, Vec<KubeChange>) {
+    futures::executor::block_on(async {
+        let aws = plan_cloud(memory, ENV, resources, adopt).await.unwrap();
+        let options = PlanOptions {
+            adopt,
+            ..PlanOptions::default()
+        };
+        let (kube, _, _) = plan_cluster(
+            ENV,
+            manifests,
+            &[],
+            Goal::Apply,
+            options,
+            memory,
+            &known_attributes(&aws),
+        )
+        .await
+        .unwrap();
+        (aws, kube)
+    })
+}
+
+fn manifest(object: Value) -> Manifest {
+    Manifest {
+        source: "configMaps".into(),
+        object,
+        default_namespace: Some("apps".into()),
+    }
+}
+
+#[test]
+fn a_resource_named_like_one_to_create_is_a_conflict_unless_adopted() {
+    let net = vpc("net.vpc", "10.0.0.0/16");
+    let mut untagged = found(&net, "vpc-9");
+    untagged.revision = None;
+    let memory = Memory {
+        named: vec![Named {
+            what: "aws_vpc `test-net.vpc` (vpc-9) exists".into(),
+            owner: None,
+            actual: untagged,
+        }],
+        ..Memory::default()
+    };
+    let (aws, _) = plan_layers(&memory, std::slice::from_ref(&net), &[], false);
+    assert_eq!(aws[0].change.action, Action::Create);
+    assert!(
+        aws[0]
+            .conflict
+            .as_deref()
+            .unwrap_or_default()
+            .contains("--adopt"),
+        "{aws:?}"
+    );
+    let (adopted, _) = plan_layers(&memory, std::slice::from_ref(&net), &[], true);
+    assert_eq!(adopted[0].change.action, Action::Update);
+    assert!(adopted[0].adopt && adopted[0].conflict.is_none());
+    assert_eq!(adopted[0].id.as_deref(), Some("vpc-9"));
+}
+
+#[test]
+fn objects_are_planned_from_what_the_cluster_has_with_aws_ids_resolved() {
+    let net = vpc("net.vpc", "10.0.0.0/16");
+    let cm = |name: &str, data: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "apps"}, "data": data})
+    };
+    let memory = Memory {
+        actual: vec![found(&net, "vpc-1")],
+        live: vec![cm("same", json!({"vpc": "vpc-1"})), cm("gone", json!({}))],
+        unowned: BTreeMap::from([(
+            ObjectKey::of(&cm("theirs", json!({}))),
+            "it exists without the environment's label".to_string(),
+        )]),
+        ..Memory::default()
+    };
+    let declared = [
+        manifest(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "same"}, "data": {"vpc": "${net.vpc.id}"}})),
+        manifest(cm("theirs", json!({}))),
+    ];
+    let (aws, kube) = plan_layers(&memory, &[net], &declared, false);
+    assert_eq!(aws[0].change.action, Action::NoOp);
+    let by_name = |n: &str| {
+        kube.iter()
+            .find(|c| c.key.name == n)
+            .unwrap_or_else(|| panic!("{n} not planned: {kube:?}"))
+    };
+    assert_eq!(by_name("same").change.action, Action::NoOp);
+    assert_eq!(by_name("gone").change.action, Action::Delete);
+    assert!(by_name("theirs").conflict.is_some());
+    assert_eq!(memory.log(), ["discover aws test", "discover kube test"]);
 }

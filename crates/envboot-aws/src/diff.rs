@@ -1,11 +1,12 @@
 //! Pure planning for AWS: desired resources vs. the resources found by the environment's tags.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::resources::{delete_rank, kind};
+use crate::TAG_ENVIRONMENT;
 use envboot_core::model::refs;
 use envboot_core::model::{Resource, ResourceSpec, ResourceType};
 use envboot_core::plan::{Action, Change, FieldChange, Value as PlanValue};
@@ -191,6 +192,81 @@ fn show(field: &str, v: Option<&Value>) -> Option<PlanValue> {
         Some(_) if field == "user_data" => PlanValue::Unknown,
         _ => PlanValue::of(v),
     })
+}
+
+/// A resource that has the name of one the plan creates (found by name, not by tags).
+#[derive(Debug, Clone)]
+pub struct Named {
+    /// What it is, for messages: "aws_vpc `staging-network.vpc` (vpc-1) exists".
+    pub what: String,
+    /// The environment its tags name, if any.
+    pub owner: Option<String>,
+    /// The resource, at the address of the declared one with its name.
+    pub actual: Actual,
+}
+
+/// The plan once the resources `named` like those to create are known: another
+/// environment's are conflicts; untagged ones are conflicts, or with `adopt` taken over (then
+/// diffed like the environment's own, with the environment's tag added).
+pub fn with_named(
+    environment: &str,
+    desired: &[Resource],
+    actual: Vec<Actual>,
+    mut changes: Vec<AwsChange>,
+    named: Vec<Named>,
+    adopt: bool,
+) -> Vec<AwsChange> {
+    let mut adopted: Vec<Actual> = Vec::new();
+    let mut conflicts: HashMap<String, String> = HashMap::new();
+    for n in named {
+        let (what, address) = (n.what, n.actual.address.clone());
+        match n.owner {
+            Some(owner) if owner == environment => {}
+            Some(owner) => {
+                conflicts.insert(address, format!("{what}, owned by environment `{owner}`"));
+            }
+            None if adopt => adopted.push(n.actual),
+            None => {
+                conflicts.insert(
+                    address,
+                    format!("{what} without the environment's tags; --adopt takes it over"),
+                );
+            }
+        }
+    }
+    if !adopted.is_empty() {
+        let ids: HashSet<String> = adopted.iter().map(|a| a.id.clone()).collect();
+        let all: Vec<Actual> = actual.into_iter().chain(adopted).collect();
+        changes = diff(environment, desired, &all);
+        for c in &mut changes {
+            if c.id.as_ref().is_some_and(|id| ids.contains(id)) && c.desired.is_some() {
+                c.adopt = true;
+                if c.change.action == Action::NoOp {
+                    c.change.action = Action::Update;
+                }
+                c.change.fields.insert(
+                    0,
+                    FieldChange {
+                        path: TAG_ENVIRONMENT.to_string(),
+                        before: None,
+                        after: Some(PlanValue::json(&environment.into())),
+                        forces_replacement: false,
+                    },
+                );
+                c.change.reason = Some(format!(
+                    "adopting {}: envboot tags it as the environment's",
+                    c.id.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    for c in &mut changes {
+        if let Some(m) = conflicts.remove(&c.change.address) {
+            c.change.reason = Some(format!("CONFLICT: {m}"));
+            c.conflict = Some(m);
+        }
+    }
+    changes
 }
 
 /// Plans the AWS layer.

@@ -38,9 +38,9 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::{Map, Value};
 
-pub use diff::{Actual, AwsChange};
-use envboot_core::model::{Resource, ResourceType};
-use envboot_core::plan::{Action, FieldChange, Value as PlanValue};
+pub use diff::{Actual, AwsChange, Named};
+use envboot_core::model::ResourceType;
+use envboot_core::plan::Action;
 
 /// Tag naming the environment that owns a resource.
 pub const TAG_ENVIRONMENT: &str = "envboot:environment";
@@ -397,79 +397,9 @@ impl Aws {
         Ok(out)
     }
 
-    /// Plans the AWS layer: discovers, diffs, and looks for conflicts (resources with a name to
-    /// be created that lack the environment's tags), with one Describe call per type that has
-    /// something to create. With `adopt`, untagged ones are taken over instead.
-    pub async fn plan(
-        &self,
-        environment: &str,
-        desired: &[Resource],
-        adopt: bool,
-    ) -> Result<Vec<AwsChange>> {
-        let actual = self.discover(environment).await?;
-        let mut changes = diff::diff(environment, desired, &actual);
-        let found = self.find_named(environment, &changes).await?;
-        let mut adopted: Vec<Actual> = Vec::new();
-        let mut conflicts: HashMap<String, String> = HashMap::new();
-        for (address, d) in found {
-            let name = d.name.clone().unwrap_or_default();
-            let what = format!("{} `{name}` ({}) exists", d.rtype.name(), d.id);
-            match tag_value(&d.tags, TAG_ENVIRONMENT) {
-                Some(owner) if owner == environment => {}
-                Some(owner) => {
-                    conflicts.insert(address, format!("{what}, owned by environment `{owner}`"));
-                }
-                None if adopt => adopted.push(d.into_actual(address)),
-                None => {
-                    conflicts.insert(
-                        address,
-                        format!("{what} without the environment's tags; --adopt takes it over"),
-                    );
-                }
-            }
-        }
-        if !adopted.is_empty() {
-            let ids: HashSet<String> = adopted.iter().map(|a| a.id.clone()).collect();
-            let all: Vec<Actual> = actual.into_iter().chain(adopted).collect();
-            changes = diff::diff(environment, desired, &all);
-            for c in &mut changes {
-                if c.id.as_ref().is_some_and(|id| ids.contains(id)) && c.desired.is_some() {
-                    c.adopt = true;
-                    if c.change.action == Action::NoOp {
-                        c.change.action = Action::Update;
-                    }
-                    c.change.fields.insert(
-                        0,
-                        FieldChange {
-                            path: TAG_ENVIRONMENT.to_string(),
-                            before: None,
-                            after: Some(PlanValue::json(&environment.into())),
-                            forces_replacement: false,
-                        },
-                    );
-                    c.change.reason = Some(format!(
-                        "adopting {}: envboot tags it as the environment's",
-                        c.id.as_deref().unwrap_or_default()
-                    ));
-                }
-            }
-        }
-        for c in &mut changes {
-            if let Some(m) = conflicts.remove(&c.change.address) {
-                c.change.reason = Some(format!("CONFLICT: {m}"));
-                c.conflict = Some(m);
-            }
-        }
-        Ok(changes)
-    }
-
     /// Resources named as the resources `changes` create, as (desired address, resource): one
     /// Describe call per type with something to create.
-    async fn find_named(
-        &self,
-        environment: &str,
-        changes: &[AwsChange],
-    ) -> Result<Vec<(String, Described)>> {
+    pub async fn find_named(&self, environment: &str, changes: &[AwsChange]) -> Result<Vec<Named>> {
         // Type -> (name -> (address, the VPC it must be in, if known)).
         type Wanted = BTreeMap<String, (String, Option<String>)>;
         let mut wanted: BTreeMap<ResourceType, Wanted> = BTreeMap::new();
@@ -516,7 +446,14 @@ impl Aws {
                 _ => true,
             };
             if same_vpc {
-                out.push((address.clone(), d));
+                let name = d.name.clone().unwrap_or_default();
+                let what = format!("{} `{name}` ({}) exists", d.rtype.name(), d.id);
+                let owner = tag_value(&d.tags, TAG_ENVIRONMENT).map(str::to_string);
+                out.push(Named {
+                    what,
+                    owner,
+                    actual: d.into_actual(address.clone()),
+                });
             }
         }
         Ok(out)

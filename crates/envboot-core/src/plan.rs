@@ -86,7 +86,9 @@ impl Value {
         const MARK: &str = "\u{0}envboot:unknown\u{0}";
         fn mark(v: &mut serde_json::Value) {
             match v {
-                serde_json::Value::String(s) if refs::any(&serde_json::Value::String(s.clone())) => {
+                serde_json::Value::String(s)
+                    if refs::any(&serde_json::Value::String(s.clone())) =>
+                {
                     *s = MARK.to_string();
                 }
                 serde_json::Value::Array(items) => items.iter_mut().for_each(mark),
@@ -497,6 +499,9 @@ mod tests {
             Value::Partial(r#"[{"port":22,"group":(known after apply)}]"#.into())
         );
         assert!(!partial.is_known());
-        assert_eq!(Value::of(&json!({"a": 1})), Value::Known(r#"{"a":1}"#.into()));
+        assert_eq!(
+            Value::of(&json!({"a": 1})),
+            Value::Known(r#"{"a":1}"#.into())
+        );
     }
 }

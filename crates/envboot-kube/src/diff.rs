@@ -379,7 +379,10 @@ mod tests {
         );
         assert_eq!(changes[0].change.action, Action::Update);
         assert_eq!(changes[0].change.fields[0].path, "data.a");
-        assert_eq!(changes[0].change.fields[0].before, Some(PlanValue::Known("\"1\"".into())));
+        assert_eq!(
+            changes[0].change.fields[0].before,
+            Some(PlanValue::Known("\"1\"".into()))
+        );
     }
 
     #[test]

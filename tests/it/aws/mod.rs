@@ -205,8 +205,7 @@ pub(super) async fn library_plan_calls(
     .expect("load");
     let config = ec2_config(settings);
     let aws = envboot::aws::Aws::from_config(config);
-    let changes = aws
-        .plan(name, &loaded.env.resources, false)
+    let changes = envboot::engine::plan_aws(&aws, name, &loaded.env.resources, false)
         .await
         .expect("plan");
     assert!(
