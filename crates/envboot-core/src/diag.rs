@@ -105,9 +105,29 @@ pub fn idx(path: &str, index: usize) -> String {
 
 /// Parses `text` (the file `path`) into `T`, reporting any error at its `file:line:column`.
 pub fn parse<T: DeserializeOwned>(path: &str, text: &str) -> Result<(T, SourceFile), Diagnostic> {
+    parse_as(path, text, true)
+}
+
+/// [`parse`] for files Helm reads (values files, `Chart.yaml`), as Helm reads them: a duplicate
+/// key keeps its last value and tags are ignored. Nesting is bounded all the same.
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_as_helm<T: DeserializeOwned>(
+    path: &str,
+    text: &str,
+) -> Result<(T, SourceFile), Diagnostic> {
+    parse_as(path, text, false)
+}
+
+fn parse_as<T: DeserializeOwned>(
+    path: &str,
+    text: &str,
+    strict: bool,
+) -> Result<(T, SourceFile), Diagnostic> {
     let file = SourceFile {
         path: path.to_string(),
-        index: index(text).map_err(|(line, column, message)| Diagnostic {
+        index: index(text, strict).map_err(|(line, column, message)| Diagnostic {
             file: path.to_string(),
             line,
             column,
@@ -181,13 +201,35 @@ fn clean_message(message: &str) -> String {
 }
 
 enum Frame {
-    Map { path: String, key: Option<String> },
-    Seq { path: String, next: usize },
+    Map {
+        path: String,
+        key: Option<String>,
+        /// Keys seen so far, with where.
+        seen: HashMap<String, usize>,
+    },
+    Seq {
+        path: String,
+        next: usize,
+    },
 }
 
+/// The deepest nesting of maps and lists an envboot file may have (its formats need a handful;
+/// the bound keeps a hostile file from exhausting the stack of the deserializer after this).
+pub const MAX_NESTING: usize = 64;
+
 struct Indexer {
+    /// Duplicate keys and tags are errors (envboot's own files), or allowed as Helm allows them.
+    strict: bool,
     stack: Vec<Frame>,
     index: HashMap<String, (usize, usize)>,
+    /// The first thing the file must not have: (line, column, message).
+    problem: Option<(usize, usize, String)>,
+}
+
+/// Whether a tag is one of YAML's own (`!!str`, `!!int`, ...), which mean what they say.
+fn standard_tag(tag: &Option<yaml_rust2::parser::Tag>) -> bool {
+    tag.as_ref()
+        .is_none_or(|t| t.handle == "tag:yaml.org,2002:" || t.handle == "!!")
 }
 
 impl Indexer {
@@ -200,12 +242,25 @@ impl Indexer {
                 *next += 1;
                 Some(p)
             }
-            Some(Frame::Map { path, key: slot }) => match slot.take() {
+            Some(Frame::Map {
+                path,
+                key: slot,
+                seen,
+            }) => match slot.take() {
                 Some(k) => Some(self::key(path, &k)),
                 None => {
                     let k = scalar.unwrap_or("?").to_string();
                     let full = self::key(path, &k);
                     let pos = (mark.line().max(1), mark.col() + 1);
+                    if let Some(first) = seen.insert(k.clone(), pos.0) {
+                        if self.strict && scalar.is_some() && self.problem.is_none() {
+                            self.problem = Some((
+                                pos.0,
+                                pos.1,
+                                format!("duplicate key `{k}` (first at line {first})"),
+                            ));
+                        }
+                    }
                     // A map is located at its first key.
                     self.index.entry(path.clone()).or_insert(pos);
                     self.index.entry(full).or_insert(pos);
@@ -219,6 +274,22 @@ impl Indexer {
 
 impl MarkedEventReceiver for Indexer {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        let tag = match &ev {
+            Event::Scalar(_, _, _, tag)
+            | Event::MappingStart(_, tag)
+            | Event::SequenceStart(_, tag) => tag.clone(),
+            _ => None,
+        };
+        if self.strict && !standard_tag(&tag) && self.problem.is_none() {
+            let name = tag
+                .map(|t| format!("{}{}", t.handle, t.suffix))
+                .unwrap_or_default();
+            self.problem = Some((
+                mark.line().max(1),
+                mark.col() + 1,
+                format!("unsupported tag `{name}`: envboot files take no tags (nothing is included or converted)"),
+            ));
+        }
         match ev {
             Event::Scalar(value, ..) => {
                 if let Some(p) = self.value_path(mark, Some(&value)) {
@@ -242,8 +313,19 @@ impl MarkedEventReceiver for Indexer {
                         .entry(path.clone())
                         .or_insert((mark.line().max(1), mark.col() + 1));
                 }
+                if self.stack.len() >= MAX_NESTING && self.problem.is_none() {
+                    self.problem = Some((
+                        mark.line().max(1),
+                        mark.col() + 1,
+                        format!("nested more than {MAX_NESTING} levels deep"),
+                    ));
+                }
                 self.stack.push(if is_map {
-                    Frame::Map { path, key: None }
+                    Frame::Map {
+                        path,
+                        key: None,
+                        seen: HashMap::new(),
+                    }
                 } else {
                     Frame::Seq { path, next: 0 }
                 });
@@ -260,17 +342,29 @@ impl MarkedEventReceiver for Indexer {
 /// Value path to (line, column), both 1-based.
 type PathIndex = HashMap<String, (usize, usize)>;
 
-fn index(text: &str) -> Result<PathIndex, (usize, usize, String)> {
+fn index(text: &str, strict: bool) -> Result<PathIndex, (usize, usize, String)> {
     let mut indexer = Indexer {
+        strict,
         stack: Vec::new(),
         index: HashMap::new(),
+        problem: None,
     };
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut indexer, false).map_err(|e| {
-        let m = e.marker();
-        (m.line().max(1), m.col() + 1, e.info().to_string())
-    })?;
-    Ok(indexer.index)
+    // Events one by one, not `Parser::load`, which recurses once per nesting level.
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| {
+            let m = e.marker();
+            (m.line().max(1), m.col() + 1, e.info().to_string())
+        })?;
+        if matches!(ev, Event::DocumentEnd | Event::StreamEnd) || indexer.problem.is_some() {
+            break;
+        }
+        indexer.on_event(ev, mark);
+    }
+    match indexer.problem {
+        Some(p) => Err(p),
+        None => Ok(indexer.index),
+    }
 }
 
 #[cfg(test)]
@@ -293,10 +387,40 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_keys_unknown_tags_and_deep_nesting_are_errors_at_their_place() {
+        let dup = index("a: 1\nb:\n  c: 1\n  c: 2\n", true).unwrap_err();
+        assert_eq!(
+            dup,
+            (4, 3, "duplicate key `c` (first at line 3)".to_string())
+        );
+        let tag = index("a: !include other.yaml\n", true).unwrap_err();
+        assert_eq!((tag.0, tag.1), (1, 13));
+        assert!(tag.2.contains("unsupported tag `!include`"), "{tag:?}");
+        assert!(index("a: !!str 1\nb: [1, 1]\nc: {x: 1}\n", true).is_ok());
+        let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(
+            index(&deep, true).is_err(),
+            "flow nesting is bounded by the parser"
+        );
+        let block = |levels: usize| -> String {
+            (0..levels)
+                .map(|i| format!("{}k:\n", " ".repeat(i)))
+                .collect()
+        };
+        let err = index(&block(70), true).unwrap_err();
+        assert!(err.2.contains("nested more than 64 levels"), "{err:?}");
+        assert!(index(&block(10_000), true).is_err());
+        assert!(index(&block(60), true).is_ok());
+        // Files Helm reads keep Helm's leniency: the last duplicate wins, tags are ignored.
+        assert!(index("a: 1\na: 2\nb: !custom x\n", false).is_ok());
+        assert!(index(&block(70), false).is_err());
+    }
+
+    #[test]
     fn positions_of_nested_values_are_one_based() {
         let file = SourceFile {
             path: "f.yaml".into(),
-            index: index("name: a\nitems:\n  - port: 1\n  - port: 2\n").unwrap(),
+            index: index("name: a\nitems:\n  - port: 1\n  - port: 2\n", true).unwrap(),
         };
         assert_eq!(file.position("name"), (1, 1));
         assert_eq!(file.position("items[1].port"), (4, 5));

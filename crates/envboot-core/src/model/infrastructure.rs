@@ -33,12 +33,14 @@ impl Loader<'_> {
         let mut deps: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
         for (i, inst) in env.infrastructure.iter().enumerate() {
             let mut found = Vec::new();
+            let mut cut = Vec::new();
             for (k, v) in &inst.inputs {
-                refs::collect(
-                    v,
-                    &key(&key(&idx("infrastructure", i), "inputs"), k),
-                    &mut found,
-                );
+                let at = key(&key(&idx("infrastructure", i), "inputs"), k);
+                refs::collect(v, &at, &mut found);
+                refs::unterminated_in(v, &at, &mut cut);
+            }
+            for (path, text) in cut {
+                self.report(file.at(&path, refs::unterminated_message(&text)));
             }
             let entry = deps.entry(i).or_default();
             for (path, expr) in found {
@@ -441,6 +443,14 @@ impl Loader<'_> {
             let mut depends_on = BTreeSet::new();
             let mut raw_refs = Vec::new();
             refs::collect(&args, &at, &mut raw_refs);
+            let mut cut = Vec::new();
+            refs::unterminated_in(&args, &at, &mut cut);
+            for (path, text) in cut {
+                self.report(mfile.at(
+                    &path,
+                    format!("{}{note}", refs::unterminated_message(&text)),
+                ));
+            }
             refs::substitute(&mut args, &mut |expr| match refs::Ref::parse(expr) {
                 refs::Ref::Input { name: k } => {
                     let v = inputs.get(k).cloned();

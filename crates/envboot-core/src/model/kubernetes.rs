@@ -62,7 +62,7 @@ impl Loader<'_> {
                 let Ok(text) = utf8(&path, bytes).map_err(|d| self.report(d)) else {
                     continue;
                 };
-                match diag::parse::<Option<Value>>(&path, text) {
+                match diag::parse_as_helm::<Option<Value>>(&path, text) {
                     Ok((Some(overlay @ Value::Object(_)), _)) => {
                         merge_values(&mut values, &overlay);
                         values_sources.push((path.clone(), text.to_string()));
@@ -164,7 +164,7 @@ impl Loader<'_> {
             return None;
         };
         let text = utf8(&chart_path, bytes).map_err(|d| self.report(d)).ok()?;
-        let (meta, _): (ChartYaml, _) = diag::parse(&chart_path, text)
+        let (meta, _): (ChartYaml, _) = diag::parse_as_helm(&chart_path, text)
             .map_err(|d| self.report(d))
             .ok()?;
         let values_path = format!("{dir}/values.yaml");
@@ -172,7 +172,7 @@ impl Loader<'_> {
             None => Value::Object(Default::default()),
             Some(bytes) => {
                 let text = utf8(&values_path, bytes).map_err(|d| self.report(d)).ok()?;
-                match diag::parse::<Option<Value>>(&values_path, text) {
+                match diag::parse_as_helm::<Option<Value>>(&values_path, text) {
                     Ok((Some(v @ Value::Object(_)), _)) => v,
                     Ok((None, _)) => Value::Object(Default::default()),
                     Ok((Some(_), vfile)) => {
@@ -451,6 +451,11 @@ impl Loader<'_> {
         path: &str,
         secrets: Option<&[String]>,
     ) {
+        let mut cut = Vec::new();
+        refs::unterminated_in(value, path, &mut cut);
+        for (at, text) in cut {
+            self.report(file.at(&at, refs::unterminated_message(&text)));
+        }
         let mut problems = Vec::new();
         let outputs = &self.outputs;
         refs::substitute(value, &mut |expr| match refs::Ref::parse(expr) {

@@ -393,6 +393,15 @@ impl Loader<'_> {
                 ),
             ));
         }
+        if !is_dns_label(&env.name) {
+            self.report(file.at(
+                "name",
+                format!(
+                    "invalid environment name `{}`: expected a DNS label (a-z, 0-9, `-`, at most 63 characters), as it labels Kubernetes objects and names AWS resources",
+                    env.name
+                ),
+            ));
+        }
         if env.cloud.provider != "aws" {
             self.report(file.at(
                 "cloud.provider",

@@ -144,6 +144,46 @@ pub fn collect(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// The first `${` of `s` that no `}` closes: the start of a reference cut short.
+pub fn unterminated(s: &str) -> Option<&str> {
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => rest = &after[end + 1..],
+            None => return Some(&rest[start..]),
+        }
+    }
+    None
+}
+
+/// Every string of `value` with a reference cut short: (path, the rest of the string from its
+/// `${`), for the message.
+pub fn unterminated_in(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::String(s) => {
+            if let Some(cut) = unterminated(s) {
+                out.push((path.to_string(), cut.chars().take(60).collect()));
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| unterminated_in(v, &crate::diag::idx(path, i), out)),
+        Value::Object(map) => map
+            .iter()
+            .for_each(|(k, v)| unterminated_in(v, &crate::diag::key(path, k), out)),
+        _ => {}
+    }
+}
+
+/// The message for a reference cut short.
+pub fn unterminated_message(cut: &str) -> String {
+    format!(
+        "`{cut}`: a reference `${{` without its closing `}}` (a literal `${{` is not allowed here)"
+    )
+}
+
 /// Whether any string of `value` holds a reference.
 pub fn any(value: &Value) -> bool {
     match value {
@@ -217,6 +257,23 @@ mod tests {
         let mut v = json!("a-${x.y}-${input.z}");
         substitute(&mut v, &mut |e| (e == "input.z").then(|| json!("z")));
         assert_eq!(v, json!("a-${x.y}-z"));
+    }
+
+    #[test]
+    fn a_reference_cut_short_is_found_after_complete_ones() {
+        assert_eq!(unterminated("${a.b} and ${c.d"), Some("${c.d"));
+        assert_eq!(unterminated("${a.b}"), None);
+        assert_eq!(unterminated("no reference"), None);
+        let mut out = Vec::new();
+        unterminated_in(
+            &json!({"x": ["ok", "${module.net.vpc_id"]}),
+            "inputs",
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [("inputs.x[1]".to_string(), "${module.net.vpc_id".to_string())]
+        );
     }
 
     #[test]
