@@ -669,9 +669,7 @@ impl Loader<'_> {
             if s.contains("${") {
                 return None;
             }
-            Some(s.parse::<Ipv4Net>().map_err(|_| {
-                format!("invalid CIDR block `{s}`: expected an IPv4 network such as 10.0.0.0/16")
-            }))
+            Some(cidr(s))
         };
         let mut vpcs: HashMap<String, Ipv4Net> = HashMap::new();
         for (at, r) in resources {
@@ -755,12 +753,9 @@ impl Loader<'_> {
         mfile: &SourceFile,
         note: &str,
     ) {
-        for (c, cidr) in rule.cidr_blocks.iter().enumerate() {
-            if !cidr.contains("${") && cidr.parse::<Ipv4Net>().is_err() {
-                self.report(mfile.at(
-                    &idx(&key(rule_at, "cidr_blocks"), c),
-                    format!("invalid CIDR block `{cidr}`: expected an IPv4 network such as 10.0.0.0/16{note}"),
-                ));
+        for (c, block) in rule.cidr_blocks.iter().enumerate() {
+            if let (false, Err(m)) = (block.contains("${"), cidr(block)) {
+                self.report(mfile.at(&idx(&key(rule_at, "cidr_blocks"), c), format!("{m}{note}")));
             }
         }
         if rule.cidr_blocks.is_empty() && rule.security_groups.is_empty() {
@@ -794,6 +789,18 @@ impl Loader<'_> {
                 rule_at,
                 format!("security group {address} opens {what} to 0.0.0.0/0{note}"),
             ));
+        }
+        let (range, what) = match rule.protocol.as_str() {
+            "icmp" => (-1..=255, "an ICMP type or code (-1 to 255)"),
+            _ => (-1..=65535, "a port (0 to 65535, or -1 for all)"),
+        };
+        for (field, port) in [("from_port", rule.from_port), ("to_port", rule.to_port)] {
+            if !range.contains(&port) {
+                self.report(mfile.at(
+                    &key(rule_at, field),
+                    format!("{field} {port} is not {what}{note}"),
+                ));
+            }
         }
         if rule.from_port > rule.to_port {
             self.report(mfile.at(
@@ -975,4 +982,18 @@ pub(super) fn topo_sort(
         visit(n, deps, &mut marks, &mut Vec::new(), &mut out)?;
     }
     Ok(out)
+}
+
+/// An IPv4 network as AWS takes it: no host bits set (AWS refuses `10.0.0.1/16`).
+fn cidr(s: &str) -> std::result::Result<Ipv4Net, String> {
+    let net = s.parse::<Ipv4Net>().map_err(|_| {
+        format!("invalid CIDR block `{s}`: expected an IPv4 network such as 10.0.0.0/16")
+    })?;
+    if net.trunc() != net {
+        return Err(format!(
+            "CIDR block `{s}` has host bits set: the network is {}",
+            net.trunc()
+        ));
+    }
+    Ok(net)
 }

@@ -307,6 +307,17 @@ fn check_header(
     out
 }
 
+/// An AWS region name: `us-east-1`, `us-gov-west-1`, `eusc-de-east-1`.
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && (2..=4).contains(&parts[0].len())
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
 /// A DNS-1123 label, as Kubernetes requires for namespaces and most names.
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
@@ -411,8 +422,38 @@ impl Loader<'_> {
                 ),
             ));
         }
+        if !is_region(&env.cloud.region) {
+            self.report(file.at(
+                "cloud.region",
+                format!(
+                    "invalid AWS region `{}`: expected a region name such as us-east-1 or eu-central-1",
+                    env.cloud.region
+                ),
+            ));
+        }
         let env_dir = format!("environments/{name}");
         let resources = self.infrastructure(&env, &file);
+        for r in &resources {
+            let spec::ResourceSpec::Subnet(subnet) = &r.spec else {
+                continue;
+            };
+            let zone = &subnet.availability_zone;
+            let in_region = zone
+                .strip_prefix(env.cloud.region.as_str())
+                .is_some_and(|rest| !rest.is_empty());
+            if !zone.contains("${") && !in_region && is_region(&env.cloud.region) {
+                let (file, line) = r.origin.rsplit_once(':').unwrap_or((&r.origin, "1"));
+                self.report(Diagnostic {
+                    file: file.to_string(),
+                    line: line.parse().unwrap_or(1),
+                    column: 1,
+                    message: format!(
+                        "{}: availability zone `{zone}` is not in the environment's region {} (expected e.g. {}a)",
+                        r.address, env.cloud.region, env.cloud.region
+                    ),
+                });
+            }
+        }
         let releases = self.releases(&env, &file, &env_dir);
         let config_maps = self.config_maps(&env, &file, &env_dir);
         let secrets = self.secrets(&env, &file, &env_dir);
