@@ -309,7 +309,14 @@ impl Loader<'_> {
         out.extend(self.node(server, &server_address, "cluster.server", file, None));
         let mut agents = Vec::new();
         if let Some(a) = &c.agents {
-            let count = a.count.unwrap_or(1);
+            let mut count = a.count.unwrap_or(1);
+            if count > MAX_AGENTS {
+                self.report(file.at(
+                    "cluster.agents.count",
+                    format!("{count} agents: a k3s cluster here has at most {MAX_AGENTS} (one instance each)"),
+                ));
+                count = 0;
+            }
             for n in 1..=count {
                 let address = format!("{CLUSTER_INSTANCE}.agent-{n}");
                 out.extend(self.node(a, &address, "cluster.agents", file, Some(&server_address)));
@@ -983,6 +990,10 @@ pub(super) fn topo_sort(
     }
     Ok(out)
 }
+
+/// The most agents a k3s cluster may declare: each is an EC2 instance, planned and described
+/// one by one (and AWS's default quota is far lower).
+pub const MAX_AGENTS: u32 = 500;
 
 /// An IPv4 network as AWS takes it: no host bits set (AWS refuses `10.0.0.1/16`).
 fn cidr(s: &str) -> std::result::Result<Ipv4Net, String> {

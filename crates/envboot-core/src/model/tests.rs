@@ -395,6 +395,12 @@ fn k3s_mistakes_are_reported_at_their_lines() {
     assert!(d.contains("module instance `nope`"), "{d}");
     let d = load_err(&K3S.replace("type: k3s", "type: existing"), ok);
     assert!(d.contains("`version` is only for `type: k3s`"), "{d}");
+    // A count of agents no cluster here could have is refused before anything is built.
+    let d = load_err(&K3S.replace("count: 2", "count: 100000000"), ok);
+    assert!(
+        d.contains(":13:") && d.contains("100000000 agents: a k3s cluster here has at most 500"),
+        "{d}"
+    );
     let d = load_err(
         &K3S.replace("  type: k3s\n", "  type: k3s\n  apiTimeout: soon\n"),
         ok,
