@@ -646,7 +646,96 @@ impl Kube {
                 *reason = format!("not seen ({why})");
             }
         }
+        // An Established CRD's kinds reach discovery a moment later: what is applied next
+        // needs them served.
+        let established: Vec<&ObjectKey> = targets
+            .iter()
+            .map(|(_, k)| k)
+            .filter(|k| k.kind == "CustomResourceDefinition" && !pending.contains_key(*k))
+            .collect();
+        for key in established {
+            if let Some(why) = self.wait_served(key, deadline).await? {
+                pending.insert(key.clone(), why);
+            }
+        }
         Ok(pending.into_iter().collect())
+    }
+
+    /// Waits until discovery serves every served version of the CRD `key`, polling with a
+    /// backoff until `deadline`; `Some(why)` if it still does not.
+    async fn wait_served(
+        &self,
+        key: &ObjectKey,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<String>> {
+        let api: Api<DynamicObject> = Api::all_with(
+            self.client.clone(),
+            &ApiResource::from_gvk(&GroupVersionKind::gvk(
+                "apiextensions.k8s.io",
+                "v1",
+                "CustomResourceDefinition",
+            )),
+        );
+        let crd = api
+            .get(&key.name)
+            .await
+            .map_err(|source| Error::CallFailed {
+                object: key.to_string(),
+                call: "get",
+                source,
+            })?;
+        let spec = &crd.data["spec"];
+        let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str())
+        else {
+            return Ok(None);
+        };
+        let versions: Vec<&str> = spec["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["served"].as_bool() != Some(false))
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        let mut pause = std::time::Duration::from_millis(25);
+        for version in versions {
+            loop {
+                let served = match kube::discovery::pinned_group(
+                    &self.client,
+                    &GroupVersion::gv(group, version),
+                )
+                .await
+                {
+                    Ok(g) => g
+                        .versioned_resources(version)
+                        .iter()
+                        .any(|(ar, _)| ar.kind == kind),
+                    Err(kube::Error::Api(status)) if status.code == 404 => false,
+                    Err(source) => {
+                        return Err(Error::CallFailed {
+                            object: format!("API group-version {group}/{version}"),
+                            call: "discovery",
+                            source,
+                        })
+                    }
+                };
+                if served {
+                    break;
+                }
+                if tokio::time::Instant::now() + pause > deadline {
+                    return Ok(Some(format!(
+                        "Established, but {group}/{version} {kind} is not served yet"
+                    )));
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
+        }
+        // A lookup that failed before the kind was served must not stay cached.
+        self.groups
+            .lock()
+            .await
+            .retain(|api_version, _| !api_version.starts_with(&format!("{group}/")));
+        Ok(None)
     }
 
     /// Waits until an object is gone (foreground deletion finishes when its dependents are),
