@@ -20,6 +20,19 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// A diagnostic at a resource's origin (`file:line`, as [`crate::model::Resource::origin`]).
+    pub fn at_origin(origin: &str, message: String) -> Diagnostic {
+        let (file, line) = origin.rsplit_once(':').unwrap_or((origin, "1"));
+        Diagnostic {
+            file: file.to_string(),
+            line: line.parse().unwrap_or(1),
+            column: 1,
+            message,
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

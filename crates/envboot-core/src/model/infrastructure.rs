@@ -841,13 +841,10 @@ impl Loader<'_> {
             }
         }
         for (origin, address, d) in missing {
-            let (file, line) = origin.rsplit_once(':').unwrap_or((&origin, "1"));
-            self.report(Diagnostic {
-                file: file.to_string(),
-                line: line.parse().unwrap_or(1),
-                column: 1,
-                message: format!("{address} refers to `{d}`, which does not exist"),
-            });
+            self.report(Diagnostic::at_origin(
+                &origin,
+                format!("{address} refers to `{d}`, which does not exist"),
+            ));
         }
         // Security groups whose rules refer to each other (web admits db, db admits web) are
         // a cycle only through their rules: such groups are created first, and those rules are
@@ -891,16 +888,13 @@ impl Loader<'_> {
                     .map(|&i| resources[i].address.as_str())
                     .collect();
                 let first = &resources[cycle[0]].origin;
-                let (file, line) = first.rsplit_once(':').unwrap_or((first, "1"));
-                self.report(Diagnostic {
-                    file: file.to_string(),
-                    line: line.parse().unwrap_or(1),
-                    column: 1,
-                    message: format!(
+                self.report(Diagnostic::at_origin(
+                    first,
+                    format!(
                         "resources refer to each other in a cycle: {}",
                         names.join(" -> ")
                     ),
-                });
+                ));
                 Vec::new()
             }
         }

@@ -442,16 +442,13 @@ impl Loader<'_> {
                 .strip_prefix(env.cloud.region.as_str())
                 .is_some_and(|rest| !rest.is_empty());
             if !zone.contains("${") && !in_region && is_region(&env.cloud.region) {
-                let (file, line) = r.origin.rsplit_once(':').unwrap_or((&r.origin, "1"));
-                self.report(Diagnostic {
-                    file: file.to_string(),
-                    line: line.parse().unwrap_or(1),
-                    column: 1,
-                    message: format!(
+                self.report(Diagnostic::at_origin(
+                    &r.origin,
+                    format!(
                         "{}: availability zone `{zone}` is not in the environment's region {} (expected e.g. {}a)",
                         r.address, env.cloud.region, env.cloud.region
                     ),
-                });
+                ));
             }
         }
         let releases = self.releases(&env, &file, &env_dir);
