@@ -863,7 +863,7 @@ pub(crate) async fn plan_cluster(
         let (Some(object), Some(live)) = (&c.desired, &c.live) else {
             continue;
         };
-        if has_references(object) {
+        if model::refs::any(object) {
             // Only apply can tell: an AWS resource it refers to is still to be created (the
             // fields that refer to it are already unknown).
             continue;
@@ -988,11 +988,6 @@ fn resolve_object(
             .map(|s| serde_json::Value::String(s.clone()))
     });
     v
-}
-
-/// Whether a string in `object` still holds a reference.
-fn has_references(object: &serde_json::Value) -> bool {
-    first_reference(object).is_some()
 }
 
 /// The first reference (`network.vpc.id`) still in a string of `object`.

@@ -86,9 +86,7 @@ impl Value {
         const MARK: &str = "\u{0}envboot:unknown\u{0}";
         fn mark(v: &mut serde_json::Value) {
             match v {
-                serde_json::Value::String(s)
-                    if refs::any(&serde_json::Value::String(s.clone())) =>
-                {
+                serde_json::Value::String(s) if !refs::expressions(s).is_empty() => {
                     *s = MARK.to_string();
                 }
                 serde_json::Value::Array(items) => items.iter_mut().for_each(mark),

@@ -125,23 +125,30 @@ pub fn substitute(value: &mut Value, f: &mut impl FnMut(&str) -> Option<Value>) 
     }
 }
 
-/// Every expression in every string of `value`, with the path of the string.
-pub fn collect(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
+/// Calls `f` with the path and text of every string of `value`.
+fn strings(value: &Value, path: &str, f: &mut impl FnMut(&str, &str)) {
     match value {
-        Value::String(s) => out.extend(
-            expressions(s)
-                .into_iter()
-                .map(|e| (path.to_string(), e.to_string())),
-        ),
+        Value::String(s) => f(path, s),
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .for_each(|(i, v)| collect(v, &crate::diag::idx(path, i), out)),
+            .for_each(|(i, v)| strings(v, &crate::diag::idx(path, i), f)),
         Value::Object(map) => map
             .iter()
-            .for_each(|(k, v)| collect(v, &crate::diag::key(path, k), out)),
+            .for_each(|(k, v)| strings(v, &crate::diag::key(path, k), f)),
         _ => {}
     }
+}
+
+/// Every expression in every string of `value`, with the path of the string.
+pub fn collect(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    strings(value, path, &mut |at, s| {
+        out.extend(
+            expressions(s)
+                .into_iter()
+                .map(|e| (at.to_string(), e.to_string())),
+        );
+    });
 }
 
 /// The first `${` of `s` that no `}` closes: the start of a reference cut short.
@@ -160,21 +167,11 @@ pub fn unterminated(s: &str) -> Option<&str> {
 /// Every string of `value` with a reference cut short: (path, the rest of the string from its
 /// `${`), for the message.
 pub fn unterminated_in(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
-    match value {
-        Value::String(s) => {
-            if let Some(cut) = unterminated(s) {
-                out.push((path.to_string(), cut.chars().take(60).collect()));
-            }
+    strings(value, path, &mut |at, s| {
+        if let Some(cut) = unterminated(s) {
+            out.push((at.to_string(), cut.chars().take(60).collect()));
         }
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .for_each(|(i, v)| unterminated_in(v, &crate::diag::idx(path, i), out)),
-        Value::Object(map) => map
-            .iter()
-            .for_each(|(k, v)| unterminated_in(v, &crate::diag::key(path, k), out)),
-        _ => {}
-    }
+    });
 }
 
 /// The message for a reference cut short.
