@@ -1023,20 +1023,15 @@ pub struct Report {
 /// it is namespaced.
 fn crd_kinds(manifests: &[render::Manifest]) -> BTreeMap<(String, String), bool> {
     let mut out = BTreeMap::new();
-    for m in manifests
+    for crd in manifests
         .iter()
-        .filter(|m| m.kind() == "CustomResourceDefinition")
+        .filter_map(|m| render::crd_kinds(&m.object))
     {
-        let spec = &m.object["spec"];
-        let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str())
-        else {
-            continue;
-        };
-        let namespaced = spec["scope"].as_str() != Some("Cluster");
-        for v in spec["versions"].as_array().into_iter().flatten() {
-            if let Some(version) = v["name"].as_str() {
-                out.insert((format!("{group}/{version}"), kind.to_string()), namespaced);
-            }
+        for (version, _) in &crd.versions {
+            out.insert(
+                (format!("{}/{version}", crd.group), crd.kind.to_string()),
+                crd.namespaced,
+            );
         }
     }
     out

@@ -593,10 +593,12 @@ impl Kube {
                 (),
             );
         }
-        let update = |pending: &mut BTreeMap<ObjectKey, String>,
-                      object: &DynamicObject,
-                      api_version: &str,
-                      kind: &str| {
+        // CRDs seen Established, as the watch showed them.
+        let mut established: Vec<Value> = Vec::new();
+        let mut update = |pending: &mut BTreeMap<ObjectKey, String>,
+                          object: &DynamicObject,
+                          api_version: &str,
+                          kind: &str| {
             let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
             value["apiVersion"] = Value::String(api_version.to_string());
             value["kind"] = Value::String(kind.to_string());
@@ -605,6 +607,9 @@ impl Kube {
                 match ready::readiness(&value) {
                     ready::Readiness::Ready => {
                         pending.remove(&key);
+                        if kind == "CustomResourceDefinition" {
+                            established.push(value);
+                        }
                     }
                     ready::Readiness::NotReady(why) => *reason = why,
                 }
@@ -648,93 +653,46 @@ impl Kube {
         }
         // An Established CRD's kinds reach discovery a moment later: what is applied next
         // needs them served.
-        let established: Vec<&ObjectKey> = targets
-            .iter()
-            .map(|(_, k)| k)
-            .filter(|k| k.kind == "CustomResourceDefinition" && !pending.contains_key(*k))
-            .collect();
-        for key in established {
-            if let Some(why) = self.wait_served(key, deadline).await? {
-                pending.insert(key.clone(), why);
+        for crd in &established {
+            if let Some(why) = self.wait_served(crd, deadline).await? {
+                pending.insert(ObjectKey::of(crd), why);
             }
         }
         Ok(pending.into_iter().collect())
     }
 
-    /// Waits until discovery serves every served version of the CRD `key`, polling with a
+    /// Waits until discovery serves every served version of the CRD `crd`, polling with a
     /// backoff until `deadline`; `Some(why)` if it still does not.
     async fn wait_served(
         &self,
-        key: &ObjectKey,
+        crd: &Value,
         deadline: tokio::time::Instant,
     ) -> Result<Option<String>> {
-        let api: Api<DynamicObject> = Api::all_with(
-            self.client.clone(),
-            &ApiResource::from_gvk(&GroupVersionKind::gvk(
-                "apiextensions.k8s.io",
-                "v1",
-                "CustomResourceDefinition",
-            )),
-        );
-        let crd = api
-            .get(&key.name)
-            .await
-            .map_err(|source| Error::CallFailed {
-                object: key.to_string(),
-                call: "get",
-                source,
-            })?;
-        let spec = &crd.data["spec"];
-        let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str())
-        else {
+        let Some(defined) = envboot_core::render::crd_kinds(crd) else {
             return Ok(None);
         };
-        let versions: Vec<&str> = spec["versions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|v| v["served"].as_bool() != Some(false))
-            .filter_map(|v| v["name"].as_str())
-            .collect();
+        let (group, kind) = (defined.group, defined.kind);
+        let versions = defined.versions.iter().filter(|(_, served)| *served);
         let mut pause = std::time::Duration::from_millis(25);
-        for version in versions {
+        for (version, _) in versions {
+            let api_version = format!("{group}/{version}");
             loop {
-                let served = match kube::discovery::pinned_group(
-                    &self.client,
-                    &GroupVersion::gv(group, version),
-                )
-                .await
-                {
-                    Ok(g) => g
-                        .versioned_resources(version)
-                        .iter()
-                        .any(|(ar, _)| ar.kind == kind),
-                    Err(kube::Error::Api(status)) if status.code == 404 => false,
-                    Err(source) => {
-                        return Err(Error::CallFailed {
-                            object: format!("API group-version {group}/{version}"),
-                            call: "discovery",
-                            source,
-                        })
-                    }
-                };
-                if served {
-                    break;
+                // Asked afresh each time: a lookup from before the kind was served is stale.
+                self.groups.lock().await.remove(&api_version);
+                match self.resource(&api_version, kind).await {
+                    Ok(_) => break,
+                    Err(Error::UnknownKind { .. }) => {}
+                    Err(e) => return Err(e),
                 }
                 if tokio::time::Instant::now() + pause > deadline {
                     return Ok(Some(format!(
-                        "Established, but {group}/{version} {kind} is not served yet"
+                        "Established, but {api_version} {kind} is not served yet"
                     )));
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(std::time::Duration::from_secs(1));
             }
         }
-        // A lookup that failed before the kind was served must not stay cached.
-        self.groups
-            .lock()
-            .await
-            .retain(|api_version, _| !api_version.starts_with(&format!("{group}/")));
         Ok(None)
     }
 

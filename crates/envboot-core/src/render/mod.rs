@@ -136,6 +136,35 @@ pub fn render(env: &Environment, secrets: &[SecretData]) -> Result<Vec<Manifest>
 /// The annotation that makes a chart object a Helm hook.
 pub const ANNOTATION_HOOK: &str = "helm.sh/hook";
 
+/// What a CustomResourceDefinition object defines: its group and kind, whether the kind is
+/// namespaced, and its versions with whether each is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrdKinds<'a> {
+    pub group: &'a str,
+    pub kind: &'a str,
+    pub namespaced: bool,
+    pub versions: Vec<(&'a str, bool)>,
+}
+
+/// The kinds `object` defines, if it is a CustomResourceDefinition with a group and a kind.
+pub fn crd_kinds(object: &Value) -> Option<CrdKinds<'_>> {
+    if object["kind"] != "CustomResourceDefinition" {
+        return None;
+    }
+    let spec = &object["spec"];
+    Some(CrdKinds {
+        group: spec["group"].as_str()?,
+        kind: spec["names"]["kind"].as_str()?,
+        namespaced: spec["scope"].as_str() != Some("Cluster"),
+        versions: spec["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| Some((v["name"].as_str()?, v["served"].as_bool() != Some(false))))
+            .collect(),
+    })
+}
+
 /// Whether an object is a Helm hook (run at a phase of its release, not kept as part of it).
 pub fn is_hook(object: &Value) -> bool {
     object["metadata"]["annotations"][ANNOTATION_HOOK].is_string()
@@ -532,5 +561,23 @@ mod tests {
         assert!(kind_rank("Namespace") < kind_rank("ConfigMap"));
         assert!(kind_rank("ConfigMap") < kind_rank("Deployment"));
         assert!(kind_rank("Deployment") < kind_rank("SomeCustomKind"));
+    }
+
+    #[test]
+    fn a_crd_defines_its_kind_in_each_version_with_whether_it_is_served() {
+        let crd = serde_json::json!({"kind": "CustomResourceDefinition", "spec": {
+            "group": "example.dev", "names": {"kind": "Widget"}, "scope": "Cluster",
+            "versions": [{"name": "v1", "served": true}, {"name": "v0", "served": false},
+                         {"name": "v2"}]}});
+        assert_eq!(
+            crd_kinds(&crd),
+            Some(CrdKinds {
+                group: "example.dev",
+                kind: "Widget",
+                namespaced: false,
+                versions: vec![("v1", true), ("v0", false), ("v2", true)],
+            })
+        );
+        assert_eq!(crd_kinds(&serde_json::json!({"kind": "ConfigMap"})), None);
     }
 }
