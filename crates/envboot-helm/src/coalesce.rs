@@ -28,11 +28,7 @@ pub(crate) fn merge_maps(a: &Value, b: &Value) -> Value {
 
 /// Helm's `coalesceTablesFullKey`: `dst` (higher precedence) over `src`, in place.
 fn coalesce_tables(dst: &value::MapRef, src: &value::MapRef, merge: bool) {
-    let src_entries: Vec<(String, Value)> = src
-        .borrow()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let src_entries = value::entries(src);
     for (k, sv) in src_entries {
         let dv = dst.borrow().get(&k).cloned();
         match dv {
@@ -57,11 +53,7 @@ fn coalesce_values(defaults: &Value, user: &value::MapRef, subchart_names: &[Str
     let Value::Map(defaults) = defaults.deep_copy() else {
         return;
     };
-    let entries: Vec<(String, Value)> = defaults
-        .borrow()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let entries = value::entries(&defaults);
     for (k, dv) in entries {
         let uv = user.borrow().get(&k).cloned();
         match uv {

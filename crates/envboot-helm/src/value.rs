@@ -8,6 +8,14 @@ use std::rc::Rc;
 
 pub type MapRef = Rc<RefCell<BTreeMap<String, Value>>>;
 
+/// A copy of a map's entries, so that the map can be changed while they are walked.
+pub fn entries(m: &MapRef) -> Vec<(String, Value)> {
+    m.borrow()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 #[derive(Clone, Debug)]
 pub enum Value {
     Nil,

@@ -195,11 +195,7 @@ fn merge_into(dst: &MapRef, src: &MapRef, overwrite: bool) {
     if Rc::ptr_eq(dst, src) {
         return;
     }
-    let entries: Vec<(String, Value)> = src
-        .borrow()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let entries = crate::value::entries(src);
     for (k, sv) in entries {
         let dv = dst.borrow().get(&k).cloned();
         match (&sv, &dv) {
