@@ -122,7 +122,9 @@ pub async fn recreate(
             if plan.summary().has_changes() {
                 problems.push(format!("differs from Git after apply:\n{}", plan.to_text()));
             }
+            let waited = Instant::now();
             let not_ready = plan.not_ready(ready_timeout).await?;
+            let waited = waited.elapsed().as_secs_f64();
             if !not_ready.is_empty() {
                 problems.push(format!(
                     "not ready after {}s:\n{}",
@@ -130,15 +132,15 @@ pub async fn recreate(
                     not_ready.join("\n")
                 ));
             }
-            Ok::<_, engine::Error>(problems)
+            Ok::<_, engine::Error>((problems, waited))
         }
         .await;
         let outcome = match verified {
-            Ok(problems) if problems.is_empty() => Ok(format!(
-                "{} resources match Git and are ready",
+            Ok((problems, waited)) if problems.is_empty() => Ok(format!(
+                "{} resources match Git and are ready (after waiting {waited:.1} s for readiness)",
                 copy_env.env.resources.len() + copy_env.manifests.len()
             )),
-            Ok(problems) => Err(problems.join("\n")),
+            Ok((problems, _)) => Err(problems.join("\n")),
             Err(e) => Err(e.to_string()),
         };
         phases.push(phase("verify", started, outcome));

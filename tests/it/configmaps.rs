@@ -45,13 +45,15 @@ spec:
           configMap: {name: web-config}
       containers:
         - name: web
-          image: nginx:1.27
+          image: envboot.local/busybox:1.35
+          imagePullPolicy: Never
+          command: [sh, -c, "echo level $LEVEL; trap 'exit 0' TERM; sleep 3600 & wait"]
           envFrom: [{configMapRef: {name: web-config}}]
           env:
             - name: LEVEL
               valueFrom: {configMapKeyRef: {name: web-config, key: LOG_LEVEL}}
             - name: OTHER
-              valueFrom: {configMapKeyRef: {name: not-ours, key: X}}
+              valueFrom: {configMapKeyRef: {name: not-ours, key: X, optional: true}}
 "#;
 
 fn repo(name: &str) -> Repo {
@@ -129,7 +131,10 @@ async fn folders_env_files_and_binary_files_with_a_hash_suffix_that_rolls_the_wo
     let settings = shared.settings();
     let name = unique("configmaps");
     let repo = repo(&name);
-    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    envboot(&repo, settings, &["apply", &name, "--wait", "120s"]).assert_ok();
+    let client = kube_client(settings).await;
+    let first_pods = pods(&client, &name, "app=web").await;
+    assert_eq!(first_pods.len(), 1, "{first_pods:?}");
 
     let cms = config_maps(settings, &name).await;
     assert_eq!(cms.len(), 1, "{cms:?}");
@@ -177,7 +182,7 @@ async fn folders_env_files_and_binary_files_with_a_hash_suffix_that_rolls_the_wo
         "LOG_LEVEL=debug",
     );
     repo.commit("more logs");
-    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    envboot(&repo, settings, &["apply", &name, "--wait", "120s"]).assert_ok();
     let cms = config_maps(settings, &name).await;
     assert_eq!(cms.len(), 1, "the old one is pruned: {cms:?}");
     let second_name = cms[0].metadata.name.clone().expect("name");
@@ -185,7 +190,26 @@ async fn folders_env_files_and_binary_files_with_a_hash_suffix_that_rolls_the_wo
     let web = deployments.get("web").await.expect("deployment");
     assert_eq!(
         referenced(&web)[..3],
-        [second_name.clone(), second_name.clone(), second_name]
+        [second_name.clone(), second_name.clone(), second_name.clone()]
+    );
+    // The rollout is real: a new pod runs with the new ConfigMap, and the old pod goes.
+    await_pods_deleted(&client, &first_pods, std::time::Duration::from_secs(90)).await;
+    let now = pods(&client, &name, "app=web").await;
+    assert_eq!(now.len(), 1, "{now:?}");
+    let pod = &now[0];
+    assert_eq!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Running"),
+        "{pod:?}"
+    );
+    let env = &pod.spec.as_ref().expect("spec").containers[0].env;
+    assert!(
+        env.iter().flatten().any(|e| e
+            .value_from
+            .as_ref()
+            .and_then(|v| v.config_map_key_ref.as_ref())
+            .is_some_and(|r| r.name == second_name)),
+        "{pod:?}"
     );
 
     envboot(&repo, settings, &["destroy", &name]).assert_ok();

@@ -1,13 +1,12 @@
 //! Helm hooks run at their phases: a pre-install Job runs (and must succeed) before the
 //! release's objects are applied, a post-install hook after them; an unchanged release runs no
-//! hooks; a pre-upgrade hook that does not succeed stops the upgrade before it changes anything.
-//! The sandbox has no kubelet: the test plays it, reporting the hook's pod as succeeded.
+//! hooks; a pre-upgrade hook whose Job fails stops the upgrade before it changes anything. The
+//! hooks' Jobs run for real on the sandbox's node.
 
 use crate::common::*;
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams};
 
 fn environment(name: &str, timeout: &str) -> String {
     format!(
@@ -29,8 +28,10 @@ spec:
       restartPolicy: Never
       containers:
         - name: migrate
-          image: busybox:1.36
-          command: [sh, -c, "echo migrating"]
+          image: envboot.local/busybox:1.35
+          imagePullPolicy: Never
+          # The migration fails for level `broken`.
+          command: [sh, -c, "echo migrating to {{ .Values.level }}; test {{ .Values.level | quote }} != broken"]
 "#;
 
 const NOTIFY: &str = r#"apiVersion: v1
@@ -88,47 +89,25 @@ async fn hooks_run_at_their_phases_and_a_failing_hook_stops_the_upgrade() {
     assert!(!r.stdout.contains("helm.sh/hook"), "{}", r.stdout);
     let client = kube_client(settings).await;
     let configs = Api::<ConfigMap>::namespaced(client.clone(), &name);
-    let pods = Api::<Pod>::namespaced(client.clone(), &name);
     let jobs = Api::<Job>::namespaced(client.clone(), &name);
 
     let apply = spawn_json(&repo, settings, &["apply", &name]);
-    // Be the kubelet for the migration Job's pod, once the job controller made it.
-    let mut watch = pods
-        .watch(
-            &WatchParams::default()
-                .labels("job-name=migrate")
-                .timeout(120),
-            "0",
-        )
-        .await
-        .expect("watch pods")
-        .boxed();
-    let pod = loop {
-        match watch.next().await {
-            Some(Ok(WatchEvent::Added(p))) => break p,
-            Some(_) => {}
-            None => panic!("the hook Job made no pod"),
-        }
-    };
-    assert!(
-        configs.get_opt("app-config").await.expect("get").is_none(),
-        "the release waits for its pre-install hook"
-    );
-    pods.patch_status(
-        &pod.metadata.name.clone().unwrap_or_default(),
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"status": {"phase": "Succeeded"}})),
-    )
-    .await
-    .expect("report the pod succeeded");
     let out = apply.wait_with_output().expect("apply ends");
     let events = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{events}");
-    assert!(
-        events.contains(&format!(
+    let done = events
+        .find(&format!(
             "hook Job {name}/migrate (pre-install of release app) done"
-        )),
-        "{events}"
+        ))
+        .unwrap_or_else(|| panic!("the hook ran: {events}"));
+    // The release's objects are applied only after its pre-install hook succeeded.
+    let applied = events
+        .lines()
+        .position(|l| l.contains("\"event\":\"change\"") && l.contains("app-config"));
+    let done_line = events[..done].lines().count();
+    assert!(
+        applied.is_some_and(|at| at >= done_line),
+        "the ConfigMap was applied after the hook: {events}"
     );
     assert_eq!(
         configs
@@ -160,20 +139,26 @@ async fn hooks_run_at_their_phases_and_a_failing_hook_stops_the_upgrade() {
     assert!(!again.stdout.contains("hook "), "{}", again.stdout);
     assert!(deleted(jobs.get_opt("migrate").await.expect("get")));
 
-    // An upgrade whose pre-upgrade hook never succeeds (nobody runs its pod) changes nothing.
+    // An upgrade whose pre-upgrade migration fails changes nothing, and says why.
     std::fs::write(
         repo.path()
             .join(format!("environments/{name}/environment.yaml")),
-        environment(&name, "3s").replace("level: info", "level: debug"),
+        environment(&name, "120s").replace("level: info", "level: broken"),
     )
     .expect("write");
-    repo.commit("more logs, impatiently");
+    repo.commit("a migration that fails");
     let failed = envboot(&repo, settings, &["apply", &name]);
     assert_eq!(failed.code, 1, "{}{}", failed.stdout, failed.stderr);
     assert!(
         failed.stderr.contains(&format!(
             "the pre-upgrade hook Job {name}/migrate of release `app` did not succeed"
         )),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("BackoffLimitExceeded")
+            && failed.stderr.contains("container migrate exited with code 1"),
         "{}",
         failed.stderr
     );

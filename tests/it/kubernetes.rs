@@ -300,80 +300,87 @@ async fn two_runs_never_hold_the_lock_at_once_and_a_dead_runs_lock_expires() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn verify_and_apply_wait_report_what_is_not_ready_until_it_is() {
+async fn apply_wait_and_verify_follow_the_pods_real_readiness() {
     let shared = sandbox();
     let settings = shared.settings();
     let name = unique("ready");
-    let repo = Repo::new(&name, &cluster_only(&name, 1, "{replicaCount: 2}"));
-    envboot(&repo, settings, &["apply", &name]).assert_ok();
-
-    // There is no kubelet in the sandbox: the Deployment's pods never run by themselves.
+    // An image the node does not have, with a pull policy that never pulls: the kubelet says
+    // so, and the report carries its reason.
+    let missing = "{replicaCount: 2, image: {tag: no-such-tag}}";
+    let repo = Repo::new(&name, &cluster_only(&name, 1, missing));
+    let run = envboot(&repo, settings, &["apply", &name, "--wait", "20s"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let out = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        out.contains(&format!("Deployment {name}/hello: 0 of 2 replicas ready"))
+            && out.contains("container web: ErrImageNeverPull"),
+        "{out}"
+    );
     let run = envboot(&repo, settings, &["verify", &name, "--timeout", "1s"]);
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains(&format!("Deployment {name}/hello: ")),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("ErrImageNeverPull"), "{}", run.stdout);
 
-    // apply --wait watches until the rollout is reported, as a kubelet and controller would.
-    let waiting = Envboot::new(settings)
-        .args(["apply", &name, "--wait", "60s"])
-        .repo(&repo)
-        .spawn_with_output();
-    // Be the kubelet: once the ReplicaSet's two pods exist, report them running and ready.
+    // The image the node has: apply --wait returns once both pods serve (readiness probe).
+    std::fs::write(
+        repo.path()
+            .join(format!("environments/{name}/environment.yaml")),
+        cluster_only(&name, 1, "{replicaCount: 2}"),
+    )
+    .expect("write");
+    repo.commit("an image that exists");
+    envboot(&repo, settings, &["apply", &name, "--wait", "120s"]).assert_ok();
     let client = kube_client(settings).await;
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, &name);
-    let selector = "app.kubernetes.io/instance=hello";
-    let mut names: Vec<String> = Vec::new();
-    let listed = pods
-        .list(&kube::api::ListParams::default().labels(selector))
+    let hello = Api::<Deployment>::namespaced(client.clone(), &name)
+        .get("hello")
         .await
-        .expect("pods");
-    names.extend(listed.items.iter().filter_map(|p| p.metadata.name.clone()));
-    if names.len() < 2 {
-        use futures::StreamExt;
-        let version = listed.metadata.resource_version.unwrap_or_default();
-        let mut events = pods
-            .watch(
-                &kube::api::WatchParams::default()
-                    .labels(selector)
-                    .timeout(60),
-                &version,
-            )
-            .await
-            .expect("watch pods")
-            .boxed();
-        while names.len() < 2 {
-            match events.next().await {
-                Some(Ok(kube::api::WatchEvent::Added(p))) => names.extend(p.metadata.name),
-                Some(_) => {}
-                None => panic!("the ReplicaSet created {} pods in 60 s", names.len()),
-            }
-        }
-    }
-    let now = "2026-01-01T00:00:00Z";
-    let status = serde_json::json!({"status": {"phase": "Running",
-        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now},
-                       {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}],
-        "containerStatuses": [{"name": "web", "ready": true, "started": true, "restartCount": 0,
-            "image": "nginx", "imageID": "", "state": {"running": {"startedAt": now}}}]}});
-    for pod in &names {
-        pods.patch_status(pod, &PatchParams::default(), &Patch::Merge(&status))
-            .await
-            .expect("pod status");
-    }
-    let out = waiting.wait_with_output().expect("apply --wait finishes");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-
+        .expect("deployment");
+    let status = hello.status.expect("status");
+    assert_eq!(status.available_replicas, Some(2), "{status:?}");
+    let running = pods(&client, &name, "app.kubernetes.io/instance=hello").await;
+    let ready = running.iter().filter(|p| {
+        p.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    });
+    assert_eq!(ready.count(), 2, "{running:?}");
     let run = envboot(&repo, settings, &["verify", &name]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("Verified"), "{}", run.stdout);
+    envboot(&repo, settings, &["destroy", &name]).assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_fails_on_a_crash_looping_workload_with_its_exit_code() {
+    let shared = sandbox();
+    let settings = shared.settings();
+    let name = unique("crashloop");
+    let env = format!(
+        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nreleases:\n  - {{name: worker, chart: worker, namespace: {name}}}\n"
+    );
+    let repo = Repo::new(&name, &env);
+    repo.write(
+        "modules/worker/Chart.yaml",
+        "apiVersion: v2\nname: worker\nversion: 0.1.0\n",
+    );
+    repo.write(
+        "modules/worker/templates/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: worker\nspec:\n  selector: {matchLabels: {app: worker}}\n  template:\n    metadata: {labels: {app: worker}}\n    spec:\n      containers:\n        - name: worker\n          image: envboot.local/busybox:1.35\n          imagePullPolicy: Never\n          command: [sh, -c, \"echo no database; exit 3\"]\n",
+    );
+    repo.commit("a worker that cannot start");
+    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    let run = envboot(&repo, settings, &["verify", &name, "--timeout", "30s"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("Deployment {name}/worker: 0 of 1 replicas ready"))
+            && run.stdout.contains("container worker")
+            && run.stdout.contains("code 3"),
+        "{}",
+        run.stdout
+    );
     envboot(&repo, settings, &["destroy", &name]).assert_ok();
 }
 

@@ -1,10 +1,11 @@
 //! Ordering without user effort: a CRD and resources of it in one run (the CRD is applied and
 //! Established first); `dependsOn` between releases (a release waits until the ones it depends
-//! on are ready, each with its own timeout).
+//! on are ready, each with its own timeout). Readiness is real: the platform's database runs on
+//! the sandbox's node and passes its readiness probe some seconds after it starts.
 
 use crate::common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject};
 
 const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -30,11 +31,29 @@ metadata:
   name: db
 spec:
   size: {{ .Values.size }}
-status:
-  conditions:
-    - type: Ready
-      status: "False"
-      reason: Starting
+"#;
+
+/// Ready 8 s after it starts (the probe's initial delay), and rolled by a change of `size`.
+const DATABASE: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: db
+spec:
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata:
+      labels: {app: db}
+      annotations: {size: "{{ .Values.size }}"}
+    spec:
+      containers:
+        - name: db
+          image: envboot.local/busybox:1.35
+          imagePullPolicy: Never
+          command: [sh, -c, "trap 'exit 0' TERM; sleep 3600 & wait"]
+          readinessProbe:
+            exec: {command: ["true"]}
+            initialDelaySeconds: 8
+            periodSeconds: 1
 "#;
 
 fn environment(name: &str, timeout: &str) -> String {
@@ -66,6 +85,7 @@ fn repo(name: &str, timeout: &str) -> Repo {
     );
     repo.write("modules/platform/templates/crd.yaml", CRD);
     repo.write("modules/platform/templates/widget.yaml", WIDGET);
+    repo.write("modules/platform/templates/database.yaml", DATABASE);
     repo.write(
         "modules/app/Chart.yaml",
         "apiVersion: v2\nname: app\nversion: 0.1.0\n",
@@ -99,7 +119,7 @@ async fn a_crd_and_its_resources_in_one_run_and_releases_wait_for_what_they_depe
     let client = kube_client(settings).await;
     let configs = Api::<ConfigMap>::namespaced(client.clone(), &name);
 
-    // The Widget never becomes ready within the platform's 3 s: app is not applied.
+    // The database cannot be ready within the platform's 3 s: app is not applied.
     let run = envboot(&repo, settings, &["apply", &name]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(
@@ -109,7 +129,8 @@ async fn a_crd_and_its_resources_in_one_run_and_releases_wait_for_what_they_depe
         run.stderr
     );
     assert!(
-        run.stderr.contains("Widget") && run.stderr.contains("Starting"),
+        run.stderr
+            .contains(&format!("Deployment {name}/db: 0 of 1 replicas ready")),
         "names what is not ready and why: {}",
         run.stderr
     );
@@ -120,38 +141,49 @@ async fn a_crd_and_its_resources_in_one_run_and_releases_wait_for_what_they_depe
     assert_eq!(widget.data["spec"]["size"], 3);
     assert!(configs.get_opt("app-config").await.expect("get").is_none());
 
-    // With a longer timeout, app follows as soon as the Widget reports Ready.
+    // With a longer timeout (and a new database pod), app follows once the database is ready.
     repo.edit(
         &format!("environments/{name}/environment.yaml"),
         "timeout: 3s",
         "timeout: 120s",
     );
-    repo.commit("give the platform time");
-    let mut apply = spawn_json(&repo, settings, &["apply", &name]);
-    let stdout = apply.stdout.take().expect("stdout");
-    // Wait until envboot is past planning (the plan event), then check it holds app back.
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-    let planned = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.contains("\"event\":\"plan\""));
-    assert!(planned, "envboot printed its plan");
-    assert!(
-        configs.get_opt("app-config").await.expect("get").is_none(),
-        "app waits for the platform"
+    repo.edit(
+        &format!("environments/{name}/environment.yaml"),
+        "size: 3",
+        "size: 4",
     );
-    widgets(client.clone(), &name)
-        .patch(
-            "db",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"status": {"conditions": [
-                {"type": "Ready", "status": "True", "reason": "Running"}]}})),
-        )
+    repo.commit("give the platform time, and a bigger database");
+    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    let db = pods(&client, &name, "app=db").await;
+    let db = db
+        .iter()
+        .find(|p| {
+            p.metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.get("size").map(String::as_str) == Some("4"))
+        })
+        .unwrap_or_else(|| panic!("the rolled database pod: {db:?}"));
+    let ready_at = db
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready" && c.status == "True"))
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| panic!("the database pod is ready: {db:?}"));
+    let created_at = configs
+        .get("app-config")
         .await
-        .expect("report the Widget ready");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = apply.wait().expect("apply finishes");
-    assert!(status.success(), "{rest:?}");
+        .expect("applied")
+        .metadata
+        .creation_timestamp
+        .expect("created");
+    assert!(
+        created_at.0 >= ready_at.0,
+        "app was applied ({:?}) only once the database was ready ({:?})",
+        created_at.0,
+        ready_at.0
+    );
     assert_eq!(
         configs
             .get("app-config")

@@ -94,10 +94,12 @@ async fn one_apply_rebuilds_everything_deleted_behind_envboots_back() {
     let settings = shared.settings();
     let name = unique("disaster");
     let repo = sandbox_repo(&name);
-    envboot(&repo, settings, &["apply", &name]).assert_ok();
+    envboot(&repo, settings, &["apply", &name, "--wait", "120s"]).assert_ok();
     let ec2 = ec2(settings).await;
     let client = kube_client(settings).await;
     let ns = format!("{name}-apps");
+    let greeting = format!("Hello from {name}\n");
+    assert_eq!(service_answer(&client, &ns, "hello").await, greeting);
     let before = aws_addresses(&ec2, &name).await;
     assert_eq!(before.len(), 7, "{before:?}");
 
@@ -142,9 +144,10 @@ async fn one_apply_rebuilds_everything_deleted_behind_envboots_back() {
         )
         .await;
 
-    // One apply restores it all, from Git alone.
-    let run = envboot(&repo, settings, &["apply", &name]);
+    // One apply restores it all, from Git alone, and the app answers again.
+    let run = envboot(&repo, settings, &["apply", &name, "--wait", "120s"]);
     run.assert_ok();
+    assert_eq!(service_answer(&client, &ns, "hello").await, greeting);
     let after = aws_addresses(&ec2, &name).await;
     assert_eq!(
         after, before,

@@ -5,26 +5,13 @@ use crate::common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
-/// The sandbox environment without the chart (whose pods never run: the sandbox has no kubelet).
-fn without_chart(name: &str) -> String {
-    let env = sandbox_environment(name);
-    let start = env.find("releases:").expect("releases");
-    let end = env.find("configMaps:").expect("configMaps");
-    format!("{}{}", &env[..start], &env[end..])
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn recreate_rebuilds_a_copy_verifies_and_destroys_it_leaving_the_original_alone() {
     let shared = sandbox();
     let settings = shared.settings();
     let name = unique("nightly");
     let copy = format!("{name}-copy");
-    let repo = Repo::new(&name, &without_chart(&name));
-    repo.write(
-        &format!("environments/{name}/config/app.properties"),
-        "a=b\n",
-    );
-    repo.commit("config");
+    let repo = sandbox_repo(&name);
     envboot(&repo, settings, &["apply", &name]).assert_ok();
     let ec2 = ec2(settings).await;
     let original = owned_aws(&ec2, &name).await;
@@ -55,8 +42,14 @@ async fn recreate_rebuilds_a_copy_verifies_and_destroys_it_leaving_the_original_
     assert_eq!(json["ok"], true);
     assert_eq!(json["leaks"], serde_json::json!([]));
     assert_eq!(
-        json["phases"][0]["message"], "9 created",
-        "7 AWS resources, a namespace, a ConfigMap: {json}"
+        json["phases"][0]["message"], "12 created",
+        "7 AWS resources, a namespace, a ConfigMap, the chart's ConfigMap, Deployment and Service: {json}"
+    );
+    // The copy's pods really ran: verify waited for their readiness, and says how long.
+    let verified = json["phases"][1]["message"].as_str().unwrap_or_default();
+    assert!(
+        verified.contains("match Git and are ready (after waiting "),
+        "{json}"
     );
     assert!(json["phases"][2]["seconds"].as_f64().is_some());
 
@@ -81,7 +74,14 @@ fn a_copy_that_never_becomes_ready_fails_the_job_but_is_still_destroyed() {
     let settings = shared.settings();
     let name = unique("unready");
     let copy = format!("{name}-copy");
+    // An image the node does not have: the copy's Deployment can never become ready.
     let repo = sandbox_repo(&name);
+    repo.edit(
+        &format!("environments/{name}/environment.yaml"),
+        "      greeting: Hello from",
+        "      image: {tag: no-such-tag}\n      greeting: Hello from",
+    );
+    repo.commit("an image that does not exist");
     // A report folder that does not exist yet is created: the reports are the job's product.
     let tmp = tempfile::tempdir().expect("tempdir");
     let reports = tmp.path().join("nightly/reports");
@@ -97,13 +97,14 @@ fn a_copy_that_never_becomes_ready_fails_the_job_but_is_still_destroyed() {
             "--report-dir",
             &dir,
             "--ready-timeout",
-            "1s",
+            "10s",
         ],
     );
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout
-            .contains(&format!("Deployment {copy}-{name}-apps/hello: ")),
+            .contains(&format!("Deployment {copy}-{name}-apps/hello: "))
+            && run.stdout.contains("ErrImageNeverPull"),
         "{}",
         run.stdout
     );

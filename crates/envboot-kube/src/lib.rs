@@ -593,8 +593,11 @@ impl Kube {
                 (),
             );
         }
-        // CRDs seen Established, as the watch showed them.
+        // CRDs seen Established, as the watch showed them; workloads last seen not ready.
         let mut established: Vec<Value> = Vec::new();
+        let mut workloads: BTreeMap<ObjectKey, Value> = BTreeMap::new();
+        // Targets that failed for good (a Job, a Pod): waiting longer cannot help.
+        let mut failed: BTreeMap<ObjectKey, String> = BTreeMap::new();
         let mut update = |pending: &mut BTreeMap<ObjectKey, String>,
                           object: &DynamicObject,
                           api_version: &str,
@@ -607,11 +610,24 @@ impl Kube {
                 match ready::readiness(&value) {
                     ready::Readiness::Ready => {
                         pending.remove(&key);
+                        workloads.remove(&key);
                         if kind == "CustomResourceDefinition" {
                             established.push(value);
                         }
                     }
-                    ready::Readiness::NotReady(why) => *reason = why,
+                    ready::Readiness::NotReady(why) => {
+                        *reason = why;
+                        if ready::has_pods(kind) {
+                            workloads.insert(key, value);
+                        }
+                    }
+                    ready::Readiness::Failed(why) => {
+                        pending.remove(&key);
+                        failed.insert(key.clone(), why);
+                        if ready::has_pods(kind) {
+                            workloads.insert(key, value);
+                        }
+                    }
                 }
             }
         };
@@ -651,6 +667,16 @@ impl Kube {
                 *reason = format!("not seen ({why})");
             }
         }
+        pending.append(&mut failed);
+        // A workload that is not ready: its pods tell why (the image, a crash, the scheduler).
+        for (key, workload) in &workloads {
+            if let Some(reason) = pending.get_mut(key) {
+                for problem in self.pod_problems(key, workload).await {
+                    reason.push_str("; ");
+                    reason.push_str(&problem);
+                }
+            }
+        }
         // An Established CRD's kinds reach discovery a moment later: what is applied next
         // needs them served.
         for crd in &established {
@@ -659,6 +685,30 @@ impl Kube {
             }
         }
         Ok(pending.into_iter().collect())
+    }
+
+    /// What the pods of `workload` (selected by its `spec.selector`) report as keeping them
+    /// from running or being ready; a failed listing is reported as such.
+    async fn pod_problems(&self, key: &ObjectKey, workload: &Value) -> Vec<String> {
+        let (Some(namespace), Some(selector)) = (
+            key.namespace.as_deref(),
+            ready::selector_query(&workload["spec"]["selector"]),
+        ) else {
+            return Vec::new();
+        };
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client.clone(), namespace);
+        match pods.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => {
+                let pods: Vec<Value> = list
+                    .items
+                    .iter()
+                    .filter_map(|p| serde_json::to_value(p).ok())
+                    .collect();
+                ready::pod_problems(&pods)
+            }
+            Err(e) => vec![format!("its pods could not be listed: {e}")],
+        }
     }
 
     /// Waits until discovery serves every served version of the CRD `crd`, polling with a

@@ -1,1 +1,5 @@
-{{/* Helpers are not supported by envboot's simple engine yet; this file is not emitted. */}}
+{{/* The labels every object of the release carries. */}}
+{{- define "hello.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
