@@ -9,8 +9,8 @@ use futures::StreamExt;
 use super::cluster::k3s_plan;
 use super::provider::{Cloud, Cluster, Guarded};
 use super::{
-    first_reference, release_of, release_waves, resolve_object, Error, Goal, Plan, Report, Result,
-    Step, Targets, RELEASE_TIMEOUT,
+    cloud_addresses, cloud_reference, release_of, release_waves, resolve_object, Error, Goal, Plan,
+    Report, Result, Step, Targets, RELEASE_TIMEOUT,
 };
 use crate::aws::{self, AwsChange};
 use crate::kube::{self, KubeChange, ObjectKey};
@@ -144,6 +144,7 @@ async fn kube_phase(
     // Releases with `dependsOn` go in waves: a wave starts once the releases it depends on
     // are applied and ready.
     if let Some(k) = cluster {
+        let cloud = cloud_addresses(plan.aws.iter().map(|c| c.change.address.as_str()));
         let waves = release_waves(&plan.releases);
         let wave_of = |c: &KubeChange| {
             release_of(c)
@@ -181,12 +182,13 @@ async fn kube_phase(
                     pre_done = true;
                 }
                 let force = plan.options.force_conflicts;
+                let cloud = &cloud;
 
                 let mut done = futures::stream::iter(group.iter().copied())
                     .map(|c| async move {
                         let desired = c.desired.as_ref().unwrap_or(&serde_json::Value::Null);
                         let object = resolve_object(desired, known);
-                        if let Some(reference) = first_reference(&object) {
+                        if let Some(reference) = cloud_reference(&object, cloud) {
                             return Err(Error::Unresolved {
                                 address: c.key.to_string(),
                                 reference,

@@ -734,6 +734,7 @@ async fn plan_kube(
     k: &impl ClusterDiscovery,
     known: &HashMap<String, String>,
 ) -> Result<KubePlan> {
+    let cloud = cloud_addresses(loaded.env.resources.iter().map(|r| r.address.as_str()));
     plan_cluster(
         &loaded.env.name,
         &loaded.manifests,
@@ -742,11 +743,14 @@ async fn plan_kube(
         options,
         k,
         known,
+        &cloud,
     )
     .await
 }
 
-/// Plans environment `name`'s objects (`manifests`, `hooks`) against the cluster `k`.
+/// Plans environment `name`'s objects (`manifests`, `hooks`) against the cluster `k`; `cloud`
+/// holds the addresses of the environment's cloud resources (see [`cloud_reference`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn plan_cluster(
     name: &str,
     manifests: &[Manifest],
@@ -755,6 +759,7 @@ pub(crate) async fn plan_cluster(
     options: PlanOptions,
     k: &impl ClusterDiscovery,
     known: &HashMap<String, String>,
+    cloud: &BTreeSet<String>,
 ) -> Result<KubePlan> {
     let mut desired = Vec::new();
     let mut kinds = BTreeSet::new();
@@ -863,7 +868,7 @@ pub(crate) async fn plan_cluster(
         let (Some(object), Some(live)) = (&c.desired, &c.live) else {
             continue;
         };
-        if model::refs::any(object) {
+        if cloud_reference(object, cloud).is_some() {
             // Only apply can tell: an AWS resource it refers to is still to be created (the
             // fields that refer to it are already unknown).
             continue;
@@ -990,11 +995,23 @@ fn resolve_object(
     v
 }
 
-/// The first reference (`network.vpc.id`) still in a string of `object`.
-fn first_reference(object: &serde_json::Value) -> Option<String> {
+/// The addresses of cloud resources, for [`cloud_reference`].
+fn cloud_addresses<'a>(addresses: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    addresses.into_iter().map(str::to_string).collect()
+}
+
+/// The first reference to an attribute of one of the cloud resources `cloud` (`network.vpc.id`,
+/// with `network.vpc` among them) still in a string of the Kubernetes object `object`. Only
+/// those are envboot's: any other `${...}` in a chart's output is the chart's own text (a
+/// shell's `${HOME:-/root}`, Spring's `${spring.datasource.url}`) and is applied as it is.
+fn cloud_reference(object: &serde_json::Value, cloud: &BTreeSet<String>) -> Option<String> {
     let mut found = Vec::new();
     model::refs::collect(object, "", &mut found);
-    found.into_iter().next().map(|(_, expr)| expr)
+    found.into_iter().map(|(_, expr)| expr).find(|expr| {
+        model::refs::Ref::parse(expr)
+            .address()
+            .is_some_and(|a| cloud.contains(a))
+    })
 }
 
 /// What one executed step did, for progress output.

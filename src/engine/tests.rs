@@ -856,6 +856,7 @@ fn plan_layers(
             options,
             memory,
             &known_attributes(&aws),
+            &cloud_addresses(resources.iter().map(|r| r.address.as_str())),
         )
         .await
         .unwrap();
@@ -932,4 +933,20 @@ fn objects_are_planned_from_what_the_cluster_has_with_aws_ids_resolved() {
     assert_eq!(by_name("gone").change.action, Action::Delete);
     assert!(by_name("theirs").conflict.is_some());
     assert_eq!(memory.log(), ["discover aws test", "discover kube test"]);
+}
+
+#[test]
+fn only_references_to_the_environments_cloud_resources_are_envboots_in_kubernetes_objects() {
+    let cloud = cloud_addresses(["network.vpc", "web.server"]);
+    let chart_text = serde_json::json!({"data": {
+        "start.sh": "exec app --home ${HOME:-/root} ${ENVIRONMENT:+($ENVIRONMENT)}",
+        "application.properties": "url=${spring.datasource.url}",
+        "two": "${a.b}",
+    }});
+    assert_eq!(cloud_reference(&chart_text, &cloud), None);
+    let with_vpc = serde_json::json!({"data": {"VPC": "${network.vpc.id}", "HOME": "${HOME}"}});
+    assert_eq!(
+        cloud_reference(&with_vpc, &cloud).as_deref(),
+        Some("network.vpc.id")
+    );
 }

@@ -190,7 +190,11 @@ async fn folders_env_files_and_binary_files_with_a_hash_suffix_that_rolls_the_wo
     let web = deployments.get("web").await.expect("deployment");
     assert_eq!(
         referenced(&web)[..3],
-        [second_name.clone(), second_name.clone(), second_name.clone()]
+        [
+            second_name.clone(),
+            second_name.clone(),
+            second_name.clone()
+        ]
     );
     // The rollout is real: a new pod runs with the new ConfigMap, and the old pod goes.
     await_pods_deleted(&client, &first_pods, std::time::Duration::from_secs(90)).await;

@@ -158,7 +158,9 @@ async fn hooks_run_at_their_phases_and_a_failing_hook_stops_the_upgrade() {
     );
     assert!(
         failed.stderr.contains("BackoffLimitExceeded")
-            && failed.stderr.contains("container migrate exited with code 1"),
+            && failed
+                .stderr
+                .contains("container migrate exited with code 1"),
         "{}",
         failed.stderr
     );

@@ -73,14 +73,33 @@ pub struct KubeChange {
     pub conflict: Option<String>,
 }
 
-/// A value as the plan shows it: JSON, unknown where it still refers to an AWS resource.
+/// A desired value as the plan shows it: JSON, unknown where it still refers to an AWS resource.
 fn show(v: &Value) -> PlanValue {
     PlanValue::of(v)
 }
 
+/// A value the server holds or returned: always known, whatever `${...}` text it has.
+fn held(v: &Value) -> PlanValue {
+    PlanValue::json(v)
+}
+
 /// Fields of `desired` that differ in `live`, as changes at their paths.
 pub fn compare(desired: &Value, live: &Value, path: &str, out: &mut Vec<FieldChange>) {
-    match (desired, live) {
+    compare_with(desired, live, path, out, show);
+}
+
+/// [`compare`], showing desired values with `show_desired`.
+fn compare_with(
+    desired: &Value,
+    live_value: &Value,
+    path: &str,
+    out: &mut Vec<FieldChange>,
+    show_desired: fn(&Value) -> PlanValue,
+) {
+    let recurse = |d: &Value, l: &Value, p: &str, out: &mut Vec<FieldChange>| {
+        compare_with(d, l, p, out, show_desired)
+    };
+    match (desired, live_value) {
         (Value::Object(d), Value::Object(l)) => {
             for (k, dv) in d {
                 let p = if path.is_empty() {
@@ -92,11 +111,11 @@ pub fn compare(desired: &Value, live: &Value, path: &str, out: &mut Vec<FieldCha
                     continue;
                 }
                 match l.get(k) {
-                    Some(lv) => compare(dv, lv, &p, out),
+                    Some(lv) => recurse(dv, lv, &p, out),
                     None => out.push(FieldChange {
                         path: p,
                         before: None,
-                        after: Some(show(dv)),
+                        after: Some(show_desired(dv)),
                         forces_replacement: false,
                     }),
                 }
@@ -104,14 +123,14 @@ pub fn compare(desired: &Value, live: &Value, path: &str, out: &mut Vec<FieldCha
         }
         (Value::Array(d), Value::Array(l)) if d.len() == l.len() => {
             for (i, (dv, lv)) in d.iter().zip(l).enumerate() {
-                compare(dv, lv, &format!("{path}[{i}]"), out);
+                recurse(dv, lv, &format!("{path}[{i}]"), out);
             }
         }
         (d, l) if numbers_equal(d, l) || d == l => {}
         (d, l) => out.push(FieldChange {
             path: path.to_string(),
-            before: Some(show(l)),
-            after: Some(show(d)),
+            before: Some(held(l)),
+            after: Some(show_desired(d)),
             forces_replacement: false,
         }),
     }
@@ -149,7 +168,7 @@ pub fn removed(
                 if let Some(lv) = live.get(name) {
                     out.push(FieldChange {
                         path: p,
-                        before: Some(show(lv)),
+                        before: Some(held(lv)),
                         after: None,
                         forces_replacement: false,
                     });
@@ -324,7 +343,7 @@ fn strip(object: &Value) -> Value {
 pub fn dry_run_changes(result: &Value, live: &Value) -> Vec<FieldChange> {
     let (result, live) = (strip(result), strip(live));
     let mut out = Vec::new();
-    compare(&result, &live, "", &mut out);
+    compare_with(&result, &live, "", &mut out, held);
     gone(&live, &result, "", &mut out);
     out
 }
@@ -341,7 +360,7 @@ fn gone(live: &Value, result: &Value, path: &str, out: &mut Vec<FieldChange>) {
             match r.get(k) {
                 None => out.push(FieldChange {
                     path: p,
-                    before: Some(show(lv)),
+                    before: Some(held(lv)),
                     after: None,
                     forces_replacement: false,
                 }),

@@ -158,7 +158,11 @@ pub fn selector_query(selector: &Value) -> Option<String> {
             terms.push(format!("{k}={}", v.as_str()?));
         }
     }
-    for e in selector["matchExpressions"].as_array().into_iter().flatten() {
+    for e in selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let key = e["key"].as_str()?;
         let values = || -> Option<String> {
             let vs: Option<Vec<&str>> = e["values"].as_array()?.iter().map(Value::as_str).collect();
@@ -217,7 +221,10 @@ fn problems_of(pod: &Value) -> Vec<String> {
         let restarts = int(&c["restartCount"]);
         let last = &c["lastState"]["terminated"];
         if let Some(waiting) = c["state"]["waiting"].as_object() {
-            let reason = waiting.get("reason").and_then(Value::as_str).unwrap_or("Waiting");
+            let reason = waiting
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("Waiting");
             if matches!(reason, "ContainerCreating" | "PodInitializing") {
                 continue;
             }
@@ -237,11 +244,15 @@ fn problems_of(pod: &Value) -> Vec<String> {
             if code != 0 {
                 out.push(format!(
                     "container {container} exited with code {code} ({})",
-                    done.get("reason").and_then(Value::as_str).unwrap_or("Error")
+                    done.get("reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Error")
                 ));
             }
         } else if c["state"]["running"].is_object() && c["ready"] == false {
-            out.push(format!("container {container}: running, not ready (readiness probe)"));
+            out.push(format!(
+                "container {container}: running, not ready (readiness probe)"
+            ));
         }
     }
     out
@@ -279,8 +290,14 @@ mod tests {
         );
         let pod = |phase: &str| json!({"kind": "Pod", "status": {"phase": phase}});
         assert_eq!(readiness(&pod("Succeeded")), Readiness::Ready);
-        assert_eq!(readiness(&pod("Failed")), Readiness::Failed("the pod failed".into()));
-        assert_eq!(readiness(&pod("Running")), Readiness::NotReady("phase Running".into()));
+        assert_eq!(
+            readiness(&pod("Failed")),
+            Readiness::Failed("the pod failed".into())
+        );
+        assert_eq!(
+            readiness(&pod("Running")),
+            Readiness::NotReady("phase Running".into())
+        );
         let crd = json!({"kind": "CustomResourceDefinition", "status": {}});
         assert!(matches!(readiness(&crd), Readiness::NotReady(_)));
         let pvc = json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}});
@@ -304,7 +321,10 @@ mod tests {
         let s = json!({"matchLabels": {"app": "web"}, "matchExpressions": [
             {"key": "tier", "operator": "In", "values": ["a", "b"]},
             {"key": "old", "operator": "DoesNotExist"}]});
-        assert_eq!(selector_query(&s).as_deref(), Some("app=web,tier in (a,b),!old"));
+        assert_eq!(
+            selector_query(&s).as_deref(),
+            Some("app=web,tier in (a,b),!old")
+        );
         assert_eq!(selector_query(&json!({})), None);
         assert_eq!(
             selector_query(&json!({"matchExpressions": [{"key": "k", "operator": "Weird"}]})),

@@ -69,13 +69,11 @@ pub async fn await_pods_deleted(
 /// are in place (at most 30 s); a response that is not `200 OK` fails the test.
 pub async fn service_answer(client: &kube::Client, namespace: &str, name: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let service = kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(
-        client.clone(),
-        namespace,
-    )
-    .get(name)
-    .await
-    .expect("the Service");
+    let service =
+        kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), namespace)
+            .get(name)
+            .await
+            .expect("the Service");
     let spec = service.spec.expect("spec");
     let ip = spec.cluster_ip.expect("a cluster IP");
     let port = spec.ports.expect("ports")[0].port;
@@ -94,7 +92,10 @@ pub async fn service_answer(client: &kube::Client, namespace: &str, name: &str) 
         match tokio::time::timeout(std::time::Duration::from_secs(3), attempt).await {
             Ok(Ok(response)) if !response.is_empty() => {
                 let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-                assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{response}");
+                assert!(
+                    head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+                    "{response}"
+                );
                 return body.to_string();
             }
             outcome if tokio::time::Instant::now() + pause > deadline => {
