@@ -1059,10 +1059,23 @@ fn crd_kinds(manifests: &[render::Manifest]) -> BTreeMap<(String, String), bool>
 /// because they hold objects envboot does not own) are left out.
 pub async fn leaks(loaded: &Loaded, options: PlanOptions, kept: &[String]) -> Result<Vec<String>> {
     let plan = plan(loaded, Goal::Destroy, options).await?;
+    // Labelled objects envboot never applied are not deleted, but they carry the label.
+    let foreign = plan
+        .kube
+        .iter()
+        .filter(|c| c.change.action == Action::NoOp && c.desired.is_none())
+        .map(|c| &c.change);
     Ok(plan
         .changes()
         .filter(|c| c.action == Action::Delete)
+        .chain(foreign)
         .filter(|c| !(c.kind == "Namespace" && kept.contains(&c.address)))
-        .map(|c| format!("{} {}", c.kind, c.address))
+        .map(|c| match c.action {
+            Action::Delete => format!("{} {}", c.kind, c.address),
+            _ => format!(
+                "{} {} (labelled, but not applied by envboot)",
+                c.kind, c.address
+            ),
+        })
         .collect())
 }

@@ -31,7 +31,7 @@ spec:
           image: envboot.local/busybox:1.35
           imagePullPolicy: Never
           # The migration fails for level `broken`.
-          command: [sh, -c, "echo migrating to {{ .Values.level }}; test {{ .Values.level | quote }} != broken"]
+          command: [sh, -c, 'echo migrating to {{ .Values.level }}; test {{ .Values.level | quote }} != broken']
 "#;
 
 const NOTIFY: &str = r#"apiVersion: v1

@@ -213,7 +213,25 @@ async fn destroy_reports_what_still_carries_the_environments_labels() {
         "the leak report names it: {stderr}"
     );
 
-    // The report names it (text output this time: a rerun deletes it and reports nothing).
+    // envboot never applied it, so it is not envboot's to delete: a rerun leaves it alone and
+    // reports it again (text output this time), until its owner removes it.
+    let run = envboot(&repo, settings, &["destroy", &name]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "ConfigMap default/{name}-late (labelled, but not applied by envboot)"
+        )),
+        "{}",
+        run.stderr
+    );
+    defaults
+        .get(&format!("{name}-late"))
+        .await
+        .expect("left alone");
+    defaults
+        .delete(&format!("{name}-late"), &Default::default())
+        .await
+        .expect("its owner removes it");
     let run = envboot(&repo, settings, &["destroy", &name]);
     run.assert_ok();
     assert!(
@@ -222,9 +240,4 @@ async fn destroy_reports_what_still_carries_the_environments_labels() {
         "{}",
         run.stdout
     );
-    assert!(defaults
-        .get_opt(&format!("{name}-late"))
-        .await
-        .expect("get")
-        .is_none());
 }

@@ -266,26 +266,40 @@ pub fn diff(
             conflict: None,
         });
     }
-    // What is left is owned but no longer declared: delete, in reverse install order.
+    // What is left is labelled but no longer declared: deleted, in reverse install order, if
+    // envboot applied it. A labelled object envboot never applied (a controller copied the
+    // label onto it, as onto a Service's Endpoints, or someone labelled it by hand) is left
+    // alone: a no-op without a desired object, which the leak check reports.
     let mut deletes: Vec<(ObjectKey, &Value)> = by_key.into_iter().collect();
     deletes.sort_by_key(|(k, _)| std::cmp::Reverse(envboot_core::render::kind_rank(&k.kind)));
-    out.extend(deletes.into_iter().map(|(key, l)| KubeChange {
-        change: Change {
-            kind: key.kind.clone(),
-            address: key.address(),
-            action: Action::Delete,
-            fields: Vec::new(),
-            reason: Some("no longer declared in Git".into()),
-        },
-        api_version: l["apiVersion"].as_str().unwrap_or_default().to_string(),
-        key,
-        desired: None,
-        live: Some(l.clone()),
-        force: false,
-        conflict: None,
+    out.extend(deletes.into_iter().map(|(key, l)| {
+        let (action, reason) = if owned_fields(l).is_some() {
+            (Action::Delete, "no longer declared in Git")
+        } else {
+            (Action::NoOp, NOT_APPLIED)
+        };
+        KubeChange {
+            change: Change {
+                kind: key.kind.clone(),
+                address: key.address(),
+                action,
+                fields: Vec::new(),
+                reason: Some(reason.into()),
+            },
+            api_version: l["apiVersion"].as_str().unwrap_or_default().to_string(),
+            key,
+            desired: None,
+            live: Some(l.clone()),
+            force: false,
+            conflict: None,
+        }
     }));
     out
 }
+
+/// Why a labelled object that is not declared is not deleted.
+pub const NOT_APPLIED: &str =
+    "carries the environment's label, but envboot never applied it: left alone";
 
 /// Shows `(sensitive)` for every changed value of a Secret's data, and for a secret value in
 /// any other field (a chart value from a secret): there the old value is masked whole, as it
@@ -450,11 +464,27 @@ mod tests {
     }
 
     #[test]
-    fn undeclared_objects_are_deleted_and_foreign_namespaces_left_alone() {
+    fn undeclared_objects_envboot_applied_are_deleted_and_foreign_namespaces_left_alone() {
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
-        let changes = diff(&[ns], &[cm(json!({}))], &["default".to_string()].into());
+        let mut applied = cm(json!({}));
+        applied["metadata"]["managedFields"] =
+            json!([{"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": {}}]);
+        let changes = diff(&[ns], &[applied], &["default".to_string()].into());
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].change.action, Action::Delete);
         assert_eq!(changes[0].key.to_string(), "ConfigMap n/c");
+    }
+
+    #[test]
+    fn a_labelled_object_envboot_never_applied_is_left_alone() {
+        // The Endpoints a controller made for a Service, with the Service's labels copied.
+        let mut copied = cm(json!({}));
+        copied["metadata"]["managedFields"] =
+            json!([{"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {}}]);
+        let changes = diff(&[], &[copied], &BTreeSet::new());
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].change.action, Action::NoOp);
+        assert!(changes[0].desired.is_none());
+        assert_eq!(changes[0].change.reason.as_deref(), Some(NOT_APPLIED));
     }
 }

@@ -359,11 +359,9 @@ impl Kube {
         Ok(())
     }
 
-    /// Every object of `environment`'s, of the given kinds, the `extra` kinds (from the
-    /// inventory) and the usual kinds; an extra or usual kind the cluster does not serve holds
-    /// nothing. An object is the environment's when it carries its label **and** envboot
-    /// applied it (its field manager in managedFields): controllers copy labels onto what they
-    /// make (the Endpoints and EndpointSlices of a Service), and those are not envboot's.
+    /// Every object labelled as `environment`'s, of the given kinds, the `extra` kinds (from
+    /// the inventory) and the usual kinds; an extra or usual kind the cluster does not serve
+    /// holds nothing. (Not all of them are envboot's to delete: see [`diff::diff`].)
     pub async fn discover(
         &self,
         environment: &str,
@@ -415,7 +413,6 @@ impl Kube {
                         });
                         serde_json::to_value(o).ok()
                     })
-                    .filter(|o| diff::owned_fields(o).is_some())
                     .collect::<Vec<_>>())
             }
         });

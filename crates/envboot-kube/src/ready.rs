@@ -47,7 +47,18 @@ pub fn readiness(object: &Value) -> Readiness {
             if observed < generation {
                 return stale();
             }
+            if kind == "Deployment" {
+                if let Some(c) = condition(object, "Progressing")
+                    .filter(|c| c["reason"] == "ProgressDeadlineExceeded")
+                {
+                    return Readiness::Failed(format!(
+                        "the rollout is stuck (ProgressDeadlineExceeded: {})",
+                        c["message"].as_str().unwrap_or("no message")
+                    ));
+                }
+            }
             let want = object["spec"]["replicas"].as_i64().unwrap_or(1);
+            let total = int(&status["replicas"]);
             let updated = int(&status["updatedReplicas"]);
             let ready = int(&status["readyReplicas"]);
             let available = if kind == "Deployment" {
@@ -55,10 +66,23 @@ pub fn readiness(object: &Value) -> Readiness {
             } else {
                 ready
             };
+            // A StatefulSet rolling out: pods of the old revision are still being replaced.
+            let rolling = kind == "StatefulSet"
+                && object["spec"]["updateStrategy"]["type"] != "OnDelete"
+                && status["updateRevision"].is_string()
+                && status["currentRevision"] != status["updateRevision"];
             if updated < want {
                 Readiness::NotReady(format!("{updated} of {want} replicas updated"))
             } else if ready < want || available < want {
                 Readiness::NotReady(format!("{ready} of {want} replicas ready"))
+            } else if total > want {
+                // The new pods are ready; pods of the old revision are still terminating.
+                Readiness::NotReady(format!("{} old replicas still terminating", total - want))
+            } else if rolling {
+                Readiness::NotReady(format!(
+                    "revision {} not rolled out to every replica yet",
+                    status["updateRevision"].as_str().unwrap_or("?")
+                ))
             } else {
                 Readiness::Ready
             }
@@ -68,10 +92,12 @@ pub fn readiness(object: &Value) -> Readiness {
                 return stale();
             }
             let want = int(&status["desiredNumberScheduled"]);
-            let ready = int(&status["numberReady"]);
+            let available = int(&status["numberAvailable"]);
             let updated = int(&status["updatedNumberScheduled"]);
-            if updated < want || ready < want {
-                Readiness::NotReady(format!("{ready} of {want} pods ready, {updated} updated"))
+            if updated < want || available < want {
+                Readiness::NotReady(format!(
+                    "{available} of {want} pods available, {updated} updated"
+                ))
             } else {
                 Readiness::Ready
             }
@@ -275,7 +301,27 @@ mod tests {
             Readiness::NotReady("1 of 2 replicas ready".into())
         );
         d["status"]["readyReplicas"] = json!(2);
+        // Mid-rollout: the new pods are ready, an old one is still there.
+        d["status"]["replicas"] = json!(3);
+        assert_eq!(
+            readiness(&d),
+            Readiness::NotReady("1 old replicas still terminating".into())
+        );
+        d["status"]["replicas"] = json!(2);
         assert_eq!(readiness(&d), Readiness::Ready);
+        d["status"]["conditions"] = json!([{"type": "Progressing", "status": "False",
+            "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"x\" has timed out progressing."}]);
+        assert!(matches!(readiness(&d), Readiness::Failed(m) if m.contains("stuck")));
+    }
+
+    #[test]
+    fn a_statefulset_is_ready_once_every_replica_runs_the_update_revision() {
+        let mut s = json!({"kind": "StatefulSet", "metadata": {"generation": 1}, "spec": {"replicas": 2},
+            "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2,
+                       "currentRevision": "web-1", "updateRevision": "web-2"}});
+        assert!(matches!(readiness(&s), Readiness::NotReady(m) if m.contains("web-2")));
+        s["status"]["currentRevision"] = json!("web-2");
+        assert_eq!(readiness(&s), Readiness::Ready);
     }
 
     #[test]
