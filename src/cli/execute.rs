@@ -82,6 +82,9 @@ async fn execute_locked(loaded: &Loaded, run: &Run<'_>) -> engine::Result<u8> {
             }
         }
         printer.summary(goal, &plan, None);
+        if goal == Goal::Destroy {
+            leak_check(loaded, options, &[], &mut printer).await?;
+        }
         return Ok(exit::OK);
     }
     if !run.auto_approve && run.saved.is_none() && !approve(run.command())? {
@@ -97,22 +100,34 @@ async fn execute_locked(loaded: &Loaded, run: &Run<'_>) -> engine::Result<u8> {
     let report = engine::apply(&plan, &mut |step| printer.step(&step)).await?;
     printer.summary(goal, &plan, Some(&report));
     if goal == Goal::Destroy {
-        // The leak report: a new look, by tags and labels, for anything still there.
-        let options = PlanOptions {
-            wait: None,
-            ..options
-        };
-        let leaks = engine::leaks(loaded, options, &report.kept).await?;
-        if !leaks.is_empty() {
-            return Err(engine::Error::Leaked {
-                list: leaks
-                    .iter()
-                    .map(|l| format!("  {l}"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            });
-        }
-        printer.note("Leak check: nothing carries the environment's tags or labels any more.");
+        leak_check(loaded, options, &report.kept, &mut printer).await?;
     }
     Ok(exit::OK)
+}
+
+/// The leak report after a destroy: a new look, by tags and labels, for anything still there
+/// (also when there was nothing to destroy: a labelled object envboot never applied is not
+/// deleted, and still fails the check).
+async fn leak_check(
+    loaded: &Loaded,
+    options: PlanOptions,
+    kept: &[String],
+    printer: &mut Printer,
+) -> engine::Result<()> {
+    let options = PlanOptions {
+        wait: None,
+        ..options
+    };
+    let leaks = engine::leaks(loaded, options, kept).await?;
+    if !leaks.is_empty() {
+        return Err(engine::Error::Leaked {
+            list: leaks
+                .iter()
+                .map(|l| format!("  {l}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
+    printer.note("Leak check: nothing carries the environment's tags or labels any more.");
+    Ok(())
 }

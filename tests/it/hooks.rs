@@ -95,19 +95,36 @@ async fn hooks_run_at_their_phases_and_a_failing_hook_stops_the_upgrade() {
     let out = apply.wait_with_output().expect("apply ends");
     let events = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{events}");
-    let done = events
-        .find(&format!(
-            "hook Job {name}/migrate (pre-install of release app) done"
-        ))
-        .unwrap_or_else(|| panic!("the hook ran: {events}"));
-    // The release's objects are applied only after its pre-install hook succeeded.
-    let applied = events
-        .lines()
-        .position(|l| l.contains("\"event\":\"change\"") && l.contains("app-config"));
-    let done_line = events[..done].lines().count();
     assert!(
-        applied.is_some_and(|at| at >= done_line),
-        "the ConfigMap was applied after the hook: {events}"
+        events.contains(&format!(
+            "hook Job {name}/migrate (pre-install of release app) done"
+        )),
+        "{events}"
+    );
+    // The release's objects were created once the Job had completed (the job controller's
+    // event says when; the Job itself is gone, deleted on success).
+    let completed = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), &name)
+        .list(&ListParams::default().fields("involvedObject.name=migrate,reason=Completed"))
+        .await
+        .expect("events")
+        .items;
+    let completed_at = completed
+        .iter()
+        .filter_map(|e| e.last_timestamp.as_ref().or(e.first_timestamp.as_ref()))
+        .map(|t| t.0)
+        .max()
+        .unwrap_or_else(|| panic!("the Job completed: {completed:?}"));
+    let created_at = configs
+        .get("app-config")
+        .await
+        .expect("applied")
+        .metadata
+        .creation_timestamp
+        .expect("created")
+        .0;
+    assert!(
+        created_at >= completed_at,
+        "app-config created at {created_at:?}, the Job completed at {completed_at:?}"
     );
     assert_eq!(
         configs
