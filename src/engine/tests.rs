@@ -908,9 +908,18 @@ fn objects_are_planned_from_what_the_cluster_has_with_aws_ids_resolved() {
         json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": "apps"}, "data": data})
     };
+    // What envboot applied carries its field manager, as the server records it.
+    let applied = |mut object: Value| {
+        object["metadata"]["managedFields"] =
+            json!([{"manager": "envboot", "operation": "Apply", "fieldsV1": {}}]);
+        object
+    };
     let memory = Memory {
         actual: vec![found(&net, "vpc-1")],
-        live: vec![cm("same", json!({"vpc": "vpc-1"})), cm("gone", json!({}))],
+        live: vec![
+            applied(cm("same", json!({"vpc": "vpc-1"}))),
+            applied(cm("gone", json!({}))),
+        ],
         unowned: BTreeMap::from([(
             ObjectKey::of(&cm("theirs", json!({}))),
             "it exists without the environment's label".to_string(),
