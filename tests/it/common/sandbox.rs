@@ -191,7 +191,8 @@ pub fn free_port() -> u16 {
         .expect("a free port below the outgoing range")
 }
 
-/// A sandbox of this test's own, stopped (its processes only) when dropped.
+/// A sandbox of this test's own (a control plane and moto, without a node), stopped (its
+/// processes only) when dropped.
 pub struct PrivateSandbox {
     pub dir: tempfile::TempDir,
     pub ports: Vec<(&'static str, u16)>,
@@ -204,6 +205,8 @@ impl PrivateSandbox {
             .arg(project_root().join("scripts/sandbox"))
             .arg(verb)
             .env("ENVBOOT_SANDBOX_DIR", self.dir.path())
+            // The machine's one node belongs to the shared sandbox.
+            .env("ENVBOOT_SANDBOX_NODE", "0")
             .envs(self.ports.iter().map(|(k, v)| (*k, v.to_string())))
             .stdout(Stdio::null())
             .status()
