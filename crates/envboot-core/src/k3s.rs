@@ -401,11 +401,17 @@ mod tests {
         }
     }
 
+    /// The package's folder: as cargo gives it when it runs the test (a test binary built in a
+    /// shared target directory from a checkout elsewhere is reused as it is), else as compiled.
+    fn manifest_dir() -> std::path::PathBuf {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    }
+
     /// Compares with `tests/golden/<name>`; `ENVBOOT_BLESS=1` rewrites the file.
     fn golden(name: &str, actual: &str) {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/golden")
-            .join(name);
+        let path = manifest_dir().join("../../tests/golden").join(name);
         if std::env::var_os("ENVBOOT_BLESS").is_some() {
             std::fs::write(&path, actual).expect("write golden file");
         }

@@ -34,7 +34,7 @@ const RANDOM_FUNCS: &[&str] = &[
 
 /// The repository's root (this crate lives in crates/envboot-helm).
 fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    package_dir().join("../..")
 }
 
 fn cache_dir() -> PathBuf {
@@ -353,7 +353,7 @@ fn uses_random(dir: &Path) -> bool {
 }
 
 fn exceptions() -> BTreeMap<(String, String), String> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance-exceptions.txt");
+    let p = package_dir().join("tests/conformance-exceptions.txt");
     let text = std::fs::read_to_string(p).unwrap_or_default();
     let mut out = BTreeMap::new();
     for line in text.lines() {
@@ -601,7 +601,7 @@ fn helm_template_conformance() {
 }
 
 fn baseline_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wide-baseline.txt")
+    package_dir().join("tests/wide-baseline.txt")
 }
 
 /// The wide corpus: 61 real-world charts with vendored dependencies. A case listed in
@@ -668,4 +668,12 @@ fn helm_template_conformance_wide() {
         regressions.len(),
         regressions.join("\n")
     );
+}
+
+/// This crate's folder: as cargo gives it when it runs the test (a test binary built in a
+/// shared target directory from a checkout elsewhere is reused as it is), else as compiled.
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

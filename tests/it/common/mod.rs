@@ -25,5 +25,13 @@ pub use self::sandbox::*;
 
 /// The project's root folder.
 pub fn project_root() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    manifest_dir()
+}
+
+/// The package's folder: as cargo gives it when it runs the test (a test binary built in a
+/// shared target directory from a checkout elsewhere is reused as it is), else as compiled.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
