@@ -114,14 +114,7 @@ async fn hooks_run_at_their_phases_and_a_failing_hook_stops_the_upgrade() {
         .map(|t| t.0)
         .max()
         .unwrap_or_else(|| panic!("the Job completed: {completed:?}"));
-    let created_at = configs
-        .get("app-config")
-        .await
-        .expect("applied")
-        .metadata
-        .creation_timestamp
-        .expect("created")
-        .0;
+    let created_at = created_at(&configs, "app-config").await;
     assert!(
         created_at >= completed_at,
         "app-config created at {created_at:?}, the Job completed at {completed_at:?}"

@@ -171,17 +171,10 @@ async fn a_crd_and_its_resources_in_one_run_and_releases_wait_for_what_they_depe
         .and_then(|c| c.iter().find(|c| c.type_ == "Ready" && c.status == "True"))
         .and_then(|c| c.last_transition_time.clone())
         .unwrap_or_else(|| panic!("the database pod is ready: {db:?}"));
-    let created_at = configs
-        .get("app-config")
-        .await
-        .expect("applied")
-        .metadata
-        .creation_timestamp
-        .expect("created");
+    let created_at = created_at(&configs, "app-config").await;
     assert!(
-        created_at.0 >= ready_at.0,
-        "app was applied ({:?}) only once the database was ready ({:?})",
-        created_at.0,
+        created_at >= ready_at.0,
+        "app was applied ({created_at:?}) only once the database was ready ({:?})",
         ready_at.0
     );
     assert_eq!(

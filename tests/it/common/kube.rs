@@ -107,3 +107,18 @@ pub async fn service_answer(client: &kube::Client, namespace: &str, name: &str) 
         pause = (pause * 2).min(std::time::Duration::from_secs(1));
     }
 }
+
+/// When the server created object `name` (its creationTimestamp).
+pub async fn created_at<K>(api: &kube::Api<K>, name: &str) -> k8s_openapi::jiff::Timestamp
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get(name)
+        .await
+        .unwrap_or_else(|e| panic!("get {name}: {e}"))
+        .meta()
+        .creation_timestamp
+        .clone()
+        .unwrap_or_else(|| panic!("{name} has no creationTimestamp"))
+        .0
+}
