@@ -61,6 +61,7 @@ fn template(args: TemplateArgs) -> Result<u8, String> {
         set: args.set,
         set_string: args.set_string,
         is_upgrade: false,
+        max_steps: None,
     };
     let mut rendered = helm::template(&chart, &options).map_err(|e| e.to_string())?;
     if !args.show_only.is_empty() {

@@ -9,6 +9,10 @@ use crate::{Error, Loaded};
 
 /// Helm's `mergeMaps` for values files.
 pub(crate) fn merge_maps(a: &Value, b: &Value) -> Value {
+    crate::stack::deep(|| merge_maps_inner(a, b))
+}
+
+fn merge_maps_inner(a: &Value, b: &Value) -> Value {
     let (Value::Map(a), Value::Map(b)) = (a, b) else {
         return b.clone();
     };
@@ -28,6 +32,10 @@ pub(crate) fn merge_maps(a: &Value, b: &Value) -> Value {
 
 /// Helm's `coalesceTablesFullKey`: `dst` (higher precedence) over `src`, in place.
 fn coalesce_tables(dst: &value::MapRef, src: &value::MapRef, merge: bool) {
+    crate::stack::deep(|| coalesce_tables_inner(dst, src, merge))
+}
+
+fn coalesce_tables_inner(dst: &value::MapRef, src: &value::MapRef, merge: bool) {
     let src_entries = value::entries(src);
     for (k, sv) in src_entries {
         let dv = dst.borrow().get(&k).cloned();

@@ -120,9 +120,22 @@ pub struct Engine {
     pub templates: HashMap<String, Tmpl>,
     pub include_stack: Vec<String>,
     pub rng: u64,
+    /// Nodes walked so far in this render (see [`MAX_STEPS`]).
+    pub steps: u64,
+    pub max_steps: u64,
+    /// The position of the last action or control structure entered (for budget errors).
+    pub at: usize,
 }
 
+/// The rendering budget of one chart in steps (template nodes walked, including every pass of a
+/// range). Helm has none: a chart looping `until 2000000000` twice over runs there until it is
+/// killed. The largest chart of the conformance corpora (argo-cd with redis-ha) takes 11,124.
+pub const MAX_STEPS: u64 = 50_000_000;
+
 type R<T> = Result<T, Box<ExecError>>;
+
+/// Go's text/template: how deep `{{ template }}` calls may nest.
+const MAX_EXEC_DEPTH: usize = 100_000;
 
 /// Where Go reports a range error: the last node it evaluated.
 fn range_pos(c: &Control) -> usize {
@@ -147,6 +160,9 @@ impl Engine {
             templates: HashMap::new(),
             include_stack: Vec::new(),
             rng: 0x2545_f491_4f6c_dd1d,
+            steps: 0,
+            max_steps: MAX_STEPS,
+            at: 0,
         }
     }
 
@@ -245,8 +261,20 @@ impl Engine {
         dot: &Value,
         out: &mut String,
     ) -> R<Flow> {
+        // an empty range body still costs a step per iteration
+        self.steps += 1;
         for n in nodes {
-            match self.walk(st, n, dot, out)? {
+            self.steps += 1;
+            if self.steps > self.max_steps && !matches!(n, Node::Text(_)) {
+                let limit = self.max_steps;
+                return Err(self.over_budget(st, n, format!("{limit} steps")));
+            }
+            let flow = self.walk(st, n, dot, out)?;
+            if out.len() > crate::funcs::MAX_VALUE_BYTES {
+                let limit = crate::funcs::MAX_VALUE_BYTES;
+                return Err(self.over_budget(st, n, format!("{limit} bytes of output")));
+            }
+            match flow {
                 Flow::Normal => {}
                 f => return Ok(f),
             }
@@ -254,7 +282,28 @@ impl Engine {
         Ok(Flow::Normal)
     }
 
+    fn over_budget(&self, st: &State, node: &Node, what: String) -> Box<ExecError> {
+        let (pos, context) = match node {
+            Node::Action(p) => (p.pos, format!("{{{{{p}}}}}")),
+            Node::If(c) => (c.pos, format!("{{{{if {}}}}}", c.pipe)),
+            Node::With(c) => (c.pos, format!("{{{{with {}}}}}", c.pipe)),
+            Node::Range(c) => (c.pos, format!("{{{{range {}}}}}", c.pipe)),
+            Node::Template { pos, name, .. } => (*pos, format!("{{{{template {name:?}}}}}")),
+            _ => (self.at, String::new()),
+        };
+        self.err(
+            st,
+            pos,
+            context,
+            format!("rendering stopped: the chart exceeds envboot's budget of {what}"),
+        )
+    }
+
     fn walk(&mut self, st: &mut State, node: &Node, dot: &Value, out: &mut String) -> R<Flow> {
+        crate::stack::deep(|| self.walk_node(st, node, dot, out))
+    }
+
+    fn walk_node(&mut self, st: &mut State, node: &Node, dot: &Value, out: &mut String) -> R<Flow> {
         match node {
             Node::Text(t) => out.push_str(t),
             Node::Action(p) => {
@@ -264,6 +313,7 @@ impl Engine {
                 }
             }
             Node::If(c) | Node::With(c) => {
+                self.at = c.pos;
                 let is_with = matches!(node, Node::With(_));
                 let mark = st.vars.len();
                 let v = self.eval_pipe(st, &c.pipe, dot)?;
@@ -281,25 +331,34 @@ impl Engine {
                 st.vars.truncate(mark);
                 return Ok(flow);
             }
-            Node::Range(c) => return self.walk_range(st, c, dot, out),
+            Node::Range(c) => {
+                self.at = c.pos;
+                return self.walk_range(st, c, dot, out);
+            }
             Node::Template { pos, name, pipe } => {
                 let data = match pipe {
                     Some(p) => self.eval_pipe(st, p, dot)?,
                     None => Value::Nil,
                 };
-                let Some(t) = self.templates.get(name).cloned() else {
-                    let ctx = match pipe {
-                        Some(p) => format!("{{{{template {name:?} {p}}}}}"),
-                        None => format!("{{{{template {name:?}}}}}"),
-                    };
-                    return Err(self.err(st, *pos, ctx, format!("template {name:?} not defined")));
+                let ctx = || match pipe {
+                    Some(p) => format!("{{{{template {name:?} {p}}}}}"),
+                    None => format!("{{{{template {name:?}}}}}"),
                 };
-                if st.depth > 100_000 {
+                let Some(t) = self.templates.get(name).cloned() else {
                     return Err(self.err(
                         st,
                         *pos,
-                        String::new(),
-                        "exceeded max template depth (100000)".into(),
+                        ctx(),
+                        format!("template {name:?} not defined"),
+                    ));
+                };
+                // text/template's maxExecDepth, checked as walkTemplate does
+                if st.depth >= MAX_EXEC_DEPTH {
+                    return Err(self.err(
+                        st,
+                        *pos,
+                        ctx(),
+                        format!("exceeded maximum template depth ({MAX_EXEC_DEPTH})"),
                     ));
                 }
                 let mut inner = State {
@@ -539,6 +598,10 @@ impl Engine {
     }
 
     pub fn eval_arg(&mut self, st: &mut State, a: &Arg, dot: &Value) -> R<Value> {
+        crate::stack::deep(|| self.eval_arg_inner(st, a, dot))
+    }
+
+    fn eval_arg_inner(&mut self, st: &mut State, a: &Arg, dot: &Value) -> R<Value> {
         match a {
             Arg::Dot(_) => Ok(dot.clone()),
             Arg::Nil(_) => Ok(Value::Nil),

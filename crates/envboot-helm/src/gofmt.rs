@@ -4,6 +4,28 @@ use std::fmt::Write as _;
 
 use super::value::{format_v, go_float, go_quote, Value};
 
+/// fmt's `tooLarge`: widths and precisions beyond a million are refused.
+fn too_large(n: i64) -> bool {
+    !(-1_000_000..=1_000_000).contains(&n)
+}
+
+/// fmt's `parsenum` from `start`: the number (None if no digit) and where it ends, or None when
+/// the number grows too large (fmt then consumes the rest of the format).
+fn parse_num(chars: &[char], start: usize) -> Option<(Option<usize>, usize)> {
+    let mut num: i64 = 0;
+    let mut i = start;
+    let mut any = false;
+    while let Some(d) = chars.get(i).and_then(|c| c.to_digit(10)) {
+        if too_large(num) {
+            return None;
+        }
+        num = num * 10 + i64::from(d);
+        any = true;
+        i += 1;
+    }
+    Some((any.then_some(num as usize), i))
+}
+
 /// `fmt.Sprint`: spaces between operands when neither side is a string.
 pub fn sprint(args: &[Value]) -> String {
     let mut out = String::new();
@@ -69,40 +91,46 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         // width
         if i < chars.len() && chars[i] == '*' {
             i += 1;
-            if let Some(Value::Int(w)) = args.get(argi) {
-                if *w < 0 {
-                    sp.minus = true;
+            match args.get(argi) {
+                Some(Value::Int(w)) if !too_large(*w) => {
+                    if *w < 0 {
+                        sp.minus = true;
+                    }
+                    sp.width = Some(w.unsigned_abs() as usize);
                 }
-                sp.width = Some(w.unsigned_abs() as usize);
-            } else {
-                out.push_str("%!(BADWIDTH)");
+                _ => out.push_str("%!(BADWIDTH)"),
             }
             argi += 1;
         } else {
-            let st = i;
-            while i < chars.len() && chars[i].is_ascii_digit() {
-                i += 1;
-            }
-            if i > st {
-                sp.width = chars[st..i].iter().collect::<String>().parse().ok();
+            match parse_num(&chars, i) {
+                Some((n, next)) => {
+                    sp.width = n;
+                    i = next;
+                }
+                // fmt's parsenum gives up on a crazy long number: the rest is no verb
+                None => i = chars.len(),
             }
         }
         if i < chars.len() && chars[i] == '.' {
             i += 1;
             if i < chars.len() && chars[i] == '*' {
                 i += 1;
-                if let Some(Value::Int(p)) = args.get(argi) {
-                    sp.prec = Some((*p).max(0) as usize);
-                } else {
-                    out.push_str("%!(BADPREC)");
+                match args.get(argi) {
+                    Some(Value::Int(p)) if !too_large(*p) => sp.prec = Some((*p).max(0) as usize),
+                    _ => out.push_str("%!(BADPREC)"),
                 }
                 argi += 1;
             } else {
-                let st = i;
-                while i < chars.len() && chars[i].is_ascii_digit() {
-                    i += 1;
+                match parse_num(&chars, i) {
+                    Some((n, next)) => {
+                        sp.prec = Some(n.unwrap_or(0));
+                        i = next;
+                    }
+                    None => {
+                        sp.prec = Some(0);
+                        i = chars.len();
+                    }
                 }
-                sp.prec = Some(chars[st..i].iter().collect::<String>().parse().unwrap_or(0));
             }
         }
         if sp.minus {
@@ -194,6 +222,10 @@ fn sign(s: String, neg: bool, sp: &Spec) -> String {
 }
 
 fn format_one(verb: char, v: &Value, sp: &Spec) -> String {
+    crate::stack::deep(|| format_one_inner(verb, v, sp))
+}
+
+fn format_one_inner(verb: char, v: &Value, sp: &Spec) -> String {
     if verb == 'T' {
         return pad(v.type_name().to_string(), sp, false);
     }

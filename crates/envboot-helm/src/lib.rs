@@ -16,10 +16,13 @@ mod gofmt;
 mod parse;
 mod schema;
 mod semver;
+mod stack;
 mod strvals;
 mod value;
 mod yaml;
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;
 
@@ -64,6 +67,11 @@ pub enum Error {
     Manifest { file: String, message: String },
 }
 
+/// Helm's `MaxDecompressedFileSize`: the largest file a chart may hold.
+const MAX_FILE_SIZE: usize = 5 * 1024 * 1024;
+/// Helm's `MaxDecompressedChartSize`: the most a chart archive may unpack to.
+const MAX_CHART_SIZE: u64 = 100 * 1024 * 1024;
+
 /// A chart folder: every file, by path relative to the chart root.
 #[derive(Debug, Clone)]
 pub struct Chart {
@@ -71,16 +79,9 @@ pub struct Chart {
 }
 
 impl Chart {
-    pub fn from_files(files: BTreeMap<String, Vec<u8>>) -> Result<Chart, Error> {
-        if !files.contains_key("Chart.yaml") {
-            return Err(Error::Chart("Chart.yaml file is missing".to_string()));
-        }
-        Ok(Chart { files })
-    }
-
-    pub fn from_dir(path: &Path) -> Result<Chart, Error> {
-        let mut files = BTreeMap::new();
-        read_dir(path, path, &mut files)?;
+    /// A chart from its files, as Helm loads a folder: `.helmignore` applies, no file may be
+    /// larger than Helm's 5 MiB.
+    pub fn from_files(mut files: BTreeMap<String, Vec<u8>>) -> Result<Chart, Error> {
         let ignore = files
             .get(".helmignore")
             .map(|b| String::from_utf8_lossy(b).into_owned())
@@ -94,6 +95,21 @@ impl Chart {
         if !patterns.is_empty() {
             files.retain(|k, _| !helmignored(&patterns, k));
         }
+        if !files.contains_key("Chart.yaml") {
+            return Err(Error::Chart("Chart.yaml file is missing".to_string()));
+        }
+        if let Some((name, _)) = files.iter().find(|(_, b)| b.len() > MAX_FILE_SIZE) {
+            let base = name.rsplit('/').next().unwrap_or(name);
+            return Err(Error::Chart(format!(
+                "chart file {base:?} is larger than the maximum file size {MAX_FILE_SIZE}"
+            )));
+        }
+        Ok(Chart { files })
+    }
+
+    pub fn from_dir(path: &Path) -> Result<Chart, Error> {
+        let mut files = BTreeMap::new();
+        read_dir(path, path, &mut files)?;
         Chart::from_files(files)
     }
 
@@ -158,7 +174,13 @@ pub struct Options {
     pub set: Vec<String>,
     pub set_string: Vec<String>,
     pub is_upgrade: bool,
+    /// The most steps the render may take (template nodes walked); `None` is envboot's default
+    /// budget, [`MAX_STEPS`].
+    pub max_steps: Option<u64>,
 }
+
+pub use exec::MAX_STEPS;
+pub use funcs::{MAX_LIST_ITEMS, MAX_VALUE_BYTES};
 
 /// One rendered manifest (one YAML document), in output order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -711,6 +733,7 @@ fn untar_chart(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let gz = flate2::read::GzDecoder::new(data);
     let mut ar = tar::Archive::new(gz);
     let mut out = BTreeMap::new();
+    let mut remaining = MAX_CHART_SIZE;
     let entries = ar.entries().map_err(|e| e.to_string())?;
     for entry in entries {
         let mut entry = entry.map_err(|e| e.to_string())?;
@@ -722,6 +745,18 @@ fn untar_chart(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
             .map_err(|e| e.to_string())?
             .to_string_lossy()
             .replace('\\', "/");
+        // Helm's limits, checked against the header and again while reading (a header can lie)
+        let size = entry.header().size().map_err(|e| e.to_string())?;
+        if size > remaining {
+            return Err(format!(
+                "decompressed chart is larger than the maximum file size {MAX_CHART_SIZE}"
+            ));
+        }
+        if size > MAX_FILE_SIZE as u64 {
+            return Err(format!(
+                "decompressed chart file {path:?} is larger than the maximum file size {MAX_FILE_SIZE}"
+            ));
+        }
         let Some((_, rel)) = path.split_once('/') else {
             continue;
         };
@@ -729,7 +764,11 @@ fn untar_chart(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
             continue;
         }
         let mut buf = Vec::new();
-        entry.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+        (&mut entry)
+            .take(remaining.min(MAX_FILE_SIZE as u64 + 1))
+            .read_to_end(&mut buf)
+            .map_err(|e| e.to_string())?;
+        remaining = remaining.saturating_sub(buf.len() as u64);
         out.insert(rel.to_string(), buf);
     }
     if !out.contains_key("Chart.yaml") {
@@ -933,6 +972,7 @@ pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error
 
     // Parse every template in Helm's order (later definitions win).
     let mut engine = exec::Engine::new();
+    engine.max_steps = options.max_steps.unwrap_or(MAX_STEPS);
     let texts: BTreeMap<String, String> = files.into_iter().collect();
     let mut order: Vec<String> = texts.keys().cloned().collect();
     sort_templates(&mut order);

@@ -54,6 +54,10 @@ fn type_word(v: &Value) -> &'static str {
 }
 
 fn check(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
+    crate::stack::deep(|| check_inner(schema, v, path, errs))
+}
+
+fn check_inner(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
     let at = if path.is_empty() {
         "/".to_string()
     } else {

@@ -129,6 +129,10 @@ fn parse_key(k: &str) -> Result<Vec<Seg>, String> {
 }
 
 fn set_path(cur: Value, segs: &[Seg], val: Value) -> Value {
+    crate::stack::deep(|| set_path_inner(cur, segs, val))
+}
+
+fn set_path_inner(cur: Value, segs: &[Seg], val: Value) -> Value {
     let Some((first, rest)) = segs.split_first() else {
         return val;
     };

@@ -6,7 +6,78 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
-pub type MapRef = Rc<RefCell<BTreeMap<String, Value>>>;
+pub type MapRef = Rc<MapCell>;
+
+/// A map's storage. Its `Drop` (and [`ListCell`]'s) takes nested collections apart with a work
+/// list, so that dropping a value nested hundreds of thousands deep (a template can build one in a
+/// loop) does not recurse once per level.
+#[derive(Debug, Default)]
+pub struct MapCell(RefCell<BTreeMap<String, Value>>);
+
+/// A list's storage (see [`MapCell`]).
+#[derive(Debug, Default, Clone)]
+pub struct ListCell(Vec<Value>);
+
+impl std::ops::Deref for MapCell {
+    type Target = RefCell<BTreeMap<String, Value>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ListCell {
+    type Target = Vec<Value>;
+    fn deref(&self) -> &Vec<Value> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ListCell {
+    fn deref_mut(&mut self) -> &mut Vec<Value> {
+        &mut self.0
+    }
+}
+
+fn is_collection(v: &Value) -> bool {
+    matches!(v, Value::Map(_) | Value::List(_))
+}
+
+/// Drop `first` and every collection it alone holds, level by level, without recursion.
+fn drop_iteratively(first: Vec<Value>) {
+    let mut pending = first;
+    while let Some(v) = pending.pop() {
+        match v {
+            Value::Map(m) => {
+                if let Ok(cell) = Rc::try_unwrap(m) {
+                    pending.extend(std::mem::take(&mut *cell.0.borrow_mut()).into_values());
+                }
+            }
+            Value::List(l) => {
+                if let Ok(mut cell) = Rc::try_unwrap(l) {
+                    pending.append(&mut cell.0);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for MapCell {
+    fn drop(&mut self) {
+        let m = self.0.get_mut();
+        if m.values().any(is_collection) {
+            drop_iteratively(std::mem::take(m).into_values().collect());
+        }
+    }
+}
+
+impl Drop for ListCell {
+    fn drop(&mut self) {
+        if self.0.iter().any(is_collection) {
+            drop_iteratively(std::mem::take(&mut self.0));
+        }
+    }
+}
 
 /// A copy of a map's entries, so that the map can be changed while they are walked.
 pub fn entries(m: &MapRef) -> Vec<(String, Value)> {
@@ -23,7 +94,7 @@ pub enum Value {
     Int(i64),
     Float(f64),
     Str(Rc<str>),
-    List(Rc<Vec<Value>>),
+    List(Rc<ListCell>),
     Map(MapRef),
     Obj(Rc<Obj>),
 }
@@ -55,10 +126,10 @@ impl Value {
         Value::Str(Rc::from(s))
     }
     pub fn list(v: Vec<Value>) -> Value {
-        Value::List(Rc::new(v))
+        Value::List(Rc::new(ListCell(v)))
     }
     pub fn map(m: BTreeMap<String, Value>) -> Value {
-        Value::Map(Rc::new(RefCell::new(m)))
+        Value::Map(Rc::new(MapCell(RefCell::new(m))))
     }
     pub fn empty_map() -> Value {
         Value::map(BTreeMap::new())
@@ -129,6 +200,10 @@ impl Value {
 
     /// Deep copy: new maps and lists all the way down.
     pub fn deep_copy(&self) -> Value {
+        crate::stack::deep(|| self.deep_copy_inner())
+    }
+
+    fn deep_copy_inner(&self) -> Value {
         match self {
             Value::List(l) => Value::list(l.iter().map(Value::deep_copy).collect()),
             Value::Map(m) => Value::map(
@@ -149,6 +224,10 @@ impl Value {
 
 /// `reflect.DeepEqual` on template values.
 pub fn deep_equal(a: &Value, b: &Value) -> bool {
+    crate::stack::deep(|| deep_equal_inner(a, b))
+}
+
+fn deep_equal_inner(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Nil, Value::Nil) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
@@ -251,6 +330,10 @@ pub fn go_quote(s: &str) -> String {
 
 /// `fmt.Sprint(v)` / `%v`, with `nil` as `<nil>`.
 pub fn format_v(v: &Value, out: &mut String) {
+    crate::stack::deep(|| format_v_inner(v, out))
+}
+
+fn format_v_inner(v: &Value, out: &mut String) {
     match v {
         Value::Nil => out.push_str("<nil>"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),

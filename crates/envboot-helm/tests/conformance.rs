@@ -223,6 +223,7 @@ fn ours(c: &Case) -> Result<String, String> {
         set: Vec::new(),
         set_string: Vec::new(),
         is_upgrade: false,
+        max_steps: None,
     };
     helm::template(&chart, &opts)
         .map(|r| helm::to_helm_output(&r))

@@ -393,6 +393,7 @@ pub fn render_release(release: &Release, secrets: &[SecretData]) -> Result<Vec<M
         set: Vec::new(),
         set_string: Vec::new(),
         is_upgrade: false,
+        max_steps: None,
     };
     let rendered =
         envboot_helm::template(&engine_chart, &options).map_err(|e| failed(e.to_string()))?;

@@ -54,6 +54,7 @@ fn adler32sum(a: Args) -> FnResult {
 fn rand_alpha_num(eng: &mut Engine, _st: &State, a: Args) -> FnResult {
     a.want(1)?;
     let n = a.i(0)?;
+    super::count_within_budget(n, 1)?;
     let alpha: Vec<u8> = match a.name {
         "randAlphaNum" => ALNUM.to_vec(),
         "randAlpha" => ALNUM[..52].to_vec(),

@@ -192,6 +192,10 @@ fn dig(a: Args) -> FnResult {
 
 /// mergo's `Merge` (and `WithOverride`) on template maps.
 fn merge_into(dst: &MapRef, src: &MapRef, overwrite: bool) {
+    crate::stack::deep(|| merge_into_inner(dst, src, overwrite))
+}
+
+fn merge_into_inner(dst: &MapRef, src: &MapRef, overwrite: bool) {
     if Rc::ptr_eq(dst, src) {
         return;
     }

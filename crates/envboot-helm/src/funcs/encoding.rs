@@ -256,7 +256,7 @@ fn toml_string(v: &Value) -> String {
                     format!("{prefix}.{k}")
                 };
                 out.push_str(&format!("\n[{name}]\n"));
-                table(&sub.borrow(), &name, out);
+                crate::stack::deep(|| table(&sub.borrow(), &name, out));
             }
         }
     }

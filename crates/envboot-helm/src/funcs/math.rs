@@ -171,6 +171,7 @@ fn round(a: Args) -> FnResult {
 fn until(a: Args) -> FnResult {
     a.want(1)?;
     let c = a.i(0)?;
+    super::within_budget(0, usize::try_from(c.unsigned_abs()).unwrap_or(usize::MAX))?;
     let v: Vec<Value> = if c >= 0 {
         (0..c).map(Value::Int).collect()
     } else {
@@ -183,17 +184,19 @@ fn until_step(a: Args) -> FnResult {
     a.want(3)?;
     let (s0, stop, step) = (a.i(0)?, a.i(1)?, a.i(2)?);
     let mut v = Vec::new();
-    if step > 0 && s0 < stop {
+    if (step > 0 && s0 < stop) || (step < 0 && s0 > stop) {
+        // ceil(|stop - start| / |step|) elements, counted in 128 bits
+        let span = (i128::from(stop) - i128::from(s0)).unsigned_abs();
+        let n = span.div_ceil(i128::from(step).unsigned_abs());
+        super::within_budget(0, usize::try_from(n).unwrap_or(usize::MAX))?;
         let mut i = s0;
-        while i < stop {
+        while (step > 0 && i < stop) || (step < 0 && i > stop) {
             v.push(Value::Int(i));
-            i += step;
-        }
-    } else if step < 0 && s0 > stop {
-        let mut i = s0;
-        while i > stop {
-            v.push(Value::Int(i));
-            i += step;
+            // Go's int wraps past the end and loops on; the values it meant end here
+            match i.checked_add(step) {
+                Some(next) => i = next,
+                None => break,
+            }
         }
     }
     Ok(Value::list(v))

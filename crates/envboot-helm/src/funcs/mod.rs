@@ -59,13 +59,47 @@ impl Func {
             v: args,
             field_nil,
         };
-        match self {
+        let v = match self {
             Func::Pure(f) => f(a),
             Func::Engine(f) => f(eng, st, a),
             // exec short-circuits these before evaluating arguments
             Func::And | Func::Or => Err(call_err(format!("{name} is evaluated by the executor"))),
+        }?;
+        match &v {
+            Value::Str(s) => within_budget(s.len(), 1)?,
+            Value::List(l) => within_budget(0, l.len())?,
+            _ => {}
         }
+        Ok(v)
     }
+}
+
+/// The rendering budget of one value: Helm has none, and a chart that asks for gigabytes
+/// (`repeat`, `until`) ends there in an out-of-memory kill. No Kubernetes object comes near it.
+pub const MAX_VALUE_BYTES: usize = 256 * 1024 * 1024;
+/// The most elements one list may hold (16 bytes each: 256 MiB).
+pub const MAX_LIST_ITEMS: usize = 16 * 1024 * 1024;
+
+/// A function's result of `bytes` bytes (or `items` list elements), checked before it is built.
+pub(crate) fn within_budget(bytes: usize, items: usize) -> Result<(), FnError> {
+    if bytes > MAX_VALUE_BYTES {
+        return Err(call_err(format!(
+            "the result would be {bytes} bytes, over the rendering budget of {MAX_VALUE_BYTES} bytes"
+        )));
+    }
+    if items > MAX_LIST_ITEMS {
+        return Err(call_err(format!(
+            "the result would hold {items} elements, over the rendering budget of {MAX_LIST_ITEMS}"
+        )));
+    }
+    Ok(())
+}
+
+/// [`within_budget`] for a count the template gave (negative counts make nothing).
+pub(crate) fn count_within_budget(count: i64, each_bytes: usize) -> Result<usize, FnError> {
+    let n = usize::try_from(count.max(0)).unwrap_or(usize::MAX);
+    within_budget(n.saturating_mul(each_bytes), 0)?;
+    Ok(n)
 }
 
 /// Every function by name; built once, on first use.

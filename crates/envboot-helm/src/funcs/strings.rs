@@ -117,7 +117,9 @@ fn untitle(a: Args) -> FnResult {
 
 fn repeat(a: Args) -> FnResult {
     a.want(2)?;
-    Ok(Value::string(a.s(1)?.repeat(a.i(0)?.max(0) as usize)))
+    let s = a.s(1)?;
+    let n = super::count_within_budget(a.i(0)?, s.len())?;
+    Ok(Value::string(s.repeat(n)))
 }
 
 fn substr(a: Args) -> FnResult {
@@ -228,8 +230,11 @@ fn cat(a: Args) -> FnResult {
 
 fn indent(a: Args) -> FnResult {
     a.want(2)?;
-    let pad = " ".repeat(a.i(0)?.max(0) as usize);
     let s = a.s(1)?;
+    let lines = s.bytes().filter(|&b| b == b'\n').count() + 1;
+    let width = super::count_within_budget(a.i(0)?, lines)?;
+    super::within_budget(width.saturating_mul(lines).saturating_add(s.len()), 0)?;
+    let pad = " ".repeat(width);
     let body = format!("{pad}{}", s.replace('\n', &format!("\n{pad}")));
     Ok(Value::string(if a.name == "nindent" {
         format!("\n{body}")
@@ -241,6 +246,15 @@ fn indent(a: Args) -> FnResult {
 fn replace(a: Args) -> FnResult {
     a.want(3)?;
     let (old, new, s) = (a.s(0)?, a.s(1)?, a.s(2)?);
+    if new.len() > old.len() {
+        // an empty `old` matches before every character and at the end
+        let n = if old.is_empty() {
+            s.chars().count() + 1
+        } else {
+            s.matches(old.as_str()).count()
+        };
+        super::within_budget(s.len() + n.saturating_mul(new.len() - old.len()), 0)?;
+    }
     Ok(Value::string(go_replace(&s, &old, &new)))
 }
 

@@ -9,6 +9,10 @@ use crate::value::{go_float, Obj, Value};
 /// What the value is after `json.Marshal` and go-yaml reading the JSON back: objects with
 /// methods become plain data, whole floats become ints.
 pub(super) fn for_json(v: &Value) -> Value {
+    crate::stack::deep(|| for_json_inner(v))
+}
+
+fn for_json_inner(v: &Value) -> Value {
     match v {
         Value::Float(f) if f.fract() == 0.0 && f.abs() < 1e21 => {
             if f.abs() < 9.2e18 {
@@ -68,6 +72,10 @@ pub fn to_json(v: &Value, indent: Option<&str>) -> String {
 }
 
 fn json_value(v: &Value, indent: Option<&str>, depth: usize, out: &mut String) {
+    crate::stack::deep(|| json_value_inner(v, indent, depth, out))
+}
+
+fn json_value_inner(v: &Value, indent: Option<&str>, depth: usize, out: &mut String) {
     let nl = |out: &mut String, d: usize| {
         if let Some(ind) = indent {
             out.push('\n');

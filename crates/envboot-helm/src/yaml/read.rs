@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::value::{go_float, Value};
@@ -15,37 +15,61 @@ pub struct YamlError {
 
 impl std::fmt::Display for YamlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "yaml: line {}: {}", self.line, self.message)
+        if self.line == 0 {
+            // go-yaml names no line for errors of the whole document (excessive aliasing)
+            write!(f, "yaml: {}", self.message)
+        } else {
+            write!(f, "yaml: line {}: {}", self.line, self.message)
+        }
     }
 }
 
-struct Collector {
-    events: Vec<(Event, Marker)>,
-}
+/// go-yaml v2's bound on nesting (`max_indents`, `max_flow_level`).
+const MAX_DEPTH: usize = 10_000;
 
-impl MarkedEventReceiver for Collector {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        self.events.push((ev, mark));
+/// go-yaml v2's share of a document's decoding that may come from expanding aliases: 99% up to
+/// 400,000 decoded nodes, falling to 10% at 4,000,000 (its defence against "billion laughs").
+fn allowed_alias_ratio(decodes: usize) -> f64 {
+    const LOW: usize = 400_000;
+    const HIGH: usize = 4_000_000;
+    if decodes <= LOW {
+        0.99
+    } else if decodes >= HIGH {
+        0.10
+    } else {
+        0.99 - 0.89 * ((decodes - LOW) as f64 / (HIGH - LOW) as f64)
     }
 }
 
 /// Parse every document of a YAML stream (numbers keep int vs float; see [`jsonify`]).
 pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
-    let mut c = Collector { events: Vec::new() };
+    // The parser's own loader recurses once per level; its events are read in a loop instead.
+    let mut events = Vec::new();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut c, true).map_err(|e| YamlError {
-        line: e.marker().line(),
-        message: e.info().to_string(),
-    })?;
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| YamlError {
+            line: e.marker().line(),
+            message: e.info().to_string(),
+        })?;
+        if ev == Event::StreamEnd {
+            break;
+        }
+        events.push((ev, mark));
+    }
     let mut b = Builder {
-        events: c.events,
+        events,
         pos: 0,
         anchors: BTreeMap::new(),
+        decodes: 0,
+        aliased: 0,
+        depth: 0,
     };
     let mut docs = Vec::new();
     while b.pos < b.events.len() {
         match &b.events[b.pos].0 {
             Event::DocumentStart => {
+                // an anchor is known within its own document only
+                b.anchors.clear();
                 b.pos += 1;
                 if matches!(b.events.get(b.pos).map(|e| &e.0), Some(Event::DocumentEnd)) {
                     docs.push(Value::Nil);
@@ -66,6 +90,10 @@ pub fn parse(text: &str) -> Result<Value, YamlError> {
 
 /// Numbers through JSON, as sigs.k8s.io/yaml does: every number becomes a float64.
 pub fn jsonify(v: Value) -> Value {
+    crate::stack::deep(|| jsonify_inner(v))
+}
+
+fn jsonify_inner(v: Value) -> Value {
     match v {
         Value::Int(i) => Value::Float(i as f64),
         Value::List(l) => Value::list(l.iter().cloned().map(jsonify).collect()),
@@ -80,7 +108,13 @@ pub fn jsonify(v: Value) -> Value {
 struct Builder {
     events: Vec<(Event, Marker)>,
     pos: usize,
-    anchors: BTreeMap<usize, Value>,
+    /// Anchored values, with the number of nodes go-yaml decodes when it expands them.
+    anchors: BTreeMap<usize, (Value, usize)>,
+    /// Nodes decoded so far, and how many of them came from expanding aliases (as go-yaml counts).
+    decodes: usize,
+    aliased: usize,
+    /// Collections open around the current node.
+    depth: usize,
 }
 
 impl Builder {
@@ -95,13 +129,70 @@ impl Builder {
         }
     }
 
+    /// Count one decoded node, failing as go-yaml does when aliases expand too much.
+    fn count(&mut self, aliased: bool) -> Result<(), YamlError> {
+        self.decodes += 1;
+        if aliased {
+            self.aliased += 1;
+            if self.aliased > 100
+                && self.decodes > 1000
+                && self.aliased as f64 / self.decodes as f64 > allowed_alias_ratio(self.decodes)
+            {
+                return Err(YamlError {
+                    line: 0,
+                    message: "document contains excessive aliasing".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn node(&mut self) -> Result<Value, YamlError> {
+        crate::stack::deep(|| self.node_counted())
+    }
+
+    fn node_counted(&mut self) -> Result<Value, YamlError> {
+        let start = self.decodes;
+        self.count(false)?;
+        let anchor = match self.events.get(self.pos).map(|e| &e.0) {
+            Some(
+                Event::Scalar(_, _, a, _) | Event::SequenceStart(a, _) | Event::MappingStart(a, _),
+            ) => *a,
+            _ => 0,
+        };
+        let collection = matches!(
+            self.events.get(self.pos).map(|e| &e.0),
+            Some(Event::SequenceStart(..) | Event::MappingStart(..))
+        );
+        if collection {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                let line = self.events[self.pos].1.line();
+                return Err(YamlError {
+                    line,
+                    message: format!("exceeded max depth of {MAX_DEPTH}"),
+                });
+            }
+        }
+        let v = self.node_inner();
+        if collection {
+            self.depth -= 1;
+        }
+        let v = v?;
+        if anchor > 0 {
+            self.anchors
+                .insert(anchor, (v.clone(), self.decodes - start));
+        }
+        Ok(v)
+    }
+
+    fn node_inner(&mut self) -> Result<Value, YamlError> {
         let Some((ev, _)) = self.events.get(self.pos).cloned() else {
             return Err(self.err("unexpected end of stream"));
         };
         self.pos += 1;
         match ev {
-            Event::Scalar(s, style, anchor, tag) => {
+            Event::Scalar(s, style, _, tag) => {
                 let tag = tag.map(|t| format!("{}{}", t.handle, t.suffix));
                 let v = match (style, tag.as_deref()) {
                     (_, Some("tag:yaml.org,2002:str")) | (_, Some("!!str")) => Value::string(s),
@@ -109,18 +200,20 @@ impl Builder {
                     (_, Some(t)) if t.ends_with(":int") || t.ends_with(":float") => resolve(&s),
                     _ => Value::string(s),
                 };
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
                 Ok(v)
             }
             // go-yaml decodes an alias anew: a copy, not a shared map
-            Event::Alias(id) => self
-                .anchors
-                .get(&id)
-                .map(Value::deep_copy)
-                .ok_or_else(|| self.err("unknown anchor")),
-            Event::SequenceStart(anchor, _) => {
+            Event::Alias(id) => {
+                let Some((v, size)) = self.anchors.get(&id).cloned() else {
+                    return Err(self.err("unknown anchor"));
+                };
+                // go-yaml decodes the anchored nodes again, each one counted as aliased
+                for _ in 0..size {
+                    self.count(true)?;
+                }
+                Ok(v.deep_copy())
+            }
+            Event::SequenceStart(..) => {
                 let mut items = Vec::new();
                 loop {
                     if matches!(
@@ -133,12 +226,9 @@ impl Builder {
                     items.push(self.node()?);
                 }
                 let v = Value::list(items);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
                 Ok(v)
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(..) => {
                 let mut m = BTreeMap::new();
                 let mut merges = Vec::new();
                 loop {
@@ -183,9 +273,6 @@ impl Builder {
                     }
                 }
                 let v = Value::map(m);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
                 Ok(v)
             }
             _ => Err(self.err("unexpected event")),

@@ -75,6 +75,10 @@ impl Emitter {
 
     /// `indent` is the emitter's indent of the enclosing collection (-1 at top).
     fn node(&mut self, v: &Value, indent: i64, ctx: Ctx) {
+        crate::stack::deep(|| self.node_inner(v, indent, ctx))
+    }
+
+    fn node_inner(&mut self, v: &Value, indent: i64, ctx: Ctx) {
         match v {
             Value::Map(m) => {
                 let m = m.borrow();
