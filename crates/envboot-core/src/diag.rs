@@ -138,9 +138,20 @@ fn parse_as<T: DeserializeOwned>(
     text: &str,
     strict: bool,
 ) -> Result<(T, SourceFile), Diagnostic> {
+    let mut indexed = index(text, strict);
+    // Helm's go-yaml reads `key:<TAB>value`, which yaml-rust2 refuses; so do files Helm reads
+    let mended;
+    let text = match &indexed {
+        Err((_, _, m)) if !strict && m.starts_with("':' must be followed by") => {
+            mended = envboot_helm::tabs_after_colons(text);
+            indexed = index(&mended, strict);
+            &*mended
+        }
+        _ => text,
+    };
     let file = SourceFile {
         path: path.to_string(),
-        index: index(text, strict).map_err(|(line, column, message)| Diagnostic {
+        index: indexed.map_err(|(line, column, message)| Diagnostic {
             file: path.to_string(),
             line,
             column,

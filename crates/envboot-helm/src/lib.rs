@@ -180,6 +180,7 @@ pub struct Options {
 }
 
 pub use exec::MAX_STEPS;
+pub use yaml::tabs_after_colons;
 pub use funcs::{MAX_LIST_ITEMS, MAX_VALUE_BYTES};
 
 /// One rendered manifest (one YAML document), in output order.
@@ -336,6 +337,71 @@ fn chart_str(v: Option<&Value>) -> Value {
     }
 }
 
+/// Helm's checks of a chart's metadata when it loads it (`Metadata.Validate`), in its order and
+/// words.
+fn validate_metadata(
+    m: &BTreeMap<String, Value>,
+    raw: &BTreeMap<String, Value>,
+    deps: &[Dep],
+) -> Result<(), Error> {
+    let field = |k: &str| match m.get(k) {
+        Some(Value::Str(s)) => s.to_string(),
+        _ => String::new(),
+    };
+    let invalid = |msg: String| Err(Error::Chart(format!("validation: {msg}")));
+    // an absent apiVersion is read as v1; v3 charts are not something Helm 4 renders
+    if !matches!(field("APIVersion").as_str(), "" | "v1" | "v2") {
+        return Err(Error::Chart("invalid chart apiVersion".into()));
+    }
+    let name = field("Name");
+    if name.is_empty() {
+        return invalid("chart.metadata.name is required".into());
+    }
+    if name.contains('/') || name == "." || name == ".." {
+        return invalid(format!("chart.metadata.name {name:?} is invalid"));
+    }
+    let version = field("Version");
+    if version.is_empty() {
+        return invalid("chart.metadata.version is required".into());
+    }
+    if !semver::is_valid(&version) {
+        return invalid(format!("chart.metadata.version {version:?} is invalid"));
+    }
+    if !matches!(field("Type").as_str(), "" | "application" | "library") {
+        return invalid("chart.metadata.type must be application or library".into());
+    }
+    if let Some(Value::List(l)) = raw.get("maintainers") {
+        if l.iter().any(Value::is_nil) {
+            return invalid("maintainers must not contain empty or null nodes".into());
+        }
+    }
+    if let Some(Value::List(l)) = raw.get("dependencies") {
+        if l.iter().any(Value::is_nil) {
+            return invalid("dependencies must not contain empty or null nodes".into());
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for d in deps {
+        let alias_ok = d
+            .alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !alias_ok {
+            return invalid(format!(
+                "dependency {:?} has disallowed characters in the alias",
+                d.name
+            ));
+        }
+        let key = if d.alias.is_empty() { &d.name } else { &d.alias };
+        if !seen.insert(key.clone()) {
+            return invalid(format!(
+                "more than one dependency with name or alias {key:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Error> {
     let text = |p: &str| {
         files
@@ -355,11 +421,7 @@ fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Erro
     };
     let name = match meta_map.get("name") {
         Some(Value::Str(s)) => s.to_string(),
-        _ => {
-            return Err(Error::Chart(
-                "validation: chart.metadata.name is required".into(),
-            ))
-        }
+        _ => String::new(),
     };
     let mut m = BTreeMap::new();
     let fields = [
@@ -508,6 +570,7 @@ fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Erro
         None => Value::empty_map(),
     };
     let schema = text("values.schema.json");
+    validate_metadata(&m, &meta_map, &deps)?;
 
     let mut templates = Vec::new();
     let mut other = BTreeMap::new();
@@ -785,6 +848,17 @@ struct Job {
 
 /// Adds the chart's templates and their top-level objects (Helm's `recAllTpls`); returns
 /// the chart's top-level map, which its parent lists in `.Subcharts`.
+/// `type` of Chart.yaml ("" when absent).
+fn chart_type(chart: &Loaded) -> String {
+    match &chart.metadata {
+        Value::Map(m) => match m.borrow().get("Type") {
+            Some(Value::Str(s)) => s.to_string(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
 fn collect(
     chart: &Loaded,
     prefix: &str,
@@ -822,9 +896,14 @@ fn collect(
     let Value::Map(top) = &top_v else {
         return top_v;
     };
+    let library = chart_type(chart) == "library";
     for (name, text) in &chart.templates {
         // `name` is "chart/templates/..."; rebase onto the full path
         let rel = name.split_once('/').map(|x| x.1).unwrap_or(name);
+        // Helm's isTemplateValid: a library chart contributes its partials only
+        if library && !rel.rsplit('/').next().unwrap_or(rel).starts_with('_') {
+            continue;
+        }
         let full = format!("{path}/{rel}");
         files_out.push((full.clone(), text.clone()));
         jobs.insert(
@@ -869,6 +948,11 @@ fn sort_templates(names: &mut [String]) {
 /// Render a chart like `helm template`.
 pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error> {
     let mut loaded = load(&chart.files, true)?;
+    // Helm's CheckIfInstallable
+    match chart_type(&loaded).as_str() {
+        "" | "application" => {}
+        t => return Err(Error::Chart(format!("{t} charts are not installable"))),
+    }
 
     // User values: values files, then --set, then --set-string.
     let mut user = Value::empty_map();

@@ -182,6 +182,7 @@ impl Loader<'_> {
             outputs.insert(inst.name.clone(), instance_outputs);
         }
         self.outputs = outputs;
+        self.check_networks_across_instances();
         if let Some(cluster) = &env.cluster {
             resources.extend(self.cluster_nodes(env, cluster, file));
         }
@@ -533,7 +534,7 @@ impl Loader<'_> {
                 }
             }
         }
-        self.check_cidrs(&out, mfile, &note);
+        self.check_cidrs(instance, &out, mfile, &note);
         let mut outputs = BTreeMap::new();
         for (k, expr) in &module.outputs {
             let mut v = Value::String(expr.clone());
@@ -665,9 +666,43 @@ impl Loader<'_> {
         Ok(spec)
     }
 
+    /// Subnets declared in one module instance for a VPC of another (through an output) lie
+    /// inside it and overlap no other subnet of that VPC; within one instance, [`Self::check_cidrs`]
+    /// has checked them.
+    fn check_networks_across_instances(&mut self) {
+        let nets = std::mem::take(&mut self.networks);
+        for (i, s) in nets.subnets.iter().enumerate() {
+            let Some((vpc_instance, vpc)) = nets.vpcs.get(&s.vpc_id) else {
+                continue;
+            };
+            if *vpc_instance != s.instance && !vpc.contains(&s.net) {
+                let mut d = s.at.clone();
+                d.message = format!(
+                    "subnet {} is not inside its VPC's {vpc} (the VPC of module instance `{vpc_instance}`){}",
+                    s.net, s.note
+                );
+                self.report(d);
+            }
+            for other in &nets.subnets[..i] {
+                if other.instance != s.instance
+                    && other.vpc_id == s.vpc_id
+                    && (other.net.contains(&s.net) || s.net.contains(&other.net))
+                {
+                    let mut d = s.at.clone();
+                    d.message = format!(
+                        "subnet {} overlaps {} ({}) in the same VPC{}",
+                        s.net, other.address, other.net, s.note
+                    );
+                    self.report(d);
+                }
+            }
+        }
+    }
+
     /// CIDRs parse; subnets lie inside their VPC and do not overlap each other.
     pub(super) fn check_cidrs(
         &mut self,
+        instance: &str,
         resources: &[(String, Resource)],
         mfile: &SourceFile,
         note: &str,
@@ -684,6 +719,9 @@ impl Loader<'_> {
                 match literal(&v.cidr_block) {
                     Some(Ok(net)) => {
                         vpcs.insert(format!("${{{}.id}}", r.address), net);
+                        self.networks
+                            .vpcs
+                            .insert(format!("${{{}.id}}", r.address), (instance.to_string(), net));
                     }
                     Some(Err(m)) => {
                         self.report(mfile.at(&key(at, "cidr_block"), format!("{m}{note}")))
@@ -717,6 +755,14 @@ impl Loader<'_> {
                             }
                         }
                         subnets.push((at.clone(), s.vpc_id.clone(), net, r.address.clone()));
+                        self.networks.subnets.push(SubnetFact {
+                            instance: instance.to_string(),
+                            at: mfile.at(&key(at, "cidr_block"), String::new()),
+                            vpc_id: s.vpc_id.clone(),
+                            net,
+                            address: r.address.clone(),
+                            note: note.to_string(),
+                        });
                     }
                     Some(Err(m)) => {
                         self.report(mfile.at(&key(at, "cidr_block"), format!("{m}{note}")))
@@ -1001,4 +1047,22 @@ fn cidr(s: &str) -> std::result::Result<Ipv4Net, String> {
         ));
     }
     Ok(net)
+}
+
+/// What the checks across module instances need to know of the networks declared.
+#[derive(Default)]
+pub(super) struct Networks {
+    /// `${ADDRESS.id}` of each VPC with a literal CIDR: its instance and CIDR.
+    vpcs: HashMap<String, (String, Ipv4Net)>,
+    subnets: Vec<SubnetFact>,
+}
+
+pub(super) struct SubnetFact {
+    instance: String,
+    /// Where its `cidr_block` is (the message is filled in when there is something to say).
+    at: Diagnostic,
+    vpc_id: String,
+    net: Ipv4Net,
+    address: String,
+    note: String,
 }

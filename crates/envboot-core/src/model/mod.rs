@@ -259,6 +259,7 @@ pub fn load(snapshot: &Snapshot, name: &str) -> Result<Environment> {
         outputs: HashMap::new(),
         modules: HashMap::new(),
         k3s: None,
+        networks: Default::default(),
     };
     let env = loader.environment(name, &path, bytes);
     match env {
@@ -277,6 +278,8 @@ struct Loader<'a> {
     modules: HashMap<String, Option<(ModuleFile, SourceFile)>>,
     /// The k3s cluster's settings, once `cluster:` is checked.
     k3s: Option<K3s>,
+    /// Every VPC and subnet with a literal CIDR, for the checks across module instances.
+    networks: infrastructure::Networks,
 }
 
 fn utf8<'b>(path: &str, bytes: &'b [u8]) -> std::result::Result<&'b str, Diagnostic> {

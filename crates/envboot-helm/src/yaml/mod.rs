@@ -11,7 +11,7 @@ mod read;
 mod write;
 
 pub use json::{from_json, to_json};
-pub use read::{go_parse_int, jsonify, parse};
+pub use read::{go_parse_int, jsonify, parse, tabs_after_colons};
 pub use write::to_yaml;
 
 #[cfg(test)]

@@ -41,21 +41,71 @@ fn allowed_alias_ratio(decodes: usize) -> f64 {
     }
 }
 
-/// Parse every document of a YAML stream (numbers keep int vs float; see [`jsonify`]).
-pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
-    // The parser's own loader recurses once per level; its events are read in a loop instead.
+/// yaml-rust2's complaint about a tab right after a mapping's `:`.
+const TAB_AFTER_COLON: &str = "':' must be followed by a valid YAML whitespace";
+
+/// Every event of a YAML stream, read in a loop (the parser's own loader recurses once per
+/// level).
+fn events(text: &str) -> Result<Vec<(Event, Marker)>, yaml_rust2::ScanError> {
     let mut events = Vec::new();
     let mut parser = Parser::new_from_str(text);
     loop {
-        let (ev, mark) = parser.next_token().map_err(|e| YamlError {
-            line: e.marker().line(),
-            message: e.info().to_string(),
-        })?;
+        let (ev, mark) = parser.next_token()?;
         if ev == Event::StreamEnd {
-            break;
+            return Ok(events);
         }
         events.push((ev, mark));
     }
+}
+
+/// `text` as go-yaml v2 reads it, for yaml-rust2: go-yaml takes a tab after a mapping's `:` as
+/// the blank that must follow it (`key:<TAB>value`), yaml-rust2 refuses it. Each such tab, where
+/// the scanner itself stops at it (never one inside a scalar), becomes a space; positions do not
+/// move. Text without one is returned as it is, after one scan.
+pub fn tabs_after_colons(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut fixed: Option<Vec<char>> = None;
+    // each pass mends one; a file with more than this many is refused as yaml-rust2 refuses it
+    for _ in 0..10_000 {
+        let current: String = match &fixed {
+            Some(chars) => chars.iter().collect(),
+            None => text.to_string(),
+        };
+        let err = match events(&current) {
+            Ok(_) => break,
+            Err(e) if e.info() == TAB_AFTER_COLON => e,
+            Err(_) => break,
+        };
+        let chars = fixed.get_or_insert_with(|| text.chars().collect());
+        let mut i = err.marker().index().min(chars.len());
+        let mut mended = false;
+        while i > 0 && matches!(chars[i - 1], '\t' | ' ') {
+            if chars[i - 1] == '\t' {
+                chars[i - 1] = ' ';
+                mended = true;
+            }
+            i -= 1;
+        }
+        if !mended {
+            break;
+        }
+    }
+    match fixed {
+        Some(chars) => std::borrow::Cow::Owned(chars.into_iter().collect()),
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+/// Parse every document of a YAML stream (numbers keep int vs float; see [`jsonify`]).
+pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
+    let to_error = |e: yaml_rust2::ScanError| YamlError {
+        line: e.marker().line(),
+        message: e.info().to_string(),
+    };
+    let events = match events(text) {
+        Ok(events) => events,
+        Err(e) if e.info() == TAB_AFTER_COLON => events(&tabs_after_colons(text)).map_err(to_error)?,
+        Err(e) => return Err(to_error(e)),
+    };
     let mut b = Builder {
         events,
         pos: 0,
