@@ -10,13 +10,9 @@ pub fn write_files(
 ) -> std::io::Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
-    for (m, name) in manifests.iter().zip(render::file_names(manifests)) {
+    let documents = render::to_yaml_documents(manifests);
+    for (text, name) in documents.iter().zip(render::file_names(manifests)) {
         let path = dir.join(name);
-        let text = format!(
-            "# Source: {}\n{}",
-            m.source,
-            serde_yaml_ng::to_string(&render::mask(&m.object)).unwrap_or_default()
-        );
         std::fs::write(&path, envboot_core::sensitive::redact(&text).as_bytes())?;
         written.push(path);
     }

@@ -28,6 +28,12 @@ pub enum Error {
     },
     #[error("revision `{revision}` does not exist in {repo} (give a branch, tag or commit SHA)")]
     RevisionNotFound { revision: String, repo: String },
+    #[error("revision `{revision}` is {kind} in {repo}, not a commit (give a branch, tag or commit SHA)")]
+    NotACommit {
+        revision: String,
+        kind: &'static str,
+        repo: String,
+    },
     #[error("reading commit {commit} failed: {source}")]
     ReadFailed {
         commit: String,
@@ -71,18 +77,42 @@ pub fn read(repo: &str, revision: &str) -> Result<Snapshot> {
     }
 }
 
-fn resolve<'r>(repo: &'r Repository, revision: &str) -> Option<git2::Commit<'r>> {
+/// The commit `revision` names; otherwise what it names instead, if anything.
+fn resolve<'r>(
+    repo: &'r Repository,
+    revision: &str,
+) -> std::result::Result<git2::Commit<'r>, Option<git2::ObjectType>> {
     let candidates = [revision.to_string(), format!("origin/{revision}")];
-    candidates
+    let object = candidates
         .iter()
         .find_map(|rev| repo.revparse_single(rev).ok())
-        .and_then(|object| object.peel_to_commit().ok())
+        .ok_or(None)?;
+    object.peel_to_commit().map_err(|_| {
+        // a tag of a tree or blob says what it points at
+        object
+            .peel(git2::ObjectType::Any)
+            .ok()
+            .and_then(|o| o.kind())
+            .or(object.kind())
+    })
 }
 
 fn read_commit(repo: &Repository, name: &str, revision: &str, local: bool) -> Result<Snapshot> {
-    let commit = resolve(repo, revision).ok_or_else(|| Error::RevisionNotFound {
-        revision: revision.to_string(),
-        repo: name.to_string(),
+    let commit = resolve(repo, revision).map_err(|kind| match kind {
+        Some(kind) => Error::NotACommit {
+            revision: revision.to_string(),
+            kind: match kind {
+                git2::ObjectType::Tree => "a tree (a folder's listing)",
+                git2::ObjectType::Blob => "a blob (a file's content)",
+                git2::ObjectType::Tag => "a tag",
+                _ => "an object",
+            },
+            repo: name.to_string(),
+        },
+        None => Error::RevisionNotFound {
+            revision: revision.to_string(),
+            repo: name.to_string(),
+        },
     })?;
     let sha = commit.id().to_string();
     let read_failed = |source| Error::ReadFailed {
@@ -91,6 +121,7 @@ fn read_commit(repo: &Repository, name: &str, revision: &str, local: bool) -> Re
     };
     let tree = commit.tree().map_err(read_failed)?;
     let mut files = BTreeMap::new();
+    let mut links = BTreeMap::new();
     let mut failure = None;
     tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
         let path = format!("{dir}{}", entry.name().unwrap_or_default());
@@ -102,6 +133,10 @@ fn read_commit(repo: &Repository, name: &str, revision: &str, local: bool) -> Re
         }
         if entry.kind() == Some(git2::ObjectType::Blob) {
             match entry.to_object(repo).and_then(|o| o.peel_to_blob()) {
+                // a symbolic link is a blob holding its target
+                Ok(blob) if entry.filemode() == 0o120000 => {
+                    links.insert(path, String::from_utf8_lossy(blob.content()).into_owned());
+                }
                 Ok(blob) => {
                     files.insert(path, blob.content().to_vec());
                 }
@@ -123,6 +158,7 @@ fn read_commit(repo: &Repository, name: &str, revision: &str, local: bool) -> Re
         Vec::new()
     };
     Ok(Snapshot {
+        links,
         commit: sha.clone(),
         summary: commit
             .summary()

@@ -217,31 +217,16 @@ pub(super) async fn k3s_access(
     Ok((None, Some(format!("{why}: {then}"))))
 }
 
-/// Kinds that are not namespaced, for showing a plan made without the cluster.
-const CLUSTER_SCOPED: &[&str] = &[
-    "Namespace",
-    "CustomResourceDefinition",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "PersistentVolume",
-    "StorageClass",
-    "PriorityClass",
-    "IngressClass",
-    "RuntimeClass",
-    "APIService",
-    "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration",
-    "CSIDriver",
-];
 
 /// The declared objects as creations, for a plan made before the cluster answers.
 pub(super) fn pending_creates(loaded: &Loaded, known: &HashMap<String, String>) -> Vec<KubeChange> {
+    let cluster_scoped = envboot_core::render::cluster_scoped_kinds(&loaded.manifests);
     let desired: Vec<serde_json::Value> = loaded
         .manifests
         .iter()
         .map(|m| {
             let mut object = resolve_object(&m.object, known);
-            if object["metadata"]["namespace"].is_null() && !CLUSTER_SCOPED.contains(&m.kind()) {
+            if object["metadata"]["namespace"].is_null() && !cluster_scoped.contains(m.kind()) {
                 if let Some(ns) = &m.default_namespace {
                     object["metadata"]["namespace"] = serde_json::json!(ns);
                 }

@@ -16,6 +16,9 @@ pub struct Snapshot {
     pub files: BTreeMap<String, Vec<u8>>,
     /// Paths with uncommitted changes in the working tree that were ignored.
     pub ignored_changes: Vec<String>,
+    /// Symbolic links committed under [`READ_PREFIXES`]: path to target. envboot never follows
+    /// them (a link's target is outside what Git pins); a link where envboot reads is an error.
+    pub links: BTreeMap<String, String>,
 }
 
 impl Snapshot {
@@ -26,6 +29,7 @@ impl Snapshot {
             summary: String::new(),
             files,
             ignored_changes: Vec::new(),
+            links: BTreeMap::new(),
         }
     }
 

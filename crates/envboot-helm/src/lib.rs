@@ -13,6 +13,7 @@ mod coalesce;
 mod exec;
 mod funcs;
 mod gofmt;
+pub mod manifest;
 mod parse;
 mod schema;
 mod semver;

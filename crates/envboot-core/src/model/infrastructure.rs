@@ -655,6 +655,22 @@ impl Loader<'_> {
                     format!("allocation_id must refer to an aws_eip of the environment (`${{eip.id}}`), so that envboot owns the address{note}"),
                 ));
             }
+            ResourceSpec::Instance(i)
+                if i.user_data.as_deref().is_some_and(|u| literal_len(u) > MAX_USER_DATA) =>
+            {
+                let len = i.user_data.as_deref().map(literal_len).unwrap_or_default();
+                return Err(mfile.at(
+                    &key(at, "user_data"),
+                    format!(
+                        "user_data is {len} bytes{}; EC2 takes at most {MAX_USER_DATA} bytes of user data",
+                        if i.user_data.as_deref().is_some_and(|u| u.contains("${")) {
+                            " before its references are filled in"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
             ResourceSpec::Instance(i) if i.root_volume_size.is_some_and(|s| !(1..=16384).contains(&s)) => {
                 return Err(mfile.at(
                     &key(at, "root_volume_size"),
@@ -1065,4 +1081,21 @@ pub(super) struct SubnetFact {
     net: Ipv4Net,
     address: String,
     note: String,
+}
+
+/// EC2's limit on an instance's user data (before base64).
+const MAX_USER_DATA: usize = 16 * 1024;
+
+/// The length of `text` without its `${...}` references (what it is at least once resolved).
+fn literal_len(text: &str) -> usize {
+    let mut len = 0;
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        len += i;
+        match rest[i..].find('}') {
+            Some(j) => rest = &rest[i + j + 1..],
+            None => return len + rest.len() - i,
+        }
+    }
+    len + rest.len()
 }

@@ -155,6 +155,7 @@ impl Loader<'_> {
             app_version: Option<String>,
         }
         let dir = format!("modules/{name}");
+        self.charts.insert(dir.clone());
         let chart_path = format!("{dir}/Chart.yaml");
         let Some(bytes) = self.snapshot.file(&chart_path) else {
             self.report(file.at(
@@ -229,6 +230,12 @@ impl Loader<'_> {
             );
             let mut data = BTreeMap::new();
             for (k, v) in &spec.data {
+                if !valid_key(k) {
+                    self.report(file.at(
+                        &key(&key(&at, "data"), k),
+                        format!("`{k}` is not a valid ConfigMap key (letters, digits, `-`, `_`, `.`; at most 253 characters)"),
+                    ));
+                }
                 let mut value = Value::String(v.clone());
                 self.cross_layer(&mut value, file, &key(&key(&at, "data"), k), None);
                 data.insert(k.clone(), refs::display(&value));
@@ -517,13 +524,10 @@ pub(super) fn insert_file(cm: &mut ConfigMap, key: String, bytes: &[u8]) {
     }
 }
 
-/// A valid ConfigMap key: letters, digits, `-`, `_` and `.`, at most 253 characters.
+/// A valid ConfigMap key: letters, digits, `-`, `_` and `.`, at most 253 characters, not `.`
+/// and not starting with `..` (Kubernetes' `IsConfigMapKey`).
 pub(super) fn valid_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 253
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    crate::render::valid_data_key(key)
 }
 
 /// Parses an env file like `kubectl create configmap --from-env-file`: `KEY=VALUE` per line,

@@ -260,8 +260,28 @@ pub fn load(snapshot: &Snapshot, name: &str) -> Result<Environment> {
         modules: HashMap::new(),
         k3s: None,
         networks: Default::default(),
+        charts: Default::default(),
     };
     let env = loader.environment(name, &path, bytes);
+    // links where envboot reads: the environment's folder, the modules and charts it uses
+    let mut read_dirs = vec![format!("environments/{name}")];
+    read_dirs.extend(loader.modules.keys().map(|m| format!("modules/{m}")));
+    read_dirs.extend(loader.charts.iter().cloned());
+    for (link, target) in &snapshot.links {
+        if read_dirs
+            .iter()
+            .any(|d| link == d || link.starts_with(&format!("{d}/")))
+        {
+            loader.report(Diagnostic {
+                file: link.clone(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "a symbolic link (to `{target}`): envboot reads files as committed and does not follow links; commit the file or folder itself"
+                ),
+            });
+        }
+    }
     match env {
         Some(env) if loader.diagnostics.is_empty() => Ok(env),
         _ => Err(Error::Invalid(loader.diagnostics)),
@@ -280,6 +300,8 @@ struct Loader<'a> {
     k3s: Option<K3s>,
     /// Every VPC and subnet with a literal CIDR, for the checks across module instances.
     networks: infrastructure::Networks,
+    /// The chart folders the environment's releases name (found or not).
+    charts: std::collections::BTreeSet<String>,
 }
 
 fn utf8<'b>(path: &str, bytes: &'b [u8]) -> std::result::Result<&'b str, Diagnostic> {

@@ -7,7 +7,7 @@
 //! - A ConfigMap with a hash suffix is referred to by its current name in every pod spec of its
 //!   namespace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Map, Value};
 
@@ -47,6 +47,18 @@ pub enum Error {
         secret: String,
         key: String,
         file: String,
+    },
+    #[error("{source_file}: {object}: {message}")]
+    InvalidObject {
+        source_file: String,
+        object: String,
+        message: String,
+    },
+    #[error("{object} is rendered twice, by {first} and by {second}: apply would never settle")]
+    Duplicate {
+        object: String,
+        first: String,
+        second: String,
     },
     #[error("{file}: rendered object #{index} has no {missing} (release `{release}`)")]
     IncompleteObject {
@@ -281,10 +293,147 @@ pub fn render_with_hooks(
     for m in &mut out {
         stamp(&mut m.object, &env.name, &env.commit);
     }
+    check_objects(&out)?;
     out.sort_by_key(|m| kind_rank(m.kind()));
     let (hooks, objects): (Vec<Manifest>, Vec<Manifest>) =
         out.into_iter().partition(|m| is_hook(&m.object));
     Ok((objects, hooks))
+}
+
+/// Kubernetes' limit on a ConfigMap's or Secret's data (values of `data` and `binaryData`).
+pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// What the API server would refuse, and what no apply could settle, found before any call:
+/// names and namespaces as Kubernetes validates them, ConfigMap and Secret keys and sizes, and
+/// one object rendered twice (two releases, or a release and `configMaps`).
+fn check_objects(objects: &[Manifest]) -> Result<()> {
+    let cluster_scoped = cluster_scoped_kinds(objects);
+    let mut seen: HashMap<(String, String, String, String), &str> = HashMap::new();
+    for m in objects {
+        let (kind, name) = (m.kind(), m.name());
+        let namespaced = !cluster_scoped.contains(kind);
+        let namespace = if namespaced {
+            m.namespace().or(m.default_namespace.as_deref()).unwrap_or_default()
+        } else {
+            ""
+        };
+        let object = if namespace.is_empty() {
+            format!("{kind} {name}")
+        } else {
+            format!("{kind} {namespace}/{name}")
+        };
+        let invalid = |message: String| Error::InvalidObject {
+            source_file: m.source.clone(),
+            object: object.clone(),
+            message,
+        };
+        if let Some(rule) = name_rule(kind, name) {
+            return Err(invalid(format!("invalid name `{name}`: {rule}")));
+        }
+        if let Some(ns) = m.namespace().filter(|_| namespaced) {
+            if !is_dns_label(ns) {
+                return Err(invalid(format!(
+                    "invalid namespace `{ns}`: a namespace is a DNS label (a-z, 0-9 and `-`, starting and ending with a letter or digit, at most 63 characters)"
+                )));
+            }
+        }
+        if matches!(kind, "ConfigMap" | "Secret") && m.api_version() == "v1" {
+            let mut total = 0usize;
+            for field in ["data", "binaryData", "stringData"] {
+                let Some(map) = m.object[field].as_object() else {
+                    continue;
+                };
+                for (k, v) in map {
+                    if !valid_data_key(k) {
+                        return Err(invalid(format!(
+                            "`{field}` key `{k}` is not valid: letters, digits, `-`, `_` and `.` (not `.` or `..`, not starting with `..`), at most 253 characters"
+                        )));
+                    }
+                    let len = v.as_str().map(str::len).unwrap_or_default();
+                    // Secret `data` and `binaryData` hold base64: the limit is on the bytes
+                    total += if field == "stringData" || (kind == "ConfigMap" && field == "data") {
+                        len
+                    } else {
+                        len / 4 * 3
+                    };
+                }
+            }
+            if total > MAX_DATA_BYTES {
+                return Err(invalid(format!(
+                    "its data is {total} bytes; Kubernetes holds at most {MAX_DATA_BYTES} bytes in a {kind}"
+                )));
+            }
+        }
+        let group = m.api_version().split_once('/').map(|g| g.0).unwrap_or("");
+        let key = (
+            group.to_string(),
+            kind.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        if let Some(first) = seen.insert(key, &m.source) {
+            return Err(Error::Duplicate {
+                object,
+                first: first.to_string(),
+                second: m.source.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What Kubernetes requires of a `kind`'s names, if `name` breaks it.
+fn name_rule(kind: &str, name: &str) -> Option<&'static str> {
+    let path_segment = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('%');
+    match kind {
+        "Namespace" if !is_dns_label(name) => Some(
+            "a Namespace's name is a DNS label (a-z, 0-9 and `-`, starting and ending with a letter or digit, at most 63 characters)",
+        ),
+        "Service" if !is_dns_label(name) || !name.starts_with(|c: char| c.is_ascii_lowercase()) => Some(
+            "a Service's name is a DNS-1035 label (a-z, 0-9 and `-`, starting with a letter, ending with a letter or digit, at most 63 characters)",
+        ),
+        "ConfigMap" | "Secret" | "ServiceAccount" | "Pod" | "Deployment" | "StatefulSet"
+        | "DaemonSet" | "ReplicaSet" | "Job" | "CronJob" | "PersistentVolumeClaim"
+        | "PersistentVolume" | "StorageClass" | "Ingress" | "IngressClass" | "NetworkPolicy"
+        | "PodDisruptionBudget" | "HorizontalPodAutoscaler" | "PriorityClass" | "LimitRange"
+        | "ResourceQuota" | "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration"
+            if !is_dns_subdomain(name) =>
+        {
+            Some("Kubernetes requires a DNS subdomain here (a-z, 0-9, `-` and `.`, each part starting and ending with a letter or digit, at most 253 characters)")
+        }
+        _ if !path_segment => {
+            Some("a name must not be empty, `.` or `..`, nor contain `/` or `%`")
+        }
+        _ => None,
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// Kubernetes' `IsConfigMapKey`.
+pub fn valid_data_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key != "."
+        && !key.starts_with("..")
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Standard base64 with padding, as Kubernetes stores `binaryData` and Secret `data`.
@@ -382,8 +531,13 @@ pub fn render_release(release: &Release, secrets: &[SecretData]) -> Result<Vec<M
         release: release.name.clone(),
         message: located(message),
     };
+    // what Helm says of the chart itself names no file: say which chart
+    let chart_failed = |e: envboot_helm::Error| match e {
+        envboot_helm::Error::Chart(m) => failed(format!("{}: {m}", chart.dir)),
+        e => failed(e.to_string()),
+    };
     let engine_chart =
-        envboot_helm::Chart::from_files(chart.files.clone()).map_err(|e| failed(e.to_string()))?;
+        envboot_helm::Chart::from_files(chart.files.clone()).map_err(chart_failed)?;
     let options = envboot_helm::Options {
         release_name: release.name.clone(),
         namespace: release.namespace.clone(),
@@ -395,17 +549,18 @@ pub fn render_release(release: &Release, secrets: &[SecretData]) -> Result<Vec<M
         is_upgrade: false,
         max_steps: None,
     };
-    let rendered =
-        envboot_helm::template(&engine_chart, &options).map_err(|e| failed(e.to_string()))?;
+    let rendered = envboot_helm::template(&engine_chart, &options).map_err(chart_failed)?;
     let mut out = Vec::new();
     for r in &rendered {
         let file = located(r.source.clone());
         for (index, doc) in split_documents(&r.content).into_iter().enumerate() {
-            let value: Value = serde_yaml_ng::from_str(doc).map_err(|e| Error::InvalidOutput {
-                release: release.name.clone(),
-                file: file.clone(),
-                message: e.to_string(),
-            })?;
+            // read as `helm install` reads it (sigs.k8s.io/yaml: go-yaml v2, then JSON)
+            let value: Value =
+                envboot_helm::manifest::to_json(doc).map_err(|message| Error::InvalidOutput {
+                    release: release.name.clone(),
+                    file: file.clone(),
+                    message,
+                })?;
             if value.is_null() {
                 continue;
             }
@@ -510,12 +665,74 @@ fn split_documents(text: &str) -> Vec<&str> {
 /// Prints manifests as one YAML stream with `# Source:` comments, like `helm template`.
 pub fn to_yaml_stream(manifests: &[Manifest]) -> String {
     let mut out = String::new();
-    for m in manifests {
+    for doc in to_yaml_documents(manifests) {
         out.push_str("---\n");
-        out.push_str(&format!("# Source: {}\n", m.source));
-        out.push_str(&serde_yaml_ng::to_string(&mask(&m.object)).unwrap_or_default());
+        out.push_str(&doc);
     }
     out
+}
+
+/// Each manifest as a YAML document headed by its source, Secrets' data masked: as apply sends
+/// it (a namespaced object names its namespace), in go-yaml's style, so that `kubectl apply -f`
+/// reads the same object (a string such as `yes` or `on` is quoted, as go-yaml would read it as
+/// a boolean otherwise).
+pub fn to_yaml_documents(manifests: &[Manifest]) -> Vec<String> {
+    let cluster_scoped = cluster_scoped_kinds(manifests);
+    manifests
+        .iter()
+        .map(|m| {
+            let mut object = mask(&m.object);
+            if object["metadata"]["namespace"].is_null() && !cluster_scoped.contains(m.kind()) {
+                if let Some(ns) = &m.default_namespace {
+                    object["metadata"]["namespace"] = json!(ns);
+                }
+            }
+            format!(
+                "# Source: {}\n{}",
+                m.source,
+                envboot_helm::manifest::to_yaml(&object)
+            )
+        })
+        .collect()
+}
+
+/// Built-in kinds that are not namespaced (what a plan or render made without the cluster
+/// assumes; apply asks the cluster's discovery).
+pub const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "IngressClass",
+    "RuntimeClass",
+    "APIService",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "Node",
+    "CertificateSigningRequest",
+    "FlowSchema",
+    "PriorityLevelConfiguration",
+];
+
+/// [`CLUSTER_SCOPED`] and the cluster-scoped kinds the manifests' own CRDs define.
+pub fn cluster_scoped_kinds(manifests: &[Manifest]) -> BTreeSet<String> {
+    let mut kinds: BTreeSet<String> = CLUSTER_SCOPED.iter().map(|k| k.to_string()).collect();
+    for m in manifests {
+        if let Some(crd) = crd_kinds(&m.object) {
+            if !crd.namespaced {
+                kinds.insert(crd.kind.to_string());
+            }
+        }
+    }
+    kinds
 }
 
 /// One file name per manifest: install-order position, kind, namespace and name
