@@ -11,7 +11,29 @@ mod cli;
 
 use cli::{Cli, Command};
 
+/// The stack of the thread that runs a command. Files Helm reads
+/// nest up to go-yaml's 10,000 levels, and the model walks them recursively; the memory is
+/// reserved, not used, until a deep file needs it.
+const STACK_SIZE: usize = 512 * 1024 * 1024;
+/// The runtime's workers run the providers' requests and waits, not the model.
+const WORKER_STACK_SIZE: usize = 64 * 1024 * 1024;
+
 fn main() -> ExitCode {
+    let command = std::thread::Builder::new()
+        .name("envboot".into())
+        .stack_size(STACK_SIZE)
+        .spawn(run_command);
+    match command.map(|t| t.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => ExitCode::from(exit::FAILED),
+        Err(e) => {
+            eprintln!("error: cannot start the command's thread: {e}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+fn run_command() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -26,6 +48,7 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(WORKER_STACK_SIZE)
         .build()
     {
         Ok(rt) => rt,

@@ -217,7 +217,6 @@ pub(super) async fn k3s_access(
     Ok((None, Some(format!("{why}: {then}"))))
 }
 
-
 /// The declared objects as creations, for a plan made before the cluster answers.
 pub(super) fn pending_creates(loaded: &Loaded, known: &HashMap<String, String>) -> Vec<KubeChange> {
     let cluster_scoped = envboot_core::render::cluster_scoped_kinds(&loaded.manifests);

@@ -23,7 +23,23 @@ struct Case {
     /// The file the error must point into (`file:line:`), or "" when there is no file.
     at: &'static str,
     says: &'static str,
+    /// Changes too large or too odd for `edits` (big files, symbolic links), made before them.
+    make: Option<fn(&Repo)>,
 }
+
+/// A module of one subnet in a VPC given as an input.
+const EXTRA_SUBNET: &str = "apiVersion: envboot.dev/v1alpha1
+kind: Module
+inputs:
+  vpc_id: {type: string}
+  cidr: {type: string}
+resources:
+  - name: s
+    type: aws_subnet
+    vpc_id: ${input.vpc_id}
+    cidr_block: ${input.cidr}
+    availability_zone: us-east-1a
+";
 
 const CASES: &[Case] = &[
     Case {
@@ -33,6 +49,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "invalid YAML",
+        make: None,
     },
     Case {
         name: "tab indentation",
@@ -41,6 +58,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "invalid YAML",
+        make: None,
     },
     Case {
         name: "wrong apiVersion",
@@ -49,6 +67,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "unsupported apiVersion `envboot.dev/v9`",
+        make: None,
     },
     Case {
         name: "environment name not a DNS label",
@@ -57,6 +76,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "invalid environment name `Prod_1`: expected a DNS label",
+        make: None,
     },
     Case {
         name: "reference without its closing brace",
@@ -65,6 +85,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "`${module.network.vpc_id`: a reference `${` without its closing `}`",
+        make: None,
     },
     Case {
         name: "module reference without its closing brace",
@@ -73,6 +94,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "`${input.ami`: a reference `${` without its closing `}`",
+        make: None,
     },
     Case {
         name: "duplicate key in the environment file",
@@ -81,6 +103,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "duplicate key `region` (first at line",
+        make: None,
     },
     Case {
         name: "a YAML tag envboot does not read",
@@ -89,6 +112,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "unsupported tag `!include`",
+        make: None,
     },
     Case {
         name: "CIDR with host bits set",
@@ -97,6 +121,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: NETWORK,
         says: "CIDR block `10.42.0.1/16` has host bits set: the network is 10.42.0.0/16",
+        make: None,
     },
     Case {
         name: "availability zone outside the region",
@@ -105,6 +130,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: NETWORK,
         says: "availability zone `eu-west-1a` is not in the environment's region us-east-1",
+        make: None,
     },
     Case {
         name: "not a region",
@@ -113,6 +139,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "invalid AWS region `mars`",
+        make: None,
     },
     Case {
         name: "port out of range",
@@ -121,6 +148,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "to_port 70000 is not a port (0 to 65535, or -1 for all)",
+        make: None,
     },
     Case {
         name: "wrong kind",
@@ -129,6 +157,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "kind is `Module`: expected `Environment`",
+        make: None,
     },
     Case {
         name: "name differs from folder",
@@ -137,6 +166,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "does not match the folder",
+        make: None,
     },
     Case {
         name: "unknown top-level field",
@@ -145,6 +175,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "unknown field `clowd`",
+        make: None,
     },
     Case {
         name: "unknown field in a module instance",
@@ -157,6 +188,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "unknown field `modul`",
+        make: None,
     },
     Case {
         name: "unsupported provider",
@@ -165,6 +197,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "unsupported provider `gcp`",
+        make: None,
     },
     Case {
         name: "region of the wrong type",
@@ -173,6 +206,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "invalid type: sequence, expected a string",
+        make: None,
     },
     Case {
         name: "missing cloud",
@@ -181,6 +215,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "missing field `cloud`",
+        make: None,
     },
     Case {
         name: "infrastructure is not a list",
@@ -189,6 +224,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "invalid type: integer `7`, expected a sequence",
+        make: None,
     },
     Case {
         name: "missing module",
@@ -197,6 +233,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "module `web-teir` not found",
+        make: None,
     },
     Case {
         name: "duplicate module instance",
@@ -205,6 +242,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "duplicate module instance name `network`",
+        make: None,
     },
     Case {
         name: "invalid instance name",
@@ -213,6 +251,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "invalid module instance name `9web`",
+        make: None,
     },
     Case {
         name: "unknown input",
@@ -225,6 +264,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "module `web-tier` has no input `size`",
+        make: None,
     },
     Case {
         name: "missing required input",
@@ -233,6 +273,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "module `web-tier` requires input `ami`",
+        make: None,
     },
     Case {
         name: "input of the wrong type",
@@ -245,6 +286,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "input `http_port` of module `web-tier` expects a number, got a string",
+        make: None,
     },
     Case {
         name: "reference to an undeclared instance",
@@ -253,6 +295,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "refers to module instance `netwrk`, which is not declared",
+        make: None,
     },
     Case {
         name: "reference to an unknown output",
@@ -261,6 +304,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "module instance `network` has no output `vpcid`",
+        make: None,
     },
     Case {
         name: "malformed reference",
@@ -269,6 +313,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "invalid reference `${network}`: expected `${module.INSTANCE.OUTPUT}`",
+        make: None,
     },
     Case {
         name: "cyclic module references",
@@ -281,6 +326,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "module instances refer to each other in a cycle",
+        make: None,
     },
     Case {
         name: "CIDR with a bad prefix",
@@ -289,6 +335,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: NETWORK,
         says: "invalid CIDR block `10.42.0.0/33`",
+        make: None,
     },
     Case {
         name: "CIDR that is not an address",
@@ -301,6 +348,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: NETWORK,
         says: "invalid CIDR block `ten-dot-two`",
+        make: None,
     },
     Case {
         name: "subnet outside its VPC",
@@ -313,6 +361,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: NETWORK,
         says: "subnet 10.99.1.0/24 is not inside its VPC's 10.42.0.0/16",
+        make: None,
     },
     Case {
         name: "overlapping subnets",
@@ -325,6 +374,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: NETWORK,
         says: "overlaps network.public_a",
+        make: None,
     },
     Case {
         name: "bad protocol",
@@ -337,6 +387,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "invalid protocol `sctp`",
+        make: None,
     },
     Case {
         name: "port range upside down",
@@ -349,6 +400,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "from_port 23 is above to_port 22",
+        make: None,
     },
     Case {
         name: "unknown resource type",
@@ -357,6 +409,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "unknown resource type `aws_instanse`",
+        make: None,
     },
     Case {
         name: "resource without a name",
@@ -365,6 +418,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "every resource needs a `name`",
+        make: None,
     },
     Case {
         name: "duplicate resource name",
@@ -373,6 +427,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "duplicate resource name `web`",
+        make: None,
     },
     Case {
         name: "unknown resource argument",
@@ -385,6 +440,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "unknown field `instance_size`",
+        make: None,
     },
     Case {
         name: "reference to an unknown resource",
@@ -393,6 +449,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "refers to `firewall`, which is not a resource of this module",
+        make: None,
     },
     Case {
         name: "reference to an unknown attribute",
@@ -401,6 +458,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "aws_security_group has no attribute `arn`",
+        make: None,
     },
     Case {
         name: "reference to an undeclared input",
@@ -409,6 +467,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "refers to input `image`, which the module does not declare",
+        make: None,
     },
     Case {
         name: "output referring to nothing",
@@ -421,6 +480,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "output `security_group_id` refers to `${nothing.id}`",
+        make: None,
     },
     Case {
         name: "module with a wrong apiVersion",
@@ -429,6 +489,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "unsupported apiVersion `v1`",
+        make: None,
     },
     Case {
         name: "malformed module",
@@ -437,6 +498,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "invalid YAML",
+        make: None,
     },
     Case {
         name: "missing chart",
@@ -445,6 +507,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "chart `helo` not found",
+        make: None,
     },
     Case {
         name: "missing values file",
@@ -457,6 +520,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "values file `values/nope.yaml` not found",
+        make: None,
     },
     Case {
         name: "values file that is not a map",
@@ -469,6 +533,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: "environments/t/config/app.properties",
         says: "a values file must be a map of values",
+        make: None,
     },
     Case {
         name: "missing ConfigMap file",
@@ -477,6 +542,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "file `config/app.props` not found",
+        make: None,
     },
     Case {
         name: "ConfigMap file outside the repository",
@@ -489,6 +555,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "points outside the repository",
+        make: None,
     },
     Case {
         name: "duplicate ConfigMap",
@@ -501,6 +568,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "duplicate ConfigMap `t-apps/app-settings`",
+        make: None,
     },
     Case {
         name: "invalid namespace",
@@ -513,6 +581,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "invalid namespace `T_Apps`",
+        make: None,
     },
     Case {
         name: "duplicate release",
@@ -525,6 +594,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "duplicate release name `hello`",
+        make: None,
     },
     Case {
         name: "releases without a cluster",
@@ -537,6 +607,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "releases and configMaps need a `cluster:`",
+        make: None,
     },
     Case {
         name: "unknown cluster type",
@@ -545,6 +616,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "unknown variant `eks`",
+        make: None,
     },
     Case {
         name: "template calls an unknown function",
@@ -557,6 +629,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: CHART,
         says: "function \"shout\" not defined",
+        make: None,
     },
     Case {
         name: "template fails on purpose",
@@ -569,6 +642,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: CHART,
         says: "greeting is required",
+        make: None,
     },
     Case {
         name: "template block never closed",
@@ -577,6 +651,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: CHART,
         says: "unexpected EOF",
+        make: None,
     },
     Case {
         name: "template output is not YAML",
@@ -585,6 +660,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: CHART,
         says: "YAML parse error on modules/hello/templates/configmap.yaml",
+        make: None,
     },
     Case {
         name: "template object without a name",
@@ -593,6 +669,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: CHART,
         says: "has no metadata.name",
+        make: None,
     },
     Case {
         name: "missing secret file",
@@ -605,6 +682,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "secret file `secrets/db.age` not found",
+        make: None,
     },
     Case {
         name: "secret in plain text",
@@ -617,6 +695,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "is not age-encrypted",
+        make: None,
     },
     Case {
         name: "chart value from an undeclared secret",
@@ -629,6 +708,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "refers to secret `db`, which is not declared under `secrets`",
+        make: None,
     },
     Case {
         name: "secret value in a ConfigMap",
@@ -641,6 +721,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "secret values go only into release values and Secrets, never into a ConfigMap",
+        make: None,
     },
     Case {
         name: "env file with a line that is not KEY=VALUE",
@@ -660,6 +741,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: "environments/t/config/app.env:2",
         says: "expected KEY=VALUE, found `this line has no equals sign`",
+        make: None,
     },
     Case {
         name: "ConfigMap folder that does not exist",
@@ -672,6 +754,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "folder `config/nothing` not found or empty",
+        make: None,
     },
     Case {
         name: "dependsOn names an undeclared release",
@@ -680,6 +763,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "`dependsOn` names release `nothing`, which is not declared under `releases`",
+        make: None,
     },
     Case {
         name: "a release that depends on itself",
@@ -688,6 +772,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "release `hello` cannot depend on itself",
+        make: None,
     },
     Case {
         name: "releases that depend on each other",
@@ -700,6 +785,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "releases depend on each other in a circle: a -> b -> a",
+        make: None,
     },
     Case {
         name: "a release timeout that is not a duration",
@@ -708,6 +794,7 @@ const CASES: &[Case] = &[
         code: 3,
         at: ENV,
         says: "`soon` is not a duration such as 90s, 5m or 1h",
+        make: None,
     },
     Case {
         name: "SSH open to the internet with --deny-warnings",
@@ -720,6 +807,182 @@ const CASES: &[Case] = &[
         code: 3,
         at: WEB,
         says: "opens SSH (port 22) to 0.0.0.0/0",
+        make: None,
+    },
+    Case {
+        name: "subnet overlapping a subnet of another module instance",
+        edits: &[(ENV, "  - name: web\n", "  - name: extra\n    module: extra\n    inputs:\n      vpc_id: ${module.network.vpc_id}\n      cidr: 10.42.1.128/25\n  - name: web\n")],
+        args: &[],
+        code: 3,
+        at: "modules/extra/module.yaml",
+        says: "overlaps network.public_a (10.42.1.0/24) in the same VPC",
+        make: Some(|r| r.write("modules/extra/module.yaml", EXTRA_SUBNET)),
+    },
+    Case {
+        name: "subnet outside the VPC of another module instance",
+        edits: &[(ENV, "  - name: web\n", "  - name: extra\n    module: extra\n    inputs:\n      vpc_id: ${module.network.vpc_id}\n      cidr: 10.99.1.0/24\n  - name: web\n")],
+        args: &[],
+        code: 3,
+        at: "modules/extra/module.yaml",
+        says: "is not inside its VPC's 10.42.0.0/16 (the VPC of module instance `network`)",
+        make: Some(|r| r.write("modules/extra/module.yaml", EXTRA_SUBNET)),
+    },
+    Case {
+        name: "two releases rendering the same object",
+        edits: &[
+            (CHART, "  name: {{ .Release.Name }}-config\n", "  name: shared-config\n"),
+            (ENV, "configMaps:", "  - {name: hello2, chart: hello, namespace: t-apps}\nconfigMaps:"),
+        ],
+        args: &[],
+        code: 3,
+        at: "",
+        says: "ConfigMap t-apps/shared-config is rendered twice, by modules/hello/templates/configmap.yaml and by modules/hello/templates/configmap.yaml",
+        make: None,
+    },
+    Case {
+        name: "a release and configMaps rendering the same object",
+        edits: &[(ENV, "  - name: app-settings\n", "  - name: hello-config\n")],
+        args: &[],
+        code: 3,
+        at: "",
+        says: "ConfigMap t-apps/hello-config is rendered twice, by configMaps and by modules/hello/templates/configmap.yaml",
+        make: None,
+    },
+    Case {
+        name: "chart object name Kubernetes refuses",
+        edits: &[(CHART, "  name: {{ .Release.Name }}-config\n", "  name: Hello_Config\n")],
+        args: &[],
+        code: 3,
+        at: "",
+        says: "modules/hello/templates/configmap.yaml: ConfigMap t-apps/Hello_Config: invalid name `Hello_Config`",
+        make: None,
+    },
+    Case {
+        name: "chart object namespace Kubernetes refuses",
+        edits: &[(CHART, "metadata:\n", "metadata:\n  namespace: Apps_1\n")],
+        args: &[],
+        code: 3,
+        at: "",
+        says: "invalid namespace `Apps_1`: a namespace is a DNS label",
+        make: None,
+    },
+    Case {
+        name: "chart ConfigMap over 1 MiB",
+        edits: &[(CHART, "\ndata:\n", "\ndata:\n  BIG: {{ repeat 1100000 \"x\" }}\n")],
+        args: &[],
+        code: 3,
+        at: "",
+        says: "ConfigMap t-apps/hello-config: its data is 1100",
+        make: None,
+    },
+    Case {
+        name: "ConfigMap key Kubernetes refuses",
+        edits: &[(ENV, "      LOG_LEVEL: debug\n", "      log level: debug\n")],
+        args: &[],
+        code: 3,
+        at: ENV,
+        says: "`log level` is not a valid ConfigMap key",
+        make: None,
+    },
+    Case {
+        name: "EC2 user data over 16 KiB",
+        edits: &[],
+        args: &[],
+        code: 3,
+        at: WEB,
+        says: "EC2 takes at most 16384 bytes of user data",
+        make: Some(|r| {
+            let script = format!("#!/bin/sh\\n{}", "echo hello\\n".repeat(2000));
+            r.edit(
+                ENV,
+                "user_data: \"#!/bin/sh\\necho hello\\n\"",
+                &format!("user_data: \"{script}\""),
+            );
+        }),
+    },
+    Case {
+        name: "chart apiVersion Helm refuses",
+        edits: &[("modules/hello/Chart.yaml", "apiVersion: v2", "apiVersion: v3")],
+        args: &[],
+        code: 3,
+        at: "",
+        says: "modules/hello: invalid chart apiVersion (release `hello`)",
+        make: None,
+    },
+    Case {
+        name: "chart version that is not SemVer",
+        edits: &[("modules/hello/Chart.yaml", "version: 0.1.0", "version: 0.1.x")],
+        args: &[],
+        code: 3,
+        at: "",
+        says: "validation: chart.metadata.version \"0.1.x\" is invalid",
+        make: None,
+    },
+    Case {
+        name: "a library chart as a release",
+        edits: &[("modules/hello/Chart.yaml", "type: application", "type: library")],
+        args: &[],
+        code: 3,
+        at: "",
+        says: "modules/hello: library charts are not installable",
+        make: None,
+    },
+    Case {
+        name: "a committed symbolic link as a ConfigMap file",
+        edits: &[],
+        args: &[],
+        code: 3,
+        at: "environments/t/config/app.properties",
+        says: "a symbolic link (to `/etc/hostname`): envboot reads files as committed and does not follow links",
+        make: Some(|r| {
+            let p = r.path().join("environments/t/config/app.properties");
+            std::fs::remove_file(&p).unwrap();
+            std::os::unix::fs::symlink("/etc/hostname", &p).unwrap();
+        }),
+    },
+    Case {
+        name: "template recursion without end",
+        edits: &[(
+            CHART,
+            "\ndata:\n",
+            "\ndata:\n  X: {{ include \"loop\" . }}\n{{- define \"loop\" }}{{ include \"loop\" . }}{{ end }}\n",
+        )],
+        args: &[],
+        code: 3,
+        at: "",
+        says: "rendering template has a nested reference name: loop: unable to execute template",
+        make: None,
+    },
+    Case {
+        name: "a values file with excessive aliasing",
+        edits: &[],
+        args: &[],
+        code: 3,
+        at: "",
+        says: "document contains excessive aliasing",
+        make: Some(|r| {
+            let mut v = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
+            let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+            for w in names.windows(2) {
+                let refs = vec![format!("*{}", w[0]); 9].join(",");
+                v.push_str(&format!("{c}: &{c} [{refs}]\n", c = w[1]));
+            }
+            let old = r.read("modules/hello/values.yaml");
+            r.write("modules/hello/values.yaml", &format!("{old}\n{v}"));
+        }),
+    },
+    Case {
+        name: "a render that never ends",
+        edits: &[(
+            CHART,
+            "\ndata:\n",
+            "\ndata:\n{{- range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}\n",
+        )],
+        args: &[],
+        code: 3,
+        at: "",
+        says: "rendering stopped: the chart exceeds envboot's budget of 50000000 steps",
+        make: None,
     },
     Case {
         name: "revision that does not exist",
@@ -728,6 +991,7 @@ const CASES: &[Case] = &[
         code: 4,
         at: "",
         says: "revision `no-such-branch` does not exist",
+        make: None,
     },
 ];
 
@@ -745,6 +1009,9 @@ fn every_broken_environment_fails_with_its_own_located_message_and_no_api_call()
     for case in CASES {
         let repo = Repo::new("t", &base.read(ENV));
         repo.write("environments/t/config/app.properties", "server.port=8080\n");
+        if let Some(make) = case.make {
+            make(&repo);
+        }
         for (file, find, replace) in case.edits {
             if find.is_empty() {
                 repo.write(file, replace);
@@ -782,5 +1049,85 @@ fn every_broken_environment_fails_with_its_own_located_message_and_no_api_call()
         messages.len(),
         CASES.len(),
         "every case gives a distinct message"
+    );
+}
+
+#[test]
+fn a_tree_or_blob_given_as_revision_is_named_for_what_it_is() {
+    let repo = sandbox_repo("t");
+    let settings = unreachable(repo.path());
+    let tree = repo.git(&["rev-parse", "HEAD^{tree}"]);
+    let run = envboot(
+        &repo,
+        &settings,
+        &["validate", "t", "--revision", tree.trim()],
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is a tree (a folder's listing)")
+            && run.stderr.contains("not a commit"),
+        "{}",
+        run.stderr
+    );
+    let blob = repo.git(&["rev-parse", "HEAD:environments/t/environment.yaml"]);
+    let run = envboot(
+        &repo,
+        &settings,
+        &["validate", "t", "--revision", &blob.trim()[..12]],
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is a blob (a file's content)"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// What Helm accepts in the files it reads, envboot accepts: a tab after `key:`, and values
+/// nested to go-yaml's limit of 10,000 levels.
+#[test]
+fn values_files_keep_helms_leniency() {
+    let repo = sandbox_repo("t");
+    let deep: String = (0..9_999)
+        .map(|i| format!("{}k:\n", " ".repeat(i)))
+        .chain([format!("{}k: 1\n", " ".repeat(9_999))])
+        .collect();
+    repo.write("environments/t/deep.yaml", &deep);
+    repo.write("environments/t/tab.yaml", "greeting:\tHello with a tab\n");
+    repo.edit(
+        ENV,
+        "    chart: hello\n",
+        "    chart: hello\n    valuesFiles: [deep.yaml, tab.yaml]\n",
+    );
+    repo.edit(ENV, "      greeting: Hello from t\n", "");
+    repo.commit("lenient values");
+    let settings = unreachable(repo.path());
+    let run = envboot(&repo, &settings, &["render", "t"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("GREETING: Hello with a tab"),
+        "{}",
+        run.stdout
+    );
+    // one level more is go-yaml's error, located
+    repo.write(
+        "environments/t/deep.yaml",
+        &format!(
+            "k:\n{}",
+            deep.lines().map(|l| format!(" {l}\n")).collect::<String>()
+        ),
+    );
+    repo.commit("too deep");
+    let run = envboot(&repo, &settings, &["validate", "t"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("environments/t/deep.yaml:10001:"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("nested more than 10000 levels deep"),
+        "{}",
+        run.stderr
     );
 }

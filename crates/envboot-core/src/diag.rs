@@ -158,6 +158,17 @@ fn parse_as<T: DeserializeOwned>(
             message: format!("invalid YAML: {message}"),
         })?,
     };
+    if !strict {
+        // the value as Helm reads it: go-yaml v2's scalars, nesting and alias limits
+        let value =
+            envboot_helm::manifest::to_json_at(text).map_err(|(line, message)| Diagnostic {
+                file: path.to_string(),
+                line: line.max(1),
+                column: 1,
+                message: format!("invalid YAML: {message}"),
+            })?;
+        return Ok((from_value(&file, "", value)?, file));
+    }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     match serde_path_to_error::deserialize(de) {
         Ok(value) => Ok((value, file)),
@@ -240,6 +251,9 @@ enum Frame {
 /// The deepest nesting of maps and lists an envboot file may have (its formats need a handful;
 /// the bound keeps a hostile file from exhausting the stack of the deserializer after this).
 pub const MAX_NESTING: usize = 64;
+
+/// The nesting files Helm reads may have: go-yaml v2's bound.
+pub const MAX_HELM_NESTING: usize = 10_000;
 
 struct Indexer {
     /// Duplicate keys and tags are errors (envboot's own files), or allowed as Helm allows them.
@@ -337,11 +351,16 @@ impl MarkedEventReceiver for Indexer {
                         .entry(path.clone())
                         .or_insert((mark.line().max(1), mark.col() + 1));
                 }
-                if self.stack.len() >= MAX_NESTING && self.problem.is_none() {
+                let limit = if self.strict {
+                    MAX_NESTING
+                } else {
+                    MAX_HELM_NESTING
+                };
+                if self.stack.len() >= limit && self.problem.is_none() {
                     self.problem = Some((
                         mark.line().max(1),
                         mark.col() + 1,
-                        format!("nested more than {MAX_NESTING} levels deep"),
+                        format!("nested more than {limit} levels deep"),
                     ));
                 }
                 self.stack.push(if is_map {

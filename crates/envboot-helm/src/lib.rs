@@ -181,8 +181,8 @@ pub struct Options {
 }
 
 pub use exec::MAX_STEPS;
-pub use yaml::tabs_after_colons;
 pub use funcs::{MAX_LIST_ITEMS, MAX_VALUE_BYTES};
+pub use yaml::tabs_after_colons;
 
 /// One rendered manifest (one YAML document), in output order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,7 +393,11 @@ fn validate_metadata(
                 d.name
             ));
         }
-        let key = if d.alias.is_empty() { &d.name } else { &d.alias };
+        let key = if d.alias.is_empty() {
+            &d.name
+        } else {
+            &d.alias
+        };
         if !seen.insert(key.clone()) {
             return invalid(format!(
                 "more than one dependency with name or alias {key:?}"

@@ -15,9 +15,18 @@ use crate::yaml;
 /// # Errors
 /// The document is not YAML, or holds a number JSON cannot (NaN, infinity), in Go's words.
 pub fn to_json(doc: &str) -> Result<serde_json::Value, String> {
-    let v = yaml::parse(doc).map_err(|e| format!("error converting YAML to JSON: {e}"))?;
+    to_json_at(doc).map_err(|(_, m)| m)
+}
+
+/// [`to_json`], with the line of the error (0 when go-yaml names none).
+///
+/// # Errors
+/// As [`to_json`].
+pub fn to_json_at(doc: &str) -> Result<serde_json::Value, (usize, String)> {
+    let v =
+        yaml::parse(doc).map_err(|e| (e.line, format!("error converting YAML to JSON: {e}")))?;
     let mut nested = 0usize;
-    crate::stack::deep(|| json_of(&v, &mut nested))
+    crate::stack::deep(|| json_of(&v, &mut nested)).map_err(|m| (0, m))
 }
 
 fn json_of(v: &Value, depth: &mut usize) -> Result<serde_json::Value, String> {
@@ -67,9 +76,11 @@ fn value_of(v: &serde_json::Value) -> Value {
             None => Value::Float(n.as_f64().unwrap_or_default()),
         },
         serde_json::Value::String(s) => Value::str(s),
-        serde_json::Value::Array(a) => {
-            Value::list(a.iter().map(|x| crate::stack::deep(|| value_of(x))).collect())
-        }
+        serde_json::Value::Array(a) => Value::list(
+            a.iter()
+                .map(|x| crate::stack::deep(|| value_of(x)))
+                .collect(),
+        ),
         serde_json::Value::Object(o) => Value::map(
             o.iter()
                 .map(|(k, x)| (k.clone(), crate::stack::deep(|| value_of(x))))
@@ -85,21 +96,25 @@ mod tests {
     #[test]
     fn documents_read_as_kubernetes_clients_read_them() {
         // Go's ParseInt with base 0 reads 0o17 and 0x1F too
-        let v = to_json("ON: yes\nb: on\nc: \"on\"\nd: 0o17\ne: 017\nf: 1.5\ng: ~\nh: 0x1F\n")
-            .unwrap();
+        let v =
+            to_json("ON: yes\nb: on\nc: \"on\"\nd: 0o17\ne: 017\nf: 1.5\ng: ~\nh: 0x1F\n").unwrap();
         assert_eq!(
             v,
             serde_json::json!({"true": true, "b": true, "c": "on", "d": 15, "e": 15,
                                "f": 1.5, "g": null, "h": 31})
         );
         assert_eq!(to_json("").unwrap(), serde_json::Value::Null);
-        assert!(to_json("a: .nan").unwrap_err().contains("unsupported value: NaN"));
+        assert!(to_json("a: .nan")
+            .unwrap_err()
+            .contains("unsupported value: NaN"));
     }
 
     #[test]
     fn strings_go_yaml_would_misread_are_quoted() {
-        let out = to_yaml(&serde_json::json!({"a": "yes", "b": "on", "c": "015", "d": "1e3",
-                                               "e": "plain", "n": 3, "t": true, "z": "~"}));
+        let out = to_yaml(
+            &serde_json::json!({"a": "yes", "b": "on", "c": "015", "d": "1e3",
+                                               "e": "plain", "n": 3, "t": true, "z": "~"}),
+        );
         assert_eq!(
             out,
             "a: \"yes\"\nb: \"on\"\nc: \"015\"\nd: \"1e3\"\ne: plain\n\"n\": 3\nt: true\nz: \"~\"\n"

@@ -17,7 +17,8 @@ pub struct Version {
 /// an optional `v`, one to three numeric parts, a pre-release of dot-separated alphanumeric
 /// identifiers (numeric ones without leading zeros) and build metadata.
 pub fn is_valid(s: &str) -> bool {
-    let ident_ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let ident_ok =
+        |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let t = s.strip_prefix('v').unwrap_or(s);
     let (t, metadata) = match t.split_once('+') {
         Some((a, b)) => (a, Some(b)),
@@ -29,12 +30,13 @@ pub fn is_valid(s: &str) -> bool {
     };
     let parts: Vec<&str> = core.split('.').collect();
     let core_ok = parts.len() <= 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok());
+        && parts.iter().all(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok()
+        });
     let pre_ok = pre.is_none_or(|p| {
         p.split('.').all(|id| {
-            ident_ok(id) && !(id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit()))
+            ident_ok(id)
+                && !(id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit()))
         })
     });
     let meta_ok = metadata.is_none_or(|m| m.split('.').all(ident_ok));

@@ -735,9 +735,10 @@ impl Loader<'_> {
                 match literal(&v.cidr_block) {
                     Some(Ok(net)) => {
                         vpcs.insert(format!("${{{}.id}}", r.address), net);
-                        self.networks
-                            .vpcs
-                            .insert(format!("${{{}.id}}", r.address), (instance.to_string(), net));
+                        self.networks.vpcs.insert(
+                            format!("${{{}.id}}", r.address),
+                            (instance.to_string(), net),
+                        );
                     }
                     Some(Err(m)) => {
                         self.report(mfile.at(&key(at, "cidr_block"), format!("{m}{note}")))

@@ -313,7 +313,9 @@ fn check_objects(objects: &[Manifest]) -> Result<()> {
         let (kind, name) = (m.kind(), m.name());
         let namespaced = !cluster_scoped.contains(kind);
         let namespace = if namespaced {
-            m.namespace().or(m.default_namespace.as_deref()).unwrap_or_default()
+            m.namespace()
+                .or(m.default_namespace.as_deref())
+                .unwrap_or_default()
         } else {
             ""
         };

@@ -103,7 +103,9 @@ pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
     };
     let events = match events(text) {
         Ok(events) => events,
-        Err(e) if e.info() == TAB_AFTER_COLON => events(&tabs_after_colons(text)).map_err(to_error)?,
+        Err(e) if e.info() == TAB_AFTER_COLON => {
+            events(&tabs_after_colons(text)).map_err(to_error)?
+        }
         Err(e) => return Err(to_error(e)),
     };
     let mut b = Builder {
