@@ -25,11 +25,10 @@ pub fn to_json(doc: &str) -> Result<serde_json::Value, String> {
 pub fn to_json_at(doc: &str) -> Result<serde_json::Value, (usize, String)> {
     let v =
         yaml::parse(doc).map_err(|e| (e.line, format!("error converting YAML to JSON: {e}")))?;
-    let mut nested = 0usize;
-    crate::stack::deep(|| json_of(&v, &mut nested)).map_err(|m| (0, m))
+    crate::stack::deep(|| json_of(&v)).map_err(|m| (0, m))
 }
 
-fn json_of(v: &Value, depth: &mut usize) -> Result<serde_json::Value, String> {
+fn json_of(v: &Value) -> Result<serde_json::Value, String> {
     Ok(match v {
         Value::Nil => serde_json::Value::Null,
         Value::Bool(b) => serde_json::Value::Bool(*b),
@@ -47,14 +46,14 @@ fn json_of(v: &Value, depth: &mut usize) -> Result<serde_json::Value, String> {
         Value::List(l) => {
             let mut out = Vec::with_capacity(l.len());
             for x in l.iter() {
-                out.push(crate::stack::deep(|| json_of(x, depth))?);
+                out.push(crate::stack::deep(|| json_of(x))?);
             }
             serde_json::Value::Array(out)
         }
         Value::Map(m) => {
             let mut out = serde_json::Map::new();
             for (k, x) in m.borrow().iter() {
-                out.insert(k.clone(), crate::stack::deep(|| json_of(x, depth))?);
+                out.insert(k.clone(), crate::stack::deep(|| json_of(x))?);
             }
             serde_json::Value::Object(out)
         }
