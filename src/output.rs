@@ -13,7 +13,7 @@ pub fn write_files(
     let documents = render::to_yaml_documents(manifests);
     for (text, name) in documents.iter().zip(render::file_names(manifests)) {
         let path = dir.join(name);
-        std::fs::write(&path, envboot_core::sensitive::redact(&text).as_bytes())?;
+        std::fs::write(&path, envboot_core::sensitive::redact(text).as_bytes())?;
         written.push(path);
     }
     Ok(written)
