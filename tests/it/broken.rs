@@ -936,8 +936,8 @@ const CASES: &[Case] = &[
         says: "a symbolic link (to `/etc/hostname`): envboot reads files as committed and does not follow links",
         make: Some(|r| {
             let p = r.path().join("environments/t/config/app.properties");
-            std::fs::remove_file(&p).unwrap();
-            std::os::unix::fs::symlink("/etc/hostname", &p).unwrap();
+            std::fs::remove_file(&p).expect("remove the ConfigMap file");
+            std::os::unix::fs::symlink("/etc/hostname", &p).expect("make a symbolic link");
         }),
     },
     Case {
