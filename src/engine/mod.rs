@@ -819,6 +819,23 @@ pub(crate) async fn plan_cluster(
         Goal::Destroy => Vec::new(),
     };
     let mut changes = kube::diff::diff(&desired, &live, &foreign);
+    // fields derived from secrets (desired objects are the manifests', in their order)
+    if goal == Goal::Apply {
+        let tainted: BTreeMap<ObjectKey, Vec<String>> = desired
+            .iter()
+            .zip(manifests)
+            .filter(|(_, m)| !m.sensitive.is_empty())
+            .map(|(o, m)| {
+                let paths = m.sensitive.iter().map(|p| render::field_path(p)).collect();
+                (ObjectKey::of(o), paths)
+            })
+            .collect();
+        for change in &mut changes {
+            if let Some(paths) = tainted.get(&change.key) {
+                kube::diff::mask_paths(&mut change.change.fields, paths);
+            }
+        }
+    }
     // What Git declares and the cluster has without the environment's label is not ours: a
     // conflict, or (with --adopt) taken over.
     let creates: Vec<(String, ObjectKey)> = changes

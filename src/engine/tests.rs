@@ -869,6 +869,7 @@ fn manifest(object: Value) -> Manifest {
         source: "configMaps".into(),
         object,
         default_namespace: Some("apps".into()),
+        sensitive: Vec::new(),
     }
 }
 

@@ -152,8 +152,8 @@ async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
     );
     assert!(
         r.stdout
-            .contains("~ data.GREETING: (sensitive) -> \"postgres://app:(sensitive)@db\""),
-        "a chart value from a secret is masked where it lands: {}",
+            .contains("~ data.GREETING: (sensitive) -> (sensitive)"),
+        "a field a chart value from a secret reaches is masked whole: {}",
         r.stdout
     );
     // A saved plan holds no secret in plain text either.
@@ -215,4 +215,104 @@ async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
         printed.contains("(sensitive)"),
         "values are shown as (sensitive)"
     );
+}
+
+/// What a chart does to a secret value does not hide it from envboot: every field that derives
+/// from it is `(sensitive)` in render's output and files, and no transformed form is printed.
+#[test]
+fn secrets_transformed_by_a_chart_are_sensitive_wherever_they_land() {
+    const TOKEN: &str = "Zq9-tokenvalue-\"quoted\"-x7";
+    let name = "taint";
+    let env = format!(
+        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nsecrets:\n  - name: api\n    namespace: {name}\n    file: secrets/api.yaml.age\nreleases:\n  - name: hello\n    chart: hello\n    namespace: {name}\n    values:\n      token: \"${{secret.api.token}}\"\n"
+    );
+    let repo = Repo::new(name, &env);
+    let identity = age::x25519::Identity::generate();
+    repo.write(".age-recipients", &format!("{}\n", identity.to_public()));
+    repo.write(
+        "modules/hello/templates/derived.yaml",
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: derived
+data:
+  upper: {{ .Values.token | upper | quote }}
+  twice: {{ .Values.token | b64enc | b64enc | quote }}
+  json: {{ dict "t" .Values.token | toJson | quote }}
+  query: {{ .Values.token | urlquery | quote }}
+  short: {{ .Values.token | trunc 3 | quote }}
+  {{- range $i, $c := splitList "" .Values.token }}
+  c{{ $i }}: {{ $c | quote }}
+  {{- end }}
+  plain: not a secret
+"#,
+    );
+    let outside = tempfile::tempdir().expect("tempdir");
+    let plain = outside.path().join("api.yaml");
+    std::fs::write(&plain, format!("token: '{TOKEN}'\n")).expect("write");
+    let encrypted = repo
+        .path()
+        .join(format!("environments/{name}/secrets/api.yaml.age"));
+    std::fs::create_dir_all(encrypted.parent().expect("parent")).expect("mkdir");
+    let settings = unreachable(repo.path());
+    Envboot::new(&settings)
+        .args(["secret", "encrypt"])
+        .arg(&plain)
+        .arg("--output")
+        .arg(&encrypted)
+        .current_dir(repo.path())
+        .run()
+        .assert_ok();
+    repo.commit("a chart that transforms its secret");
+
+    use age::secrecy::ExposeSecret;
+    let mut with_key = settings.clone();
+    with_key.insert(
+        "ENVBOOT_AGE_IDENTITY".into(),
+        identity.to_string().expose_secret().to_string(),
+    );
+    let run = envboot(&repo, &with_key, &["render", name]);
+    run.assert_ok();
+    let files = tempfile::tempdir().expect("tempdir");
+    let dir = files.path().join("out");
+    envboot(
+        &repo,
+        &with_key,
+        &["render", name, "--output-dir", dir.to_str().expect("utf-8")],
+    )
+    .assert_ok();
+    let mut printed = format!("{}{}", run.stdout, run.stderr);
+    for entry in std::fs::read_dir(&dir).expect("files") {
+        printed.push_str(&std::fs::read_to_string(entry.expect("entry").path()).expect("read"));
+    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let forms = [
+        TOKEN.to_string(),
+        TOKEN.to_uppercase(),
+        b64.encode(b64.encode(TOKEN)),
+        serde_json::to_string(&serde_json::json!({"t": TOKEN})).expect("json"),
+        "Zq9-tokenvalue-%22quoted%22-x7".to_string(),
+    ];
+    for form in &forms {
+        assert!(
+            !printed.contains(form.as_str()),
+            "{form} was printed:\n{printed}"
+        );
+    }
+    let derived = printed
+        .split("# Source: ")
+        .find(|d| d.contains("name: derived"))
+        .expect("the derived ConfigMap")
+        .to_string();
+    // every character, punctuation too (its place would tell the secret's shape)
+    let keys = ["upper", "twice", "json", "query", "short"].map(String::from);
+    let chars = (0..TOKEN.len()).map(|i| format!("c{i}"));
+    for key in keys.into_iter().chain(chars) {
+        assert!(
+            derived.contains(&format!("{key}: (sensitive)")),
+            "{key} is not masked:\n{derived}"
+        );
+    }
+    assert!(derived.contains("plain: not a secret"), "{derived}");
 }

@@ -328,6 +328,26 @@ pub fn mask(kind: &str, fields: &mut [FieldChange]) {
     }
 }
 
+/// Shows `(sensitive)` for the fields at or around `paths` (in [`FieldChange::path`]'s form):
+/// the fields whose values derive from a secret, before and after.
+pub fn mask_paths(fields: &mut [FieldChange], paths: &[String]) {
+    let within = |inner: &str, outer: &str| {
+        inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    };
+    for f in fields {
+        if paths
+            .iter()
+            .any(|p| within(&f.path, p) || within(p, &f.path))
+        {
+            f.before = f.before.as_ref().map(|_| PlanValue::Sensitive);
+            f.after = f.after.as_ref().map(|_| PlanValue::Sensitive);
+        }
+    }
+}
+
 /// What the server keeps for itself: never a difference envboot made.
 fn strip(object: &Value) -> Value {
     let mut v = object.clone();
@@ -387,6 +407,36 @@ fn gone(live: &Value, result: &Value, path: &str, out: &mut Vec<FieldChange>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_derived_from_secrets_are_masked_at_and_around_their_paths() {
+        let field = |path: &str| FieldChange {
+            path: path.into(),
+            before: Some(PlanValue::Known("old".into())),
+            after: Some(PlanValue::Known("new".into())),
+            forces_replacement: false,
+        };
+        let mut fields = vec![
+            field("data.token"),
+            field("data.tokens"),
+            field("spec.containers[0].env[1].value"),
+            field("spec.containers[0].env"),
+            field("data"),
+        ];
+        let paths = [
+            "data.token".to_string(),
+            "spec.containers[0].env[1]".to_string(),
+        ];
+        mask_paths(&mut fields, &paths);
+        let masked: Vec<bool> = fields
+            .iter()
+            .map(|f| {
+                f.after == Some(PlanValue::Sensitive) && f.before == Some(PlanValue::Sensitive)
+            })
+            .collect();
+        // `data.tokens` is another key; a field holding a secret one is masked whole
+        assert_eq!(masked, [true, false, true, true, true]);
+    }
     use serde_json::json;
 
     fn cm(data: Value) -> Value {

@@ -79,6 +79,9 @@ pub struct Manifest {
     pub object: Value,
     /// Namespace for a namespaced object that names none (the release's namespace).
     pub default_namespace: Option<String>,
+    /// Fields (paths of keys and `[i]` list indices) whose values derive from a secret: shown as
+    /// `(sensitive)` in everything printed, whatever the chart did to the secret.
+    pub sensitive: Vec<Vec<String>>,
 }
 
 impl Manifest {
@@ -221,6 +224,7 @@ pub fn render_with_hooks(
             source: "namespaces".into(),
             object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
             default_namespace: None,
+            sensitive: Vec::new(),
         });
     }
     for cm in &env.config_maps {
@@ -244,6 +248,7 @@ pub fn render_with_hooks(
             source: "configMaps".into(),
             object,
             default_namespace: None,
+            sensitive: Vec::new(),
         });
     }
     for secret in secrets {
@@ -262,6 +267,7 @@ pub fn render_with_hooks(
                 "data": data,
             }),
             default_namespace: None,
+            sensitive: Vec::new(),
         });
     }
     for release in &env.releases {
@@ -520,10 +526,160 @@ pub const KUBE_VERSION: &str = "1.30.0";
 /// Renders one release's chart with the Helm-compatible engine, as `helm template` would, and
 /// parses the objects. Hooks are left out (they run at phases, not as part of the release).
 pub fn render_release(release: &Release, secrets: &[SecretData]) -> Result<Vec<Manifest>> {
+    let Some(overlay) = secret_values(release, secrets, &|v| v.to_string())? else {
+        return render_with(release, None);
+    };
+    let mut out = render_with(release, Some(&overlay))?;
+    // Secrecy as data: render again with every secret value changed (character by character,
+    // keeping its form), and every field that changes with it derives from a secret, whatever
+    // the chart did to it (upper, trunc, toJson, base64 twice, one character at a time).
+    let probe = secret_values(release, secrets, &probe_value)?;
+    let probed = probe
+        .as_ref()
+        .and_then(|p| render_with(release, Some(p)).ok());
+    match probed {
+        Some(probed) if probed.len() == out.len() => {
+            for (m, p) in out.iter_mut().zip(&probed) {
+                differing(&m.object, &p.object, &mut Vec::new(), &mut m.sensitive);
+            }
+        }
+        // the chart rendered other objects: everything but their identity is sensitive
+        _ => {
+            for m in &mut out {
+                if let Value::Object(fields) = &m.object {
+                    m.sensitive = fields
+                        .keys()
+                        .filter(|k| !matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+                        .map(|k| vec![k.clone()])
+                        .collect();
+                }
+            }
+        }
+    }
+    // and the last line of defence masks their values wherever they are printed
+    let mut derived = Vec::new();
+    for m in &out {
+        for path in &m.sensitive {
+            leaf_strings(at_path(&m.object, path), &mut derived);
+        }
+    }
+    crate::sensitive::register_sensitive(derived.iter().map(String::as_str));
+    Ok(out)
+}
+
+/// A secret value changed in every character but whitespace, its length and form kept (a
+/// letter stays a letter of its case, a digit a digit, punctuation punctuation), so that a
+/// chart's checks of its format still pass.
+fn probe_value(v: &str) -> String {
+    const PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+    v.chars()
+        .map(|c| match c {
+            'a'..='y' | 'A'..='Y' | '0'..='8' => char::from(c as u8 + 1),
+            'z' => 'a',
+            'Z' => 'A',
+            '9' => '0',
+            c => match PUNCTUATION.find(c) {
+                Some(i) => PUNCTUATION[i + 1..]
+                    .chars()
+                    .next()
+                    .or(PUNCTUATION.chars().next())
+                    .unwrap_or(c),
+                None => c,
+            },
+        })
+        .collect()
+}
+
+/// The paths where `a` and `b` differ (a key only `a` has, a list of another length, a value).
+fn differing(a: &Value, b: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, va) in x {
+                path.push(k.clone());
+                match y.get(k) {
+                    Some(vb) => differing(va, vb, path, out),
+                    None => out.push(path.clone()),
+                }
+                path.pop();
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                path.push(format!("[{i}]"));
+                differing(va, vb, path, out);
+                path.pop();
+            }
+        }
+        _ if a != b => out.push(path.clone()),
+        _ => {}
+    }
+}
+
+/// A path segment's list index (`[3]`).
+fn index(segment: &str) -> Option<usize> {
+    segment.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+}
+
+/// A path as plans name fields: `spec.template.spec.containers[0].env[2].value`.
+pub fn field_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        if !out.is_empty() && !seg.starts_with('[') {
+            out.push('.');
+        }
+        out.push_str(seg);
+    }
+    out
+}
+
+/// The value at `path` (keys and list indices), or null.
+fn at_path<'v>(v: &'v Value, path: &[String]) -> &'v Value {
+    path.iter().fold(v, |v, k| match v {
+        Value::Array(a) => index(k).and_then(|i| a.get(i)).unwrap_or(&Value::Null),
+        v => &v[k.as_str()],
+    })
+}
+
+fn leaf_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| leaf_strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| leaf_strings(x, out)),
+        Value::Number(n) => out.push(n.to_string()),
+        _ => {}
+    }
+}
+
+/// [`mask`], and every field [`Manifest::sensitive`] names shown as `(sensitive)`.
+pub fn mask_manifest(m: &Manifest) -> Value {
+    let mut v = mask(&m.object);
+    for path in &m.sensitive {
+        set_sensitive(&mut v, path);
+    }
+    v
+}
+
+fn set_sensitive(v: &mut Value, path: &[String]) {
+    let Some((first, rest)) = path.split_first() else {
+        *v = Value::String(crate::sensitive::SENSITIVE.to_string());
+        return;
+    };
+    let next = match v {
+        Value::Array(a) => index(first).and_then(|i| a.get_mut(i)),
+        Value::Object(o) => o.get_mut(first),
+        _ => None,
+    };
+    if let Some(next) = next {
+        set_sensitive(next, rest);
+    }
+}
+
+/// Renders `release`'s chart, with `overlay` (its values from secrets) merged last.
+fn render_with(release: &Release, overlay: Option<&Value>) -> Result<Vec<Manifest>> {
     let chart = &release.chart;
     let mut values_files = release.values_sources.clone();
-    if let Some(overlay) = secret_values(release, secrets)? {
-        let text = serde_yaml_ng::to_string(&overlay).unwrap_or_default();
+    if let Some(overlay) = overlay {
+        let text = serde_yaml_ng::to_string(overlay).unwrap_or_default();
         values_files.push((format!("(secret values of release {})", release.name), text));
     }
     // Helm names files `<chart name>/templates/...`; envboot names them by repository path.
@@ -590,6 +746,7 @@ pub fn render_release(release: &Release, secrets: &[SecretData]) -> Result<Vec<M
                 source: file.clone(),
                 object,
                 default_namespace: Some(release.namespace.clone()),
+                sensitive: Vec::new(),
             });
         }
     }
@@ -598,7 +755,11 @@ pub fn render_release(release: &Release, secrets: &[SecretData]) -> Result<Vec<M
 
 /// The top-level keys of a release's inline values that hold `${secret.NAME.KEY}` references,
 /// with the decrypted values filled in: merged last, over the inline values they came from.
-fn secret_values(release: &Release, secrets: &[SecretData]) -> Result<Option<Value>> {
+fn secret_values(
+    release: &Release,
+    secrets: &[SecretData],
+    form: &dyn Fn(&str) -> String,
+) -> Result<Option<Value>> {
     let Value::Object(inline) = &release.inline_values else {
         return Ok(None);
     };
@@ -627,7 +788,7 @@ fn secret_values(release: &Release, secrets: &[SecretData]) -> Result<Option<Val
                 .find(|s| s.name == name && s.namespace == release.namespace)
                 .or_else(|| secrets.iter().find(|s| s.name == name))?;
             match secret.data.get(k) {
-                Some(v) => Some(Value::String(v.clone())),
+                Some(v) => Some(Value::String(form(v))),
                 None => {
                     missing.get_or_insert(Error::MissingSecretKey {
                         release: release.name.clone(),
@@ -683,7 +844,7 @@ pub fn to_yaml_documents(manifests: &[Manifest]) -> Vec<String> {
     manifests
         .iter()
         .map(|m| {
-            let mut object = mask(&m.object);
+            let mut object = mask_manifest(m);
             if object["metadata"]["namespace"].is_null() && !cluster_scoped.contains(m.kind()) {
                 if let Some(ns) = &m.default_namespace {
                     object["metadata"]["namespace"] = json!(ns);
