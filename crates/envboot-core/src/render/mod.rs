@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Environment, Release};
+use crate::model::{is_dns_label, is_dns_subdomain, Environment, Release};
 
 /// Label naming the environment that owns an object.
 pub const LABEL_ENVIRONMENT: &str = "envboot.dev/environment";
@@ -418,19 +418,6 @@ fn name_rule(kind: &str, name: &str) -> Option<&'static str> {
         }
         _ => None,
     }
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 /// Kubernetes' `IsConfigMapKey`.
