@@ -820,8 +820,8 @@ pub(crate) async fn plan_cluster(
     };
     let mut changes = kube::diff::diff(&desired, &live, &foreign);
     // fields derived from secrets (desired objects are the manifests', in their order)
-    if goal == Goal::Apply {
-        let tainted: BTreeMap<ObjectKey, Vec<String>> = desired
+    let tainted: BTreeMap<ObjectKey, Vec<String>> = match goal {
+        Goal::Apply => desired
             .iter()
             .zip(manifests)
             .filter(|(_, m)| !m.sensitive.is_empty())
@@ -829,13 +829,15 @@ pub(crate) async fn plan_cluster(
                 let paths = m.sensitive.iter().map(|p| render::field_path(p)).collect();
                 (ObjectKey::of(o), paths)
             })
-            .collect();
-        for change in &mut changes {
-            if let Some(paths) = tainted.get(&change.key) {
-                kube::diff::mask_paths(&mut change.change.fields, paths);
-            }
+            .collect(),
+        Goal::Destroy => BTreeMap::new(),
+    };
+    let mask_tainted = |c: &mut KubeChange| {
+        if let Some(paths) = tainted.get(&c.key) {
+            kube::diff::mask_paths(&mut c.change.fields, paths);
         }
-    }
+    };
+    changes.iter_mut().for_each(mask_tainted);
     // What Git declares and the cluster has without the environment's label is not ours: a
     // conflict, or (with --adopt) taken over.
     let creates: Vec<(String, ObjectKey)> = changes
@@ -902,6 +904,7 @@ pub(crate) async fn plan_cluster(
         c.force = heals_drift;
         c.change.fields = kube::diff::dry_run_changes(&result, live);
         kube::diff::mask(&c.key.kind, &mut c.change.fields);
+        mask_tainted(c);
         if c.change.fields.is_empty() {
             c.change.action = Action::NoOp;
         }

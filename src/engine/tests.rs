@@ -960,3 +960,48 @@ fn only_references_to_the_environments_cloud_resources_are_envboots_in_kubernete
         Some("network.vpc.id")
     );
 }
+
+#[test]
+fn fields_derived_from_a_secret_stay_masked_after_the_dry_run_confirms_them() {
+    let cm = |greeting: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "hello-config", "namespace": "apps"},
+            "data": {"GREETING": greeting, "LEVEL": "info"}})
+    };
+    let mut live = cm("postgres://app:old-value@db");
+    live["metadata"]["managedFields"] =
+        json!([{"manager": "envboot", "operation": "Apply", "fieldsV1": {}}]);
+    let memory = Memory {
+        live: vec![live],
+        ..Memory::default()
+    };
+    let mut declared = manifest(cm("postgres://app:new-value@db"));
+    declared.object["data"]["LEVEL"] = json!("debug");
+    declared.sensitive = vec![vec!["data".into(), "GREETING".into()]];
+    let (_, kube) = plan_layers(&memory, &[], &[declared], false);
+    let change = kube
+        .iter()
+        .find(|c| c.key.name == "hello-config")
+        .expect("planned");
+    assert!(
+        memory.log().iter().any(|l| l.starts_with("dry-run")),
+        "{:?}",
+        memory.log()
+    );
+    let field = |path: &str| {
+        change
+            .change
+            .fields
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("{path} not in {:?}", change.change.fields))
+    };
+    let greeting = field("data.GREETING");
+    assert_eq!(greeting.before, Some(envboot_core::plan::Value::Sensitive));
+    assert_eq!(greeting.after, Some(envboot_core::plan::Value::Sensitive));
+    // what no secret reaches is shown as it is
+    assert_eq!(
+        field("data.LEVEL").after,
+        Some(envboot_core::plan::Value::Known("\"debug\"".into()))
+    );
+}

@@ -152,7 +152,7 @@ async fn secrets_are_applied_from_encrypted_files_and_never_printed() {
     );
     assert!(
         r.stdout
-            .contains("~ data.GREETING: (sensitive) -> \"(sensitive)\""),
+            .contains("~ data.GREETING: (sensitive) -> (sensitive)"),
         "a field a chart value from a secret reaches is masked whole: {}",
         r.stdout
     );
