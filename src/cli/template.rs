@@ -62,6 +62,7 @@ fn template(args: TemplateArgs) -> Result<u8, String> {
         set_string: args.set_string,
         is_upgrade: false,
         max_steps: None,
+        ..Default::default()
     };
     let mut rendered = helm::template(&chart, &options).map_err(|e| e.to_string())?;
     if !args.show_only.is_empty() {

@@ -119,7 +119,13 @@ pub struct State {
 pub struct Engine {
     pub templates: HashMap<String, Tmpl>,
     pub include_stack: Vec<String>,
-    pub rng: u64,
+    /// The random functions' stream (see [`Engine::draw_for`]).
+    pub rng: rand_chacha::ChaCha20Rng,
+    pub randomness: crate::Randomness,
+    /// What `lookup` finds (`None`: `helm template`, every lookup is empty).
+    pub lookups: Option<std::sync::Arc<crate::Lookups>>,
+    /// Lookups made that `lookups` has no answer for.
+    pub unread: std::collections::BTreeSet<crate::LookupKey>,
     /// Nodes walked so far in this render (see [`MAX_STEPS`]).
     pub steps: u64,
     pub max_steps: u64,
@@ -159,11 +165,37 @@ impl Engine {
         Engine {
             templates: HashMap::new(),
             include_stack: Vec::new(),
-            rng: 0x2545_f491_4f6c_dd1d,
+            rng: rand_core::SeedableRng::from_seed([0; 32]),
+            randomness: crate::Randomness::Fresh,
+            lookups: None,
+            unread: std::collections::BTreeSet::new(),
             steps: 0,
             max_steps: MAX_STEPS,
             at: 0,
         }
+    }
+
+    /// Chooses the random stream of template file `name`: fresh from the operating system, or
+    /// derived from the key (HMAC-SHA256 of the file's name), so that each file draws the same
+    /// values whatever the other files do.
+    pub fn draw_for(&mut self, name: &str) -> Result<(), getrandom::Error> {
+        let seed = match &self.randomness {
+            crate::Randomness::Fresh => {
+                let mut seed = [0u8; 32];
+                getrandom::fill(&mut seed)?;
+                seed
+            }
+            crate::Randomness::Derived(key) => {
+                use hmac::Mac;
+                let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key)
+                    .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+                mac.update(b"envboot/helm-randomness/v1\0");
+                mac.update(name.as_bytes());
+                mac.finalize().into_bytes().into()
+            }
+        };
+        self.rng = rand_core::SeedableRng::from_seed(seed);
+        Ok(())
     }
 
     /// Parse a file and register its defines (later files override earlier definitions).

@@ -25,9 +25,11 @@ mod yaml;
 #[cfg(test)]
 mod limits_tests;
 #[cfg(test)]
+mod install_tests;
+#[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -178,6 +180,66 @@ pub struct Options {
     /// The most steps the render may take (template nodes walked); `None` is envboot's default
     /// budget, [`MAX_STEPS`].
     pub max_steps: Option<u64>,
+    /// What the cluster says of itself, as `helm install` asks it: `.Capabilities` are then the
+    /// cluster's version and exactly the API versions it serves (instead of `kube_version` and
+    /// Helm's default set with `api_versions`).
+    pub cluster: Option<ClusterCapabilities>,
+    /// What `lookup` finds: `None` is `helm template` (every lookup is an empty map); `Some` holds
+    /// the objects read from the cluster, and the lookups it lacks are reported by
+    /// [`template_with_lookups`] (the caller reads them and renders again: rendering does no IO).
+    pub lookups: Option<std::sync::Arc<Lookups>>,
+    /// Where `randAlphaNum`, `uuidv4`, `shuffle` and the other random functions draw from.
+    pub randomness: Randomness,
+}
+
+/// What the cluster says of itself (its discovery), as `helm install` builds `.Capabilities`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterCapabilities {
+    /// The server's `gitVersion` (`v1.20.2`, `v1.33.5+k3s1`), as `.Capabilities.KubeVersion.Version`.
+    pub git_version: String,
+    /// `major` and `minor` as the server gives them (`1`, `20`; some providers say `27+`).
+    pub major: String,
+    pub minor: String,
+    /// Every group version (`apps/v1`) and group version kind (`apps/v1/Deployment`) served.
+    pub api_versions: Vec<String>,
+}
+
+/// A `lookup apiVersion kind namespace name` call (an empty name lists).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LookupKey {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// The answers to lookups, read from the cluster: the object (or list) as the API server sent
+/// it, `null` for one that does not exist (an empty map to the template, as in Helm), or the
+/// error the read met (the render fails with it, as `helm install` does).
+#[derive(Debug, Clone, Default)]
+pub struct Lookups {
+    pub found: BTreeMap<LookupKey, Result<serde_json::Value, String>>,
+}
+
+/// The source of the random functions' values.
+#[derive(Clone, Default)]
+pub enum Randomness {
+    /// Fresh from the operating system on every render, as `helm template` and `helm install`.
+    #[default]
+    Fresh,
+    /// Derived from this key: each template file draws from its own stream,
+    /// HMAC-SHA256(key, file name) seeding ChaCha20, so the same key renders the same values.
+    Derived([u8; 32]),
+}
+
+impl std::fmt::Debug for Randomness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Randomness::Fresh => f.write_str("Fresh"),
+            // never the key
+            Randomness::Derived(_) => f.write_str("Derived(..)"),
+        }
+    }
 }
 
 pub use exec::MAX_STEPS;
@@ -952,6 +1014,16 @@ fn sort_templates(names: &mut [String]) {
 
 /// Render a chart like `helm template`.
 pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error> {
+    template_with_lookups(chart, options).map(|(rendered, _)| rendered)
+}
+
+/// Render a chart like `helm install` given what it read ([`Options::lookups`]): the manifests,
+/// and the lookups the chart made that `options.lookups` holds no answer for (they returned an
+/// empty map). A caller reads those and renders again until none is missing.
+pub fn template_with_lookups(
+    chart: &Chart,
+    options: &Options,
+) -> Result<(Vec<Rendered>, BTreeSet<LookupKey>), Error> {
     let mut loaded = load(&chart.files, true)?;
     // Helm's CheckIfInstallable
     match chart_type(&loaded).as_str() {
@@ -1009,10 +1081,20 @@ pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error
     }
 
     // Kubernetes version
-    let kv = options.kube_version.trim();
-    let kv = if kv.is_empty() { "1.20.0" } else { kv };
-    let kparsed = semver::Version::parse(kv).map_err(Error::Values)?;
-    let kube_git = format!("v{}.{}.{}", kparsed.major, kparsed.minor, kparsed.patch);
+    let (kparsed, kube_git, kube_major, kube_minor) = match &options.cluster {
+        Some(c) => {
+            let parsed = semver::Version::parse(c.git_version.trim()).map_err(Error::Values)?;
+            (parsed, c.git_version.clone(), c.major.clone(), c.minor.clone())
+        }
+        None => {
+            let kv = options.kube_version.trim();
+            let kv = if kv.is_empty() { "1.20.0" } else { kv };
+            let parsed = semver::Version::parse(kv).map_err(Error::Values)?;
+            let git = format!("v{}.{}.{}", parsed.major, parsed.minor, parsed.patch);
+            let (major, minor) = (parsed.major.to_string(), parsed.minor.to_string());
+            (parsed, git, major, minor)
+        }
+    };
     if !loaded.kube_version.is_empty() {
         let ok = semver::Constraint::parse(&loaded.kube_version)
             .map(|c| c.check(&kparsed))
@@ -1035,15 +1117,21 @@ pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error
     release.insert("Revision".to_string(), Value::Int(1));
     release.insert("Service".to_string(), Value::str("Helm"));
     common.insert("Release".to_string(), Value::map(release));
-    let mut apis: Vec<String> = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
-    apis.extend(options.api_versions.iter().cloned());
+    let apis: Vec<String> = match &options.cluster {
+        Some(c) => c.api_versions.clone(),
+        None => DEFAULT_API_VERSIONS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(options.api_versions.iter().cloned())
+            .collect(),
+    };
     let mut caps = BTreeMap::new();
     caps.insert(
         "KubeVersion".to_string(),
         Value::Obj(Rc::new(Obj::KubeVersion {
             version: kube_git.clone(),
-            major: kparsed.major.to_string(),
-            minor: kparsed.minor.to_string(),
+            major: kube_major,
+            minor: kube_minor,
         })),
     );
     caps.insert(
@@ -1062,6 +1150,8 @@ pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error
     // Parse every template in Helm's order (later definitions win).
     let mut engine = exec::Engine::new();
     engine.max_steps = options.max_steps.unwrap_or(MAX_STEPS);
+    engine.lookups = options.lookups.clone();
+    engine.randomness = options.randomness.clone();
     let texts: BTreeMap<String, String> = files.into_iter().collect();
     let mut order: Vec<String> = texts.keys().cloned().collect();
     sort_templates(&mut order);
@@ -1093,6 +1183,7 @@ pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error
             .borrow_mut()
             .insert("Template".into(), Value::map(t));
         let dot = Value::Map(job.top.clone());
+        engine.draw_for(name).map_err(|e| Error::Chart(e.to_string()))?;
         let out = engine
             .execute(name, &dot)
             .map_err(|e| render_error(name, &e))?;
@@ -1102,7 +1193,7 @@ pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error
     // NOTES.txt are not manifests.
     outputs.retain(|k, _| !k.ends_with("/NOTES.txt"));
 
-    sort_manifests(&outputs)
+    Ok((sort_manifests(&outputs)?, std::mem::take(&mut engine.unread)))
 }
 
 fn split_location(loc: &str) -> (String, usize) {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 
-fn chart(values: &str, templates: &[(&str, &str)]) -> Result<Chart, Error> {
+pub(crate) fn chart(values: &str, templates: &[(&str, &str)]) -> Result<Chart, Error> {
     let mut files = BTreeMap::new();
     files.insert(
         "Chart.yaml".to_string(),
@@ -19,7 +19,7 @@ fn chart(values: &str, templates: &[(&str, &str)]) -> Result<Chart, Error> {
     Chart::from_files(files)
 }
 
-fn opts() -> Options {
+pub(crate) fn opts() -> Options {
     Options {
         release_name: "rel".into(),
         namespace: "ns".into(),

@@ -224,6 +224,7 @@ fn ours(c: &Case) -> Result<String, String> {
         set_string: Vec::new(),
         is_upgrade: false,
         max_steps: None,
+        ..Default::default()
     };
     helm::template(&chart, &opts)
         .map(|r| helm::to_helm_output(&r))

@@ -693,6 +693,7 @@ fn render_with(release: &Release, overlay: Option<&Value>) -> Result<Vec<Manifes
         set_string: Vec::new(),
         is_upgrade: false,
         max_steps: None,
+        ..Default::default()
     };
     let rendered = envboot_helm::template(&engine_chart, &options).map_err(chart_failed)?;
     let mut out = Vec::new();

@@ -98,17 +98,26 @@ fn bcrypt(eng: &mut Engine, _st: &State, a: Args) -> FnResult {
 }
 
 pub(super) fn rand_next(e: &mut Engine) -> u64 {
-    let mut x = e.rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    e.rng = x;
-    x
+    rand_core::RngCore::next_u64(&mut e.rng)
+}
+
+/// A uniform draw from `0..n` (rejection sampling, as Go's `crypto/rand.Int`: no modulo bias).
+pub(super) fn rand_below(e: &mut Engine, n: u64) -> u64 {
+    if n <= 1 {
+        return 0;
+    }
+    let zone = u64::MAX - (u64::MAX % n);
+    loop {
+        let x = rand_next(e);
+        if x < zone {
+            return x % n;
+        }
+    }
 }
 
 fn rand_string(e: &mut Engine, n: i64, alphabet: &[u8]) -> String {
     (0..n.max(0))
-        .map(|_| alphabet[(rand_next(e) % alphabet.len() as u64) as usize] as char)
+        .map(|_| alphabet[rand_below(e, alphabet.len() as u64) as usize] as char)
         .collect()
 }
 

@@ -13,7 +13,7 @@ pub(super) fn register(r: &mut Registry) {
     r.engine("tpl", tpl);
     r.pure("required", required);
     r.pure("fail", fail);
-    r.pure("lookup", lookup);
+    r.engine("lookup", lookup);
 }
 
 fn include(eng: &mut Engine, _st: &State, a: Args) -> FnResult {
@@ -102,7 +102,26 @@ fn fail(a: Args) -> FnResult {
     Err(FnError::User(a.s(0)?))
 }
 
-fn lookup(a: Args) -> FnResult {
+/// Helm's `lookup`: the object (or, for an empty name, the list) from the cluster, an empty map
+/// when it does not exist or when rendering without a cluster (`helm template`).
+fn lookup(eng: &mut Engine, _st: &State, a: Args) -> FnResult {
     a.want(4)?;
-    Ok(Value::empty_map())
+    let key = crate::LookupKey {
+        api_version: a.s(0)?,
+        kind: a.s(1)?,
+        namespace: a.s(2)?,
+        name: a.s(3)?,
+    };
+    let Some(lookups) = &eng.lookups else {
+        return Ok(Value::empty_map());
+    };
+    match lookups.found.get(&key) {
+        Some(Ok(serde_json::Value::Null)) => Ok(Value::empty_map()),
+        Some(Ok(found)) => Ok(crate::yaml::from_unstructured(found)),
+        Some(Err(e)) => Err(call_err(e.clone())),
+        None => {
+            eng.unread.insert(key);
+            Ok(Value::empty_map())
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::crypto::rand_next;
+use super::crypto::rand_below;
 use super::{Args, Registry};
 use crate::exec::{Engine, FnResult, State};
 use crate::value::{go_quote, strval, to_v, Obj, Value};
@@ -311,7 +311,7 @@ fn shuffle(eng: &mut Engine, _st: &State, a: Args) -> FnResult {
     a.want(1)?;
     let mut c: Vec<char> = a.s(0)?.chars().collect();
     for i in (1..c.len()).rev() {
-        let j = (rand_next(eng) % (i as u64 + 1)) as usize;
+        let j = rand_below(eng, i as u64 + 1) as usize;
         c.swap(i, j);
     }
     Ok(Value::string(c.into_iter().collect()))

@@ -170,21 +170,101 @@ fn json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-/// `json.Unmarshal` into `interface{}`: numbers are float64.
+/// Go's `encoding/json`: how deep arrays and objects may nest.
+const MAX_JSON_DEPTH: usize = 10_000;
+
+/// `json.Unmarshal` into `interface{}`: numbers are float64; nesting up to Go's 10,000 levels.
 pub fn from_json(s: &str) -> Result<Value, String> {
-    let v: serde_json::Value = serde_json::from_str(s).map_err(|e| e.to_string())?;
-    Ok(from_serde(&v))
+    let depth = nesting(s.as_bytes());
+    if let Some(c) = depth.too_deep {
+        return Err(format!("invalid character '{}' exceeded max depth", c as char));
+    }
+    // serde_json's own limit (128) is lifted; the depth is bounded above, and the parse runs on a
+    // stack segment sized for it
+    let room = 1024 * 1024 + depth.max * 8 * 1024;
+    stacker::grow(room, || {
+        let mut de = serde_json::Deserializer::from_str(s);
+        de.disable_recursion_limit();
+        let v = serde::Deserialize::deserialize(&mut de).map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        let out = from_serde(&v, false);
+        drop_deep(v);
+        Ok(out)
+    })
 }
 
-fn from_serde(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::Nil,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
-        serde_json::Value::String(s) => Value::str(s),
-        serde_json::Value::Array(a) => Value::list(a.iter().map(from_serde).collect()),
-        serde_json::Value::Object(o) => {
-            Value::map(o.iter().map(|(k, v)| (k.clone(), from_serde(v))).collect())
+/// An object as Kubernetes' unstructured JSON decoding gives it to Helm (`lookup`): integers are
+/// int64, other numbers float64.
+pub fn from_unstructured(v: &serde_json::Value) -> Value {
+    from_serde(v, true)
+}
+
+struct Nesting {
+    max: usize,
+    too_deep: Option<u8>,
+}
+
+/// The deepest nesting of arrays and objects in JSON text (outside strings).
+fn nesting(b: &[u8]) -> Nesting {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &c in b {
+        if in_str {
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+                if depth > MAX_JSON_DEPTH {
+                    return Nesting {
+                        max,
+                        too_deep: Some(c),
+                    };
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
     }
+    Nesting {
+        max,
+        too_deep: None,
+    }
+}
+
+/// Drops a deeply nested value without recursing (serde_json's drop recurses).
+fn drop_deep(v: serde_json::Value) {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Array(a) => stack.extend(a),
+            serde_json::Value::Object(o) => stack.extend(o.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+fn from_serde(v: &serde_json::Value, ints: bool) -> Value {
+    crate::stack::deep(|| match v {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) if ints => Value::Int(i),
+            _ => Value::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => Value::str(s),
+        serde_json::Value::Array(a) => Value::list(a.iter().map(|v| from_serde(v, ints)).collect()),
+        serde_json::Value::Object(o) => Value::map(
+            o.iter()
+                .map(|(k, v)| (k.clone(), from_serde(v, ints)))
+                .collect(),
+        ),
+    })
 }

@@ -10,7 +10,7 @@ mod json;
 mod read;
 mod write;
 
-pub use json::{from_json, to_json};
+pub use json::{from_json, from_unstructured, to_json};
 pub use read::{go_parse_int, jsonify, parse, tabs_after_colons};
 pub use write::to_yaml;
 
