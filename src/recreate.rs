@@ -66,6 +66,7 @@ pub fn renamed(loaded: &Loaded, copy: &str) -> Result<Loaded> {
         manifests,
         hooks,
         credentials,
+        secrets,
     })
 }
 

@@ -95,6 +95,18 @@ pub fn identities_from_env() -> Result<Vec<age::x25519::Identity>> {
     parse_identities(&text, &origin)
 }
 
+/// The key generated chart values (`randAlphaNum`, `uuidv4`, ...) derive from in plan and
+/// apply: the first age identity's, for `environment`; `None` without an identity.
+pub fn randomness_key(environment: &str) -> Option<[u8; 32]> {
+    use age::secrecy::ExposeSecret;
+    let identities = identities_from_env().ok()?;
+    let secret = identities.first()?.to_string();
+    Some(envboot_core::render::environment_randomness(
+        secret.expose_secret().as_bytes(),
+        environment,
+    ))
+}
+
 /// Parses identity lines (`AGE-SECRET-KEY-1...`), skipping blank lines and `#` comments.
 pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<age::x25519::Identity>> {
     let identities: Vec<age::x25519::Identity> = text

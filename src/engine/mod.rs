@@ -91,6 +91,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("release{} {} draw{} random values (randAlphaNum, uuidv4, genCA, ...): plan and apply derive them from the environment's age identity, so that every plan and a rebuild render the same values; set {} or {}", if releases.len() == 1 { "" } else { "s" }, releases.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", "), if releases.len() == 1 { "s" } else { "" }, crate::secrets::IDENTITY_FILE_VAR, crate::secrets::IDENTITY_VAR)]
+    NoRandomnessKey { releases: Vec<String> },
+    #[error(
+        "the charts' lookups still depended on what earlier lookups found after {rounds} renders"
+    )]
+    LookupRounds { rounds: usize },
     #[error("cannot resolve `${{{reference}}}` for {address}: {reason}")]
     Unresolved {
         address: String,
@@ -130,6 +136,8 @@ impl Error {
             | Error::Render(_)
             | Error::Warnings(_)
             | Error::Secret { .. }
+            | Error::NoRandomnessKey { .. }
+            | Error::LookupRounds { .. }
             | Error::Chart(_) => exit::INVALID,
             Error::Kube(kube::Error::Locked { .. })
             | Error::Aws(aws::Error::Locked { .. })
@@ -176,6 +184,8 @@ pub struct Loaded {
     pub hooks: Vec<Manifest>,
     /// A k3s cluster's credentials, decrypted (in memory only).
     pub credentials: Option<k3s::Credentials>,
+    /// The environment's secrets, decrypted (in memory only), for renders against the cluster.
+    pub secrets: Vec<render::SecretData>,
 }
 
 /// Reads, validates and renders environment `name`. Makes no call to AWS or Kubernetes.
@@ -205,6 +215,7 @@ fn decrypt_and_render(snapshot: Snapshot, mut env: Environment) -> Result<Loaded
         manifests,
         hooks,
         credentials,
+        secrets,
     })
 }
 
@@ -266,6 +277,7 @@ pub fn validate(options: &SourceOptions, name: &str) -> Result<Validated> {
             manifests,
             hooks,
             credentials: None,
+            secrets,
         },
         decrypted: false,
     })
@@ -735,10 +747,11 @@ async fn plan_kube(
     known: &HashMap<String, String>,
 ) -> Result<KubePlan> {
     let cloud = cloud_addresses(loaded.env.resources.iter().map(|r| r.address.as_str()));
+    let (manifests, hooks) = render_against(loaded, k).await?;
     plan_cluster(
         &loaded.env.name,
-        &loaded.manifests,
-        &loaded.hooks,
+        &manifests,
+        &hooks,
         goal,
         options,
         k,
@@ -746,6 +759,67 @@ async fn plan_kube(
         &cloud,
     )
     .await
+}
+
+/// How many times a render may come back for lookups that depend on what earlier ones found.
+const MAX_LOOKUP_ROUNDS: usize = 16;
+
+/// The environment rendered for cluster `k` as `helm install` renders for it: `.Capabilities`
+/// from its discovery, `lookup` answered from it (read before each render, in rounds until every
+/// lookup is answered: rendering itself does no IO), random values derived from the
+/// environment's key so that plans agree and a rebuild renders the same values.
+pub(crate) async fn render_against(
+    loaded: &Loaded,
+    k: &impl ClusterDiscovery,
+) -> Result<(Vec<Manifest>, Vec<Manifest>)> {
+    if loaded.env.releases.is_empty() {
+        return Ok((loaded.manifests.clone(), loaded.hooks.clone()));
+    }
+    let caps = k.capabilities().await?;
+    let mut lookups = envboot_helm::Lookups::default();
+    let mut facts = render::ClusterFacts {
+        capabilities: Some(envboot_helm::ClusterCapabilities {
+            git_version: caps.git_version,
+            major: caps.major,
+            minor: caps.minor,
+            api_versions: caps.api_versions,
+        }),
+        lookups: None,
+        randomness_key: crate::secrets::randomness_key(&loaded.env.name),
+    };
+    for _ in 0..MAX_LOOKUP_ROUNDS {
+        facts.lookups = Some(std::sync::Arc::new(lookups.clone()));
+        let (manifests, hooks, needs) = render::render_for(&loaded.env, &loaded.secrets, &facts)?;
+        if needs.unread.is_empty() {
+            if facts.randomness_key.is_none() && !needs.random.is_empty() {
+                return Err(Error::NoRandomnessKey {
+                    releases: needs.random.into_iter().collect(),
+                });
+            }
+            return Ok((manifests, hooks));
+        }
+        for key in needs.unread {
+            let found = k
+                .lookup(&key.api_version, &key.kind, &key.namespace, &key.name)
+                .await;
+            if let Ok(object) = &found {
+                register_looked_up_secrets(object);
+            }
+            lookups.found.insert(key, found);
+        }
+    }
+    Err(Error::LookupRounds {
+        rounds: MAX_LOOKUP_ROUNDS,
+    })
+}
+
+/// Secrets a chart looked up are as sensitive as the environment's own.
+fn register_looked_up_secrets(found: &serde_json::Value) {
+    let objects: Vec<serde_json::Value> = match found["items"].as_array() {
+        Some(items) => items.clone(),
+        None => vec![found.clone()],
+    };
+    register_live_secrets(&objects);
 }
 
 /// Plans environment `name`'s objects (`manifests`, `hooks`) against the cluster `k`; `cloud`

@@ -52,6 +52,16 @@ pub(crate) trait ClusterDiscovery {
     ) -> kube::Result<BTreeMap<ObjectKey, String>>;
     /// What namespace `ns` holds that is not the environment's, as `Kind name`.
     async fn foreign_objects(&self, ns: &str, environment: &str) -> kube::Result<Vec<String>>;
+    /// The cluster's version and API versions, as charts see them in `.Capabilities`.
+    async fn capabilities(&self) -> kube::Result<kube::Capabilities>;
+    /// Helm's `lookup` (see [`Kube::lookup`]).
+    async fn lookup(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> std::result::Result<Value, String>;
     /// The object a server-side apply would leave, and whether forcing heals drift only.
     async fn dry_run(
         &self,
@@ -85,6 +95,18 @@ impl ClusterDiscovery for Kube {
     }
     async fn listable_kinds(&self) -> kube::Result<BTreeSet<(String, String)>> {
         Kube::listable_kinds(self).await
+    }
+    async fn capabilities(&self) -> kube::Result<kube::Capabilities> {
+        Kube::capabilities(self).await
+    }
+    async fn lookup(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> std::result::Result<Value, String> {
+        Kube::lookup(self, api_version, kind, namespace, name).await
     }
     async fn discover(
         &self,

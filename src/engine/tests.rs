@@ -266,6 +266,33 @@ impl ClusterDiscovery for Memory {
     async fn listable_kinds(&self) -> kube::Result<BTreeSet<(String, String)>> {
         Ok(BTreeSet::new())
     }
+    async fn capabilities(&self) -> kube::Result<kube::Capabilities> {
+        Ok(kube::Capabilities {
+            git_version: "v1.20.2".into(),
+            major: "1".into(),
+            minor: "20".into(),
+            api_versions: vec!["v1".into(), "v1/ConfigMap".into()],
+        })
+    }
+    async fn lookup(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> std::result::Result<Value, String> {
+        Ok(self
+            .live
+            .iter()
+            .find(|o| {
+                o["apiVersion"] == api_version
+                    && o["kind"] == kind
+                    && o["metadata"]["namespace"] == namespace
+                    && o["metadata"]["name"] == name
+            })
+            .cloned()
+            .unwrap_or(Value::Null))
+    }
     async fn discover(
         &self,
         environment: &str,

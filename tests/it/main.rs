@@ -24,6 +24,8 @@ mod faults;
 mod hooks;
 /// Reading the environment from Git and rejecting bad input, with no server.
 mod input;
+/// Rendering for the cluster as `helm install` does: `.Capabilities`, `lookup`, generated values.
+mod install;
 /// The inventory envboot keeps in the cluster, and pruning without it.
 mod inventory;
 /// `cluster.type: k3s`: generated credentials, nodes, user-data, the cluster layer (private

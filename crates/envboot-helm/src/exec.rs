@@ -122,6 +122,8 @@ pub struct Engine {
     /// The random functions' stream (see [`Engine::draw_for`]).
     pub rng: rand_chacha::ChaCha20Rng,
     pub randomness: crate::Randomness,
+    /// Random values drawn so far (certificates count one each).
+    pub draws: u64,
     /// What `lookup` finds (`None`: `helm template`, every lookup is empty).
     pub lookups: Option<std::sync::Arc<crate::Lookups>>,
     /// Lookups made that `lookups` has no answer for.
@@ -167,6 +169,7 @@ impl Engine {
             include_stack: Vec::new(),
             rng: rand_core::SeedableRng::from_seed([0; 32]),
             randomness: crate::Randomness::Fresh,
+            draws: 0,
             lookups: None,
             unread: std::collections::BTreeSet::new(),
             steps: 0,

@@ -8,9 +8,9 @@ use super::*;
 
 fn render(tpl: &str, o: &Options) -> Result<(String, BTreeSet<LookupKey>), Error> {
     let c = chart("", &[("t.yaml", tpl)])?;
-    let (rendered, unread) = template_with_lookups(&c, o)?;
-    let text: String = rendered.iter().map(|r| r.content.as_str()).collect();
-    Ok((text.trim_end().to_string(), unread))
+    let r = template_with_lookups(&c, o)?;
+    let text: String = r.rendered.iter().map(|r| r.content.as_str()).collect();
+    Ok((text.trim_end().to_string(), r.unread))
 }
 
 fn key(api_version: &str, kind: &str, namespace: &str, name: &str) -> LookupKey {
@@ -32,7 +32,11 @@ fn capabilities_are_the_clusters_when_it_is_asked() {
             git_version: "v1.27.3+k3s1".into(),
             major: "1".into(),
             minor: "27+".into(),
-            api_versions: vec!["v1".into(), "example.com/v1".into(), "example.com/v1/Widget".into()],
+            api_versions: vec![
+                "v1".into(),
+                "example.com/v1".into(),
+                "example.com/v1/Widget".into(),
+            ],
         }),
         ..opts()
     };
@@ -89,9 +93,10 @@ fn lookups_without_a_cluster_are_empty_and_with_one_are_answered_or_reported() {
         key("v1", "ConfigMap", "ns", "settings"),
         Ok(serde_json::json!({"data": {"level": "debug", "replicas": 3}})),
     );
-    found
-        .found
-        .insert(key("v1", "Secret", "ns", "gone"), Ok(serde_json::Value::Null));
+    found.found.insert(
+        key("v1", "Secret", "ns", "gone"),
+        Ok(serde_json::Value::Null),
+    );
     let o = Options {
         lookups: Some(Arc::new(found)),
         ..opts()
@@ -148,17 +153,39 @@ fn random_values_are_fresh_unless_derived_from_a_key_and_then_stable_per_file() 
     let text = &one["t/templates/a.yaml"];
     let words: Vec<&str> = text.trim_start_matches("v: ").split(' ').collect();
     assert_eq!(words[0].len(), 24, "{text}");
-    assert!(words[0].bytes().all(|b| b.is_ascii_alphanumeric()), "{text}");
+    assert!(
+        words[0].bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{text}"
+    );
     assert_eq!(&words[1][14..15], "4", "{text}");
 }
 
 #[test]
 fn from_json_nests_to_gos_limit() {
     let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
-    let deep = format!("{{{{ $v := fromJsonArray {:?} }}}}n: {{{{ len $v }}}}", nested(10_000));
+    let deep = format!(
+        "{{{{ $v := fromJsonArray {:?} }}}}n: {{{{ len $v }}}}",
+        nested(10_000)
+    );
     let (text, _) = render(&deep, &opts()).unwrap();
     assert_eq!(text, "n: 1");
-    let too = format!("e: {{{{ fromJsonArray {:?} | first | quote }}}}", nested(10_001));
+    let too = format!(
+        "e: {{{{ fromJsonArray {:?} | first | quote }}}}",
+        nested(10_001)
+    );
     let (text, _) = render(&too, &opts()).unwrap();
     assert_eq!(text, "e: \"invalid character '[' exceeded max depth\"");
+}
+
+#[test]
+fn a_render_says_whether_it_drew_random_values() {
+    let drew = |tpl: &str| {
+        let c = chart("", &[("t.yaml", tpl)]).unwrap();
+        template_with_lookups(&c, &opts()).unwrap().random
+    };
+    assert!(!drew("a: {{ \"x\" | upper }}\n"));
+    assert!(drew("a: {{ randAlphaNum 3 }}\n"));
+    assert!(drew("a: {{ (genCA \"ca\" 30).Cert | b64enc }}\n"));
+    // a branch never taken draws nothing
+    assert!(!drew("{{ if false }}a: {{ uuidv4 }}{{ end }}\n"));
 }

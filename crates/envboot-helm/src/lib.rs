@@ -23,9 +23,9 @@ mod value;
 mod yaml;
 
 #[cfg(test)]
-mod limits_tests;
-#[cfg(test)]
 mod install_tests;
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;
 
@@ -245,6 +245,11 @@ impl std::fmt::Debug for Randomness {
 pub use exec::MAX_STEPS;
 pub use funcs::{MAX_LIST_ITEMS, MAX_VALUE_BYTES};
 pub use yaml::tabs_after_colons;
+
+/// Whether `v` is a version Helm accepts for `--kube-version` (SemVer, `v` prefix optional).
+pub fn is_kube_version(v: &str) -> bool {
+    semver::Version::parse(v.trim()).is_ok()
+}
 
 /// One rendered manifest (one YAML document), in output order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1014,16 +1019,22 @@ fn sort_templates(names: &mut [String]) {
 
 /// Render a chart like `helm template`.
 pub fn template(chart: &Chart, options: &Options) -> Result<Vec<Rendered>, Error> {
-    template_with_lookups(chart, options).map(|(rendered, _)| rendered)
+    template_with_lookups(chart, options).map(|r| r.rendered)
 }
 
-/// Render a chart like `helm install` given what it read ([`Options::lookups`]): the manifests,
-/// and the lookups the chart made that `options.lookups` holds no answer for (they returned an
-/// empty map). A caller reads those and renders again until none is missing.
-pub fn template_with_lookups(
-    chart: &Chart,
-    options: &Options,
-) -> Result<(Vec<Rendered>, BTreeSet<LookupKey>), Error> {
+/// What [`template_with_lookups`] rendered, and what the render needed from outside.
+#[derive(Debug, Clone)]
+pub struct Rendering {
+    pub rendered: Vec<Rendered>,
+    /// The lookups the chart made that [`Options::lookups`] holds no answer for (they returned
+    /// an empty map). A caller reads those and renders again until none is missing.
+    pub unread: BTreeSet<LookupKey>,
+    /// Whether the chart drew random values (`randAlphaNum`, `uuidv4`, `genCA`, ...).
+    pub random: bool,
+}
+
+/// Render a chart like `helm install` given what it read ([`Options::lookups`]).
+pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Rendering, Error> {
     let mut loaded = load(&chart.files, true)?;
     // Helm's CheckIfInstallable
     match chart_type(&loaded).as_str() {
@@ -1084,7 +1095,12 @@ pub fn template_with_lookups(
     let (kparsed, kube_git, kube_major, kube_minor) = match &options.cluster {
         Some(c) => {
             let parsed = semver::Version::parse(c.git_version.trim()).map_err(Error::Values)?;
-            (parsed, c.git_version.clone(), c.major.clone(), c.minor.clone())
+            (
+                parsed,
+                c.git_version.clone(),
+                c.major.clone(),
+                c.minor.clone(),
+            )
         }
         None => {
             let kv = options.kube_version.trim();
@@ -1183,7 +1199,9 @@ pub fn template_with_lookups(
             .borrow_mut()
             .insert("Template".into(), Value::map(t));
         let dot = Value::Map(job.top.clone());
-        engine.draw_for(name).map_err(|e| Error::Chart(e.to_string()))?;
+        engine
+            .draw_for(name)
+            .map_err(|e| Error::Chart(e.to_string()))?;
         let out = engine
             .execute(name, &dot)
             .map_err(|e| render_error(name, &e))?;
@@ -1193,7 +1211,11 @@ pub fn template_with_lookups(
     // NOTES.txt are not manifests.
     outputs.retain(|k, _| !k.ends_with("/NOTES.txt"));
 
-    Ok((sort_manifests(&outputs)?, std::mem::take(&mut engine.unread)))
+    Ok(Rendering {
+        rendered: sort_manifests(&outputs)?,
+        unread: std::mem::take(&mut engine.unread),
+        random: engine.draws > 0,
+    })
 }
 
 fn split_location(loc: &str) -> (String, usize) {

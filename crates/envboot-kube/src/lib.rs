@@ -6,6 +6,7 @@
 //! - A no-op plan lists each kind once, cluster-wide, with a label selector: never one GET per object.
 //! - A namespace is deleted only if nothing that envboot does not own lives in it.
 
+mod capabilities;
 pub mod diff;
 pub mod inventory;
 pub mod lock;
@@ -24,6 +25,7 @@ use kube::discovery::Scope;
 use kube::Client;
 use serde_json::Value;
 
+pub use capabilities::Capabilities;
 pub use diff::{KubeChange, ObjectKey, FIELD_MANAGER};
 use envboot_core::render::LABEL_ENVIRONMENT;
 
@@ -142,6 +144,8 @@ pub struct Kube {
     groups: Arc<tokio::sync::Mutex<ResourceCache>>,
     /// Every namespaced, listable kind, once discovered.
     namespaced: Arc<tokio::sync::OnceCell<Vec<ApiResource>>>,
+    /// The cluster's `.Capabilities`, once discovered.
+    capabilities: Arc<tokio::sync::OnceCell<Capabilities>>,
 }
 
 /// What a deletion did.
@@ -220,6 +224,7 @@ impl Kube {
             calls: RequestCounter::default(),
             groups: Arc::default(),
             namespaced: Arc::default(),
+            capabilities: Arc::default(),
         }
     }
 
@@ -275,6 +280,7 @@ impl Kube {
             calls,
             groups: Arc::default(),
             namespaced: Arc::default(),
+            capabilities: Arc::default(),
         })
     }
 

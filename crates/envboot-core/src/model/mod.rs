@@ -64,6 +64,11 @@ pub struct Cluster {
     pub name: String,
     /// A k3s cluster on instances of the environment; `None` for an existing cluster.
     pub k3s: Option<K3s>,
+    /// `.Capabilities.KubeVersion` where the cluster is not asked (`cluster.kubeVersion`, or a
+    /// k3s cluster's version); `None`: Helm's default.
+    pub kube_version: Option<String>,
+    /// `.Capabilities.APIVersions` beside Helm's defaults where the cluster is not asked.
+    pub api_versions: Vec<String>,
 }
 
 /// A k3s cluster envboot provisions: its nodes are `aws_instance` resources of the environment
@@ -487,10 +492,45 @@ impl Loader<'_> {
                 "releases and configMaps need a `cluster:` (e.g. `cluster: {type: existing, context: NAME}`)",
             ));
         }
-        let cluster = env.cluster.as_ref().map(|c| Cluster {
-            context: c.context.clone(),
-            name: c.name.clone().unwrap_or_else(|| env.name.clone()),
-            k3s: self.k3s.take(),
+        if let Some(c) = &env.cluster {
+            if let Some(v) = &c.kube_version {
+                if !envboot_helm::is_kube_version(v) {
+                    self.report(file.at(
+                        "cluster.kubeVersion",
+                        format!("invalid kubeVersion `{v}`: expected a Kubernetes version such as `v1.30.4`"),
+                    ));
+                }
+            }
+            for (i, v) in c.api_versions.iter().enumerate() {
+                let parts: Vec<&str> = v.split('/').collect();
+                if v.is_empty()
+                    || parts.len() > 3
+                    || parts
+                        .iter()
+                        .any(|p| p.is_empty() || p.contains(char::is_whitespace))
+                {
+                    self.report(file.at(
+                        &format!("cluster.apiVersions[{i}]"),
+                        format!("invalid API version `{v}`: expected `group/version` or `group/version/Kind` (`apps/v1`, `apps/v1/Deployment`)"),
+                    ));
+                }
+            }
+        }
+        let cluster = env.cluster.as_ref().map(|c| {
+            let k3s = self.k3s.take();
+            let kube_version = c.kube_version.clone().or_else(|| {
+                // k3s's release `v1.33.5+k3s1` is Kubernetes v1.33.5
+                k3s.as_ref()
+                    .map(|k| k.version.split('+').next().unwrap_or_default().to_string())
+                    .filter(|v| envboot_helm::is_kube_version(v))
+            });
+            Cluster {
+                context: c.context.clone(),
+                name: c.name.clone().unwrap_or_else(|| env.name.clone()),
+                k3s,
+                kube_version,
+                api_versions: c.api_versions.clone(),
+            }
         });
         Some(Environment {
             name: env.name.clone(),

@@ -65,6 +65,16 @@ pub struct ClusterSpec {
     /// environment's VPCs); the environment's name by default.
     #[serde(default)]
     pub name: Option<String>,
+    /// What charts see as `.Capabilities.KubeVersion` where the cluster is not asked (validate,
+    /// render, a k3s cluster still to be created); plan and apply ask the cluster. A k3s
+    /// cluster's default is its `version`; otherwise Helm's default.
+    #[serde(default)]
+    pub kube_version: Option<String>,
+    /// API versions (`monitoring.coreos.com/v1`, `monitoring.coreos.com/v1/ServiceMonitor`)
+    /// charts see in `.Capabilities.APIVersions` where the cluster is not asked, besides Helm's
+    /// defaults (as `helm template --api-versions`).
+    #[serde(default)]
+    pub api_versions: Vec<String>,
     /// `k3s`: the k3s release to install, pinned (`v1.33.5+k3s1`).
     #[serde(default)]
     pub version: Option<String>,

@@ -448,3 +448,38 @@ resources:
         "{d}"
     );
 }
+
+#[test]
+fn the_kubernetes_version_charts_see_offline_is_pinned_or_the_k3s_clusters() {
+    let env = load(
+        &snapshot(&env_with(
+            "cluster:\n  type: existing\n  kubeVersion: v1.29.3\n  apiVersions: [monitoring.coreos.com/v1, monitoring.coreos.com/v1/ServiceMonitor]\n",
+        )),
+        "t",
+    )
+    .unwrap();
+    let cluster = env.cluster.expect("cluster");
+    assert_eq!(cluster.kube_version.as_deref(), Some("v1.29.3"));
+    assert_eq!(cluster.api_versions.len(), 2);
+    let env = load(
+        &k3s_snapshot(K3S, Some(b"-----BEGIN AGE ENCRYPTED FILE-----\n")),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(
+        env.cluster.expect("cluster").kube_version.as_deref(),
+        Some("v1.33.5")
+    );
+    let d = invalid(
+        "cluster:\n  type: existing\n  kubeVersion: latest\n  apiVersions: ['apps/v1', 'a b/v1']\n",
+    )
+    .to_string();
+    assert!(
+        d.contains("environment.yaml:7:3: invalid kubeVersion `latest`"),
+        "{d}"
+    );
+    assert!(
+        d.contains(":8:") && d.contains("invalid API version `a b/v1`"),
+        "{d}"
+    );
+}

@@ -209,12 +209,72 @@ pub fn hook_spec(object: &Value) -> (Vec<String>, i64, Vec<String>) {
     (list(ANNOTATION_HOOK), weight, policies)
 }
 
+/// What a render knows of the cluster it renders for.
+#[derive(Clone, Default)]
+pub struct ClusterFacts {
+    /// The cluster's own answer (plan, apply); `None`: the environment's pins
+    /// (`cluster.kubeVersion`, `cluster.apiVersions`) or Helm's defaults, as `helm template`.
+    pub capabilities: Option<envboot_helm::ClusterCapabilities>,
+    /// Objects read from the cluster for `lookup` (plan, apply); `None`: every lookup is an
+    /// empty map, as in `helm template`.
+    pub lookups: Option<std::sync::Arc<envboot_helm::Lookups>>,
+    /// The environment's key that generated values derive from ([`release_randomness`]);
+    /// `None`: fresh randomness on every render.
+    pub randomness_key: Option<[u8; 32]>,
+}
+
+/// What the charts needed from outside the commit while rendering.
+#[derive(Debug, Clone, Default)]
+pub struct Needs {
+    /// Lookups [`ClusterFacts::lookups`] had no answer for.
+    pub unread: BTreeSet<envboot_helm::LookupKey>,
+    /// Releases whose charts drew random values.
+    pub random: BTreeSet<String>,
+}
+
+/// The environment's key for generated values, from secret key material only its operators
+/// hold (the age identity): HMAC-SHA256(material, environment name).
+pub fn environment_randomness(material: &[u8], environment: &str) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(material)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(b"envboot/environment-randomness/v1\0");
+    mac.update(environment.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The key release `release` (in `namespace`) draws its random values from:
+/// HMAC-SHA256(environment key, namespace/name), so that two releases never share values and a
+/// rebuild with the same key renders the same ones.
+pub fn release_randomness(key: &[u8; 32], namespace: &str, release: &str) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(b"envboot/release-randomness/v1\0");
+    mac.update(namespace.as_bytes());
+    mac.update(b"/");
+    mac.update(release.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
 /// Every object of `env` in install order, and separately the Helm hooks of its releases
-/// (stamped like the others; the engine runs them at their phases).
+/// (stamped like the others; the engine runs them at their phases), rendered as `helm template`
+/// would (no cluster asked).
 pub fn render_with_hooks(
     env: &Environment,
     secrets: &[SecretData],
 ) -> Result<(Vec<Manifest>, Vec<Manifest>)> {
+    render_for(env, secrets, &ClusterFacts::default()).map(|(m, h, _)| (m, h))
+}
+
+/// [`render_with_hooks`] for a cluster: `facts` says what it is and what it holds; [`Needs`]
+/// says what the charts asked for beyond that.
+pub fn render_for(
+    env: &Environment,
+    secrets: &[SecretData],
+    facts: &ClusterFacts,
+) -> Result<(Vec<Manifest>, Vec<Manifest>, Needs)> {
+    let mut needs = Needs::default();
     let mut out = Vec::new();
     for ns in env.namespaces() {
         if SYSTEM_NAMESPACES.contains(&ns.as_str()) {
@@ -271,7 +331,7 @@ pub fn render_with_hooks(
         });
     }
     for release in &env.releases {
-        out.extend(render_release(release, secrets)?);
+        out.extend(render_release(env, release, secrets, facts, &mut needs)?);
     }
     // ConfigMaps with a hash suffix: workloads in their namespace refer to them by the declared
     // name; point them at the current one, so that a change of content rolls them.
@@ -303,7 +363,7 @@ pub fn render_with_hooks(
     out.sort_by_key(|m| kind_rank(m.kind()));
     let (hooks, objects): (Vec<Manifest>, Vec<Manifest>) =
         out.into_iter().partition(|m| is_hook(&m.object));
-    Ok((objects, hooks))
+    Ok((objects, hooks, needs))
 }
 
 /// Kubernetes' limit on a ConfigMap's or Secret's data (values of `data` and `binaryData`).
@@ -512,18 +572,38 @@ pub const KUBE_VERSION: &str = "1.30.0";
 
 /// Renders one release's chart with the Helm-compatible engine, as `helm template` would, and
 /// parses the objects. Hooks are left out (they run at phases, not as part of the release).
-pub fn render_release(release: &Release, secrets: &[SecretData]) -> Result<Vec<Manifest>> {
-    let Some(overlay) = secret_values(release, secrets, &|v| v.to_string())? else {
-        return render_with(release, None);
+fn render_release(
+    env: &Environment,
+    release: &Release,
+    secrets: &[SecretData],
+    facts: &ClusterFacts,
+    needs: &mut Needs,
+) -> Result<Vec<Manifest>> {
+    // One key for both renders below: random values are the same in each, so only what
+    // secrets change differs.
+    let key = match &facts.randomness_key {
+        Some(k) => release_randomness(k, &release.namespace, &release.name),
+        None => {
+            let mut fresh = [0u8; 32];
+            getrandom::fill(&mut fresh).map_err(|e| Error::ChartFailed {
+                release: release.name.clone(),
+                message: format!("no randomness from the operating system: {e}"),
+            })?;
+            fresh
+        }
     };
-    let mut out = render_with(release, Some(&overlay))?;
+    let ctx = RenderContext { env, facts, key };
+    let Some(overlay) = secret_values(release, secrets, &|v| v.to_string())? else {
+        return render_with(&ctx, release, None, needs);
+    };
+    let mut out = render_with(&ctx, release, Some(&overlay), needs)?;
     // Secrecy as data: render again with every secret value changed (character by character,
     // keeping its form), and every field that changes with it derives from a secret, whatever
     // the chart did to it (upper, trunc, toJson, base64 twice, one character at a time).
     let probe = secret_values(release, secrets, &probe_value)?;
     let probed = probe
         .as_ref()
-        .and_then(|p| render_with(release, Some(p)).ok());
+        .and_then(|p| render_with(&ctx, release, Some(p), &mut Needs::default()).ok());
     match probed {
         Some(probed) if probed.len() == out.len() => {
             for (m, p) in out.iter_mut().zip(&probed) {
@@ -661,8 +741,21 @@ fn set_sensitive(v: &mut Value, path: &[String]) {
     }
 }
 
+/// What every render of one release shares.
+struct RenderContext<'a> {
+    env: &'a Environment,
+    facts: &'a ClusterFacts,
+    /// The release's randomness ([`release_randomness`], or fresh).
+    key: [u8; 32],
+}
+
 /// Renders `release`'s chart, with `overlay` (its values from secrets) merged last.
-fn render_with(release: &Release, overlay: Option<&Value>) -> Result<Vec<Manifest>> {
+fn render_with(
+    ctx: &RenderContext,
+    release: &Release,
+    overlay: Option<&Value>,
+    needs: &mut Needs,
+) -> Result<Vec<Manifest>> {
     let chart = &release.chart;
     let mut values_files = release.values_sources.clone();
     if let Some(overlay) = overlay {
@@ -686,16 +779,34 @@ fn render_with(release: &Release, overlay: Option<&Value>) -> Result<Vec<Manifes
     let options = envboot_helm::Options {
         release_name: release.name.clone(),
         namespace: release.namespace.clone(),
-        kube_version: KUBE_VERSION.to_string(),
-        api_versions: Vec::new(),
+        kube_version: ctx
+            .env
+            .cluster
+            .as_ref()
+            .and_then(|c| c.kube_version.clone())
+            .unwrap_or_else(|| KUBE_VERSION.to_string()),
+        api_versions: ctx
+            .env
+            .cluster
+            .as_ref()
+            .map(|c| c.api_versions.clone())
+            .unwrap_or_default(),
         values_files,
         set: Vec::new(),
         set_string: Vec::new(),
         is_upgrade: false,
         max_steps: None,
-        ..Default::default()
+        cluster: ctx.facts.capabilities.clone(),
+        lookups: ctx.facts.lookups.clone(),
+        randomness: envboot_helm::Randomness::Derived(ctx.key),
     };
-    let rendered = envboot_helm::template(&engine_chart, &options).map_err(chart_failed)?;
+    let rendering =
+        envboot_helm::template_with_lookups(&engine_chart, &options).map_err(chart_failed)?;
+    needs.unread.extend(rendering.unread);
+    if rendering.random {
+        needs.random.insert(release.name.clone());
+    }
+    let rendered = rendering.rendered;
     let mut out = Vec::new();
     for r in &rendered {
         let file = located(r.source.clone());

@@ -12,11 +12,19 @@ use crate::exec::{FnError, FnResult};
 use crate::value::Value;
 
 pub(super) fn register(r: &mut Registry) {
-    r.pure("genCA", gen_ca);
-    r.pure("genSelfSignedCert", gen_self_signed_cert);
-    r.pure("genSignedCert", gen_signed_cert);
-    r.pure("genPrivateKey", gen_private_key);
+    // keys are drawn by the key generator itself, from the operating system: counted as draws
+    r.engine("genCA", |e, _, a| drawn(e, gen_ca(a)));
+    r.engine("genSelfSignedCert", |e, _, a| {
+        drawn(e, gen_self_signed_cert(a))
+    });
+    r.engine("genSignedCert", |e, _, a| drawn(e, gen_signed_cert(a)));
+    r.engine("genPrivateKey", |e, _, a| drawn(e, gen_private_key(a)));
     r.pure("buildCustomCert", build_custom_cert);
+}
+
+fn drawn(e: &mut crate::exec::Engine, r: FnResult) -> FnResult {
+    e.draws += 1;
+    r
 }
 
 fn cert_obj(cert: String, key: String) -> Value {

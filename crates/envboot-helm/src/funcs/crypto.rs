@@ -98,6 +98,7 @@ fn bcrypt(eng: &mut Engine, _st: &State, a: Args) -> FnResult {
 }
 
 pub(super) fn rand_next(e: &mut Engine) -> u64 {
+    e.draws += 1;
     rand_core::RngCore::next_u64(&mut e.rng)
 }
 

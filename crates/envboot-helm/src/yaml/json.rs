@@ -177,7 +177,10 @@ const MAX_JSON_DEPTH: usize = 10_000;
 pub fn from_json(s: &str) -> Result<Value, String> {
     let depth = nesting(s.as_bytes());
     if let Some(c) = depth.too_deep {
-        return Err(format!("invalid character '{}' exceeded max depth", c as char));
+        return Err(format!(
+            "invalid character '{}' exceeded max depth",
+            c as char
+        ));
     }
     // serde_json's own limit (128) is lifted; the depth is bounded above, and the parse runs on a
     // stack segment sized for it

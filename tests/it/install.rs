@@ -1,0 +1,211 @@
+//! What apply renders is what `helm install` renders for the same cluster: `.Capabilities` from
+//! the cluster's discovery, `lookup` reading the live cluster, and generated values derived from
+//! the environment's age identity (the same from one plan to the next). Checked against the real
+//! `helm install --dry-run=server` on the sandbox.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::common::*;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, PostParams};
+
+const CHART: &str = "apiVersion: v2\nname: facts\nversion: 0.1.0\n";
+
+/// Everything `helm install` answers from the cluster, in one ConfigMap (and a generated value).
+const TEMPLATE: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: facts
+data:
+  kubeVersion: {{ .Capabilities.KubeVersion.Version | quote }}
+  minor: {{ .Capabilities.KubeVersion.Minor | quote }}
+  deployments: {{ .Capabilities.APIVersions.Has "apps/v1/Deployment" | quote }}
+  scale: {{ .Capabilities.APIVersions.Has "apps/v1/Scale" | quote }}
+  widgets: {{ .Capabilities.APIVersions.Has "example.com/v1" | quote }}
+  {{- $cm := lookup "v1" "ConfigMap" .Values.theirs "handmade" }}
+  colour: {{ dig "data" "colour" "absent" $cm | quote }}
+  {{- $gone := lookup "v1" "ConfigMap" .Values.theirs "no-such-thing" }}
+  gone: {{ len $gone | quote }}
+  {{- $ns := lookup "v1" "Namespace" "" .Values.theirs }}
+  namespace: {{ $ns.metadata.name | quote }}
+  {{- $listed := lookup "v1" "ConfigMap" .Values.theirs "" }}
+  listed: {{ range $listed.items }}{{ if eq .metadata.name "handmade" }}{{ .kind }}{{ end }}{{ end }}
+  password: {{ randAlphaNum 24 | quote }}
+"#;
+
+fn environment(name: &str, theirs: &str) -> String {
+    format!(
+        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nreleases:\n  - name: facts\n    chart: facts\n    namespace: {name}\n    values: {{theirs: {theirs}}}\n"
+    )
+}
+
+/// The reference `helm` binary (`scripts/fetch-helm`), or why there is none.
+fn helm() -> Result<String, String> {
+    let out = std::process::Command::new("bash")
+        .arg(project_root().join("scripts/fetch-helm"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The `data` of the ConfigMap `helm install --dry-run=server` would create.
+fn helm_install_dry_run(
+    helm: &str,
+    chart: &std::path::Path,
+    namespace: &str,
+    theirs: &str,
+    settings: &HashMap<String, String>,
+) -> BTreeMap<String, String> {
+    let out = std::process::Command::new(helm)
+        .args(["install", "facts"])
+        .arg(chart)
+        .args([
+            "--dry-run=server",
+            "--namespace",
+            namespace,
+            "--create-namespace",
+        ])
+        .args(["--kube-context", "envboot-sandbox", "--set"])
+        .arg(format!("theirs={theirs}"))
+        .env_clear()
+        .envs(settings)
+        .env("HOME", chart)
+        .output()
+        .expect("run helm");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = text
+        .split("MANIFEST:\n")
+        .nth(1)
+        .and_then(|m| m.split("\nNOTES:").next())
+        .unwrap_or_default();
+    let doc = manifest
+        .split("\n---")
+        .find(|d| d.contains("kind: ConfigMap"))
+        .expect("the ConfigMap in helm's manifest");
+    let doc = doc
+        .lines()
+        .filter(|l| !l.starts_with("# Source"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let cm: ConfigMap = serde_yaml_ng::from_str(&doc).expect("helm's ConfigMap");
+    cm.data.unwrap_or_default().into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_renders_for_the_cluster_as_helm_install_does() {
+    let shared = sandbox();
+    let settings = shared.settings();
+    let name = unique("install");
+    let theirs = format!("{name}-theirs");
+    let client = kube_client(settings).await;
+
+    // What the chart looks up: someone else's namespace and ConfigMap, not envboot's.
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": theirs}})).expect("ns");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create their namespace");
+    let handmade: ConfigMap = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "handmade"}, "data": {"colour": "blue"}}),
+    )
+    .expect("cm");
+    Api::<ConfigMap>::namespaced(client.clone(), &theirs)
+        .create(&PostParams::default(), &handmade)
+        .await
+        .expect("create their ConfigMap");
+
+    let repo = Repo::new(&name, &environment(&name, &theirs));
+    repo.write("modules/facts/Chart.yaml", CHART);
+    repo.write("modules/facts/templates/facts.yaml", TEMPLATE);
+    repo.commit("the facts chart");
+
+    // Generated values derive from the environment's key: without one, plan says so.
+    let r = envboot(&repo, settings, &["plan", &name]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("release `facts` draws random values")
+            && r.stderr.contains("ENVBOOT_AGE_IDENTITY"),
+        "{}",
+        r.stderr
+    );
+    use age::secrecy::ExposeSecret;
+    let identity = age::x25519::Identity::generate();
+    let mut with_key = settings.clone();
+    with_key.insert(
+        "ENVBOOT_AGE_IDENTITY".into(),
+        identity.to_string().expose_secret().to_string(),
+    );
+
+    envboot(&repo, &with_key, &["apply", &name]).assert_ok();
+    let live: BTreeMap<String, String> = Api::<ConfigMap>::namespaced(client.clone(), &name)
+        .get("facts")
+        .await
+        .expect("the facts ConfigMap")
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let version = client.apiserver_version().await.expect("version");
+    assert_eq!(live["kubeVersion"], version.git_version, "{live:?}");
+    assert_eq!(live["minor"], version.minor);
+    assert_eq!(live["deployments"], "true");
+    assert_eq!(
+        live["scale"], "true",
+        "subresources' kinds count, as in Helm"
+    );
+    assert_eq!(live["widgets"], "false");
+    assert_eq!(live["colour"], "blue");
+    assert_eq!(live["gone"], "0");
+    assert_eq!(live["namespace"], theirs);
+    assert_eq!(live["listed"], "ConfigMap");
+    assert_eq!(live["password"].len(), 24);
+
+    // The same key renders the same value: a second plan has nothing to do.
+    let r = envboot(&repo, &with_key, &["plan", &name, "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // `render` (no cluster) is `helm template`: lookups are empty there.
+    let r = envboot(&repo, &with_key, &["render", &name]);
+    r.assert_ok();
+    assert!(r.stdout.contains("colour: absent"), "{}", r.stdout);
+
+    // helm install against the same cluster renders the same facts (its password is its own).
+    match helm() {
+        Err(why) => skipped(
+            "install::apply_renders_for_the_cluster_as_helm_install_does (helm part)",
+            &format!("no helm binary: {why}"),
+        ),
+        Ok(helm) => {
+            let mut from_helm = helm_install_dry_run(
+                &helm,
+                &repo.path().join("modules/facts"),
+                &name,
+                &theirs,
+                settings,
+            );
+            let mut ours = live.clone();
+            assert_eq!(from_helm.remove("password").map(|p| p.len()), Some(24));
+            ours.remove("password");
+            assert_eq!(ours, from_helm);
+        }
+    }
+
+    envboot(&repo, &with_key, &["destroy", &name]).assert_ok();
+    // what was not envboot's is still there
+    Api::<ConfigMap>::namespaced(client.clone(), &theirs)
+        .get("handmade")
+        .await
+        .expect("their ConfigMap is left alone");
+    Api::<Namespace>::all(client)
+        .delete(&theirs, &Default::default())
+        .await
+        .expect("delete their namespace");
+}
