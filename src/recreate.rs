@@ -59,7 +59,8 @@ pub fn renamed(loaded: &Loaded, copy: &str) -> Result<Loaded> {
     }
     let credentials = engine::k3s_user_data(&mut env)?;
     let secrets = engine::decrypt_secrets(&env)?;
-    let (manifests, hooks) = render::render_with_hooks(&env, &secrets)?;
+    let (manifests, hooks, needs) =
+        render::render_for(&env, &secrets, &engine::offline_facts(&env))?;
     Ok(Loaded {
         snapshot: loaded.snapshot.clone(),
         env,
@@ -67,6 +68,7 @@ pub fn renamed(loaded: &Loaded, copy: &str) -> Result<Loaded> {
         hooks,
         credentials,
         secrets,
+        needs,
     })
 }
 

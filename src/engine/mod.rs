@@ -186,6 +186,18 @@ pub struct Loaded {
     pub credentials: Option<k3s::Credentials>,
     /// The environment's secrets, decrypted (in memory only), for renders against the cluster.
     pub secrets: Vec<render::SecretData>,
+    /// What the charts asked of the cluster when rendered without it.
+    pub needs: render::Needs,
+}
+
+/// What a render without the cluster knows: the environment's pins, lookups noted but empty
+/// (as `helm template`), random values derived from the environment's key when there is one.
+pub(crate) fn offline_facts(env: &Environment) -> render::ClusterFacts {
+    render::ClusterFacts {
+        capabilities: None,
+        lookups: Some(std::sync::Arc::default()),
+        randomness_key: crate::secrets::randomness_key(&env.name),
+    }
 }
 
 /// Reads, validates and renders environment `name`. Makes no call to AWS or Kubernetes.
@@ -208,7 +220,7 @@ fn read_model(options: &SourceOptions, name: &str) -> Result<(Snapshot, Environm
 fn decrypt_and_render(snapshot: Snapshot, mut env: Environment) -> Result<Loaded> {
     let secrets = decrypt_secrets(&env)?;
     let credentials = k3s_user_data(&mut env)?;
-    let (manifests, hooks) = render::render_with_hooks(&env, &secrets)?;
+    let (manifests, hooks, needs) = render::render_for(&env, &secrets, &offline_facts(&env))?;
     Ok(Loaded {
         snapshot,
         env,
@@ -216,6 +228,7 @@ fn decrypt_and_render(snapshot: Snapshot, mut env: Environment) -> Result<Loaded
         hooks,
         credentials,
         secrets,
+        needs,
     })
 }
 
@@ -269,7 +282,7 @@ pub fn validate(options: &SourceOptions, name: &str) -> Result<Validated> {
                 .collect(),
         })
         .collect();
-    let (manifests, hooks) = render::render_with_hooks(&env, &secrets)?;
+    let (manifests, hooks, needs) = render::render_for(&env, &secrets, &offline_facts(&env))?;
     Ok(Validated {
         loaded: Loaded {
             snapshot,
@@ -278,6 +291,7 @@ pub fn validate(options: &SourceOptions, name: &str) -> Result<Validated> {
             hooks,
             credentials: None,
             secrets,
+            needs,
         },
         decrypted: false,
     })
@@ -772,7 +786,18 @@ pub(crate) async fn render_against(
     loaded: &Loaded,
     k: &impl ClusterDiscovery,
 ) -> Result<(Vec<Manifest>, Vec<Manifest>)> {
-    if loaded.env.releases.is_empty() {
+    let randomness_key = crate::secrets::randomness_key(&loaded.env.name);
+    let no_key = |needs: &render::Needs| {
+        if randomness_key.is_none() && !needs.random.is_empty() {
+            return Err(Error::NoRandomnessKey {
+                releases: needs.random.iter().cloned().collect(),
+            });
+        }
+        Ok(())
+    };
+    // charts that ask nothing of the cluster render as they did without it (and cost no request)
+    if !loaded.needs.capabilities && loaded.needs.unread.is_empty() {
+        no_key(&loaded.needs)?;
         return Ok((loaded.manifests.clone(), loaded.hooks.clone()));
     }
     let caps = k.capabilities().await?;
@@ -785,17 +810,13 @@ pub(crate) async fn render_against(
             api_versions: caps.api_versions,
         }),
         lookups: None,
-        randomness_key: crate::secrets::randomness_key(&loaded.env.name),
+        randomness_key,
     };
     for _ in 0..MAX_LOOKUP_ROUNDS {
         facts.lookups = Some(std::sync::Arc::new(lookups.clone()));
         let (manifests, hooks, needs) = render::render_for(&loaded.env, &loaded.secrets, &facts)?;
         if needs.unread.is_empty() {
-            if facts.randomness_key.is_none() && !needs.random.is_empty() {
-                return Err(Error::NoRandomnessKey {
-                    releases: needs.random.into_iter().collect(),
-                });
-            }
+            no_key(&needs)?;
             return Ok((manifests, hooks));
         }
         for key in needs.unread {

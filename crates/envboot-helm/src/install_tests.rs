@@ -189,3 +189,17 @@ fn a_render_says_whether_it_drew_random_values() {
     // a branch never taken draws nothing
     assert!(!drew("{{ if false }}a: {{ uuidv4 }}{{ end }}\n"));
 }
+
+#[test]
+fn a_render_says_whether_it_read_what_the_cluster_says_of_itself() {
+    let read = |tpl: &str| {
+        let c = chart("", &[("t.yaml", tpl)]).unwrap();
+        template_with_lookups(&c, &opts()).unwrap().capabilities
+    };
+    assert!(!read("a: {{ .Release.Name }}\n"));
+    assert!(read("a: {{ .Capabilities.APIVersions.Has \"batch/v1\" }}\n"));
+    assert!(read("a: {{ .Capabilities.KubeVersion.Minor }}\n"));
+    assert!(read("a: {{ semverCompare \">=1.19\" .Capabilities.KubeVersion.Version }}\n"));
+    assert!(read("a: {{ len .Capabilities.APIVersions }}\n"));
+    assert!(!read("{{ if false }}a: {{ .Capabilities.KubeVersion }}{{ end }}\n"));
+}

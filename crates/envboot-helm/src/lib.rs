@@ -1031,6 +1031,8 @@ pub struct Rendering {
     pub unread: BTreeSet<LookupKey>,
     /// Whether the chart drew random values (`randAlphaNum`, `uuidv4`, `genCA`, ...).
     pub random: bool,
+    /// Whether the chart read `.Capabilities.KubeVersion` or `.Capabilities.APIVersions`.
+    pub capabilities: bool,
 }
 
 /// Render a chart like `helm install` given what it read ([`Options::lookups`]).
@@ -1142,17 +1144,18 @@ pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Renderi
             .collect(),
     };
     let mut caps = BTreeMap::new();
+    let read = Rc::new(std::cell::Cell::new(false));
     caps.insert(
         "KubeVersion".to_string(),
         Value::Obj(Rc::new(Obj::KubeVersion {
-            version: kube_git.clone(),
-            major: kube_major,
-            minor: kube_minor,
+            version: value::Tracked::new(kube_git.clone(), &read),
+            major: value::Tracked::new(kube_major, &read),
+            minor: value::Tracked::new(kube_minor, &read),
         })),
     );
     caps.insert(
         "APIVersions".to_string(),
-        Value::Obj(Rc::new(Obj::ApiVersions(apis))),
+        Value::Obj(Rc::new(Obj::ApiVersions(value::Tracked::new(apis, &read)))),
     );
     let mut hv = BTreeMap::new();
     hv.insert("Version".to_string(), Value::str("v4.1.4"));
@@ -1215,6 +1218,8 @@ pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Renderi
         rendered: sort_manifests(&outputs)?,
         unread: std::mem::take(&mut engine.unread),
         random: engine.draws > 0,
+        // a kubeVersion constraint is checked against the version too
+        capabilities: read.get() || !loaded.kube_version.is_empty(),
     })
 }
 

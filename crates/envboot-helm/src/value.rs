@@ -99,18 +99,43 @@ pub enum Value {
     Obj(Rc<Obj>),
 }
 
+/// A value whose every read is noticed: what the cluster says of itself, which envboot asks the
+/// cluster for only when a chart reads it.
+#[derive(Debug)]
+pub struct Tracked<T> {
+    value: T,
+    read: Rc<std::cell::Cell<bool>>,
+}
+
+impl<T> Tracked<T> {
+    pub fn new(value: T, read: &Rc<std::cell::Cell<bool>>) -> Tracked<T> {
+        Tracked {
+            value,
+            read: read.clone(),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Tracked<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.read.set(true);
+        &self.value
+    }
+}
+
 /// Values that are Go structs with methods in Helm.
 #[derive(Debug)]
 pub enum Obj {
     /// `.Files`: path -> content.
     Files(BTreeMap<String, Vec<u8>>),
     /// `.Capabilities.APIVersions`.
-    ApiVersions(Vec<String>),
+    ApiVersions(Tracked<Vec<String>>),
     /// `.Capabilities.KubeVersion`.
     KubeVersion {
-        version: String,
-        major: String,
-        minor: String,
+        version: Tracked<String>,
+        major: Tracked<String>,
+        minor: Tracked<String>,
     },
     /// A semver version (`semver "1.2.3"`).
     Semver(super::semver::Version),
@@ -389,7 +414,7 @@ fn format_v_inner(v: &Value, out: &mut String) {
                 out.push_str(&v.join(" "));
                 out.push(']');
             }
-            Obj::KubeVersion { version, .. } => out.push_str(version),
+            Obj::KubeVersion { version, .. } => out.push_str(&version[..]),
             Obj::Semver(v) => out.push_str(&v.original),
             Obj::Bytes(b) => {
                 out.push('[');

@@ -230,6 +230,8 @@ pub struct Needs {
     pub unread: BTreeSet<envboot_helm::LookupKey>,
     /// Releases whose charts drew random values.
     pub random: BTreeSet<String>,
+    /// Whether a chart read `.Capabilities` (or has a `kubeVersion` constraint).
+    pub capabilities: bool,
 }
 
 /// The environment's key for generated values, from secret key material only its operators
@@ -806,6 +808,7 @@ fn render_with(
     if rendering.random {
         needs.random.insert(release.name.clone());
     }
+    needs.capabilities |= rendering.capabilities;
     let rendered = rendering.rendered;
     let mut out = Vec::new();
     for r in &rendered {

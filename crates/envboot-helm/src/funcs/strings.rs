@@ -399,7 +399,7 @@ fn strslice(v: &Value) -> Vec<String> {
         Value::List(l) => l.iter().filter(|x| !x.is_nil()).map(strval).collect(),
         Value::Nil => Vec::new(),
         Value::Obj(o) => match &**o {
-            Obj::ApiVersions(l) => l.clone(),
+            Obj::ApiVersions(l) => l.to_vec(),
             _ => vec![strval(v)],
         },
         v => vec![strval(v)],
