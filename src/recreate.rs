@@ -69,6 +69,7 @@ pub fn renamed(loaded: &Loaded, copy: &str) -> Result<Loaded> {
         credentials,
         secrets,
         needs,
+        offline_error: None,
     })
 }
 

@@ -16,7 +16,7 @@ pub struct DriftArgs {
 }
 
 pub async fn run(args: DriftArgs) -> engine::Result<u8> {
-    let loaded = args.target.load()?;
+    let loaded = args.target.load_for_cluster()?;
     let plan = engine::plan(&loaded, Goal::Apply, args.takeover.plan_options()).await?;
     let commit = loaded.snapshot.short_commit();
     if plan.summary().has_changes() {

@@ -32,7 +32,7 @@ impl Run<'_> {
 
 /// Reads the environment, takes its lock, and makes it match the goal.
 pub async fn execute(target: &Target, run: Run<'_>) -> engine::Result<u8> {
-    let loaded = target.load()?;
+    let loaded = target.load_for_cluster()?;
     let lock = engine::lock(&loaded, &engine::holder(run.command())).await?;
     let result = execute_locked(&loaded, &run).await;
     if let Some(lock) = lock {

@@ -34,7 +34,7 @@ pub struct PlanArgs {
 }
 
 pub async fn run(args: PlanArgs) -> engine::Result<u8> {
-    let loaded = args.target.load()?;
+    let loaded = args.target.load_for_cluster()?;
     let plan = engine::plan(&loaded, Goal::Apply, args.takeover.plan_options()).await?;
     match args.output {
         PlanOutput::Json => println!("{}", plan.to_json()),

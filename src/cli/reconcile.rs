@@ -67,7 +67,7 @@ pub async fn run(args: ReconcileArgs) -> engine::Result<u8> {
 
 /// One reconcile round: read Git, plan, apply if anything differs. Returns a one-line summary.
 async fn reconcile_once(target: &Target, options: PlanOptions) -> engine::Result<String> {
-    let loaded = engine::load(&target.source_options(), target.environment())?;
+    let loaded = engine::load_for_cluster(&target.source_options(), target.environment())?;
     let commit = loaded.snapshot.short_commit().to_string();
     let lock = engine::lock(&loaded, &engine::holder("reconcile")).await?;
     let result = async {

@@ -32,7 +32,7 @@ pub async fn run(args: RecreateArgs) -> engine::Result<u8> {
         ready_timeout,
         parallelism,
     } = args;
-    let loaded = target.load()?;
+    let loaded = target.load_for_cluster()?;
     let options = engine::PlanOptions {
         parallelism: parallelism.get(),
         ..engine::PlanOptions::default()

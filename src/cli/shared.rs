@@ -58,6 +58,14 @@ impl Target {
         report_loaded(self.environment(), &loaded);
         Ok(loaded)
     }
+
+    /// [`Target::load`] for commands that render for the cluster (see
+    /// [`engine::load_for_cluster`]).
+    pub fn load_for_cluster(&self) -> engine::Result<Loaded> {
+        let loaded = engine::load_for_cluster(&self.source_options(), self.environment())?;
+        report_loaded(self.environment(), &loaded);
+        Ok(loaded)
+    }
 }
 
 /// What the commands that plan creations and updates may take over.

@@ -16,7 +16,7 @@ pub struct StatusArgs {
 
 pub async fn run(args: StatusArgs) -> engine::Result<u8> {
     let target = &args.target;
-    let loaded = target.load()?;
+    let loaded = target.load_for_cluster()?;
     let plan = engine::plan(&loaded, Goal::Apply, args.takeover.plan_options()).await?;
     let live = plan.live();
     let short = |c: &str| c.chars().take(12).collect::<String>();

@@ -18,7 +18,7 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(args: VerifyArgs) -> engine::Result<u8> {
-    let loaded = args.target.load()?;
+    let loaded = args.target.load_for_cluster()?;
     let plan = engine::plan(&loaded, Goal::Apply, args.takeover.plan_options()).await?;
     let mut ok = true;
     if plan.summary().has_changes() {

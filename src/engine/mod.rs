@@ -188,6 +188,10 @@ pub struct Loaded {
     pub secrets: Vec<render::SecretData>,
     /// What the charts asked of the cluster when rendered without it.
     pub needs: render::Needs,
+    /// Why a chart could not be rendered without the cluster (one that needs what `lookup`
+    /// finds, as `helm template` cannot render it either); plan and apply render it for the
+    /// cluster, where `helm install` renders it.
+    pub offline_error: Option<std::sync::Arc<render::Error>>,
 }
 
 /// What a render without the cluster knows: the environment's pins, lookups noted but empty
@@ -203,7 +207,15 @@ pub(crate) fn offline_facts(env: &Environment) -> render::ClusterFacts {
 /// Reads, validates and renders environment `name`. Makes no call to AWS or Kubernetes.
 pub fn load(options: &SourceOptions, name: &str) -> Result<Loaded> {
     let (snapshot, env) = read_model(options, name)?;
-    decrypt_and_render(snapshot, env)
+    decrypt_and_render(snapshot, env, false)
+}
+
+/// [`load`] for the commands that render for the cluster (plan, apply, drift, verify, ...): a
+/// chart whose templates fail without the cluster (one that needs what `lookup` finds) is kept
+/// in [`Loaded::offline_error`], to be rendered for the cluster.
+pub fn load_for_cluster(options: &SourceOptions, name: &str) -> Result<Loaded> {
+    let (snapshot, env) = read_model(options, name)?;
+    decrypt_and_render(snapshot, env, true)
 }
 
 /// The commit and the environment's model, checked; warnings are errors if asked.
@@ -216,11 +228,26 @@ fn read_model(options: &SourceOptions, name: &str) -> Result<(Snapshot, Environm
     Ok((snapshot, env))
 }
 
-/// Decrypts the environment's secrets and k3s credentials (in memory) and renders it.
-fn decrypt_and_render(snapshot: Snapshot, mut env: Environment) -> Result<Loaded> {
+/// Decrypts the environment's secrets and k3s credentials (in memory) and renders it; a
+/// template error is kept for the render against the cluster if `for_cluster`.
+fn decrypt_and_render(
+    snapshot: Snapshot,
+    mut env: Environment,
+    for_cluster: bool,
+) -> Result<Loaded> {
     let secrets = decrypt_secrets(&env)?;
     let credentials = k3s_user_data(&mut env)?;
-    let (manifests, hooks, needs) = render::render_for(&env, &secrets, &offline_facts(&env))?;
+    let (manifests, hooks, needs, offline_error) =
+        match render::render_for(&env, &secrets, &offline_facts(&env)) {
+            Ok((manifests, hooks, needs)) => (manifests, hooks, needs, None),
+            Err(e @ render::Error::ChartFailed { .. }) if for_cluster => (
+                Vec::new(),
+                Vec::new(),
+                render::Needs::default(),
+                Some(std::sync::Arc::new(e)),
+            ),
+            Err(e) => return Err(e.into()),
+        };
     Ok(Loaded {
         snapshot,
         env,
@@ -229,6 +256,7 @@ fn decrypt_and_render(snapshot: Snapshot, mut env: Environment) -> Result<Loaded
         credentials,
         secrets,
         needs,
+        offline_error,
     })
 }
 
@@ -253,7 +281,7 @@ pub fn validate(options: &SourceOptions, name: &str) -> Result<Validated> {
     );
     if !encrypted || !no_identity {
         return Ok(Validated {
-            loaded: decrypt_and_render(snapshot, env)?,
+            loaded: decrypt_and_render(snapshot, env, false)?,
             decrypted: true,
         });
     }
@@ -292,6 +320,7 @@ pub fn validate(options: &SourceOptions, name: &str) -> Result<Validated> {
             credentials: None,
             secrets,
             needs,
+            offline_error: None,
         },
         decrypted: false,
     })
@@ -796,7 +825,10 @@ pub(crate) async fn render_against(
         Ok(())
     };
     // charts that ask nothing of the cluster render as they did without it (and cost no request)
-    if !loaded.needs.capabilities && loaded.needs.unread.is_empty() {
+    if loaded.offline_error.is_none()
+        && !loaded.needs.capabilities
+        && loaded.needs.unread.is_empty()
+    {
         no_key(&loaded.needs)?;
         return Ok((loaded.manifests.clone(), loaded.hooks.clone()));
     }
@@ -813,13 +845,21 @@ pub(crate) async fn render_against(
         randomness_key,
     };
     for _ in 0..MAX_LOOKUP_ROUNDS {
-        facts.lookups = Some(std::sync::Arc::new(lookups.clone()));
-        let (manifests, hooks, needs) = render::render_for(&loaded.env, &loaded.secrets, &facts)?;
-        if needs.unread.is_empty() {
-            no_key(&needs)?;
-            return Ok((manifests, hooks));
+        let asked = std::sync::Arc::new(lookups.clone());
+        facts.lookups = Some(asked.clone());
+        let rendered = render::render_for(&loaded.env, &loaded.secrets, &facts);
+        // a template may fail on what a lookup not yet read returned (an empty map): read it
+        // and render again
+        let unread = asked.unread();
+        match rendered {
+            Ok((manifests, hooks, needs)) if unread.is_empty() => {
+                no_key(&needs)?;
+                return Ok((manifests, hooks));
+            }
+            Err(e) if unread.is_empty() => return Err(e.into()),
+            _ => {}
         }
-        for key in needs.unread {
+        for key in unread {
             let found = k
                 .lookup(&key.api_version, &key.kind, &key.namespace, &key.name)
                 .await;
@@ -1027,6 +1067,9 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
     let (kube_changes, inventory, hooks) = match (&kube_client, &pending) {
         (Some(k), _) => plan_kube(loaded, goal, options, k, &known).await?,
         (None, Some(_)) if goal == Goal::Apply => {
+            if let Some(e) = &loaded.offline_error {
+                return Err(Error::Chart(e.to_string()));
+            }
             (pending_creates(loaded, &known), None, Vec::new())
         }
         _ => (Vec::new(), None, Vec::new()),

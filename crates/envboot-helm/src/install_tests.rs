@@ -197,9 +197,15 @@ fn a_render_says_whether_it_read_what_the_cluster_says_of_itself() {
         template_with_lookups(&c, &opts()).unwrap().capabilities
     };
     assert!(!read("a: {{ .Release.Name }}\n"));
-    assert!(read("a: {{ .Capabilities.APIVersions.Has \"batch/v1\" }}\n"));
+    assert!(read(
+        "a: {{ .Capabilities.APIVersions.Has \"batch/v1\" }}\n"
+    ));
     assert!(read("a: {{ .Capabilities.KubeVersion.Minor }}\n"));
-    assert!(read("a: {{ semverCompare \">=1.19\" .Capabilities.KubeVersion.Version }}\n"));
+    assert!(read(
+        "a: {{ semverCompare \">=1.19\" .Capabilities.KubeVersion.Version }}\n"
+    ));
     assert!(read("a: {{ len .Capabilities.APIVersions }}\n"));
-    assert!(!read("{{ if false }}a: {{ .Capabilities.KubeVersion }}{{ end }}\n"));
+    assert!(!read(
+        "{{ if false }}a: {{ .Capabilities.KubeVersion }}{{ end }}\n"
+    ));
 }

@@ -215,10 +215,39 @@ pub struct LookupKey {
 
 /// The answers to lookups, read from the cluster: the object (or list) as the API server sent
 /// it, `null` for one that does not exist (an empty map to the template, as in Helm), or the
-/// error the read met (the render fails with it, as `helm install` does).
-#[derive(Debug, Clone, Default)]
+/// error the read met (the render fails with it, as `helm install` does). What a render looked
+/// up without an answer here is noted ([`Lookups::unread`]), also when the render then failed
+/// (a template that needs what the lookup finds).
+#[derive(Debug, Default)]
 pub struct Lookups {
     pub found: BTreeMap<LookupKey, Result<serde_json::Value, String>>,
+    unread: std::sync::Mutex<BTreeSet<LookupKey>>,
+}
+
+impl Clone for Lookups {
+    /// The answers; nothing unread.
+    fn clone(&self) -> Lookups {
+        Lookups {
+            found: self.found.clone(),
+            unread: Default::default(),
+        }
+    }
+}
+
+impl Lookups {
+    /// The lookups renders made that [`Lookups::found`] has no answer for.
+    pub fn unread(&self) -> BTreeSet<LookupKey> {
+        self.unread
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    pub(crate) fn note_unread(&self, key: LookupKey) {
+        if let Ok(mut u) = self.unread.lock() {
+            u.insert(key);
+        }
+    }
 }
 
 /// The source of the random functions' values.

@@ -120,6 +120,7 @@ fn lookup(eng: &mut Engine, _st: &State, a: Args) -> FnResult {
         Some(Ok(found)) => Ok(crate::yaml::from_unstructured(found)),
         Some(Err(e)) => Err(call_err(e.clone())),
         None => {
+            lookups.note_unread(key.clone());
             eng.unread.insert(key);
             Ok(Value::empty_map())
         }
