@@ -211,8 +211,8 @@ pub fn load(options: &SourceOptions, name: &str) -> Result<Loaded> {
 }
 
 /// [`load`] for the commands that render for the cluster (plan, apply, drift, verify, ...): a
-/// chart whose templates fail without the cluster (one that needs what `lookup` finds) is kept
-/// in [`Loaded::offline_error`], to be rendered for the cluster.
+/// chart whose templates fail without the cluster after a `lookup` (one that needs what the
+/// lookup finds) is kept in [`Loaded::offline_error`], to be rendered for the cluster.
 pub fn load_for_cluster(options: &SourceOptions, name: &str) -> Result<Loaded> {
     let (snapshot, env) = read_model(options, name)?;
     decrypt_and_render(snapshot, env, true)
@@ -237,17 +237,26 @@ fn decrypt_and_render(
 ) -> Result<Loaded> {
     let secrets = decrypt_secrets(&env)?;
     let credentials = k3s_user_data(&mut env)?;
-    let (manifests, hooks, needs, offline_error) =
-        match render::render_for(&env, &secrets, &offline_facts(&env)) {
-            Ok((manifests, hooks, needs)) => (manifests, hooks, needs, None),
-            Err(e @ render::Error::ChartFailed { .. }) if for_cluster => (
-                Vec::new(),
-                Vec::new(),
-                render::Needs::default(),
-                Some(std::sync::Arc::new(e)),
-            ),
-            Err(e) => return Err(e.into()),
-        };
+    let facts = offline_facts(&env);
+    // a template error may come from a lookup's empty answer (only then is it left for the
+    // render against the cluster; any other error stops here, before any API call)
+    let looked_up = || {
+        facts
+            .lookups
+            .as_ref()
+            .is_some_and(|l| !l.unread().is_empty())
+    };
+    let (manifests, hooks, needs, offline_error) = match render::render_for(&env, &secrets, &facts)
+    {
+        Ok((manifests, hooks, needs)) => (manifests, hooks, needs, None),
+        Err(e @ render::Error::ChartFailed { .. }) if for_cluster && looked_up() => (
+            Vec::new(),
+            Vec::new(),
+            render::Needs::default(),
+            Some(std::sync::Arc::new(e)),
+        ),
+        Err(e) => return Err(e.into()),
+    };
     Ok(Loaded {
         snapshot,
         env,

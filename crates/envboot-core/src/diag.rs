@@ -68,11 +68,14 @@ impl Diagnostics {
     }
 }
 
-/// A parsed YAML file: its text and an index from value paths to positions.
+/// A parsed YAML file: an index from value paths to positions. A file Helm reads (a values
+/// file, which may be tens of megabytes and is seldom wrong once it parses) keeps its text
+/// instead, and builds the index only when a diagnostic first needs a position.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
     pub path: String,
-    index: HashMap<String, (usize, usize)>,
+    index: std::sync::OnceLock<PathIndex>,
+    text: Option<std::sync::Arc<str>>,
 }
 
 impl SourceFile {
@@ -89,15 +92,29 @@ impl SourceFile {
 
     /// Position (1-based line and column) of `path`, or of its closest ancestor that is written.
     pub fn position(&self, path: &str) -> (usize, usize) {
+        let index = self.index.get_or_init(|| {
+            self.text
+                .as_deref()
+                .and_then(|t| index(t, false, true).ok())
+                .unwrap_or_default()
+        });
         let mut p = path.to_string();
         loop {
-            if let Some(pos) = self.index.get(&p) {
+            if let Some(pos) = index.get(&p) {
                 return *pos;
             }
             match p.rfind(['.', '[']) {
                 Some(i) => p.truncate(i),
-                None => return self.index.get("").copied().unwrap_or((1, 1)),
+                None => return index.get("").copied().unwrap_or((1, 1)),
             }
+        }
+    }
+
+    fn indexed(path: &str, index: PathIndex) -> SourceFile {
+        SourceFile {
+            path: path.to_string(),
+            index: std::sync::OnceLock::from(index),
+            text: None,
         }
     }
 }
@@ -138,25 +155,33 @@ fn parse_as<T: DeserializeOwned>(
     text: &str,
     strict: bool,
 ) -> Result<(T, SourceFile), Diagnostic> {
-    let mut indexed = index(text, strict);
+    // files Helm reads are checked without recording positions (see `SourceFile`)
+    let record = strict;
+    let mut indexed = index(text, strict, record);
     // Helm's go-yaml reads `key:<TAB>value`, which yaml-rust2 refuses; so do files Helm reads
     let mended;
     let text = match &indexed {
         Err((_, _, m)) if !strict && m.starts_with("':' must be followed by") => {
             mended = envboot_helm::tabs_after_colons(text);
-            indexed = index(&mended, strict);
+            indexed = index(&mended, strict, record);
             &*mended
         }
         _ => text,
     };
-    let file = SourceFile {
-        path: path.to_string(),
-        index: indexed.map_err(|(line, column, message)| Diagnostic {
-            file: path.to_string(),
-            line,
-            column,
-            message: format!("invalid YAML: {message}"),
-        })?,
+    let indexed = indexed.map_err(|(line, column, message)| Diagnostic {
+        file: path.to_string(),
+        line,
+        column,
+        message: format!("invalid YAML: {message}"),
+    })?;
+    let file = if record {
+        SourceFile::indexed(path, indexed)
+    } else {
+        SourceFile {
+            path: path.to_string(),
+            index: std::sync::OnceLock::new(),
+            text: Some(text.into()),
+        }
     };
     if !strict {
         // the value as Helm reads it: go-yaml v2's scalars, nesting and alias limits
@@ -258,6 +283,8 @@ pub const MAX_HELM_NESTING: usize = 10_000;
 struct Indexer {
     /// Duplicate keys and tags are errors (envboot's own files), or allowed as Helm allows them.
     strict: bool,
+    /// Whether positions are recorded (or only problems found).
+    record: bool,
     stack: Vec<Frame>,
     index: HashMap<String, (usize, usize)>,
     /// The first thing the file must not have: (line, column, message).
@@ -271,6 +298,13 @@ fn standard_tag(tag: &Option<yaml_rust2::parser::Tag>) -> bool {
 }
 
 impl Indexer {
+    /// Records where the value at `path` is written (its first position).
+    fn note(&mut self, path: String, at: (usize, usize)) {
+        if self.record {
+            self.index.entry(path).or_insert(at);
+        }
+    }
+
     /// The path of the value that starts now, or `None` when a map key is expected.
     fn value_path(&mut self, mark: Marker, scalar: Option<&str>) -> Option<String> {
         match self.stack.last_mut() {
@@ -290,18 +324,22 @@ impl Indexer {
                     let k = scalar.unwrap_or("?").to_string();
                     let full = self::key(path, &k);
                     let pos = (mark.line().max(1), mark.col() + 1);
-                    if let Some(first) = seen.insert(k.clone(), pos.0) {
-                        if self.strict && scalar.is_some() && self.problem.is_none() {
-                            self.problem = Some((
-                                pos.0,
-                                pos.1,
-                                format!("duplicate key `{k}` (first at line {first})"),
-                            ));
+                    if self.strict {
+                        if let Some(first) = seen.insert(k.clone(), pos.0) {
+                            if scalar.is_some() && self.problem.is_none() {
+                                self.problem = Some((
+                                    pos.0,
+                                    pos.1,
+                                    format!("duplicate key `{k}` (first at line {first})"),
+                                ));
+                            }
                         }
                     }
-                    // A map is located at its first key.
-                    self.index.entry(path.clone()).or_insert(pos);
-                    self.index.entry(full).or_insert(pos);
+                    if self.record {
+                        // A map is located at its first key.
+                        self.index.entry(path.clone()).or_insert(pos);
+                        self.index.entry(full).or_insert(pos);
+                    }
                     *slot = Some(k);
                     None
                 }
@@ -328,28 +366,23 @@ impl MarkedEventReceiver for Indexer {
                 format!("unsupported tag `{name}`: envboot files take no tags (nothing is included or converted)"),
             ));
         }
+        let at = (mark.line().max(1), mark.col() + 1);
         match ev {
             Event::Scalar(value, ..) => {
                 if let Some(p) = self.value_path(mark, Some(&value)) {
-                    self.index
-                        .entry(p)
-                        .or_insert((mark.line().max(1), mark.col() + 1));
+                    self.note(p, at);
                 }
             }
             Event::Alias(_) => {
                 if let Some(p) = self.value_path(mark, None) {
-                    self.index
-                        .entry(p)
-                        .or_insert((mark.line().max(1), mark.col() + 1));
+                    self.note(p, at);
                 }
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 let is_map = matches!(ev, Event::MappingStart(..));
                 let path = self.value_path(mark, None).unwrap_or_default();
                 if !is_map {
-                    self.index
-                        .entry(path.clone())
-                        .or_insert((mark.line().max(1), mark.col() + 1));
+                    self.note(path.clone(), at);
                 }
                 let limit = if self.strict {
                     MAX_NESTING
@@ -385,9 +418,10 @@ impl MarkedEventReceiver for Indexer {
 /// Value path to (line, column), both 1-based.
 type PathIndex = HashMap<String, (usize, usize)>;
 
-fn index(text: &str, strict: bool) -> Result<PathIndex, (usize, usize, String)> {
+fn index(text: &str, strict: bool, record: bool) -> Result<PathIndex, (usize, usize, String)> {
     let mut indexer = Indexer {
         strict,
+        record,
         stack: Vec::new(),
         index: HashMap::new(),
         problem: None,
@@ -431,18 +465,18 @@ mod tests {
 
     #[test]
     fn duplicate_keys_unknown_tags_and_deep_nesting_are_errors_at_their_place() {
-        let dup = index("a: 1\nb:\n  c: 1\n  c: 2\n", true).unwrap_err();
+        let dup = index("a: 1\nb:\n  c: 1\n  c: 2\n", true, true).unwrap_err();
         assert_eq!(
             dup,
             (4, 3, "duplicate key `c` (first at line 3)".to_string())
         );
-        let tag = index("a: !include other.yaml\n", true).unwrap_err();
+        let tag = index("a: !include other.yaml\n", true, true).unwrap_err();
         assert_eq!((tag.0, tag.1), (1, 13));
         assert!(tag.2.contains("unsupported tag `!include`"), "{tag:?}");
-        assert!(index("a: !!str 1\nb: [1, 1]\nc: {x: 1}\n", true).is_ok());
+        assert!(index("a: !!str 1\nb: [1, 1]\nc: {x: 1}\n", true, true).is_ok());
         let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(
-            index(&deep, true).is_err(),
+            index(&deep, true, true).is_err(),
             "flow nesting is bounded by the parser"
         );
         let block = |levels: usize| -> String {
@@ -450,24 +484,24 @@ mod tests {
                 .map(|i| format!("{}k:\n", " ".repeat(i)))
                 .collect()
         };
-        let err = index(&block(70), true).unwrap_err();
+        let err = index(&block(70), true, true).unwrap_err();
         assert!(err.2.contains("nested more than 64 levels"), "{err:?}");
-        assert!(index(&block(10_000), true).is_err());
-        assert!(index(&block(60), true).is_ok());
+        assert!(index(&block(10_000), true, true).is_err());
+        assert!(index(&block(60), true, true).is_ok());
         // Files Helm reads keep Helm's leniency: the last duplicate wins, tags are ignored.
-        assert!(index("a: 1\na: 2\nb: !custom x\n", false).is_ok());
+        assert!(index("a: 1\na: 2\nb: !custom x\n", false, false).is_ok());
         // ...and go-yaml's bound on nesting, not envboot's own
-        assert!(index(&block(70), false).is_ok());
-        let err = index(&block(10_002), false).unwrap_err();
+        assert!(index(&block(70), false, false).is_ok());
+        let err = index(&block(10_002), false, false).unwrap_err();
         assert!(err.2.contains("nested more than 10000 levels"), "{err:?}");
     }
 
     #[test]
     fn positions_of_nested_values_are_one_based() {
-        let file = SourceFile {
-            path: "f.yaml".into(),
-            index: index("name: a\nitems:\n  - port: 1\n  - port: 2\n", true).unwrap(),
-        };
+        let file = SourceFile::indexed(
+            "f.yaml",
+            index("name: a\nitems:\n  - port: 1\n  - port: 2\n", true, true).unwrap(),
+        );
         assert_eq!(file.position("name"), (1, 1));
         assert_eq!(file.position("items[1].port"), (4, 5));
         assert_eq!(file.position("items[1].missing"), (4, 5));
