@@ -672,8 +672,10 @@ async fn kube_deletes(
     Ok(())
 }
 
-/// How long destroy waits for a Kubernetes object to disappear.
-const KUBE_DELETE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long destroy waits for a Kubernetes object to disappear: Helm's default `--timeout`
+/// (a namespace goes once its pods have stopped, which on a node with hundreds of them takes
+/// minutes).
+const KUBE_DELETE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Declared Kubernetes objects that are not ready within `timeout`, as `Kind ns/name: why`.
 pub(crate) async fn not_ready(
