@@ -831,6 +831,11 @@ fn path_value(values: &Value, path: &str) -> Option<Value> {
 
 /// The second half of `processDependencyEnabled`: tags and conditions (read from the
 /// coalesced values of the whole release, conditions under the chart's path) drop subcharts.
+/// Whether `chart` or any subchart declares dependencies (which conditions and tags may disable).
+fn has_dependencies(chart: &Loaded) -> bool {
+    !chart.deps.is_empty() || chart.subcharts.iter().any(has_dependencies)
+}
+
 fn process_enabled(chart: &mut Loaded, cvals: &Value, path: &str) {
     let tags = match cvals {
         Value::Map(m) => match m.borrow().get("tags") {
@@ -1102,12 +1107,19 @@ pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Renderi
     }
     check_dependencies(&loaded)?;
     resolve_aliases(&mut loaded);
-    let Value::Map(first) = user.deep_copy() else {
-        return Err(Error::Values("values are not a map".into()));
-    };
-    coalesce::chart_values(&loaded, &first)?;
-    process_enabled(&mut loaded, &Value::Map(first), "");
-    let Value::Map(user_map) = user.deep_copy() else {
+    // conditions and tags of dependencies are read from the values coalesced once (a copy); a
+    // chart without dependencies reads none, and needs no copy of large values
+    if has_dependencies(&loaded) {
+        let Value::Map(first) = user.deep_copy() else {
+            return Err(Error::Values("values are not a map".into()));
+        };
+        coalesce::chart_values(&loaded, &first)?;
+        process_enabled(&mut loaded, &Value::Map(first), "");
+    } else {
+        process_enabled(&mut loaded, &Value::empty_map(), "");
+    }
+    // the user's values themselves (no copy: nothing else holds them now)
+    let Value::Map(user_map) = user else {
         return Err(Error::Values("values are not a map".into()));
     };
     coalesce::chart_values(&loaded, &user_map)?;

@@ -41,7 +41,6 @@ impl Loader<'_> {
             let Some(chart) = self.chart(&spec.chart, file, &key(&at, "chart")) else {
                 continue;
             };
-            let mut values = chart.values.clone();
             let mut values_sources = Vec::new();
             for (v, rel) in spec.values_files.iter().enumerate() {
                 let vat = idx(&key(&at, "valuesFiles"), v);
@@ -63,8 +62,8 @@ impl Loader<'_> {
                     continue;
                 };
                 match diag::parse_as_helm::<Option<Value>>(&path, text) {
-                    Ok((Some(overlay @ Value::Object(_)), _)) => {
-                        merge_values(&mut values, &overlay);
+                    // checked here (the chart merges it at render, as Helm does)
+                    Ok((Some(Value::Object(_)), _)) => {
                         values_sources.push((path.clone(), text.to_string()));
                     }
                     Ok((None, _)) => {}
@@ -77,7 +76,6 @@ impl Loader<'_> {
             let mut inline = Value::Object(spec.values.clone());
             let secret_names: Vec<String> = env.secrets.iter().map(|s| s.name.clone()).collect();
             self.cross_layer(&mut inline, file, &key(&at, "values"), Some(&secret_names));
-            merge_values(&mut values, &inline);
             if !spec.values.is_empty() {
                 let name = format!("{} (values of release {})", file.path, spec.name);
                 values_sources.push((name, serde_yaml_ng::to_string(&inline).unwrap_or_default()));
@@ -91,7 +89,6 @@ impl Loader<'_> {
                 name: spec.name.clone(),
                 namespace: spec.namespace.clone(),
                 chart,
-                values,
                 values_sources,
                 inline_values: inline,
                 depends_on: spec.depends_on.clone(),

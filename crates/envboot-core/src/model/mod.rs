@@ -129,8 +129,6 @@ pub struct Release {
     pub name: String,
     pub namespace: String,
     pub chart: Chart,
-    /// Chart defaults < values files < inline values, merged.
-    pub values: Value,
     /// The values files and then the inline values (as YAML), in the order Helm merges them
     /// over the chart's defaults: (name, YAML text).
     pub values_sources: Vec<(String, String)>,

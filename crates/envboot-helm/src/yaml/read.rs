@@ -97,42 +97,64 @@ pub fn tabs_after_colons(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Parse every document of a YAML stream (numbers keep int vs float; see [`jsonify`]).
 pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
-    let to_error = |e: yaml_rust2::ScanError| YamlError {
-        line: e.marker().line(),
-        message: e.info().to_string(),
-    };
-    let events = match events(text) {
-        Ok(events) => events,
-        Err(e) if e.info() == TAB_AFTER_COLON => {
-            events(&tabs_after_colons(text)).map_err(to_error)?
+    match build(text) {
+        Err(Failure::Scan(e)) if e.info() == TAB_AFTER_COLON => {
+            build(&tabs_after_colons(text)).map_err(Failure::into_error)
         }
-        Err(e) => return Err(to_error(e)),
-    };
+        r => r.map_err(Failure::into_error),
+    }
+}
+
+/// Why a build stopped: the scanner's error (which a caller may mend and retry), or go-yaml's.
+enum Failure {
+    Scan(yaml_rust2::ScanError),
+    Yaml(YamlError),
+}
+
+impl Failure {
+    fn into_error(self) -> YamlError {
+        match self {
+            Failure::Scan(e) => YamlError {
+                line: e.marker().line(),
+                message: e.info().to_string(),
+            },
+            Failure::Yaml(e) => e,
+        }
+    }
+}
+
+impl From<YamlError> for Failure {
+    fn from(e: YamlError) -> Failure {
+        Failure::Yaml(e)
+    }
+}
+
+/// The documents of `text`, built as the parser's events stream in (never all held at once).
+fn build(text: &str) -> Result<Vec<Value>, Failure> {
     let mut b = Builder {
-        events,
-        pos: 0,
+        parser: Parser::new_from_str(text),
+        peeked: None,
         anchors: BTreeMap::new(),
         decodes: 0,
         aliased: 0,
         depth: 0,
     };
     let mut docs = Vec::new();
-    while b.pos < b.events.len() {
-        match &b.events[b.pos].0 {
+    loop {
+        match b.next()?.0 {
+            Event::StreamEnd => return Ok(docs),
             Event::DocumentStart => {
                 // an anchor is known within its own document only
                 b.anchors.clear();
-                b.pos += 1;
-                if matches!(b.events.get(b.pos).map(|e| &e.0), Some(Event::DocumentEnd)) {
+                if matches!(b.peek()?.0, Event::DocumentEnd) {
                     docs.push(Value::Nil);
                 } else {
                     docs.push(b.node()?);
                 }
             }
-            _ => b.pos += 1,
+            _ => {}
         }
     }
-    Ok(docs)
 }
 
 /// The first document (as go-yaml's `Unmarshal` reads it); an empty stream is nil.
@@ -145,21 +167,25 @@ pub fn jsonify(v: Value) -> Value {
     crate::stack::deep(|| jsonify_inner(v))
 }
 
-fn jsonify_inner(v: Value) -> Value {
-    match v {
-        Value::Int(i) => Value::Float(i as f64),
-        Value::List(l) => Value::list(l.iter().cloned().map(jsonify).collect()),
-        Value::Map(m) => {
-            let inner = std::mem::take(&mut *m.borrow_mut());
-            Value::map(inner.into_iter().map(|(k, v)| (k, jsonify(v))).collect())
-        }
-        v => v,
-    }
+fn jsonify_inner(mut v: Value) -> Value {
+    in_place(&mut v);
+    v
 }
 
-struct Builder {
-    events: Vec<(Event, Marker)>,
-    pos: usize,
+/// Every number of `v` a float64, changed where it is (no second copy of a large value).
+fn in_place(v: &mut Value) {
+    crate::stack::deep(|| match v {
+        Value::Int(i) => *v = Value::Float(*i as f64),
+        Value::List(l) => std::rc::Rc::make_mut(l).iter_mut().for_each(in_place),
+        Value::Map(m) => m.borrow_mut().values_mut().for_each(in_place),
+        _ => {}
+    })
+}
+
+struct Builder<'t> {
+    parser: Parser<std::str::Chars<'t>>,
+    /// The next event, once looked at.
+    peeked: Option<(Event, Marker)>,
     /// Anchored values, with the number of nodes go-yaml decodes when it expands them.
     anchors: BTreeMap<usize, (Value, usize)>,
     /// Nodes decoded so far, and how many of them came from expanding aliases (as go-yaml counts).
@@ -169,16 +195,32 @@ struct Builder {
     depth: usize,
 }
 
-impl Builder {
-    fn err(&self, msg: &str) -> YamlError {
-        YamlError {
-            line: self
-                .events
-                .get(self.pos)
-                .map(|e| e.1.line())
-                .unwrap_or_default(),
-            message: msg.to_string(),
+impl Builder<'_> {
+    /// The next event, without taking it.
+    fn peek(&mut self) -> Result<&(Event, Marker), Failure> {
+        if self.peeked.is_none() {
+            self.peeked = Some(self.parser.next_token().map_err(Failure::Scan)?);
         }
+        match &self.peeked {
+            Some(e) => Ok(e),
+            None => unreachable!("filled above"),
+        }
+    }
+
+    /// The next event, taken.
+    fn next(&mut self) -> Result<(Event, Marker), Failure> {
+        match self.peeked.take() {
+            Some(e) => Ok(e),
+            None => self.parser.next_token().map_err(Failure::Scan),
+        }
+    }
+
+    fn err(&mut self, msg: &str) -> Failure {
+        let line = self.peek().map(|e| e.1.line()).unwrap_or_default();
+        Failure::Yaml(YamlError {
+            line,
+            message: msg.to_string(),
+        })
     }
 
     /// Count one decoded node, failing as go-yaml does when aliases expand too much.
@@ -199,31 +241,29 @@ impl Builder {
         Ok(())
     }
 
-    fn node(&mut self) -> Result<Value, YamlError> {
+    fn node(&mut self) -> Result<Value, Failure> {
         crate::stack::deep(|| self.node_counted())
     }
 
-    fn node_counted(&mut self) -> Result<Value, YamlError> {
+    fn node_counted(&mut self) -> Result<Value, Failure> {
         let start = self.decodes;
         self.count(false)?;
-        let anchor = match self.events.get(self.pos).map(|e| &e.0) {
-            Some(
-                Event::Scalar(_, _, a, _) | Event::SequenceStart(a, _) | Event::MappingStart(a, _),
-            ) => *a,
+        let (next, mark) = self.peek()?;
+        let anchor = match next {
+            Event::Scalar(_, _, a, _) | Event::SequenceStart(a, _) | Event::MappingStart(a, _) => {
+                *a
+            }
             _ => 0,
         };
-        let collection = matches!(
-            self.events.get(self.pos).map(|e| &e.0),
-            Some(Event::SequenceStart(..) | Event::MappingStart(..))
-        );
+        let collection = matches!(next, Event::SequenceStart(..) | Event::MappingStart(..));
+        let line = mark.line();
         if collection {
             self.depth += 1;
             if self.depth > MAX_DEPTH {
-                let line = self.events[self.pos].1.line();
-                return Err(YamlError {
+                return Err(Failure::Yaml(YamlError {
                     line,
                     message: format!("exceeded max depth of {MAX_DEPTH}"),
-                });
+                }));
             }
         }
         let v = self.node_inner();
@@ -238,12 +278,10 @@ impl Builder {
         Ok(v)
     }
 
-    fn node_inner(&mut self) -> Result<Value, YamlError> {
-        let Some((ev, _)) = self.events.get(self.pos).cloned() else {
-            return Err(self.err("unexpected end of stream"));
-        };
-        self.pos += 1;
+    fn node_inner(&mut self) -> Result<Value, Failure> {
+        let (ev, _) = self.next()?;
         match ev {
+            Event::StreamEnd => Err(self.err("unexpected end of stream")),
             Event::Scalar(s, style, _, tag) => {
                 let tag = tag.map(|t| format!("{}{}", t.handle, t.suffix));
                 let v = match (style, tag.as_deref()) {
@@ -268,11 +306,8 @@ impl Builder {
             Event::SequenceStart(..) => {
                 let mut items = Vec::new();
                 loop {
-                    if matches!(
-                        self.events.get(self.pos).map(|e| &e.0),
-                        Some(Event::SequenceEnd)
-                    ) {
-                        self.pos += 1;
+                    if matches!(self.peek()?.0, Event::SequenceEnd) {
+                        self.next()?;
                         break;
                     }
                     items.push(self.node()?);
@@ -284,16 +319,13 @@ impl Builder {
                 let mut m = BTreeMap::new();
                 let mut merges = Vec::new();
                 loop {
-                    if matches!(
-                        self.events.get(self.pos).map(|e| &e.0),
-                        Some(Event::MappingEnd)
-                    ) {
-                        self.pos += 1;
+                    if matches!(self.peek()?.0, Event::MappingEnd) {
+                        self.next()?;
                         break;
                     }
                     let is_merge = matches!(
-                        self.events.get(self.pos).map(|e| &e.0),
-                        Some(Event::Scalar(s, TScalarStyle::Plain, _, _)) if s == "<<"
+                        &self.peek()?.0,
+                        Event::Scalar(s, TScalarStyle::Plain, _, _) if s == "<<"
                     );
                     let key = self.node()?;
                     let val = self.node()?;
