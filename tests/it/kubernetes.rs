@@ -514,6 +514,24 @@ async fn a_public_chart_is_released_with_per_environment_values_and_reapplied_as
         .expect("cp");
     assert!(copy.success());
     repo.commit("podinfo");
+    // The chart asks for Kubernetes 1.23 or later and the sandbox is 1.20: refused before any
+    // write, in helm install's words (render, which does not ask the cluster, renders it).
+    let r = envboot(&repo, settings, &["apply", &name]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(
+            "chart requires kubeVersion: >=1.23.0-0 which is incompatible with Kubernetes v1.20.2"
+        ),
+        "{}",
+        r.stderr
+    );
+    envboot(&repo, settings, &["render", &name]).assert_ok();
+    repo.edit(
+        "modules/podinfo/Chart.yaml",
+        "kubeVersion: \">=1.23.0-0\"\n",
+        "",
+    );
+    repo.commit("podinfo for the sandbox's Kubernetes 1.20");
     envboot(&repo, settings, &["apply", &name]).assert_ok();
     let client = kube_client(settings).await;
     let deployment = Api::<Deployment>::namespaced(client, &name)

@@ -1063,8 +1063,9 @@ pub struct Rendering {
     /// The lookups the chart made that [`Options::lookups`] holds no answer for (they returned
     /// an empty map). A caller reads those and renders again until none is missing.
     pub unread: BTreeSet<LookupKey>,
-    /// Whether the chart drew random values (`randAlphaNum`, `uuidv4`, `genCA`, ...).
-    pub random: bool,
+    /// The template files that drew random values (`randAlphaNum`, `uuidv4`, `genCA`, ...), as
+    /// [`Rendered::source`] names them.
+    pub random: BTreeSet<String>,
     /// Whether the chart read `.Capabilities.KubeVersion` or `.Capabilities.APIVersions`.
     pub capabilities: bool,
 }
@@ -1230,6 +1231,7 @@ pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Renderi
 
     // Execute, in the same order.
     let mut outputs: BTreeMap<String, String> = BTreeMap::new();
+    let mut random = BTreeSet::new();
     for name in &order {
         let base = name.rsplit('/').next().unwrap_or(name);
         if base.starts_with('_') {
@@ -1246,9 +1248,13 @@ pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Renderi
         engine
             .draw_for(name)
             .map_err(|e| Error::Chart(e.to_string()))?;
+        let draws = engine.draws;
         let out = engine
             .execute(name, &dot)
             .map_err(|e| render_error(name, &e))?;
+        if engine.draws > draws {
+            random.insert(name.clone());
+        }
         outputs.insert(name.clone(), out.replace("<no value>", ""));
     }
 
@@ -1258,7 +1264,7 @@ pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Renderi
     Ok(Rendering {
         rendered: sort_manifests(&outputs)?,
         unread: std::mem::take(&mut engine.unread),
-        random: engine.draws > 0,
+        random,
         // a kubeVersion constraint is checked against the version too
         capabilities: read.get() || !loaded.kube_version.is_empty(),
     })

@@ -228,7 +228,7 @@ pub struct ClusterFacts {
 pub struct Needs {
     /// Lookups [`ClusterFacts::lookups`] had no answer for.
     pub unread: BTreeSet<envboot_helm::LookupKey>,
-    /// Releases whose charts drew random values.
+    /// Releases whose charts drew random values into objects that are not hooks.
     pub random: BTreeSet<String>,
     /// Whether a chart read `.Capabilities` (or has a `kubeVersion` constraint).
     pub capabilities: bool,
@@ -805,10 +805,8 @@ fn render_with(
     let rendering =
         envboot_helm::template_with_lookups(&engine_chart, &options).map_err(chart_failed)?;
     needs.unread.extend(rendering.unread);
-    if rendering.random {
-        needs.random.insert(release.name.clone());
-    }
     needs.capabilities |= rendering.capabilities;
+    let drew = rendering.random;
     let rendered = rendering.rendered;
     let mut out = Vec::new();
     for r in &rendered {
@@ -844,6 +842,11 @@ fn render_with(
                 });
             }
             object["metadata"]["labels"][LABEL_RELEASE] = json!(release.name);
+            // random values matter where they reach what apply keeps (a hook, `helm test`'s
+            // pods among them, is made anew each time it runs)
+            if drew.contains(&r.source) && !is_hook(&object) {
+                needs.random.insert(release.name.clone());
+            }
             out.push(Manifest {
                 source: file.clone(),
                 object,
