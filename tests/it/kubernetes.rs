@@ -367,8 +367,11 @@ async fn verify_fails_on_a_crash_looping_workload_with_its_exit_code() {
     );
     repo.write(
         "modules/worker/templates/deployment.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: worker\nspec:\n  selector: {matchLabels: {app: worker}}\n  template:\n    metadata: {labels: {app: worker}}\n    spec:\n      containers:\n        - name: worker\n          image: envboot.local/busybox:1.35\n          imagePullPolicy: Never\n          command: [sh, -c, \"echo no database; exit 3\"]\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: worker\nspec:\n  minReadySeconds: 10\n  selector: {matchLabels: {app: worker}}\n  template:\n    metadata: {labels: {app: worker}}\n    spec:\n      containers:\n        - name: worker\n          image: envboot.local/busybox:1.35\n          imagePullPolicy: Never\n          command: [sh, -c, \"echo no database; exit 3\"]\n",
     );
+    // (a container without a readiness probe is ready while it runs, for the few milliseconds
+    // before it exits: `minReadySeconds` makes such a blink not count as available, as on a
+    // real cluster a crash-looping worker is not)
     repo.commit("a worker that cannot start");
     envboot(&repo, settings, &["apply", &name]).assert_ok();
     let run = envboot(&repo, settings, &["verify", &name, "--timeout", "30s"]);
