@@ -273,7 +273,7 @@ impl std::fmt::Debug for Randomness {
 
 pub use exec::MAX_STEPS;
 pub use funcs::{MAX_LIST_ITEMS, MAX_VALUE_BYTES};
-pub use yaml::tabs_after_colons;
+pub use yaml::{load_values, tabs_after_colons, ValuesError};
 
 /// Whether `v` is a version Helm accepts for `--kube-version` (SemVer, `v` prefix optional).
 pub fn is_kube_version(v: &str) -> bool {
@@ -652,22 +652,8 @@ fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Erro
     };
 
     let defaults = match text("values.yaml") {
-        Some(t) => {
-            let v = yaml::parse(&t).map_err(|e| {
-                Error::Values(format!(
-                    "cannot load values.yaml: error converting YAML to JSON: {e}"
-                ))
-            })?;
-            match yaml::jsonify(v) {
-                Value::Nil => Value::empty_map(),
-                v @ Value::Map(_) => v,
-                _ => {
-                    return Err(Error::Values(
-                        "cannot load values.yaml: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {}".into(),
-                    ))
-                }
-            }
-        }
+        Some(t) => yaml::load_values(&t)
+            .map_err(|e| Error::Values(format!("cannot load values.yaml: {}", e.message)))?,
         None => Value::empty_map(),
     };
     let schema = text("values.schema.json");
@@ -1068,6 +1054,26 @@ pub struct Rendering {
     pub random: BTreeSet<String>,
     /// Whether the chart read `.Capabilities.KubeVersion` or `.Capabilities.APIVersions`.
     pub capabilities: bool,
+    /// Whether the chart may read `.Release.IsUpgrade` or `.Release.IsInstall` (a template, a
+    /// file or a values file names them), so that it may render differently on upgrade.
+    pub install_state: bool,
+}
+
+/// Whether `IsUpgrade` or `IsInstall` is named anywhere the chart or its values could read it
+/// from (templates, files through `tpl`, values), in the chart and its subcharts.
+fn names_install_state(loaded: &Loaded, values_files: &[(String, String)]) -> bool {
+    fn names(text: &[u8]) -> bool {
+        const WORDS: [&[u8]; 2] = [b"IsUpgrade", b"IsInstall"];
+        WORDS
+            .iter()
+            .any(|w| text.windows(w.len()).any(|window| window == *w))
+    }
+    fn chart_names(l: &Loaded) -> bool {
+        l.templates.iter().any(|(_, t)| names(t.as_bytes()))
+            || l.files.values().any(|f| names(f))
+            || l.subcharts.iter().any(chart_names)
+    }
+    chart_names(loaded) || values_files.iter().any(|(_, t)| names(t.as_bytes()))
 }
 
 /// Render a chart like `helm install` given what it read ([`Options::lookups`]).
@@ -1082,20 +1088,8 @@ pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Renderi
     // User values: values files, then --set, then --set-string.
     let mut user = Value::empty_map();
     for (name, text) in &options.values_files {
-        let v = yaml::parse(text).map_err(|e| {
-            Error::Values(format!(
-                "failed to parse {name}: error converting YAML to JSON: {e}"
-            ))
-        })?;
-        let v = match yaml::jsonify(v) {
-            Value::Nil => Value::empty_map(),
-            v @ Value::Map(_) => v,
-            _ => {
-                return Err(Error::Values(format!(
-                    "failed to parse {name}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {{}}"
-                )))
-            }
-        };
+        let v = yaml::load_values(text)
+            .map_err(|e| Error::Values(format!("failed to parse {name}: {}", e.message)))?;
         user = coalesce::merge_maps(&user, &v);
     }
     for s in &options.set {
@@ -1267,6 +1261,7 @@ pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Renderi
         random,
         // a kubeVersion constraint is checked against the version too
         capabilities: read.get() || !loaded.kube_version.is_empty(),
+        install_state: names_install_state(&loaded, &options.values_files),
     })
 }
 
@@ -1347,12 +1342,7 @@ fn sort_manifests(outputs: &BTreeMap<String, String>) -> Result<Vec<Rendered>, E
                         file: path.clone(),
                         message: format!(
                             "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type releaseutil.SimpleHead",
-                            match other {
-                                Value::List(_) => "array",
-                                Value::Str(_) => "string",
-                                Value::Bool(_) => "bool",
-                                _ => "number",
-                            }
+                            yaml::json_kind(other)
                         ),
                     })
                 }

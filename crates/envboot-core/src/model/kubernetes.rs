@@ -61,16 +61,9 @@ impl Loader<'_> {
                 let Ok(text) = utf8(&path, bytes).map_err(|d| self.report(d)) else {
                     continue;
                 };
-                match diag::parse_as_helm::<Option<Value>>(&path, text) {
-                    // checked here (the chart merges it at render, as Helm does)
-                    Ok((Some(Value::Object(_)), _)) => {
-                        values_sources.push((path.clone(), text.to_string()));
-                    }
-                    Ok((None, _)) => {}
-                    Ok((Some(_), vfile)) => {
-                        self.report(vfile.at("", "a values file must be a map of values"))
-                    }
-                    Err(d) => self.report(d),
+                // checked here (the chart merges it at render, as Helm does)
+                if self.check_values_file(&path, text, "a values file") {
+                    values_sources.push((path.clone(), text.to_string()));
                 }
             }
             let mut inline = Value::Object(spec.values.clone());
@@ -166,24 +159,12 @@ impl Loader<'_> {
             .map_err(|d| self.report(d))
             .ok()?;
         let values_path = format!("{dir}/values.yaml");
-        let values = match self.snapshot.file(&values_path) {
-            None => Value::Object(Default::default()),
-            Some(bytes) => {
-                let text = utf8(&values_path, bytes).map_err(|d| self.report(d)).ok()?;
-                match diag::parse_as_helm::<Option<Value>>(&values_path, text) {
-                    Ok((Some(v @ Value::Object(_)), _)) => v,
-                    Ok((None, _)) => Value::Object(Default::default()),
-                    Ok((Some(_), vfile)) => {
-                        self.report(vfile.at("", "values.yaml must be a map of values"));
-                        return None;
-                    }
-                    Err(d) => {
-                        self.report(d);
-                        return None;
-                    }
-                }
+        if let Some(bytes) = self.snapshot.file(&values_path) {
+            let text = utf8(&values_path, bytes).map_err(|d| self.report(d)).ok()?;
+            if !self.check_values_file(&values_path, text, "values.yaml") {
+                return None;
             }
-        };
+        }
         let mut templates = BTreeMap::new();
         for (rel, bytes) in self.snapshot.files_under(&format!("{dir}/templates")) {
             let path = format!("{dir}/templates/{rel}");
@@ -202,7 +183,6 @@ impl Loader<'_> {
             name: meta.name,
             version: meta.version,
             app_version: meta.app_version,
-            values,
             templates,
         })
     }
@@ -354,6 +334,26 @@ impl Loader<'_> {
             out.push(cm);
         }
         out
+    }
+
+    /// A values file (a release's, or a chart's `values.yaml`) reads as Helm reads it; where it
+    /// does not, that is reported at its line. `what` names it for the user.
+    fn check_values_file(&mut self, path: &str, text: &str, what: &str) -> bool {
+        let Err(e) = envboot_helm::load_values(text) else {
+            return true;
+        };
+        let message = if e.not_a_map {
+            format!("{what} must be a map of values (Helm: {})", e.message)
+        } else {
+            format!("invalid YAML: {}", e.message)
+        };
+        self.report(Diagnostic {
+            file: path.to_string(),
+            line: e.line.max(1),
+            column: 1,
+            message,
+        });
+        false
     }
 }
 

@@ -169,7 +169,6 @@ pub struct Chart {
     pub name: String,
     pub version: String,
     pub app_version: Option<String>,
-    pub values: Value,
     /// Template path (relative to the chart folder, e.g. `templates/deployment.yaml`) to text.
     pub templates: BTreeMap<String, String>,
     /// Every file of the chart folder (relative path to contents), for the Helm engine.

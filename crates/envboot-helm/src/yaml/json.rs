@@ -14,13 +14,11 @@ pub(super) fn for_json(v: &Value) -> Value {
 
 fn for_json_inner(v: &Value) -> Value {
     match v {
-        Value::Float(f) if f.fract() == 0.0 && f.abs() < 1e21 => {
-            if f.abs() < 9.2e18 {
-                Value::Int(*f as i64)
-            } else {
-                Value::string(format!("{f:.0}"))
-            }
-        }
+        Value::Float(f) => match whole_number(*f) {
+            Some(Whole::Int(i)) => Value::Int(i),
+            // go-yaml's uint64: the writer prints such a float's digits (see `whole_number`)
+            _ => Value::Float(*f),
+        },
         Value::List(l) => Value::list(l.iter().map(for_json).collect()),
         Value::Map(m) => Value::map(
             m.borrow()
@@ -132,6 +130,28 @@ fn json_value_inner(v: &Value, indent: Option<&str>, depth: usize, out: &mut Str
         }
         Value::Obj(_) => json_value(&for_json(v), indent, depth, out),
     }
+}
+
+/// A whole float as go-yaml v2 reads back the digits Go's `encoding/json` writes for it
+/// (`json.Marshal(9.223372036854775e18)` is `9223372036854775000`): an int64 where those digits
+/// fit one, a uint64 where they fit only that; `None` for other floats (fractions, and from
+/// 2^64 on, which JSON writes in digits that go-yaml reads as a float).
+pub fn whole_number(f: f64) -> Option<Whole> {
+    if f.fract() != 0.0 || f.abs() >= 1e21 || !f.is_finite() {
+        return None;
+    }
+    let digits = json_float(f);
+    match digits.parse::<i64>() {
+        Ok(i) => Some(Whole::Int(i)),
+        Err(_) => digits.parse::<u64>().ok().map(Whole::Uint),
+    }
+}
+
+/// See [`whole_number`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whole {
+    Int(i64),
+    Uint(u64),
 }
 
 pub fn json_float(f: f64) -> String {

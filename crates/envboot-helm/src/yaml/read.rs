@@ -95,13 +95,14 @@ pub fn tabs_after_colons(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Parse every document of a YAML stream (numbers keep int vs float; see [`jsonify`]).
-pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
-    match build(text) {
+/// Parse the documents of a YAML stream (numbers keep int vs float; see [`jsonify`]).
+fn parse_docs(text: &str, first_only: bool) -> Result<Vec<Value>, YamlError> {
+    match build(text, first_only) {
         Err(Failure::Scan(e)) if e.info() == TAB_AFTER_COLON => {
-            build(&tabs_after_colons(text)).map_err(Failure::into_error)
+            let mended = tabs_after_colons(text);
+            build(&mended, first_only).map_err(|f| f.into_error(&mended))
         }
-        r => r.map_err(Failure::into_error),
+        r => r.map_err(|f| f.into_error(text)),
     }
 }
 
@@ -112,15 +113,66 @@ enum Failure {
 }
 
 impl Failure {
-    fn into_error(self) -> YamlError {
+    fn into_error(self, text: &str) -> YamlError {
         match self {
-            Failure::Scan(e) => YamlError {
-                line: e.marker().line(),
-                message: e.info().to_string(),
-            },
+            Failure::Scan(e) => go_yaml_error(&e, text),
             Failure::Yaml(e) => e,
         }
     }
+}
+
+/// yaml-rust2's error `e` in `text` as go-yaml v2 words it: the problem without its context
+/// ("while parsing a block mapping, ..."), and go-yaml's line: a parser error names the line
+/// its problem's 0-based mark is on, a scanner error the 1-based one, and neither names line
+/// 0 (the first line of the document has no line in go-yaml's message).
+fn go_yaml_error(e: &yaml_rust2::ScanError, text: &str) -> YamlError {
+    let info = e.info();
+    let problem = match info.split_once(", ") {
+        Some((context, problem)) if context.starts_with("while ") => problem,
+        _ => info,
+    };
+    // the line (1-based) yaml-rust2 marks, and what follows the mark
+    let marked = e.marker().line();
+    let after = || text.chars().skip(e.marker().index());
+    let line_of = |chars: usize| text.chars().take(chars).filter(|c| *c == '\n').count();
+    // go-yaml's line for a scanner error: its 1-based line, none on the first
+    let scanner = |line: usize| if line > 1 { line } else { 0 };
+    let (message, line) = match problem {
+        "did not find expected node content"
+        | "did not find expected ',' or '}'"
+        | "did not find expected '-' indicator"
+        | "did not find expected key"
+        | "did not find expected <document start>" => (problem.to_string(), marked - 1),
+        "expected ',' or ']'" => ("did not find expected ',' or ']'".into(), marked - 1),
+        // go-yaml's decoder names the anchor, and no line
+        "found unknown anchor" => {
+            let name: String = after()
+                .skip_while(|c| *c == '*')
+                .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+                .collect();
+            (format!("unknown anchor '{name}' referenced"), 0)
+        }
+        "simple key expect ':'" => ("could not find expected ':'".into(), scanner(marked)),
+        "found unexpected end of stream" => (problem.to_string(), scanner(line_of(usize::MAX) + 1)),
+        p if p.starts_with("found a tab") => {
+            let tab = e.marker().index() + after().take_while(|c| *c != '\t').count();
+            (
+                "found a tab character that violates indentation".into(),
+                scanner(line_of(tab) + 1),
+            )
+        }
+        // go-yaml's own spelling
+        "did not find expected hexadecimal number" => (
+            "did not find expected hexdecimal number".into(),
+            scanner(marked),
+        ),
+        p if p.starts_with("unexpected character") => (
+            "found character that cannot start any token".into(),
+            scanner(marked),
+        ),
+        p => (p.to_string(), scanner(marked)),
+    };
+    YamlError { line, message }
 }
 
 impl From<YamlError> for Failure {
@@ -129,8 +181,9 @@ impl From<YamlError> for Failure {
     }
 }
 
-/// The documents of `text`, built as the parser's events stream in (never all held at once).
-fn build(text: &str) -> Result<Vec<Value>, Failure> {
+/// The documents of `text` (only the first with `first_only`, as go-yaml's `Unmarshal` reads
+/// no further), built as the parser's events stream in (never all held at once).
+fn build(text: &str, first_only: bool) -> Result<Vec<Value>, Failure> {
     let mut b = Builder {
         parser: Parser::new_from_str(text),
         peeked: None,
@@ -151,6 +204,9 @@ fn build(text: &str) -> Result<Vec<Value>, Failure> {
                 } else {
                     docs.push(b.node()?);
                 }
+                if first_only {
+                    return Ok(docs);
+                }
             }
             _ => {}
         }
@@ -159,7 +215,10 @@ fn build(text: &str) -> Result<Vec<Value>, Failure> {
 
 /// The first document (as go-yaml's `Unmarshal` reads it); an empty stream is nil.
 pub fn parse(text: &str) -> Result<Value, YamlError> {
-    Ok(parse_all(text)?.into_iter().next().unwrap_or(Value::Nil))
+    Ok(parse_docs(text, true)?
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Nil))
 }
 
 /// Numbers through JSON, as sigs.k8s.io/yaml does: every number becomes a float64.
@@ -339,7 +398,13 @@ impl Builder<'_> {
                         Value::Int(i) => i.to_string(),
                         Value::Float(f) => go_float(f),
                         Value::Nil => "null".to_string(),
-                        _ => return Err(self.err("invalid map key")),
+                        // go-yaml's decoder: no line
+                        other => {
+                            return Err(Failure::Yaml(YamlError {
+                                line: 0,
+                                message: format!("invalid map key: {}", go_sharp_v(&other)),
+                            }))
+                        }
                     };
                     m.insert(key, val);
                 }
@@ -361,6 +426,32 @@ impl Builder<'_> {
             }
             _ => Err(self.err("unexpected event")),
         }
+    }
+}
+
+/// Go's `%#v` of what go-yaml v2 decodes into an `interface{}`.
+fn go_sharp_v(v: &Value) -> String {
+    let joined = |items: Vec<String>| items.join(", ");
+    match v {
+        Value::Nil => "interface {}(nil)".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => go_float(*f),
+        Value::Str(s) => crate::value::go_quote(s),
+        Value::List(l) => format!(
+            "[]interface {{}}{{{}}}",
+            joined(l.iter().map(go_sharp_v).collect())
+        ),
+        Value::Map(m) => format!(
+            "map[interface {{}}]interface {{}}{{{}}}",
+            joined(
+                m.borrow()
+                    .iter()
+                    .map(|(k, v)| format!("{}:{}", crate::value::go_quote(k), go_sharp_v(v)))
+                    .collect()
+            )
+        ),
+        Value::Obj(_) => String::new(),
     }
 }
 

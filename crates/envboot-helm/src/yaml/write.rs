@@ -20,6 +20,12 @@ pub fn to_yaml(v: &Value) -> String {
     e.out
 }
 
+/// go-yaml v2's `yaml_emitter_check_simple_key` for a string key: at most 128 bytes, on one
+/// line.
+fn simple_key(k: &str) -> bool {
+    k.len() <= 128 && !k.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Ctx {
     Top,
@@ -91,8 +97,16 @@ impl Emitter {
                 keys.sort_by(|a, b| key_cmp(a, b));
                 for k in keys {
                     self.write_indent(new_indent);
-                    self.scalar(k, new_indent, true);
-                    self.write_indicator(":", false, false, false);
+                    if simple_key(k) {
+                        self.scalar(k, new_indent, true);
+                        self.write_indicator(":", false, false, false);
+                    } else {
+                        // go-yaml's complex key: `? key`, then `: value` on a line of its own
+                        self.write_indicator("?", true, false, true);
+                        self.scalar(k, new_indent, false);
+                        self.write_indent(new_indent);
+                        self.write_indicator(":", true, false, true);
+                    }
                     let Some(val) = m.get(k) else { continue };
                     self.node(val, new_indent, Ctx::MapValue);
                 }
@@ -123,6 +137,10 @@ impl Emitter {
             }
             Value::Int(i) => self.plain_or_styled(&i.to_string(), indent, false, true),
             Value::Float(f) => {
+                // a whole float past int64 that came through JSON: go-yaml's uint64
+                if let Some(super::json::Whole::Uint(u)) = super::json::whole_number(*f) {
+                    return self.plain_or_styled(&u.to_string(), indent, false, true);
+                }
                 let s = match go_float(*f).as_str() {
                     "+Inf" => ".inf".to_string(),
                     "-Inf" => "-.inf".to_string(),
