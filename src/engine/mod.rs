@@ -201,6 +201,7 @@ pub(crate) fn offline_facts(env: &Environment) -> render::ClusterFacts {
         capabilities: None,
         lookups: Some(std::sync::Arc::default()),
         randomness_key: crate::secrets::randomness_key(&env.name),
+        installed: None,
     }
 }
 
@@ -836,6 +837,7 @@ pub(crate) async fn render_against(
     // charts that ask nothing of the cluster render as they did without it (and cost no request)
     if loaded.offline_error.is_none()
         && !loaded.needs.capabilities
+        && !loaded.needs.install_state
         && loaded.needs.unread.is_empty()
     {
         no_key(&loaded.needs)?;
@@ -852,7 +854,15 @@ pub(crate) async fn render_against(
         }),
         lookups: None,
         randomness_key,
+        installed: None,
     };
+    // a chart that may render differently on upgrade reads which releases the cluster holds
+    // (also when the render without the cluster failed: what it needed is not known)
+    if loaded.needs.install_state || loaded.offline_error.is_some() {
+        facts.installed = Some(installed_releases(
+            k.read_inventory(&loaded.env.name).await?.as_ref(),
+        ));
+    }
     for _ in 0..MAX_LOOKUP_ROUNDS {
         let asked = std::sync::Arc::new(lookups.clone());
         facts.lookups = Some(asked.clone());
@@ -881,6 +891,20 @@ pub(crate) async fn render_against(
     Err(Error::LookupRounds {
         rounds: MAX_LOOKUP_ROUNDS,
     })
+}
+
+/// The releases an inventory lists objects for: those `helm upgrade` would find installed.
+fn installed_releases(inventory: Option<&kube::inventory::Inventory>) -> BTreeSet<String> {
+    inventory
+        .map(|inv| {
+            inv.groups
+                .iter()
+                .filter(|(_, entries)| !entries.is_empty())
+                .filter_map(|(group, _)| group.strip_prefix("release."))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Secrets a chart looked up are as sensitive as the environment's own.

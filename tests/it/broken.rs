@@ -1126,7 +1126,7 @@ fn values_files_keep_helms_leniency() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("nested more than 10000 levels deep"),
+        run.stderr.contains("exceeded max depth of 10000"),
         "{}",
         run.stderr
     );

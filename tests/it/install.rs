@@ -31,6 +31,7 @@ data:
   {{- $listed := lookup "v1" "ConfigMap" .Values.theirs "" }}
   listed: {{ range $listed.items }}{{ if eq .metadata.name "handmade" }}{{ .kind }}{{ end }}{{ end }}
   password: {{ randAlphaNum 24 | quote }}
+  upgrade: {{ .Release.IsUpgrade | quote }}
 "#;
 
 fn environment(name: &str, theirs: &str) -> String {
@@ -169,7 +170,23 @@ async fn apply_renders_for_the_cluster_as_helm_install_does() {
     assert_eq!(live["listed"], "ConfigMap");
     assert_eq!(live["password"].len(), 24);
 
-    // The same key renders the same value: a second plan has nothing to do.
+    assert_eq!(live["upgrade"], "false", "the first apply installs");
+
+    // The release is installed now: the next render is an upgrade, as `helm upgrade` renders it
+    // (a chart that renders differently on upgrade changes once, as under Helm), and the same
+    // key renders the same generated value.
+    let r = envboot(&repo, &with_key, &["plan", &name, "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    envboot(&repo, &with_key, &["apply", &name]).assert_ok();
+    let upgraded = Api::<ConfigMap>::namespaced(client.clone(), &name)
+        .get("facts")
+        .await
+        .expect("the facts ConfigMap")
+        .data
+        .unwrap_or_default();
+    assert_eq!(upgraded["upgrade"], "true");
+    assert_eq!(upgraded["password"], live["password"]);
+    // and then nothing is left to do
     let r = envboot(&repo, &with_key, &["plan", &name, "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     // `render` (no cluster) is `helm template`: lookups are empty there, and this chart, which

@@ -212,3 +212,41 @@ fn a_render_says_whether_it_read_what_the_cluster_says_of_itself() {
         "{{ if false }}a: {{ .Capabilities.KubeVersion }}{{ end }}\n"
     ));
 }
+
+#[test]
+fn a_render_says_whether_it_may_differ_on_upgrade() {
+    let rendering = |files: &[(&str, &str)], values: &str| {
+        let c = chart("", files).unwrap();
+        let mut o = opts();
+        o.values_files = vec![("v.yaml".into(), values.into())];
+        template_with_lookups(&c, &o).unwrap().install_state
+    };
+    let t = |tpl: &str| rendering(&[("t.yaml", tpl)], "");
+    assert!(!t("a: {{ .Release.Name }}\n"));
+    assert!(t("a: {{ .Release.IsUpgrade }}\n"));
+    // named in a branch never taken, it may be read on another render
+    assert!(t("{{ if false }}a: {{ .Release.IsInstall }}{{ end }}\n"));
+    // a values string a template passes to `tpl`
+    assert!(rendering(
+        &[("t.yaml", "a: {{ tpl .Values.x . }}\n")],
+        "x: '{{ .Release.IsInstall }}'\n"
+    ));
+
+    // and an upgrade renders as Helm's does
+    let c = chart(
+        "",
+        &[(
+            "t.yaml",
+            "up: {{ .Release.IsUpgrade }}\ninstall: {{ .Release.IsInstall }}\n",
+        )],
+    )
+    .unwrap();
+    let mut o = opts();
+    o.is_upgrade = true;
+    let out = template_with_lookups(&c, &o).unwrap().rendered;
+    assert!(
+        out[0].content.contains("up: true\ninstall: false"),
+        "{}",
+        out[0].content
+    );
+}

@@ -33,14 +33,19 @@ fn json_of(v: &Value) -> Result<serde_json::Value, String> {
         Value::Nil => serde_json::Value::Null,
         Value::Bool(b) => serde_json::Value::Bool(*b),
         Value::Int(i) => serde_json::Value::from(*i),
-        Value::Float(f) => match serde_json::Number::from_f64(*f) {
-            Some(n) => serde_json::Value::Number(n),
-            None => {
-                return Err(format!(
-                    "error converting YAML to JSON: json: unsupported value: {}",
-                    crate::value::go_float(*f)
-                ))
-            }
+        // Go's JSON writes a whole float in digits, which the API server reads as an integer
+        Value::Float(f) => match crate::yaml::whole_number(*f) {
+            Some(crate::yaml::Whole::Int(i)) => serde_json::Value::from(i),
+            Some(crate::yaml::Whole::Uint(u)) => serde_json::Value::from(u),
+            None => match serde_json::Number::from_f64(*f) {
+                Some(n) => serde_json::Value::Number(n),
+                None => {
+                    return Err(format!(
+                        "error converting YAML to JSON: json: unsupported value: {}",
+                        crate::value::go_float(*f)
+                    ))
+                }
+            },
         },
         Value::Str(s) => serde_json::Value::String(s.to_string()),
         Value::List(l) => {

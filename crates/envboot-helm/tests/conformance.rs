@@ -1,8 +1,8 @@
 //! Conformance of `envboot-helm` against real `helm template` (v4.1.4) on the chart corpus in
 //! ../shared/helm-corpus: every chart with its defaults, and with every values file under its
 //! `ci/`. Outputs are split at `# Source:` lines and compared file by file; output that is
-//! random by design is masked. Cases that may differ are listed, with the reason, in
-//! crates/envboot-helm/tests/conformance-exceptions.txt.
+//! random by design is masked. Every case must agree: the same files with the same bytes, or
+//! a failure in both for the same cause.
 
 // Test harness: a panic here is a failed test, as clippy.toml allows in #[test] functions.
 #![allow(clippy::unwrap_used)]
@@ -354,25 +354,6 @@ fn uses_random(dir: &Path) -> bool {
     })
 }
 
-fn exceptions() -> BTreeMap<(String, String), String> {
-    let p = package_dir().join("tests/conformance-exceptions.txt");
-    let text = std::fs::read_to_string(p).unwrap_or_default();
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        // "chart case: reason"
-        let (head, reason) = line.split_once(':').unwrap_or((line, ""));
-        let mut parts = head.split_whitespace();
-        let chart = parts.next().unwrap_or("").to_string();
-        let case = parts.next().unwrap_or("default").to_string();
-        out.insert((chart, case), reason.trim().to_string());
-    }
-    out
-}
-
 /// The essence of an error: for a template's failure (`required`, `fail`, a bad call), the
 /// message after the location; otherwise the whole message.
 fn error_essence(e: &str) -> String {
@@ -386,6 +367,41 @@ fn error_essence(e: &str) -> String {
         None => e,
     };
     e.trim().to_string()
+}
+
+/// `e` with every path into the corpus written from the corpus's root (`<corpus>/...`), so
+/// that messages naming files compare alike wherever the checkout lies.
+fn corpus_relative(e: &str) -> String {
+    const MARK: &str = "shared/helm-corpus/";
+    let mut out = String::new();
+    let mut rest = e;
+    while let Some(i) = rest.find(MARK) {
+        let before = &rest[..i];
+        let path_start = before
+            .rfind(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+            .map_or(0, |j| j + 1);
+        out.push_str(&before[..path_start]);
+        out.push_str("<corpus>/");
+        rest = &rest[i + MARK.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn corpus_paths_compare_alike_from_any_checkout() {
+    assert_eq!(
+        corpus_relative("failed to parse /a/b/../shared/helm-corpus/wide/x/ci/l.sh: bad"),
+        corpus_relative("failed to parse /c/a/b/../shared/helm-corpus/wide/x/ci/l.sh: bad"),
+    );
+    assert_eq!(
+        corpus_relative("at \"/w/shared/helm-corpus/c\" and /v/shared/helm-corpus/d"),
+        "at \"<corpus>/c\" and <corpus>/d"
+    );
+    assert_ne!(
+        corpus_relative("a /x/shared/helm-corpus/c"),
+        corpus_relative("b /x/shared/helm-corpus/c")
+    );
 }
 
 struct Row {
@@ -413,6 +429,8 @@ fn run_cases(cases: &[Case], loose_errors: bool) -> (Vec<Row>, std::time::Durati
             .or_insert_with(|| uses_random(&c.dir));
         let (same, total, note) = match (&reference, &mine) {
             (Err(h), Err(m)) => {
+                // helm's answer may be cached from a checkout at another path
+                let (h, m) = (&corpus_relative(h), &corpus_relative(m));
                 let eq = if loose_errors {
                     error_essence(h) == error_essence(m)
                 } else {
@@ -562,6 +580,30 @@ fn print_chart_table(title: &str, rows: &[Row]) {
     }
 }
 
+/// Every case must agree with helm: the same files with the same bytes, or a failure in both
+/// for the same cause.
+fn assert_all_agree(label: &str, rows: &[Row]) {
+    let failures: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.agrees)
+        .map(|r| format!("{} {}: {}", r.chart, r.case, r.note))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{label}: {} cases differ from helm:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn status(r: &Row) -> &'static str {
+    if r.agrees {
+        "ok"
+    } else {
+        "FAIL"
+    }
+}
+
 #[test]
 fn helm_template_conformance() {
     let corpus = manifest_dir().join("../shared/helm-corpus");
@@ -569,46 +611,12 @@ fn helm_template_conformance() {
         println!("skipped: ../shared/helm-corpus not found");
         return;
     }
-    let exceptions = exceptions();
     let (rows, timing) = run_cases(&cases(charts_flat(&corpus)), false);
-    let mut failures = Vec::new();
-    for r in &rows {
-        if !r.agrees && !exceptions.contains_key(&(r.chart.clone(), r.case.clone())) {
-            failures.push(format!("{} {}: {}", r.chart, r.case, r.note));
-        }
-    }
-    print_rows("charts", &rows, timing, |r| {
-        if r.agrees {
-            "ok"
-        } else if exceptions.contains_key(&(r.chart.clone(), r.case.clone())) {
-            "EXCEPTION"
-        } else {
-            "FAIL"
-        }
-    });
-    for (chart, case) in exceptions.keys() {
-        if rows
-            .iter()
-            .any(|r| &r.chart == chart && &r.case == case && r.agrees)
-        {
-            println!("note: exception {chart} {case} now passes; remove it from the list");
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} cases differ from helm:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    print_rows("charts", &rows, timing, status);
+    assert_all_agree("charts", &rows);
 }
 
-fn baseline_path() -> PathBuf {
-    package_dir().join("tests/wide-baseline.txt")
-}
-
-/// The wide corpus: 61 real-world charts with vendored dependencies. A case listed in
-/// tests/wide-baseline.txt (the cases that agree) must keep agreeing; the others are reported.
-/// `HELM_WIDE_BASELINE=write` rewrites the baseline with the cases that agree now.
+/// The wide corpus: 61 real-world charts with vendored dependencies (folders and archives).
 #[test]
 fn helm_template_conformance_wide() {
     let wide = manifest_dir().join("../shared/helm-corpus/wide");
@@ -617,59 +625,9 @@ fn helm_template_conformance_wide() {
         return;
     }
     let (rows, timing) = run_cases(&cases(charts_wide(&wide)), true);
-    let text = std::fs::read_to_string(baseline_path()).unwrap_or_default();
-    let baseline: BTreeSet<(String, String)> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
-            let (a, b) = l.split_once(char::is_whitespace)?;
-            Some((a.to_string(), b.trim().to_string()))
-        })
-        .collect();
-    print_rows("wide", &rows, timing, |r| {
-        let listed = baseline.contains(&(r.chart.clone(), r.case.clone()));
-        match (r.agrees, listed) {
-            (true, true) => "ok",
-            (true, false) => "ok (new)",
-            (false, true) => "REGRESSION",
-            (false, false) => "differs",
-        }
-    });
+    print_rows("wide", &rows, timing, status);
     print_chart_table("wide", &rows);
-    if std::env::var("HELM_WIDE_BASELINE").as_deref() == Ok("write") {
-        let mut out = String::from(
-            "# Cases of the wide corpus (../shared/helm-corpus/wide) that agree with helm v4.1.4.\n\
-             # `CHART CASE`, one per line; tests/conformance.rs fails if one of them stops agreeing.\n\
-             # Regenerate: HELM_WIDE_BASELINE=write cargo test -p envboot-helm --test conformance\n",
-        );
-        for r in rows.iter().filter(|r| r.agrees) {
-            out.push_str(&format!("{} {}\n", r.chart, r.case));
-        }
-        std::fs::write(baseline_path(), out).unwrap();
-    }
-    let regressions: Vec<String> = rows
-        .iter()
-        .filter(|r| !r.agrees && baseline.contains(&(r.chart.clone(), r.case.clone())))
-        .map(|r| format!("{} {}: {}", r.chart, r.case, r.note))
-        .collect();
-    let newly: Vec<String> = rows
-        .iter()
-        .filter(|r| r.agrees && !baseline.contains(&(r.chart.clone(), r.case.clone())))
-        .map(|r| format!("{} {}", r.chart, r.case))
-        .collect();
-    if !newly.is_empty() {
-        println!(
-            "note: {} cases agree now and are not in the baseline (HELM_WIDE_BASELINE=write adds them)",
-            newly.len()
-        );
-    }
-    assert!(
-        regressions.is_empty(),
-        "{} cases of the baseline no longer agree with helm:\n{}",
-        regressions.len(),
-        regressions.join("\n")
-    );
+    assert_all_agree("wide", &rows);
 }
 
 /// This crate's folder: as cargo gives it when it runs the test (a test binary built in a

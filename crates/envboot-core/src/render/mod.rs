@@ -221,6 +221,10 @@ pub struct ClusterFacts {
     /// The environment's key that generated values derive from ([`release_randomness`]);
     /// `None`: fresh randomness on every render.
     pub randomness_key: Option<[u8; 32]>,
+    /// The releases the cluster holds already (from the inventory), which render as an upgrade
+    /// (`.Release.IsUpgrade`); `None`: every release renders as a first install, as in
+    /// `helm template`.
+    pub installed: Option<BTreeSet<String>>,
 }
 
 /// What the charts needed from outside the commit while rendering.
@@ -232,6 +236,9 @@ pub struct Needs {
     pub random: BTreeSet<String>,
     /// Whether a chart read `.Capabilities` (or has a `kubeVersion` constraint).
     pub capabilities: bool,
+    /// Whether a chart may render differently on upgrade (it names `.Release.IsUpgrade` or
+    /// `.Release.IsInstall`).
+    pub install_state: bool,
 }
 
 /// The environment's key for generated values, from secret key material only its operators
@@ -796,7 +803,11 @@ fn render_with(
         values_files,
         set: Vec::new(),
         set_string: Vec::new(),
-        is_upgrade: false,
+        is_upgrade: ctx
+            .facts
+            .installed
+            .as_ref()
+            .is_some_and(|installed| installed.contains(&release.name)),
         max_steps: None,
         cluster: ctx.facts.capabilities.clone(),
         lookups: ctx.facts.lookups.clone(),
@@ -806,6 +817,7 @@ fn render_with(
         envboot_helm::template_with_lookups(&engine_chart, &options).map_err(chart_failed)?;
     needs.unread.extend(rendering.unread);
     needs.capabilities |= rendering.capabilities;
+    needs.install_state |= rendering.install_state;
     let drew = rendering.random;
     let rendered = rendering.rendered;
     let mut out = Vec::new();
