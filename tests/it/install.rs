@@ -31,6 +31,7 @@ data:
   {{- $listed := lookup "v1" "ConfigMap" .Values.theirs "" }}
   listed: {{ range $listed.items }}{{ if eq .metadata.name "handmade" }}{{ .kind }}{{ end }}{{ end }}
   password: {{ randAlphaNum 24 | quote }}
+  ca: {{ (genCA "facts-ca" 365).Cert | quote }}
   upgrade: {{ .Release.IsUpgrade | quote }}
 "#;
 
@@ -186,6 +187,11 @@ async fn apply_renders_for_the_cluster_as_helm_install_does() {
         .unwrap_or_default();
     assert_eq!(upgraded["upgrade"], "true");
     assert_eq!(upgraded["password"], live["password"]);
+    assert_eq!(
+        upgraded["ca"], live["ca"],
+        "a derived certificate stays the same"
+    );
+    assert!(live["ca"].starts_with("-----BEGIN CERTIFICATE-----\n"));
     // and then nothing is left to do
     let r = envboot(&repo, &with_key, &["plan", &name, "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -217,6 +223,9 @@ async fn apply_renders_for_the_cluster_as_helm_install_does() {
             let mut ours = live.clone();
             assert_eq!(from_helm.remove("password").map(|p| p.len()), Some(24));
             ours.remove("password");
+            let theirs_ca = from_helm.remove("ca").unwrap_or_default();
+            assert!(theirs_ca.starts_with("-----BEGIN CERTIFICATE-----\n"));
+            ours.remove("ca");
             assert_eq!(ours, from_helm);
         }
     }

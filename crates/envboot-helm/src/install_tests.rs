@@ -250,3 +250,77 @@ fn a_render_says_whether_it_may_differ_on_upgrade() {
         out[0].content
     );
 }
+
+#[test]
+fn certificates_and_keys_derive_from_the_key_and_are_then_the_same_on_every_render() {
+    let tpl = r#"{{- $ca := genCA "my-ca" 365 }}
+{{- $c := genSignedCert "svc" (list "10.0.0.1") (list "svc.ns") 30 $ca }}
+ca: {{ $ca.Cert | b64enc }}
+caKey: {{ $ca.Key | b64enc }}
+cert: {{ $c.Cert | b64enc }}
+self: {{ (genSelfSignedCert "me" nil nil 10).Cert | b64enc }}
+ec: {{ genPrivateKey "ecdsa" | b64enc }}
+ed: {{ genPrivateKey "ed25519" | b64enc }}
+rsa: {{ genPrivateKey "rsa" | b64enc }}
+"#;
+    let render = |o: &Options| {
+        let c = chart("", &[("a.yaml", tpl)]).unwrap();
+        let text = template(&c, o).unwrap().remove(0).content;
+        let v = crate::yaml::parse(&text).unwrap();
+        let Value::Map(m) = v else { panic!("{text}") };
+        let out: BTreeMap<String, String> = m
+            .borrow()
+            .iter()
+            .map(|(k, v)| {
+                use base64::Engine as _;
+                let b = base64::engine::general_purpose::STANDARD
+                    .decode(crate::value::strval(v))
+                    .unwrap();
+                (k.clone(), String::from_utf8(b).unwrap())
+            })
+            .collect();
+        out
+    };
+    let keyed = |k: u8| Options {
+        randomness: Randomness::Derived([k; 32]),
+        ..opts()
+    };
+    let one = render(&keyed(1));
+    assert_eq!(one, render(&keyed(1)));
+    let other = render(&keyed(2));
+    for k in ["ca", "caKey", "cert", "self", "ec", "ed", "rsa"] {
+        assert_ne!(one[k], other[k], "{k}");
+    }
+    let fresh = render(&opts());
+    assert_ne!(fresh["ec"], render(&opts())["ec"]);
+    // Sprig's encodings
+    assert!(one["caKey"].starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+    assert!(one["rsa"].starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+    assert!(one["ec"].starts_with("-----BEGIN EC PRIVATE KEY-----\n"));
+    assert!(one["ed"].starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    assert!(one["cert"].starts_with("-----BEGIN CERTIFICATE-----\n"));
+    for key in [&one["ec"], &fresh["ec"]] {
+        let der = pem_body(key);
+        assert!(p256::SecretKey::from_sec1_der(&der).is_ok(), "{key}");
+    }
+    // the CA that signed the certificate is the one returned
+    let ca = rcgen::KeyPair::from_pem(&one["caKey"]).unwrap();
+    assert!(rcgen::Issuer::from_ca_cert_pem(&one["ca"], ca).is_ok());
+
+    // a lifetime no clock can hold is an error, not a panic
+    let c = chart(
+        "",
+        &[("a.yaml", "a: {{ (genCA \"x\" 9223372036854775807).Cert }}")],
+    )
+    .unwrap();
+    let e = template(&c, &keyed(1)).unwrap_err().to_string();
+    assert!(e.contains("is out of range"), "{e}");
+}
+
+fn pem_body(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
