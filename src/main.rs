@@ -70,7 +70,7 @@ fn run_command() -> ExitCode {
 async fn run(command: Command) -> engine::Result<u8> {
     match command {
         Command::Validate(args) => cli::validate::run(args),
-        Command::Render(args) => cli::render::run(args),
+        Command::Render(args) => cli::render::run(args).await,
         Command::Plan(args) => cli::plan::run(args).await,
         Command::Verify(args) => cli::verify::run(args).await,
         Command::Recreate(args) => cli::recreate::run(args).await,

@@ -64,6 +64,8 @@ pub enum Error {
     },
     #[error("not ready after {seconds}s:\n{report}")]
     NotReady { seconds: u64, report: String },
+    #[error("environment `{environment}` declares no cluster to render for: `render` without --cluster renders it as `helm template` does")]
+    NoLiveCluster { environment: String },
     #[error("destroy left behind what still carries the environment's tags or labels:\n{list}")]
     Leaked { list: String },
     #[error("stopped before the next change: {why}; another run may hold environment `{environment}` now")]
@@ -138,7 +140,9 @@ impl Error {
             | Error::Secret { .. }
             | Error::NoRandomnessKey { .. }
             | Error::LookupRounds { .. }
+            | Error::NoLiveCluster { .. }
             | Error::Chart(_) => exit::INVALID,
+            Error::Kube(kube::Error::Undeclared { .. }) => exit::INVALID,
             Error::Kube(kube::Error::Locked { .. })
             | Error::Aws(aws::Error::Locked { .. })
             | Error::LockLost { .. } => exit::LOCKED,
@@ -814,6 +818,68 @@ async fn plan_kube(
     .await
 }
 
+/// The environment rendered for its live cluster as plan and apply render it, and as
+/// `helm install --dry-run=server` does: `.Capabilities` and `lookup` from the cluster (read
+/// only), `.Release.IsUpgrade` from its inventory. Returns the objects and the hooks.
+pub async fn render_live(loaded: &Loaded) -> Result<(Vec<Manifest>, Vec<Manifest>)> {
+    let env = &loaded.env;
+    let k = match &env.cluster {
+        None => {
+            return Err(Error::NoLiveCluster {
+                environment: env.name.clone(),
+            })
+        }
+        Some(c) if c.k3s.is_none() => Kube::connect(c.context.as_deref()).await?,
+        Some(c) => {
+            let endpoint =
+                k3s_live_endpoint(loaded)
+                    .await?
+                    .ok_or_else(|| Error::ApiUnreachable {
+                        endpoint: format!("({} has no API server yet)", c.name),
+                        seconds: 0,
+                        why: "apply the environment first".into(),
+                    })?;
+            k3s_ready_client(loaded, &endpoint)
+                .await?
+                .map_err(|why| Error::ApiUnreachable {
+                    endpoint,
+                    seconds: 10,
+                    why,
+                })?
+        }
+    };
+    let (manifests, hooks) = render_against(loaded, &k).await?;
+    // what `helm install` refuses before it sends anything, render refuses too
+    let schema = k.schema().await?;
+    let objects: Vec<&serde_json::Value> =
+        manifests.iter().chain(&hooks).map(|m| &m.object).collect();
+    undeclared(&schema, &objects, &k).await?;
+    Ok((manifests, hooks))
+}
+
+/// [`kube::Error::Undeclared`] for the fields of `objects` that the cluster's schema lacks.
+async fn undeclared(
+    schema: &kube::schema::Schema,
+    objects: &[&serde_json::Value],
+    k: &impl ClusterDiscovery,
+) -> Result<()> {
+    let fields: Vec<String> = objects
+        .iter()
+        .flat_map(|object| {
+            let key = ObjectKey::of(object);
+            schema
+                .undeclared_fields(object)
+                .into_iter()
+                .map(move |f| format!("{key}: {f}"))
+        })
+        .collect();
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let version = k.capabilities().await?.git_version;
+    Err(kube::Error::Undeclared { version, fields }.into())
+}
+
 /// How many times a render may come back for lookups that depend on what earlier ones found.
 const MAX_LOOKUP_ROUNDS: usize = 16;
 
@@ -891,6 +957,21 @@ pub(crate) async fn render_against(
     Err(Error::LookupRounds {
         rounds: MAX_LOOKUP_ROUNDS,
     })
+}
+
+/// What is to be created or updated is checked against the cluster's schema, as `helm install`
+/// checks it, before anything is sent (the schema is read only when something is to change).
+async fn check_schema(changes: &[KubeChange], k: &impl ClusterDiscovery) -> Result<()> {
+    let sent: Vec<&serde_json::Value> = changes
+        .iter()
+        .filter(|c| matches!(c.change.action, Action::Create | Action::Update))
+        .filter_map(|c| c.desired.as_ref())
+        .collect();
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let schema = k.schema().await?;
+    undeclared(&schema, &sent, k).await
 }
 
 /// The releases an inventory lists objects for: those `helm upgrade` would find installed.
@@ -1006,6 +1087,7 @@ pub(crate) async fn plan_cluster(
         }
     };
     changes.iter_mut().for_each(mask_tainted);
+    check_schema(&changes, k).await?;
     // What Git declares and the cluster has without the environment's label is not ours: a
     // conflict, or (with --adopt) taken over.
     let creates: Vec<(String, ObjectKey)> = changes

@@ -54,6 +54,8 @@ pub(crate) trait ClusterDiscovery {
     async fn foreign_objects(&self, ns: &str, environment: &str) -> kube::Result<Vec<String>>;
     /// The cluster's version and API versions, as charts see them in `.Capabilities`.
     async fn capabilities(&self) -> kube::Result<kube::Capabilities>;
+    /// The cluster's OpenAPI schema, which `helm install` checks objects against.
+    async fn schema(&self) -> kube::Result<std::sync::Arc<kube::schema::Schema>>;
     /// Helm's `lookup` (see [`Kube::lookup`]).
     async fn lookup(
         &self,
@@ -98,6 +100,9 @@ impl ClusterDiscovery for Kube {
     }
     async fn capabilities(&self) -> kube::Result<kube::Capabilities> {
         Kube::capabilities(self).await
+    }
+    async fn schema(&self) -> kube::Result<std::sync::Arc<kube::schema::Schema>> {
+        Kube::schema(self).await
     }
     async fn lookup(
         &self,

@@ -274,6 +274,9 @@ impl ClusterDiscovery for Memory {
             api_versions: vec!["v1".into(), "v1/ConfigMap".into()],
         })
     }
+    async fn schema(&self) -> kube::Result<std::sync::Arc<kube::schema::Schema>> {
+        Ok(std::sync::Arc::default())
+    }
     async fn lookup(
         &self,
         api_version: &str,

@@ -241,3 +241,227 @@ async fn apply_renders_for_the_cluster_as_helm_install_does() {
         .await
         .expect("delete their namespace");
 }
+
+/// Objects of a YAML stream, read as `helm install` reads them (sigs.k8s.io/yaml), by
+/// `Kind namespace/name`, with what envboot adds (its labels and annotation, the namespace it
+/// places objects in) taken out.
+fn objects_of(stream: &str) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    for doc in stream.split("\n---") {
+        let Ok(mut o) = envboot_helm::manifest::to_json(doc) else {
+            continue;
+        };
+        if !o.is_object() {
+            continue;
+        }
+        let key = format!(
+            "{} {}",
+            o["kind"].as_str().unwrap_or_default(),
+            o["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        if let Some(md) = o["metadata"].as_object_mut() {
+            md.remove("namespace");
+            for field in ["labels", "annotations"] {
+                if let Some(m) = md.get_mut(field).and_then(|m| m.as_object_mut()) {
+                    m.retain(|k, _| !k.starts_with("envboot.dev/"));
+                }
+                // envboot writes its own into an empty or null map
+                if md
+                    .get(field)
+                    .is_some_and(|m| m.is_null() || m.as_object().is_some_and(|m| m.is_empty()))
+                {
+                    md.remove(field);
+                }
+            }
+        }
+        // a Secret's values are printed as `(sensitive)`: compare its keys
+        if o["kind"] == "Secret" {
+            for field in ["data", "stringData"] {
+                if let Some(m) = o.get_mut(field).and_then(|m| m.as_object_mut()) {
+                    m.values_mut()
+                        .for_each(|v| *v = serde_json::json!("(value)"));
+                }
+            }
+        }
+        out.insert(key, o);
+    }
+    out
+}
+
+/// Whether a chart draws random values (its objects then differ between any two renders).
+fn draws_random(chart: &std::path::Path) -> bool {
+    fn walk(dir: &std::path::Path) -> bool {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    return walk(&p);
+                }
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                [
+                    "rand",
+                    "uuidv4",
+                    "shuffle",
+                    "genCA",
+                    "genSelfSigned",
+                    "genSigned",
+                    "genPrivateKey",
+                ]
+                .iter()
+                .any(|w| text.contains(w))
+            })
+    }
+    walk(chart)
+}
+
+/// Every chart of the corpus (../shared/helm-corpus/charts), rendered by `envboot render
+/// --cluster` and by the real `helm install --dry-run=server` against the same API server,
+/// gives the same objects (random values aside), or both refuse it.
+#[tokio::test(flavor = "multi_thread")]
+async fn corpus_charts_render_for_the_cluster_as_helm_install_does() {
+    let corpus = project_root().join("../shared/helm-corpus/charts");
+    if !corpus.is_dir() {
+        skipped(
+            "install::corpus_charts_render_for_the_cluster_as_helm_install_does",
+            "../shared/helm-corpus/charts not found",
+        );
+        return;
+    }
+    let helm = match helm() {
+        Ok(h) => h,
+        Err(why) => {
+            skipped(
+                "install::corpus_charts_render_for_the_cluster_as_helm_install_does",
+                &format!("no helm binary: {why}"),
+            );
+            return;
+        }
+    };
+    let shared = sandbox();
+    let settings = shared.settings();
+    let mut charts: Vec<String> = std::fs::read_dir(&corpus)
+        .expect("the corpus")
+        .flatten()
+        .filter(|e| e.path().join("Chart.yaml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    charts.sort();
+    let prefix = unique("corpus");
+    let mut envs = Vec::new();
+    let repo = Repo::new(&format!("{prefix}-0"), "");
+    for (i, chart) in charts.iter().enumerate() {
+        let env = format!("{prefix}-{i}");
+        copy_dir(
+            &corpus.join(chart),
+            &repo.path().join("modules").join(chart),
+        );
+        repo.write(
+            &format!("environments/{env}/environment.yaml"),
+            &format!("apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {env}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nreleases:\n  - name: rel\n    chart: {chart}\n    namespace: {env}\n"),
+        );
+        envs.push(env);
+    }
+    repo.commit("the corpus's charts");
+
+    let (mut same, mut refused) = (Vec::new(), Vec::new());
+    let mut differ = Vec::new();
+    for (chart, env) in charts.iter().zip(&envs) {
+        let ours = envboot(&repo, settings, &["render", env, "--cluster"]);
+        let theirs = std::process::Command::new(&helm)
+            .args(["install", "rel"])
+            .arg(repo.path().join("modules").join(chart))
+            .args(["--dry-run=server", "--namespace", env, "--create-namespace"])
+            .args(["--kube-context", "envboot-sandbox"])
+            .env_clear()
+            .envs(settings)
+            .env("HOME", repo.path())
+            .output()
+            .expect("run helm");
+        let helm_out = String::from_utf8_lossy(&theirs.stdout).into_owned();
+        match (ours.code, theirs.status.success()) {
+            (0, true) => {
+                let sections = helm_out
+                    .split_once("HOOKS:\n")
+                    .map_or(helm_out.as_str(), |(_, rest)| rest);
+                let sections = sections.split("\nNOTES:").next().unwrap_or_default();
+                let helm_objects = objects_of(&sections.replace("MANIFEST:\n", "---\n"));
+                let mut our_objects = objects_of(&ours.stdout);
+                // the release's namespace, which envboot creates (helm: --create-namespace)
+                our_objects.remove(&format!("Namespace {env}"));
+                if std::env::var_os("ENVBOOT_TEST_SHOW_DIFF").is_some() {
+                    for (k, v) in &helm_objects {
+                        if our_objects.get(k) != Some(v) {
+                            eprintln!("{chart} {k}\n  helm: {v}\n  ours: {:?}", our_objects.get(k));
+                        }
+                    }
+                }
+                let random = draws_random(&repo.path().join("modules").join(chart));
+                let agree = if random {
+                    helm_objects.keys().eq(our_objects.keys())
+                } else {
+                    helm_objects == our_objects
+                };
+                if agree && !helm_objects.is_empty() {
+                    same.push(chart.clone());
+                } else {
+                    let only: Vec<_> = helm_objects
+                        .iter()
+                        .filter(|(k, v)| our_objects.get(*k) != Some(v))
+                        .map(|(k, _)| k.clone())
+                        .chain(
+                            our_objects
+                                .keys()
+                                .filter(|k| !helm_objects.contains_key(*k))
+                                .cloned(),
+                        )
+                        .collect();
+                    differ.push(format!("{chart}: objects differ: {only:?}"));
+                }
+            }
+            (0, false) => differ.push(format!(
+                "{chart}: helm refuses, envboot renders: {}",
+                String::from_utf8_lossy(&theirs.stderr).trim()
+            )),
+            (_, true) => differ.push(format!(
+                "{chart}: envboot refuses (exit {}), helm renders: {}",
+                ours.code,
+                ours.stderr.trim()
+            )),
+            (_, false) => refused.push(format!(
+                "{chart}: helm: {} / envboot: {}",
+                String::from_utf8_lossy(&theirs.stderr).trim(),
+                ours.stderr.trim()
+            )),
+        }
+    }
+    eprintln!(
+        "corpus against the cluster: {} same, {} refused by both, {} differ",
+        same.len(),
+        refused.len(),
+        differ.len()
+    );
+    for r in &refused {
+        eprintln!("  refused: {r}");
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    assert!(same.len() > charts.len() / 2, "{same:?}");
+
+    // what the cluster's schema refuses, plan refuses before anything is sent (exit 3)
+    if let Some(i) = charts
+        .iter()
+        .position(|c| c == "prometheus-windows-exporter")
+    {
+        let r = envboot(&repo, settings, &["plan", &envs[i]]);
+        assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(
+                "unknown field \"hostProcess\" in io.k8s.api.core.v1.WindowsSecurityContextOptions"
+            ),
+            "{}",
+            r.stderr
+        );
+    }
+}

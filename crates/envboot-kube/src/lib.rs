@@ -13,6 +13,7 @@ pub mod lock;
 pub mod ratelimit;
 pub mod ready;
 pub mod retry;
+pub mod schema;
 
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -55,6 +56,11 @@ pub enum Error {
         environment: String,
         holder: String,
         renewed: String,
+    },
+    #[error("the cluster's schema (Kubernetes {version}) does not declare these fields, so `helm install` refuses them too and nothing was changed:\n{}\nchange the values that set them, or use a chart version made for this cluster", .fields.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n"))]
+    Undeclared {
+        version: String,
+        fields: Vec<String>,
     },
     #[error("{call} {object} failed: {}", explain(source))]
     CallFailed {
@@ -146,6 +152,8 @@ pub struct Kube {
     namespaced: Arc<tokio::sync::OnceCell<Vec<ApiResource>>>,
     /// The cluster's `.Capabilities`, once discovered.
     capabilities: Arc<tokio::sync::OnceCell<Capabilities>>,
+    /// The cluster's OpenAPI schema, once read.
+    schema: Arc<tokio::sync::OnceCell<Arc<schema::Schema>>>,
 }
 
 /// What a deletion did.
@@ -225,6 +233,7 @@ impl Kube {
             groups: Arc::default(),
             namespaced: Arc::default(),
             capabilities: Arc::default(),
+            schema: Arc::default(),
         }
     }
 
@@ -281,6 +290,7 @@ impl Kube {
             groups: Arc::default(),
             namespaced: Arc::default(),
             capabilities: Arc::default(),
+            schema: Arc::default(),
         })
     }
 

@@ -124,7 +124,8 @@ pub fn mask(object: &Value) -> Value {
     let mut v = object.clone();
     if v["kind"] == "Secret" {
         for field in ["data", "stringData"] {
-            if let Value::Object(map) = &mut v[field] {
+            // (`get_mut`: a field the Secret lacks is not added as null)
+            if let Some(Value::Object(map)) = v.get_mut(field) {
                 for value in map.values_mut() {
                     *value = Value::String(crate::sensitive::SENSITIVE.to_string());
                 }
