@@ -829,11 +829,22 @@ impl Engine {
                     }
             })
             .collect();
+        // constants, by their text: Go's text/template converts them to a typed parameter by
+        // their syntax (`1.0` is an int, `1.5` is not)
+        let mut consts: Vec<Option<String>> = rest
+            .iter()
+            .map(|a| match a {
+                Arg::Int(_, _, t) | Arg::Float(_, _, t) | Arg::Str(_, _, t) => Some(t.clone()),
+                Arg::Bool(_, b) => Some(b.to_string()),
+                _ => None,
+            })
+            .collect();
         if let Some(f) = fin {
             args.push(f);
             field_nil.push(false);
+            consts.push(None);
         }
-        match func.call(self, st, name, args, field_nil) {
+        match func.call(self, st, name, args, field_nil, consts) {
             Ok(v) => Ok(v),
             Err(e) => {
                 let ctx = format!("{cmd}");

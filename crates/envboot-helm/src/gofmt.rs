@@ -63,12 +63,56 @@ struct Spec {
     prec: Option<usize>,
 }
 
+/// fmt's `parseArgNumber` at `[`: the 0-based index, the characters it takes, whether it
+/// parsed.
+fn parse_arg_number(chars: &[char]) -> (i64, usize, bool) {
+    if chars.len() < 3 {
+        return (0, 1, false);
+    }
+    for i in 1..chars.len() {
+        if chars[i] == ']' {
+            return match parse_num(&chars[..i], 1) {
+                Some((Some(n), next)) if next == i => (n as i64 - 1, i + 1, true),
+                _ => (0, i + 1, false),
+            };
+        }
+    }
+    (0, 1, false)
+}
+
+/// The state of an explicit argument index (`%[2]d`) within one `sprintf`.
+struct ArgIndex {
+    reordered: bool,
+    good: bool,
+}
+
+impl ArgIndex {
+    /// fmt's `argNumber`: an explicit index at `i`, if any; returns (argument, next i, found).
+    fn at(&mut self, chars: &[char], i: usize, argi: usize, n: usize) -> (usize, usize, bool) {
+        if chars.get(i) != Some(&'[') {
+            return (argi, i, false);
+        }
+        self.reordered = true;
+        let (index, width, ok) = parse_arg_number(&chars[i..]);
+        if ok && (0..n as i64).contains(&index) {
+            return (index as usize, i + width, true);
+        }
+        self.good = false;
+        (argi, i + width, ok)
+    }
+}
+
 pub fn sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
     let chars: Vec<char> = format.chars().collect();
     let mut i = 0;
     let mut argi = 0;
+    let mut index = ArgIndex {
+        reordered: false,
+        good: true,
+    };
     while i < chars.len() {
+        index.good = true;
         let c = chars[i];
         if c != '%' {
             out.push(c);
@@ -88,6 +132,8 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             i += 1;
         }
+        let (a, next, mut after_index) = index.at(&chars, i, argi, args.len());
+        (argi, i) = (a, next);
         // width
         if i < chars.len() && chars[i] == '*' {
             i += 1;
@@ -101,18 +147,27 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
                 _ => out.push_str("%!(BADWIDTH)"),
             }
             argi += 1;
+            after_index = false;
         } else {
             match parse_num(&chars, i) {
                 Some((n, next)) => {
                     sp.width = n;
                     i = next;
+                    if after_index && n.is_some() {
+                        index.good = false;
+                    }
                 }
                 // fmt's parsenum gives up on a crazy long number: the rest is no verb
                 None => i = chars.len(),
             }
         }
-        if i < chars.len() && chars[i] == '.' {
+        if i + 1 < chars.len() && chars[i] == '.' {
             i += 1;
+            if after_index {
+                index.good = false;
+            }
+            let (a, next, found) = index.at(&chars, i, argi, args.len());
+            (argi, i, after_index) = (a, next, found);
             if i < chars.len() && chars[i] == '*' {
                 i += 1;
                 match args.get(argi) {
@@ -120,6 +175,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
                     _ => out.push_str("%!(BADPREC)"),
                 }
                 argi += 1;
+                after_index = false;
             } else {
                 match parse_num(&chars, i) {
                     Some((n, next)) => {
@@ -133,6 +189,10 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
                 }
             }
         }
+        if !after_index {
+            let (a, next, _) = index.at(&chars, i, argi, args.len());
+            (argi, i) = (a, next);
+        }
         if sp.minus {
             sp.zero = false;
         }
@@ -145,6 +205,10 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             out.push('%');
             continue;
         }
+        if !index.good {
+            let _ = write!(out, "%!{verb}(BADINDEX)");
+            continue;
+        }
         let Some(arg) = args.get(argi) else {
             let _ = write!(out, "%!{verb}(MISSING)");
             continue;
@@ -153,7 +217,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         let s = format_one(verb, arg, &sp);
         out.push_str(&s);
     }
-    if argi < args.len() {
+    if !index.reordered && argi < args.len() {
         out.push_str("%!(EXTRA ");
         for (k, a) in args[argi..].iter().enumerate() {
             if k > 0 {
@@ -197,15 +261,11 @@ fn pad(s: String, sp: &Spec, numeric: bool) -> String {
     " ".repeat(fill) + &s
 }
 
-fn bad(verb: char, v: &Value) -> String {
+/// fmt's `badVerb`: the value printed with `%v` and the verb's flags and width.
+fn bad(verb: char, v: &Value, sp: &Spec) -> String {
     match v {
         Value::Nil => format!("%!{verb}(<nil>)"),
-        v => {
-            let mut s = format!("%!{verb}({}=", v.type_name());
-            format_v(v, &mut s);
-            s.push(')');
-            s
-        }
+        v => format!("%!{verb}({}={})", v.type_name(), format_one('v', v, sp)),
     }
 }
 
@@ -221,6 +281,40 @@ fn sign(s: String, neg: bool, sp: &Spec) -> String {
     }
 }
 
+/// `%#v`: the value in Go's syntax, as template values are typed (`[]interface {}`,
+/// `map[string]interface {}`).
+fn go_syntax(v: &Value) -> String {
+    // within a collection, a nil is a typed one
+    let item = |x: &Value| match x {
+        Value::Nil => "interface {}(nil)".to_string(),
+        x => go_syntax(x),
+    };
+    crate::stack::deep(|| match v {
+        Value::Nil => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => go_float(*f),
+        Value::Str(s) => go_quote(s),
+        Value::List(l) => {
+            let items: Vec<String> = l.iter().map(item).collect();
+            format!("[]interface {{}}{{{}}}", items.join(", "))
+        }
+        Value::Map(m) => {
+            let items: Vec<String> = m
+                .borrow()
+                .iter()
+                .map(|(k, x)| format!("{}:{}", go_quote(k), item(x)))
+                .collect();
+            format!("map[string]interface {{}}{{{}}}", items.join(", "))
+        }
+        Value::Obj(_) => {
+            let mut s = String::new();
+            format_v(v, &mut s);
+            s
+        }
+    })
+}
+
 fn format_one(verb: char, v: &Value, sp: &Spec) -> String {
     crate::stack::deep(|| format_one_inner(verb, v, sp))
 }
@@ -228,6 +322,9 @@ fn format_one(verb: char, v: &Value, sp: &Spec) -> String {
 fn format_one_inner(verb: char, v: &Value, sp: &Spec) -> String {
     if verb == 'T' {
         return pad(v.type_name().to_string(), sp, false);
+    }
+    if verb == 'v' && sp.sharp && !matches!(v, Value::Obj(_)) {
+        return pad(go_syntax(v), sp, false);
     }
     match v {
         Value::List(l) => {
@@ -249,7 +346,7 @@ fn format_one_inner(verb: char, v: &Value, sp: &Spec) -> String {
                 s.push(']');
                 return s;
             }
-            bad(verb, v)
+            bad(verb, v, sp)
         }
         Value::Map(m) if matches!(verb, 'v' | 's' | 'd' | 'q') => {
             let mut s = String::from("map[");
@@ -270,11 +367,11 @@ fn format_one_inner(verb: char, v: &Value, sp: &Spec) -> String {
                     return pad(trunc_prec(s, sp), sp, false);
                 }
                 if let Value::Float(f) = v {
-                    return pad(
-                        sign(go_float(f.abs()), f.is_sign_negative() && *f != 0.0, sp),
-                        sp,
-                        true,
-                    );
+                    // %v of a float is %g: a precision counts significant digits
+                    if sp.prec.is_some() {
+                        return pad(float_verb(*f, 'g', sp), sp, true);
+                    }
+                    return pad(sign(go_float(f.abs()), f.is_sign_negative(), sp), sp, true);
                 }
                 if let Value::Int(i) = v {
                     return pad(sign(i.unsigned_abs().to_string(), *i < 0, sp), sp, true);
@@ -290,7 +387,7 @@ fn format_one_inner(verb: char, v: &Value, sp: &Spec) -> String {
                     format_v(v, &mut s);
                     pad(s, sp, false)
                 }
-                _ => bad(verb, v),
+                _ => bad(verb, v, sp),
             },
             'q' => match v {
                 Value::Str(s) => {
@@ -310,11 +407,11 @@ fn format_one_inner(verb: char, v: &Value, sp: &Spec) -> String {
                         false,
                     )
                 }
-                _ => bad(verb, v),
+                _ => bad(verb, v, sp),
             },
             'd' => match v {
                 Value::Int(i) => pad(sign(i.unsigned_abs().to_string(), *i < 0, sp), sp, true),
-                _ => bad(verb, v),
+                _ => bad(verb, v, sp),
             },
             'b' | 'o' | 'O' | 'x' | 'X' | 'c' | 'U' => match v {
                 Value::Int(i) => {
@@ -365,20 +462,20 @@ fn format_one_inner(verb: char, v: &Value, sp: &Spec) -> String {
                     }
                     pad(o, sp, false)
                 }
-                _ => bad(verb, v),
+                _ => bad(verb, v, sp),
             },
             't' => match v {
                 Value::Bool(b) => pad(b.to_string(), sp, false),
-                _ => bad(verb, v),
+                _ => bad(verb, v, sp),
             },
             'f' | 'F' | 'e' | 'E' | 'g' | 'G' => match v {
                 Value::Float(f) => {
                     let s = float_verb(*f, verb, sp);
                     pad(if verb == 'G' { s.to_uppercase() } else { s }, sp, true)
                 }
-                _ => bad(verb, v),
+                _ => bad(verb, v, sp),
             },
-            _ => bad(verb, v),
+            _ => bad(verb, v, sp),
         },
     }
 }
@@ -401,7 +498,8 @@ fn float_verb(f: f64, verb: char, sp: &Spec) -> String {
             "-Inf".into()
         };
     }
-    let neg = f.is_sign_negative() && f != 0.0;
+    // the sign of negative zero is printed too, as Go's strconv does
+    let neg = f.is_sign_negative();
     let a = f.abs();
     let s = match verb {
         'f' | 'F' => format!("{:.*}", sp.prec.unwrap_or(6), a),

@@ -562,3 +562,75 @@ fn base32_like_go() {
         "# foobar|f||illegal base32 data at input byte 0|illegal base32 data at input byte 2|illegal base32 data at input byte 1|illegal base32 data at input byte 2|illegal base32 data at input byte 0"
     );
 }
+
+/// Functions on edge inputs, each expected output as helm v4.1.4 renders it.
+#[test]
+fn functions_behave_as_helms_on_edge_inputs() {
+    let values = "big: 9223372036854775807\nnegz: -0.0\nl: [1, 2.5, \"x\", null, true]\n";
+    for (expr, helm) in [
+        // Go's conversions and arithmetic: float64 past int64 is the minimum int64, ints wrap
+        ("int .Values.big", "-9223372036854775808"),
+        ("add1 .Values.big", "-9223372036854775807"),
+        ("atoi \"99999999999999999999\"", "9223372036854775807"),
+        ("round -1.5 0", "-2"),
+        ("round 2.345 2", "2.35"),
+        // a whole float constant is an integer constant
+        ("plural \"one\" \"many\" 1.0", "one"),
+        ("trunc 1e1 \"hello world\"", "hello worl"),
+        // fmt
+        ("printf \"%v %f\" .Values.negz .Values.negz", "-0 -0.000000"),
+        ("printf \"%[2]v %[1]v\" 1 2", "2 1"),
+        ("printf \"%[3]v\" 1", "%!v(BADINDEX)"),
+        ("printf \"%6.2v|\" 3.14159", "   3.1|"),
+        ("printf \"%5.|\" 3", "%!|(int=    3)"),
+        ("printf \"%#v\" .Values.l", "[]interface {}{1, 2.5, \"x\", interface {}(nil), true}"),
+        // goutils' wrapping
+        ("wrapWith 3 \"<br>\" \"abcdefgh ij kl\"", "abc<br>def<br>gh<br>ij<br>kl"),
+        ("wrap 5 \"abcdefgh ij kl  mn\"", "abcdefgh\nij kl\n mn"),
+        ("abbrevboth 5 10 \"1234 5678 9123\"", "...5678..."),
+        // encodings and decodings as Go reports them
+        ("b64dec \"aGVsbG8\"", "illegal base64 data at input byte 4"),
+        ("b64dec \"aGVsbA=\"", "illegal base64 data at input byte 7"),
+        ("fromJson \"[1,2]\" | toJson", "{\"Error\":\"json: cannot unmarshal array into Go value of type map[string]interface {}\"}"),
+        ("fromJson \"null\" | toJson", "null"),
+        ("fromJsonArray \"{}\" | toJson", "[\"json: cannot unmarshal object into Go value of type []interface {}\"]"),
+        // Go's Regexp.Split
+        ("regexSplit \"x*\" \"axbc\" -1 | toJson", "[\"a\",\"b\",\"c\"]"),
+        ("regexSplit \",\" \"a,b,c\" 2 | toJson", "[\"a\",\"b,c\"]"),
+        ("chunk 2 (list 1 2 3) | toJson", "[[1,2],[3]]"),
+        ("sortAlpha .Values.missing | toJson", "[\"\\u003cnil\\u003e\"]"),
+        ("urlquery .Values.missing", "%3Cno+value%3E"),
+        ("urlParse \"https://u:p@host:8080/p/a?q=1#frag\" | toJson", "{\"fragment\":\"frag\",\"host\":\"host:8080\",\"hostname\":\"host\",\"opaque\":\"\",\"path\":\"/p/a\",\"query\":\"q=1\",\"scheme\":\"https\",\"userinfo\":\"u:p\"}"),
+        ("urlJoin (dict \"scheme\" \"http\" \"host\" \"h:80\" \"path\" \"a b\" \"fragment\" \"x y\")", "http://h:80/a%20b#x%20y"),
+    ] {
+        let out = render(values, &format!("v: {{{{ ({expr}) | quote }}}}\n"));
+        let want = format!("v: {}", crate::value::go_quote(helm));
+        assert_eq!(out.trim_end(), want, "{expr}");
+    }
+    for (expr, helm) in [
+        (
+            "substr 3 1 \"hello\"",
+            "error calling substr: runtime error: slice bounds out of range [3:1]",
+        ),
+        (
+            "repeat -1 \"ab\"",
+            "error calling repeat: strings: negative Repeat count",
+        ),
+        (
+            "seq .Values.big",
+            "wrong type for value; expected int; got interface {}",
+        ),
+        ("seq 1.5", "expected integer; found 1.5"),
+        (
+            "maxf",
+            "wrong number of args for maxf: want at least 1 got 0",
+        ),
+        (
+            "deepCopy .Values.missing",
+            "reflect: call of reflect.Value.Type on zero Value",
+        ),
+    ] {
+        let e = render_err(values, &format!("v: {{{{ {expr} }}}}\n"));
+        assert!(e.contains(helm), "{expr}: {e}");
+    }
+}

@@ -301,10 +301,18 @@ fn query_escape(s: &str) -> String {
     o
 }
 
-/// `fmt.Sprint` of the arguments as text/template's escapers take them.
+/// text/template's `evalArgs`: one string as it is, else `fmt.Sprint` of the arguments with a
+/// missing value printed as `<no value>`.
 fn eval_args_string(args: &[Value]) -> String {
     if let [Value::Str(s)] = args {
         return s.to_string();
     }
-    gofmt::sprint(args)
+    let printable: Vec<Value> = args
+        .iter()
+        .map(|a| match a {
+            Value::Nil => Value::str("<no value>"),
+            a => a.clone(),
+        })
+        .collect();
+    gofmt::sprint(&printable)
 }

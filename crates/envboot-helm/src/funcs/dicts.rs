@@ -132,6 +132,12 @@ fn merge(a: Args) -> FnResult {
 
 fn deep_copy(a: Args) -> FnResult {
     a.want(1)?;
+    // copystructure of a nil interface: reflect on a zero Value
+    if a.v(0).is_nil() {
+        return Err(call_err(
+            "reflect: call of reflect.Value.Type on zero Value",
+        ));
+    }
     Ok(a.v(0).deep_copy())
 }
 

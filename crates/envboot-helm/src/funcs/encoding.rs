@@ -23,6 +23,7 @@ pub(super) fn register(r: &mut Registry) {
     r.pure("toRawJson", to_raw_json);
     r.pure("mustToRawJson", to_raw_json);
     r.pure("fromJson", from_json);
+    r.pure("mustFromJson", must_from_json);
     r.pure("fromJsonArray", from_json_array);
     r.pure("toToml", to_toml);
     r.pure("b64enc", b64enc);
@@ -101,12 +102,37 @@ fn to_raw_json(a: Args) -> FnResult {
     ))
 }
 
+/// `json.Unmarshal` of `s` into a Go value of type `target` (`map[string]interface {}` or
+/// `[]interface {}`): the value (nil for JSON's null), or Go's error.
+fn unmarshal_into(s: &str, target: &str) -> Result<Value, String> {
+    let v = yaml::from_json(s)?;
+    let fits = match (&v, target) {
+        (Value::Nil, _) => true,
+        (Value::Map(_), "map[string]interface {}") => true,
+        (Value::List(_), "[]interface {}") => true,
+        _ => false,
+    };
+    if fits {
+        return Ok(v);
+    }
+    let kind = match v {
+        Value::Map(_) => "object",
+        Value::List(_) => "array",
+        Value::Str(_) => "string",
+        Value::Bool(_) => "bool",
+        _ => "number",
+    };
+    Err(format!(
+        "json: cannot unmarshal {kind} into Go value of type {target}"
+    ))
+}
+
+/// Sprig's `fromJson`: an error is the map's `Error`; JSON's null a nil map.
 fn from_json(a: Args) -> FnResult {
     a.want(1)?;
     let s = a.s(0)?;
-    Ok(match yaml::from_json(&s) {
-        Ok(v @ Value::Map(_)) => v,
-        Ok(_) => Value::empty_map(),
+    Ok(match unmarshal_into(&s, "map[string]interface {}") {
+        Ok(v) => v,
         Err(e) => {
             let mut m = BTreeMap::new();
             m.insert("Error".to_string(), Value::string(e));
@@ -115,12 +141,17 @@ fn from_json(a: Args) -> FnResult {
     })
 }
 
+fn must_from_json(a: Args) -> FnResult {
+    a.want(1)?;
+    unmarshal_into(&a.s(0)?, "map[string]interface {}").map_err(super::call_err)
+}
+
+/// Sprig's `fromJsonArray`: an error is the list's one item.
 fn from_json_array(a: Args) -> FnResult {
     a.want(1)?;
     let s = a.s(0)?;
-    Ok(match yaml::from_json(&s) {
-        Ok(v @ Value::List(_)) => v,
-        Ok(_) => Value::list(Vec::new()),
+    Ok(match unmarshal_into(&s, "[]interface {}") {
+        Ok(v) => v,
         Err(e) => Value::list(vec![Value::string(e)]),
     })
 }
@@ -135,12 +166,81 @@ fn b64enc(a: Args) -> FnResult {
     Ok(Value::string(b64().encode(a.s(0)?.as_bytes())))
 }
 
+/// Sprig's `b64dec`: Go's error is the result.
 fn b64dec(a: Args) -> FnResult {
     a.want(1)?;
-    Ok(match b64().decode(a.s(0)?.as_bytes()) {
-        Ok(b) => Value::string(String::from_utf8_lossy(&b).into_owned()),
-        Err(e) => Value::string(e.to_string()),
-    })
+    Ok(Value::string(match go_b64_decode(a.s(0)?.as_bytes()) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(at) => format!("illegal base64 data at input byte {at}"),
+    }))
+}
+
+/// Go's `base64.StdEncoding.DecodeString`: quanta of four, `\r` and `\n` skipped, padding as
+/// Go checks it; the error is the offset Go reports.
+fn go_b64_decode(src: &[u8]) -> Result<Vec<u8>, usize> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let decode = |c: u8| ALPHABET.iter().position(|&a| a == c).map(|p| p as u32);
+    let mut out = Vec::with_capacity(src.len() / 4 * 3);
+    let mut si = 0;
+    while si < src.len() {
+        let mut dbuf = [0u32; 4];
+        let mut dlen = 4;
+        let mut j = 0;
+        while j < 4 {
+            if si == src.len() {
+                if j == 0 {
+                    return Ok(out);
+                }
+                // padding is required
+                return Err(si - j);
+            }
+            let c = src[si];
+            si += 1;
+            if let Some(d) = decode(c) {
+                dbuf[j] = d;
+                j += 1;
+                continue;
+            }
+            if c == b'\n' || c == b'\r' {
+                continue;
+            }
+            if c != b'=' {
+                return Err(si - 1);
+            }
+            // padding
+            match j {
+                0 | 1 => return Err(si - 1),
+                2 => {
+                    while si < src.len() && matches!(src[si], b'\n' | b'\r') {
+                        si += 1;
+                    }
+                    if si == src.len() {
+                        return Err(src.len());
+                    }
+                    if src[si] != b'=' {
+                        return Err(si - 1);
+                    }
+                    si += 1;
+                }
+                _ => {}
+            }
+            while si < src.len() && matches!(src[si], b'\n' | b'\r') {
+                si += 1;
+            }
+            if si < src.len() {
+                return Err(si);
+            }
+            dlen = j;
+            break;
+        }
+        let n = (dbuf[0] << 18) | (dbuf[1] << 12) | (dbuf[2] << 6) | dbuf[3];
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..dlen - 1]);
+        if dlen < 4 {
+            return Ok(out);
+        }
+    }
+    Ok(out)
 }
 
 const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

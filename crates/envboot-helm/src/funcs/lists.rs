@@ -33,6 +33,39 @@ pub(super) fn register(r: &mut Registry) {
     r.pure("compact", compact);
     r.pure("mustCompact", compact);
     r.pure("mustSlice", super::builtins::slice);
+    r.pure("chunk", chunk);
+    r.pure("mustChunk", chunk);
+}
+
+/// Sprig's `chunk`: lists of `size` items, the last one shorter.
+fn chunk(a: Args) -> FnResult {
+    a.want(2)?;
+    let size = a.i(0)?;
+    let l = match a.v(1) {
+        Value::Nil => return Err(call_err("Cannot chunk type invalid")),
+        v => as_list("chunk", &v)
+            .map_err(|_| call_err(format!("Cannot chunk type {}", kind_of(&v))))?,
+    };
+    if size <= 0 {
+        return Err(call_err("runtime error: integer divide by zero"));
+    }
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    Ok(Value::list(
+        l.chunks(size).map(|c| Value::list(c.to_vec())).collect(),
+    ))
+}
+
+/// Go's `reflect.Kind` name of what a template value holds.
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Str(_) => "string",
+        Value::Int(_) => "int",
+        Value::Float(_) => "float64",
+        Value::Bool(_) => "bool",
+        Value::Map(_) => "map",
+        Value::List(_) => "slice",
+        _ => "struct",
+    }
 }
 
 fn list(a: Args) -> FnResult {

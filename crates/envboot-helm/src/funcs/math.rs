@@ -2,7 +2,7 @@
 //! `untilStep`, `seq`).
 
 use super::{call_err, Args, Registry};
-use crate::exec::FnResult;
+use crate::exec::{FnError, FnResult};
 use crate::value::{strval, Value};
 use crate::yaml;
 
@@ -37,7 +37,14 @@ pub(super) fn register(r: &mut Registry) {
 
 fn atoi(a: Args) -> FnResult {
     a.want(1)?;
-    Ok(Value::Int(a.s(0)?.parse::<i64>().unwrap_or(0)))
+    // Go's strconv.Atoi: out of range gives the nearest int (and an error Sprig ignores)
+    let s = a.s(0)?;
+    Ok(Value::Int(match s.parse::<i64>() {
+        Ok(i) => i,
+        Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) => i64::MAX,
+        Err(e) if matches!(e.kind(), std::num::IntErrorKind::NegOverflow) => i64::MIN,
+        Err(_) => 0,
+    }))
 }
 
 fn int(a: Args) -> FnResult {
@@ -137,12 +144,14 @@ fn divf(a: Args) -> FnResult {
 }
 
 fn maxf(a: Args) -> FnResult {
+    a.at_least(1)?;
     Ok(Value::Float(
         a.v.iter().map(to_f64).fold(f64::NEG_INFINITY, f64::max),
     ))
 }
 
 fn minf(a: Args) -> FnResult {
+    a.at_least(1)?;
     Ok(Value::Float(
         a.v.iter().map(to_f64).fold(f64::INFINITY, f64::min),
     ))
@@ -163,8 +172,12 @@ fn round(a: Args) -> FnResult {
     let ro = if n > 2 { to_f64(&a.v(2)) } else { 0.5 };
     let pow = 10f64.powi(p as i32);
     let digit = pow * to_f64(&a.v(0));
-    let (int, frac) = (digit.trunc(), digit.fract());
-    let r = if frac >= ro { int + 1.0 } else { int };
+    // Sprig: math.Modf's fraction against the threshold, then Ceil or Floor of the digits
+    let r = if digit.fract() >= ro {
+        digit.ceil()
+    } else {
+        digit.floor()
+    };
     Ok(Value::Float(r / pow))
 }
 
@@ -203,7 +216,17 @@ fn until_step(a: Args) -> FnResult {
 }
 
 fn seq(a: Args) -> FnResult {
-    let p: Vec<i64> = a.v.iter().map(to_i64).collect();
+    // `seq(params ...int)`: a value from elsewhere than a constant is Go's interface {}
+    let p: Vec<i64> = (0..a.v.len())
+        .map(|i| match a.v.get(i) {
+            Some(Value::Int(n)) => Ok(*n),
+            Some(v) if !a.is_const(i) && !v.is_nil() => Err(FnError::Arg(
+                i,
+                "wrong type for value; expected int; got interface {}".into(),
+            )),
+            _ => a.i(i),
+        })
+        .collect::<Result<_, _>>()?;
     let (s0, step, end) = match p.as_slice() {
         [e] => (1, if *e >= 1 { 1 } else { -1 }, *e),
         [s, e] => (*s, if e >= s { 1 } else { -1 }, *e),
@@ -226,13 +249,24 @@ fn seq(a: Args) -> FnResult {
 pub fn to_i64(v: &Value) -> i64 {
     match v {
         Value::Int(i) => *i,
-        Value::Float(f) => *f as i64,
+        Value::Float(f) => go_float_to_int(*f),
         Value::Bool(b) => *b as i64,
         Value::Str(s) => {
             let t = trim_zero_decimal(s);
             yaml::go_parse_int(&t).unwrap_or(0)
         }
         _ => 0,
+    }
+}
+
+/// Go's conversion of a float64 to int64 (on amd64): truncation, and the minimum int64 for
+/// NaN and for what int64 cannot hold (Rust's `as` saturates instead).
+pub fn go_float_to_int(f: f64) -> i64 {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() || f >= TWO_POW_63 || f < -TWO_POW_63 {
+        i64::MIN
+    } else {
+        f as i64
     }
 }
 

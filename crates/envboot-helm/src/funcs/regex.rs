@@ -79,12 +79,36 @@ fn regex_split(a: Args) -> FnResult {
     let r = regex(&a.s(0)?)?;
     let s = a.s(1)?;
     let lim = a.i(2)?;
-    let v: Vec<Value> = if lim < 0 {
-        r.split(&s).map(Value::str).collect()
-    } else {
-        r.splitn(&s, lim as usize).map(Value::str).collect()
-    };
-    Ok(Value::list(v))
+    Ok(Value::list(
+        go_split(&r, &s, lim).into_iter().map(Value::str).collect(),
+    ))
+}
+
+/// Go's `Regexp.Split`: an empty match at the very start yields no empty first piece, and a
+/// count of pieces (`n > 0`) leaves the rest unsplit in the last.
+fn go_split<'s>(r: &regex::Regex, s: &'s str, n: i64) -> Vec<&'s str> {
+    if n == 0 {
+        return Vec::new();
+    }
+    if !r.as_str().is_empty() && s.is_empty() {
+        return vec![""];
+    }
+    let mut out = Vec::new();
+    let (mut beg, mut end) = (0, 0);
+    for m in r.find_iter(s) {
+        if n > 0 && out.len() as i64 == n - 1 {
+            break;
+        }
+        end = m.start();
+        if m.end() != 0 {
+            out.push(&s[beg..end]);
+        }
+        beg = m.end();
+    }
+    if end != s.len() {
+        out.push(&s[beg..]);
+    }
+    out
 }
 
 fn regex_quote_meta(a: Args) -> FnResult {

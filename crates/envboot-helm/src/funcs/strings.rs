@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::crypto::rand_below;
-use super::{Args, Registry};
-use crate::exec::{Engine, FnResult, State};
+use super::{call_err, Args, Registry};
+use crate::exec::{Engine, FnError, FnResult, State};
 use crate::value::{go_quote, strval, to_v, Obj, Value};
 
 pub(super) fn register(r: &mut Registry) {
@@ -46,7 +46,50 @@ pub(super) fn register(r: &mut Registry) {
     r.pure("splitn", splitn);
     r.pure("join", join);
     r.pure("sortAlpha", sort_alpha);
-    r.unsupported(&["abbrevboth"]);
+    r.pure("abbrevboth", abbrevboth);
+}
+
+/// Sprig's `abbrevboth`: goutils' `AbbreviateFull` (over bytes, as Go's strings are), the
+/// string unchanged where goutils would fail.
+fn abbrevboth(a: Args) -> FnResult {
+    a.want(3)?;
+    let (left, right) = (a.i(0)?, a.i(1)?);
+    let s = a.s(2)?;
+    if right < 4 || (left > 0 && right < 7) {
+        return Ok(Value::string(s));
+    }
+    Ok(Value::string(abbreviate_full(&s, left, right).unwrap_or(s)))
+}
+
+fn abbreviate_full(s: &str, offset: i64, max_width: i64) -> Option<String> {
+    let b = s.as_bytes();
+    let len = b.len() as i64;
+    if b.is_empty() {
+        return Some(String::new());
+    }
+    if max_width < 4 {
+        return None;
+    }
+    if len <= max_width {
+        return Some(s.to_string());
+    }
+    let mut offset = offset.min(len);
+    if len - offset < max_width - 3 {
+        offset = len - (max_width - 3);
+    }
+    let text =
+        |from: i64, to: i64| String::from_utf8_lossy(&b[from as usize..to as usize]).into_owned();
+    if offset <= 4 {
+        return Some(format!("{}...", text(0, max_width - 3)));
+    }
+    if max_width < 7 {
+        return None;
+    }
+    if offset + max_width - 3 < len {
+        let rest = text(offset, len);
+        return Some(format!("...{}", abbreviate_full(&rest, 0, max_width - 3)?));
+    }
+    Some(format!("...{}", text(len - (max_width - 3), len)))
 }
 
 fn trim(a: Args) -> FnResult {
@@ -118,21 +161,46 @@ fn untitle(a: Args) -> FnResult {
 fn repeat(a: Args) -> FnResult {
     a.want(2)?;
     let s = a.s(1)?;
-    let n = super::count_within_budget(a.i(0)?, s.len())?;
+    let n = super::count_within_budget(repeat_count(a.i(0)?)?, s.len())?;
     Ok(Value::string(s.repeat(n)))
 }
 
+/// The count of Go's `strings.Repeat`, which panics on a negative one.
+fn repeat_count(n: i64) -> Result<i64, FnError> {
+    if n < 0 {
+        return Err(call_err("strings: negative Repeat count"));
+    }
+    Ok(n)
+}
+
+/// Sprig's `substr`: `s[:end]` for a negative start, `s[start:]` for a negative end or one past
+/// the string, else `s[start:end]`; bounds Go's slicing refuses are its runtime error.
 fn substr(a: Args) -> FnResult {
     a.want(3)?;
-    let (st_, en) = (a.i(0)?, a.i(1)?);
+    let (start, end) = (a.i(0)?, a.i(1)?);
     let s = a.s(2)?;
     let b = s.as_bytes();
-    let r: &[u8] = if st_ < 0 {
-        b.get(..en.max(0) as usize).unwrap_or(b)
-    } else if en < 0 || en as usize > b.len() {
-        b.get(st_ as usize..).unwrap_or(&[])
+    let len = b.len() as i64;
+    let out_of_range =
+        |what: String| call_err(format!("runtime error: slice bounds out of range {what}"));
+    let r: &[u8] = if start < 0 {
+        if end < 0 {
+            return Err(out_of_range(format!("[:{end}]")));
+        }
+        if end > len {
+            return Err(out_of_range(format!("[:{end}] with length {len}")));
+        }
+        &b[..end as usize]
+    } else if end < 0 || end > len {
+        if start > len {
+            return Err(out_of_range(format!("[{start}:{len}]")));
+        }
+        &b[start as usize..]
     } else {
-        b.get(st_ as usize..en as usize).unwrap_or(&[])
+        if start > end {
+            return Err(out_of_range(format!("[{start}:{end}]")));
+        }
+        &b[start as usize..end as usize]
     };
     Ok(Value::string(String::from_utf8_lossy(r).into_owned()))
 }
@@ -232,7 +300,7 @@ fn indent(a: Args) -> FnResult {
     a.want(2)?;
     let s = a.s(1)?;
     let lines = s.bytes().filter(|&b| b == b'\n').count() + 1;
-    let width = super::count_within_budget(a.i(0)?, lines)?;
+    let width = super::count_within_budget(repeat_count(a.i(0)?)?, lines)?;
     super::within_budget(width.saturating_mul(lines).saturating_add(s.len()), 0)?;
     let pad = " ".repeat(width);
     let body = format!("{pad}{}", s.replace('\n', &format!("\n{pad}")));
@@ -318,14 +386,16 @@ fn shuffle(eng: &mut Engine, _st: &State, a: Args) -> FnResult {
 }
 
 fn wrap(a: Args) -> FnResult {
-    let (w, sep, s) = if a.name == "wrap" {
+    // Sprig: wrap is goutils' Wrap (long words kept whole), wrapWith its WrapCustom with long
+    // words cut
+    let (w, sep, s, long_words) = if a.name == "wrap" {
         a.want(2)?;
-        (a.i(0)?, "\n".to_string(), a.s(1)?)
+        (a.i(0)?, String::new(), a.s(1)?, false)
     } else {
         a.want(3)?;
-        (a.i(0)?, a.s(1)?, a.s(2)?)
+        (a.i(0)?, a.s(1)?, a.s(2)?, true)
     };
-    Ok(Value::string(word_wrap(&s, w.max(1) as usize, &sep)))
+    Ok(Value::string(word_wrap(&s, w, &sep, long_words)))
 }
 
 fn to_string(a: Args) -> FnResult {
@@ -388,7 +458,11 @@ fn join(a: Args) -> FnResult {
 
 fn sort_alpha(a: Args) -> FnResult {
     a.want(1)?;
-    let mut l = strslice(&a.v(0));
+    // Sprig: what is not a list is a list of its one string (nil's is `<nil>`)
+    let mut l = match a.v(0) {
+        Value::Nil => vec!["<nil>".to_string()],
+        v => strslice(&v),
+    };
     l.sort();
     Ok(Value::list(l.into_iter().map(Value::string).collect()))
 }
@@ -465,21 +539,52 @@ fn case_words(s: &str, sep: char) -> String {
     out
 }
 
-fn word_wrap(s: &str, width: usize, sep: &str) -> String {
-    let mut out = String::new();
-    let mut line_len = 0;
-    for (i, w) in s.split(' ').enumerate() {
-        if i > 0 {
-            if line_len + 1 + w.len() > width {
-                out.push_str(sep);
-                line_len = 0;
-            } else {
-                out.push(' ');
-                line_len += 1;
+/// goutils' `WrapCustom` (Apache Commons' `WordUtils.wrap`), over bytes as Go's strings are:
+/// lines break at the last space within `width`; a word longer than that is cut
+/// (`long_words`) or left whole up to the next space.
+fn word_wrap(s: &str, width: i64, newline: &str, long_words: bool) -> String {
+    let str_ = s.as_bytes();
+    if str_.is_empty() {
+        return String::new();
+    }
+    let newline = if newline.is_empty() { "\n" } else { newline }.as_bytes();
+    let width = usize::try_from(width.max(1)).unwrap_or(usize::MAX);
+    let len = str_.len();
+    let mut offset = 0;
+    let mut out: Vec<u8> = Vec::with_capacity(len);
+    while len - offset > width {
+        if str_[offset] == b' ' {
+            offset += 1;
+            continue;
+        }
+        let end = (width + offset + 1).min(len);
+        match str_[offset..end].iter().rposition(|&c| c == b' ') {
+            Some(space) => {
+                out.extend_from_slice(&str_[offset..offset + space]);
+                out.extend_from_slice(newline);
+                offset += space + 1;
+            }
+            None if long_words => {
+                out.extend_from_slice(&str_[offset..offset + width]);
+                out.extend_from_slice(newline);
+                offset += width;
+            }
+            None => {
+                let end = offset + width;
+                match str_[end..].iter().position(|&c| c == b' ') {
+                    None => {
+                        out.extend_from_slice(&str_[offset..]);
+                        offset = len;
+                    }
+                    Some(index) => {
+                        out.extend_from_slice(&str_[offset..end + index]);
+                        out.extend_from_slice(newline);
+                        offset = end + index + 1;
+                    }
+                }
             }
         }
-        out.push_str(w);
-        line_len += w.len();
     }
-    out
+    out.extend_from_slice(&str_[offset..]);
+    String::from_utf8_lossy(&out).into_owned()
 }

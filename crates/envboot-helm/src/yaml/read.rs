@@ -144,6 +144,10 @@ fn go_yaml_error(e: &yaml_rust2::ScanError, text: &str) -> YamlError {
         | "did not find expected key"
         | "did not find expected <document start>" => (problem.to_string(), marked - 1),
         "expected ',' or ']'" => ("did not find expected ',' or ']'".into(), marked - 1),
+        // `a: "x" "y"`: go-yaml's parser finds a second scalar where a key must be
+        p if p.starts_with("invalid trailing content after") => {
+            ("did not find expected key".into(), marked - 1)
+        }
         // go-yaml's decoder names the anchor, and no line
         "found unknown anchor" => {
             let name: String = after()
