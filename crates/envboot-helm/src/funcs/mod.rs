@@ -8,6 +8,7 @@
 mod builtins;
 mod certs;
 mod crypto;
+mod case;
 mod dates;
 mod dicts;
 mod encoding;

@@ -338,41 +338,18 @@ fn plural(a: Args) -> FnResult {
 
 fn snakecase(a: Args) -> FnResult {
     a.want(1)?;
-    let sep = if a.name == "snakecase" { '_' } else { '-' };
-    Ok(Value::string(case_words(&a.s(0)?, sep)))
+    let connector = if a.name == "snakecase" { '_' } else { '-' };
+    Ok(Value::string(super::case::to_lower_case(&a.s(0)?, connector)))
 }
 
 fn camelcase(a: Args) -> FnResult {
     a.want(1)?;
-    let s = a.s(0)?;
-    Ok(Value::string(
-        s.split(['_', ' ', '-', '.'])
-            .filter(|w| !w.is_empty())
-            .map(|w| {
-                let mut c = w.chars();
-                match c.next() {
-                    Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-                    None => String::new(),
-                }
-            })
-            .collect(),
-    ))
+    Ok(Value::string(super::case::to_pascal_case(&a.s(0)?)))
 }
 
 fn swapcase(a: Args) -> FnResult {
     a.want(1)?;
-    Ok(Value::string(
-        a.s(0)?
-            .chars()
-            .flat_map(|c| {
-                if c.is_uppercase() {
-                    c.to_lowercase().collect::<Vec<_>>()
-                } else {
-                    c.to_uppercase().collect::<Vec<_>>()
-                }
-            })
-            .collect(),
-    ))
+    Ok(Value::string(super::case::swap_case(&a.s(0)?)))
 }
 
 fn shuffle(eng: &mut Engine, _st: &State, a: Args) -> FnResult {
@@ -514,29 +491,6 @@ fn go_replace(s: &str, old: &str, new: &str) -> String {
         return out;
     }
     s.replace(old, new)
-}
-
-fn case_words(s: &str, sep: char) -> String {
-    let mut out = String::new();
-    let chars: Vec<char> = s.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_uppercase() {
-            if i > 0
-                && !chars[i - 1].is_uppercase()
-                && chars[i - 1] != sep
-                && chars[i - 1] != '_'
-                && chars[i - 1] != '-'
-            {
-                out.push(sep);
-            }
-            out.extend(c.to_lowercase());
-        } else if c == '_' || c == '-' || c == ' ' {
-            out.push(sep);
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// goutils' `WrapCustom` (Apache Commons' `WordUtils.wrap`), over bytes as Go's strings are:
