@@ -106,12 +106,12 @@ fn to_raw_json(a: Args) -> FnResult {
 /// `[]interface {}`): the value (nil for JSON's null), or Go's error.
 fn unmarshal_into(s: &str, target: &str) -> Result<Value, String> {
     let v = yaml::from_json(s)?;
-    let fits = match (&v, target) {
-        (Value::Nil, _) => true,
-        (Value::Map(_), "map[string]interface {}") => true,
-        (Value::List(_), "[]interface {}") => true,
-        _ => false,
-    };
+    let fits = matches!(
+        (&v, target),
+        (Value::Nil, _)
+            | (Value::Map(_), "map[string]interface {}")
+            | (Value::List(_), "[]interface {}")
+    );
     if fits {
         return Ok(v);
     }

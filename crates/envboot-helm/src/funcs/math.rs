@@ -263,7 +263,7 @@ pub fn to_i64(v: &Value) -> i64 {
 /// NaN and for what int64 cannot hold (Rust's `as` saturates instead).
 pub fn go_float_to_int(f: f64) -> i64 {
     const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
-    if f.is_nan() || f >= TWO_POW_63 || f < -TWO_POW_63 {
+    if f.is_nan() || !(-TWO_POW_63..TWO_POW_63).contains(&f) {
         i64::MIN
     } else {
         f as i64

@@ -6,9 +6,9 @@
 //! parse error even in a branch never taken, and a call needs no lookup.
 
 mod builtins;
+mod case;
 mod certs;
 mod crypto;
-mod case;
 mod dates;
 mod dicts;
 mod encoding;

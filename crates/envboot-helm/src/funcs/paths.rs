@@ -176,8 +176,9 @@ fn hostname(host: &str) -> &str {
     let mut h = host;
     if let Some(colon) = h.rfind(':') {
         let port = &h[colon + 1..];
-        if port.bytes().all(|c| c.is_ascii_digit())
-            && !(h.starts_with('[') && !h[..colon].ends_with(']'))
+        // a port after a bracketed IPv6 address, or after a name
+        let bracketed_inside = h.starts_with('[') && !h[..colon].ends_with(']');
+        if port.bytes().all(|c| c.is_ascii_digit()) && !bracketed_inside
         {
             h = &h[..colon];
         }

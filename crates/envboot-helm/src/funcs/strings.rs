@@ -339,7 +339,10 @@ fn plural(a: Args) -> FnResult {
 fn snakecase(a: Args) -> FnResult {
     a.want(1)?;
     let connector = if a.name == "snakecase" { '_' } else { '-' };
-    Ok(Value::string(super::case::to_lower_case(&a.s(0)?, connector)))
+    Ok(Value::string(super::case::to_lower_case(
+        &a.s(0)?,
+        connector,
+    )))
 }
 
 fn camelcase(a: Args) -> FnResult {
