@@ -836,6 +836,7 @@ impl Engine {
             .map(|a| match a {
                 Arg::Int(_, _, t) | Arg::Float(_, _, t) | Arg::Str(_, _, t) => Some(t.clone()),
                 Arg::Bool(_, b) => Some(b.to_string()),
+                Arg::Nil(_) => Some("nil".to_string()),
                 _ => None,
             })
             .collect();
@@ -852,7 +853,11 @@ impl Engine {
                     FnError::Call(m) => {
                         self.err(st, cmd.pos, ctx, format!("error calling {name}: {m}"))
                     }
-                    FnError::Plain(m) => self.err(st, cmd.pos, ctx, m),
+                    // the argument count is checked at the function's name, as Go does
+                    FnError::Plain(m) => {
+                        let at = cmd.args.first().map_or(cmd.pos, Arg::pos);
+                        self.err(st, at, name.to_string(), m)
+                    }
                     FnError::Arg(i, m) => match rest.get(i) {
                         Some(a) => self.err(st, a.pos(), format!("{a}"), m),
                         None => self.err(st, cmd.pos, ctx, m),

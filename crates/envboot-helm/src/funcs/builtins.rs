@@ -5,7 +5,7 @@ use super::math::to_i64;
 use super::{call_err, Args, Func, Registry};
 use crate::exec::{FnError, FnResult};
 use crate::gofmt;
-use crate::value::{to_v, Obj, Value};
+use crate::value::{Obj, Value};
 
 pub(super) fn register(r: &mut Registry) {
     r.add("and", Func::And);
@@ -209,7 +209,7 @@ fn go_lt(a: &Value, b: &Value) -> Result<bool, FnError> {
         (
             Value::Int(_) | Value::Float(_) | Value::Str(_),
             Value::Int(_) | Value::Float(_) | Value::Str(_),
-        ) => Err(call_err("incompatible types for comparison")),
+        ) => Err(incompatible(a, b)),
         _ => Err(call_err("invalid type for comparison")),
     }
 }
@@ -229,10 +229,7 @@ fn go_eq(a: &Value, b: &Value) -> Result<bool, FnError> {
     let (ka, kb) = (basic(a), basic(b));
     if ka != kb {
         if !a.is_nil() && !b.is_nil() {
-            if ka.is_some() && kb.is_some() {
-                return Err(call_err("incompatible types for comparison"));
-            }
-            return Err(call_err("incompatible types for comparison"));
+            return Err(incompatible(a, b));
         }
         return Ok(false);
     }
@@ -242,12 +239,22 @@ fn go_eq(a: &Value, b: &Value) -> Result<bool, FnError> {
         (Value::Float(x), Value::Float(y)) => Ok(x == y),
         (Value::Str(x), Value::Str(y)) => Ok(x == y),
         (Value::Nil, Value::Nil) => Ok(true),
+        // Go prints the value with %s
         _ => Err(call_err(format!(
             "non-comparable type {}: {}",
-            to_v(b),
+            gofmt::sprintf("%s", std::slice::from_ref(b)),
             b.type_name()
         ))),
     }
+}
+
+/// Go's error for values of two kinds compared: it names both types.
+fn incompatible(a: &Value, b: &Value) -> FnError {
+    call_err(format!(
+        "incompatible types for comparison: {} and {}",
+        a.type_name(),
+        b.type_name()
+    ))
 }
 
 fn html_escape(s: &str) -> String {

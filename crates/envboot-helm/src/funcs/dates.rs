@@ -103,10 +103,12 @@ fn str_arg(a: &Args, i: usize) -> Result<String, crate::exec::FnError> {
 /// A `time.Time` parameter. A constant of the template never is one.
 fn time_arg(a: &Args, i: usize) -> Result<Time, crate::exec::FnError> {
     if let Some(Some(text)) = a.consts.get(i) {
-        return Err(crate::exec::FnError::Arg(
-            i,
-            format!("can't handle {text} for arg of type time.Time"),
-        ));
+        let message = if text == "nil" {
+            "cannot assign nil to time.Time".to_string()
+        } else {
+            format!("can't handle {text} for arg of type time.Time")
+        };
+        return Err(crate::exec::FnError::Arg(i, message));
     }
     match a.v.get(i) {
         Some(Value::Str(s)) => Time::parse_string(s).ok_or_else(|| a.wrong(i, "time.Time")),

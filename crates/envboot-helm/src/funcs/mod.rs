@@ -221,6 +221,14 @@ impl Args<'_> {
     /// found 1.5`.
     fn constant_mismatch(&self, i: usize, expected: &str) -> Option<FnError> {
         let text = self.consts.get(i)?.as_ref()?;
+        if text == "nil" {
+            let go_type = if expected == "integer" {
+                "int"
+            } else {
+                expected
+            };
+            return Some(FnError::Arg(i, format!("cannot assign nil to {go_type}")));
+        }
         Some(FnError::Arg(
             i,
             format!("expected {expected}; found {text}"),

@@ -178,8 +178,7 @@ fn hostname(host: &str) -> &str {
         let port = &h[colon + 1..];
         // a port after a bracketed IPv6 address, or after a name
         let bracketed_inside = h.starts_with('[') && !h[..colon].ends_with(']');
-        if port.bytes().all(|c| c.is_ascii_digit()) && !bracketed_inside
-        {
+        if port.bytes().all(|c| c.is_ascii_digit()) && !bracketed_inside {
             h = &h[..colon];
         }
     }
