@@ -334,6 +334,11 @@ fn format_one_inner(verb: char, v: &Value, sp: &Spec) -> String {
                     if i > 0 {
                         s.push(' ');
                     }
+                    // a nil item is `<nil>` whatever the verb
+                    if x.is_nil() {
+                        s.push_str("<nil>");
+                        continue;
+                    }
                     s.push_str(&format_one(
                         verb,
                         x,
@@ -453,7 +458,11 @@ fn format_one_inner(verb: char, v: &Value, sp: &Spec) -> String {
                 }
                 Value::Str(s) if verb == 'x' || verb == 'X' => {
                     let mut o = String::new();
-                    for b in s.bytes() {
+                    for (i, b) in s.bytes().enumerate() {
+                        // `% x`: a space between the bytes
+                        if sp.space && i > 0 {
+                            o.push(' ');
+                        }
                         if verb == 'x' {
                             let _ = write!(o, "{b:02x}");
                         } else {

@@ -34,6 +34,14 @@ pub(super) fn register(r: &mut Registry) {
 
 fn to_yaml(a: Args) -> FnResult {
     a.want(1)?;
+    // sigs.k8s.io/yaml goes through JSON: what JSON refuses, toYaml gives as ""
+    if let Some(e) = json_refusal(&a) {
+        return if a.name == "mustToYaml" {
+            Err(super::call_err(format!("error marshaling into JSON: {e}")))
+        } else {
+            Ok(Value::str(""))
+        };
+    }
     let y = yaml::to_yaml(&a.v(0));
     Ok(Value::string(
         y.strip_suffix('\n').unwrap_or(&y).to_string(),
@@ -82,18 +90,52 @@ fn from_yaml_array(a: Args) -> FnResult {
     })
 }
 
+/// The float JSON cannot hold (`json: unsupported value: +Inf`), if `v` has one.
+fn unsupported_float(v: &Value) -> Option<f64> {
+    crate::stack::deep(|| match v {
+        Value::Float(f) if !f.is_finite() => Some(*f),
+        Value::List(l) => l.iter().find_map(unsupported_float),
+        Value::Map(m) => m.borrow().values().find_map(unsupported_float),
+        _ => None,
+    })
+}
+
+/// What `json.Marshal` refuses: Sprig's `toJson` gives "" for it, the `must` forms (and
+/// `toRawJson`, which panics) its error.
+fn json_refusal(a: &Args) -> Option<String> {
+    unsupported_float(&a.v(0))
+        .map(|f| format!("json: unsupported value: {}", crate::value::go_float(f)))
+}
+
 fn to_json(a: Args) -> FnResult {
     a.want(1)?;
+    if let Some(e) = json_refusal(&a) {
+        return if a.name.starts_with("must") {
+            Err(super::call_err(e))
+        } else {
+            Ok(Value::str(""))
+        };
+    }
     Ok(Value::string(yaml::to_json(&a.v(0), None)))
 }
 
 fn to_pretty_json(a: Args) -> FnResult {
     a.want(1)?;
+    if let Some(e) = json_refusal(&a) {
+        return if a.name.starts_with("must") {
+            Err(super::call_err(e))
+        } else {
+            Ok(Value::str(""))
+        };
+    }
     Ok(Value::string(yaml::to_json(&a.v(0), Some("  "))))
 }
 
 fn to_raw_json(a: Args) -> FnResult {
     a.want(1)?;
+    if let Some(e) = json_refusal(&a) {
+        return Err(super::call_err(e));
+    }
     Ok(Value::string(
         yaml::to_json(&a.v(0), None)
             .replace("\\u003c", "<")
