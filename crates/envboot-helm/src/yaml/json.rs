@@ -205,11 +205,15 @@ pub fn from_json(s: &str) -> Result<Value, String> {
     // serde_json's own limit (128) is lifted; the depth is bounded above, and the parse runs on a
     // stack segment sized for it
     let room = 1024 * 1024 + depth.max * 8 * 1024;
+    // a syntax error in Go's words; what Go reads and serde_json does not, in serde's
+    let refused = |e: serde_json::Error| {
+        super::json_syntax::syntax_error(s.as_bytes()).unwrap_or_else(|| e.to_string())
+    };
     stacker::grow(room, || {
         let mut de = serde_json::Deserializer::from_str(s);
         de.disable_recursion_limit();
-        let v = serde::Deserialize::deserialize(&mut de).map_err(|e| e.to_string())?;
-        de.end().map_err(|e| e.to_string())?;
+        let v = serde::Deserialize::deserialize(&mut de).map_err(refused)?;
+        de.end().map_err(refused)?;
         let out = from_serde(&v, false);
         drop_deep(v);
         Ok(out)

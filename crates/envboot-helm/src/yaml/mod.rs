@@ -7,6 +7,7 @@
 //! that `toYaml` and `fromYaml` make).
 
 mod json;
+mod json_syntax;
 mod read;
 mod write;
 
