@@ -925,9 +925,9 @@ pub(crate) async fn render_against(
     // a chart that may render differently on upgrade reads which releases the cluster holds
     // (also when the render without the cluster failed: what it needed is not known)
     if loaded.needs.install_state || loaded.offline_error.is_some() {
-        facts.installed = Some(installed_releases(
-            k.read_inventory(&loaded.env.name).await?.as_ref(),
-        ));
+        // the releases `helm upgrade` would find installed
+        let inventory = k.read_inventory(&loaded.env.name).await?;
+        facts.installed = Some(inventory.map(|i| i.releases()).unwrap_or_default());
     }
     for _ in 0..MAX_LOOKUP_ROUNDS {
         let asked = std::sync::Arc::new(lookups.clone());
@@ -972,20 +972,6 @@ async fn check_schema(changes: &[KubeChange], k: &impl ClusterDiscovery) -> Resu
     }
     let schema = k.schema().await?;
     undeclared(&schema, &sent, k).await
-}
-
-/// The releases an inventory lists objects for: those `helm upgrade` would find installed.
-fn installed_releases(inventory: Option<&kube::inventory::Inventory>) -> BTreeSet<String> {
-    inventory
-        .map(|inv| {
-            inv.groups
-                .iter()
-                .filter(|(_, entries)| !entries.is_empty())
-                .filter_map(|(group, _)| group.strip_prefix("release."))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Secrets a chart looked up are as sensitive as the environment's own.

@@ -53,6 +53,16 @@ pub fn group_of(object: &Value) -> String {
 }
 
 impl Inventory {
+    /// The releases it lists objects for (groups `release.<name>`, see [`group_of`]).
+    pub fn releases(&self) -> BTreeSet<String> {
+        self.groups
+            .iter()
+            .filter(|(_, entries)| !entries.is_empty())
+            .filter_map(|(group, _)| group.strip_prefix("release."))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Every (apiVersion, kind) it holds.
     pub fn kinds(&self) -> BTreeSet<(String, String)> {
         self.groups

@@ -157,13 +157,7 @@ fn unmarshal_into(s: &str, target: &str) -> Result<Value, String> {
     if fits {
         return Ok(v);
     }
-    let kind = match v {
-        Value::Map(_) => "object",
-        Value::List(_) => "array",
-        Value::Str(_) => "string",
-        Value::Bool(_) => "bool",
-        _ => "number",
-    };
+    let kind = yaml::json_kind(&v);
     Err(format!(
         "json: cannot unmarshal {kind} into Go value of type {target}"
     ))

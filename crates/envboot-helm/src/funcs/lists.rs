@@ -41,11 +41,9 @@ pub(super) fn register(r: &mut Registry) {
 fn chunk(a: Args) -> FnResult {
     a.want(2)?;
     let size = a.i(0)?;
-    let l = match a.v(1) {
-        Value::Nil => return Err(call_err("Cannot chunk type invalid")),
-        v => as_list("chunk", &v)
-            .map_err(|_| call_err(format!("Cannot chunk type {}", kind_of(&v))))?,
-    };
+    let v = a.v(1);
+    let l = as_list("chunk", &v)
+        .map_err(|_| call_err(format!("Cannot chunk type {}", v.kind_name())))?;
     if size <= 0 {
         return Err(call_err("runtime error: integer divide by zero"));
     }
@@ -53,19 +51,6 @@ fn chunk(a: Args) -> FnResult {
     Ok(Value::list(
         l.chunks(size).map(|c| Value::list(c.to_vec())).collect(),
     ))
-}
-
-/// Go's `reflect.Kind` name of what a template value holds.
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Str(_) => "string",
-        Value::Int(_) => "int",
-        Value::Float(_) => "float64",
-        Value::Bool(_) => "bool",
-        Value::Map(_) => "map",
-        Value::List(_) => "slice",
-        _ => "struct",
-    }
 }
 
 fn list(a: Args) -> FnResult {
