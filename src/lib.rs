@@ -11,6 +11,7 @@ pub use envboot_core::{diag, k3s, model, plan, render};
 pub use envboot_helm as helm;
 pub use envboot_kube as kube;
 
+pub mod charts;
 pub mod engine;
 pub mod output;
 pub mod recreate;

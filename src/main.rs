@@ -83,5 +83,6 @@ async fn run(command: Command) -> engine::Result<u8> {
         Command::Destroy(args) => cli::destroy::run(args).await,
         Command::Cluster(command) => cli::cluster::run(command),
         Command::Kubeconfig(args) => cli::kubeconfig::run(args).await,
+        Command::Charts(command) => cli::charts::run(command),
     }
 }

@@ -77,6 +77,17 @@ pub fn read(repo: &str, revision: &str) -> Result<Snapshot> {
     }
 }
 
+/// The working tree of the local repository `repo` (where `charts lock` and `charts vendor`
+/// write), or `None` for a URL or a bare repository.
+pub fn worktree(repo: &str) -> Option<std::path::PathBuf> {
+    if is_url(repo) {
+        return None;
+    }
+    Repository::discover(repo)
+        .ok()
+        .and_then(|r| r.workdir().map(Path::to_path_buf))
+}
+
 /// The commit `revision` names; otherwise what it names instead, if anything.
 fn resolve<'r>(
     repo: &'r Repository,
@@ -168,6 +179,7 @@ fn read_commit(repo: &Repository, name: &str, revision: &str, local: bool) -> Re
             .to_string(),
         files,
         ignored_changes,
+        archives: BTreeMap::new(),
     })
 }
 

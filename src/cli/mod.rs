@@ -5,6 +5,7 @@
 mod redact;
 
 pub mod apply;
+pub mod charts;
 pub mod cluster;
 pub mod destroy;
 pub mod drift;
@@ -36,6 +37,8 @@ Exit codes:
   5   another run holds the environment's lock (it names the holder)
   6   something Git declares exists without the environment's tag or label: nothing was
       changed (the plan says CONFLICT; --adopt takes it over)
+  7   a chart cannot be fetched, or what was fetched differs from its digest in the
+      lock (both digests are printed): nothing was changed
   64  wrong command line
 
 Environment:
@@ -45,6 +48,11 @@ Environment:
                                                    (default: https://<server public IP>:6443)
   ENVBOOT_AGE_IDENTITY_FILE, ENVBOOT_AGE_IDENTITY  the age identity that decrypts secrets
   ENVBOOT_OUTPUT=text|json                         output format (default: text on a terminal)
+  ENVBOOT_CHART_CACHE                              where chart archives are cached by digest
+                                                   (default: ~/.cache/envboot/charts)
+  ENVBOOT_CHART_USERNAME, ENVBOOT_CHART_PASSWORD   credentials for chart repositories and
+                                                   registries Helm's and Docker's configuration
+                                                   has none for
   ENVBOOT_KUBE_QPS, ENVBOOT_KUBE_BURST             client-side rate limit on Kubernetes API
                                                    requests (default 300 a second, bursts of 1000)
 
@@ -60,7 +68,8 @@ Examples:
   envboot destroy local
   envboot cluster init edge                      # k3s credentials, then commit cluster.age
   envboot kubeconfig edge > ~/.kube/edge.yaml
-  envboot render staging --repo https://example.com/infra.git";
+  envboot render staging --repo https://example.com/infra.git
+  envboot charts lock local                      # pin remote charts, then commit the lock";
 
 /// Recreate a whole environment (AWS EC2, Kubernetes, charts, ConfigMaps) from one Git commit.
 ///
@@ -97,4 +106,8 @@ pub enum Command {
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
     Kubeconfig(kubeconfig::KubeconfigArgs),
+    /// Charts from Helm repositories and OCI registries: pin them by digest in the
+    /// environment's lock, and vendor them into the repository.
+    #[command(subcommand)]
+    Charts(charts::ChartsCommand),
 }

@@ -50,6 +50,8 @@ pub enum Error {
     Secret { origin: String, message: String },
     #[error("{0}")]
     Chart(String),
+    #[error(transparent)]
+    Charts(#[from] crate::charts::Error),
     #[error("resources exist with the names environment `{environment}` would create, but envboot does not own them:\n{list}\n{advice}")]
     Conflict {
         environment: String,
@@ -126,6 +128,8 @@ pub mod exit {
     /// Something Git declares exists without the environment's tag or label (nothing was
     /// changed; `--adopt` takes it over).
     pub const CONFLICT: u8 = 6;
+    /// A chart cannot be fetched, or what was fetched differs from its digest in the lock.
+    pub const CHART: u8 = 7;
     /// The command line is wrong.
     pub const USAGE: u8 = 64;
 }
@@ -134,6 +138,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Source(_) => exit::SOURCE,
+            Error::Charts(_) => exit::CHART,
             Error::Model(_)
             | Error::Render(_)
             | Error::Warnings(_)
@@ -225,7 +230,8 @@ pub fn load_for_cluster(options: &SourceOptions, name: &str) -> Result<Loaded> {
 
 /// The commit and the environment's model, checked; warnings are errors if asked.
 fn read_model(options: &SourceOptions, name: &str) -> Result<(Snapshot, Environment)> {
-    let snapshot = source::read(&options.repo, &options.revision)?;
+    let mut snapshot = source::read(&options.repo, &options.revision)?;
+    crate::charts::provide(&mut snapshot, name, &crate::charts::Fetcher::from_env())?;
     let env = model::load(&snapshot, name)?;
     if options.deny_warnings && !env.warnings.is_empty() {
         return Err(Error::Warnings(env.warnings));
@@ -271,6 +277,54 @@ fn decrypt_and_render(
         secrets,
         needs,
         offline_error,
+    })
+}
+
+/// `charts lock`: pins every remote chart environment `name` uses at the commit into its lock
+/// file in the working tree (kept where already pinned, unless `upgrade`).
+///
+/// # Errors
+/// The commit or environment cannot be read, or a chart cannot be resolved or fetched.
+pub fn lock_charts(
+    options: &SourceOptions,
+    name: &str,
+    upgrade: bool,
+) -> Result<(Snapshot, crate::charts::LockReport)> {
+    let worktree = local_worktree(options, "lock")?;
+    let snapshot = source::read(&options.repo, &options.revision)?;
+    let requirements = model::chart_requirements(&snapshot, name)?;
+    let fetcher = crate::charts::Fetcher::from_env();
+    let report = crate::charts::lock(&worktree, &snapshot, &requirements, name, upgrade, &fetcher)?;
+    Ok((snapshot, report))
+}
+
+/// `charts vendor`: copies every archive the committed lock of environment `name` pins into
+/// `vendor/charts/` of the working tree.
+///
+/// # Errors
+/// The commit cannot be read, or an archive cannot be fetched or differs from its digest.
+pub fn vendor_charts(
+    options: &SourceOptions,
+    name: &str,
+) -> Result<(Snapshot, crate::charts::VendorReport)> {
+    let worktree = local_worktree(options, "vendor")?;
+    let snapshot = source::read(&options.repo, &options.revision)?;
+    // the environment must read (its lock included) before anything is written
+    let mut checked = snapshot.clone();
+    let fetcher = crate::charts::Fetcher::from_env();
+    crate::charts::provide(&mut checked, name, &fetcher)?;
+    model::load(&checked, name)?;
+    let report = crate::charts::vendor(&worktree, &checked, name, &fetcher)?;
+    Ok((snapshot, report))
+}
+
+fn local_worktree(options: &SourceOptions, command: &'static str) -> Result<std::path::PathBuf> {
+    source::worktree(&options.repo).ok_or_else(|| {
+        crate::charts::Error::NotLocal {
+            command,
+            repo: options.repo.clone(),
+        }
+        .into()
     })
 }
 

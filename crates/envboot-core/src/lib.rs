@@ -5,6 +5,7 @@
 //! *Architecture invariant*: **this crate does no IO.** It depends on no async runtime, cloud
 //! SDK, Kubernetes client or Git library, so the compiler keeps it pure.
 
+pub mod charts;
 pub mod diag;
 pub mod executor;
 pub mod k3s;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 /// Folders of the repository that envboot reads; everything else in the commit is ignored.
-pub const READ_PREFIXES: [&str; 2] = ["environments/", "modules/"];
+pub const READ_PREFIXES: [&str; 3] = ["environments/", "modules/", "vendor/charts/"];
 
 /// The files of one commit under [`READ_PREFIXES`], with the commit's identity.
 #[derive(Debug, Clone)]
@@ -19,6 +19,10 @@ pub struct Snapshot {
     /// Symbolic links committed under [`READ_PREFIXES`]: path to target. envboot never follows
     /// them (a link's target is outside what Git pins); a link where envboot reads is an error.
     pub links: BTreeMap<String, String>,
+    /// Chart archives the environment's lock pins, by digest (`sha256:...`): the binary puts
+    /// them here from `vendor/charts/`, its cache or the chart's repository, each checked
+    /// against its digest.
+    pub archives: BTreeMap<String, Vec<u8>>,
 }
 
 impl Snapshot {
@@ -30,6 +34,7 @@ impl Snapshot {
             files,
             ignored_changes: Vec::new(),
             links: BTreeMap::new(),
+            archives: BTreeMap::new(),
         }
     }
 

@@ -275,6 +275,31 @@ pub use exec::MAX_STEPS;
 pub use funcs::{MAX_LIST_ITEMS, MAX_VALUE_BYTES};
 pub use yaml::{load_values, tabs_after_colons, ValuesError};
 
+/// Masterminds/semver v3, as Helm uses it for chart versions and dependency constraints.
+pub mod versions {
+    pub use crate::semver::{compare as satisfies, is_valid};
+
+    /// Orders two versions as semver does (a version that does not parse sorts first).
+    pub fn cmp(a: &str, b: &str) -> std::cmp::Ordering {
+        match (
+            crate::semver::Version::parse(a),
+            crate::semver::Version::parse(b),
+        ) {
+            (Ok(a), Ok(b)) => a.cmp(&b),
+            (a, b) => a.is_ok().cmp(&b.is_ok()),
+        }
+    }
+}
+
+/// The files of a `helm package`d chart archive (`.tgz`), relative to its top folder, with
+/// Helm's size limits.
+///
+/// # Errors
+/// The archive is not a gzipped tar, is too large, or holds no `Chart.yaml`.
+pub fn unpack_archive(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    untar_chart(data)
+}
+
 /// Whether `v` is a version Helm accepts for `--kube-version` (SemVer, `v` prefix optional).
 pub fn is_kube_version(v: &str) -> bool {
     semver::Version::parse(v.trim()).is_ok()

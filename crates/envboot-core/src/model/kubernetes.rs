@@ -135,58 +135,6 @@ impl Loader<'_> {
         }
     }
 
-    pub(super) fn chart(&mut self, name: &str, file: &SourceFile, at: &str) -> Option<Chart> {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct ChartYaml {
-            name: String,
-            version: String,
-            #[serde(default)]
-            app_version: Option<String>,
-        }
-        let dir = format!("modules/{name}");
-        self.charts.insert(dir.clone());
-        let chart_path = format!("{dir}/Chart.yaml");
-        let Some(bytes) = self.snapshot.file(&chart_path) else {
-            self.report(file.at(
-                at,
-                format!("chart `{name}` not found: expected {chart_path} in the commit"),
-            ));
-            return None;
-        };
-        let text = utf8(&chart_path, bytes).map_err(|d| self.report(d)).ok()?;
-        let (meta, _): (ChartYaml, _) = diag::parse_as_helm(&chart_path, text)
-            .map_err(|d| self.report(d))
-            .ok()?;
-        let values_path = format!("{dir}/values.yaml");
-        if let Some(bytes) = self.snapshot.file(&values_path) {
-            let text = utf8(&values_path, bytes).map_err(|d| self.report(d)).ok()?;
-            if !self.check_values_file(&values_path, text, "values.yaml") {
-                return None;
-            }
-        }
-        let mut templates = BTreeMap::new();
-        for (rel, bytes) in self.snapshot.files_under(&format!("{dir}/templates")) {
-            let path = format!("{dir}/templates/{rel}");
-            if let Ok(text) = utf8(&path, bytes).map_err(|d| self.report(d)) {
-                templates.insert(format!("templates/{rel}"), text.to_string());
-            }
-        }
-        let files = self
-            .snapshot
-            .files_under(&dir)
-            .map(|(rel, bytes)| (rel.to_string(), bytes.to_vec()))
-            .collect();
-        Some(Chart {
-            files,
-            dir,
-            name: meta.name,
-            version: meta.version,
-            app_version: meta.app_version,
-            templates,
-        })
-    }
-
     pub(super) fn config_maps(
         &mut self,
         env: &EnvironmentFile,
@@ -338,7 +286,7 @@ impl Loader<'_> {
 
     /// A values file (a release's, or a chart's `values.yaml`) reads as Helm reads it; where it
     /// does not, that is reported at its line. `what` names it for the user.
-    fn check_values_file(&mut self, path: &str, text: &str, what: &str) -> bool {
+    pub(super) fn check_values_file(&mut self, path: &str, text: &str, what: &str) -> bool {
         let Err(e) = envboot_helm::load_values(text) else {
             return true;
         };

@@ -6,6 +6,7 @@
 //!   that is named exists.
 //! - Every finding names `file:line:column`; all findings are reported at once.
 
+mod charts;
 mod infrastructure;
 mod kubernetes;
 pub mod refs;
@@ -231,6 +232,26 @@ pub fn environment_path(name: &str) -> String {
 /// # Errors
 /// [`Error::NotFound`] if the environment does not exist; [`Error::Invalid`] with every finding otherwise.
 pub fn load(snapshot: &Snapshot, name: &str) -> Result<Environment> {
+    run_loader(snapshot, name, false).map(|(env, _)| env)
+}
+
+/// The remote charts environment `name` uses (its releases' charts, and the dependencies its
+/// chart folders declare from a repository without vendoring them), which its lock must pin.
+///
+/// # Errors
+/// As [`load`], for everything but the lock.
+pub fn chart_requirements(
+    snapshot: &Snapshot,
+    name: &str,
+) -> Result<Vec<crate::charts::Requirement>> {
+    run_loader(snapshot, name, true).map(|(_, found)| found)
+}
+
+fn run_loader(
+    snapshot: &Snapshot,
+    name: &str,
+    collect: bool,
+) -> Result<(Environment, Vec<crate::charts::Requirement>)> {
     let path = environment_path(name);
     let Some(bytes) = snapshot.file(&path) else {
         let known: Vec<String> = snapshot
@@ -263,12 +284,17 @@ pub fn load(snapshot: &Snapshot, name: &str) -> Result<Environment> {
         k3s: None,
         networks: Default::default(),
         charts: Default::default(),
+        env_name: name.to_string(),
+        lock: None,
+        lock_used: BTreeSet::new(),
+        requirements: collect.then(Vec::new),
     };
     let env = loader.environment(name, &path, bytes);
     // links where envboot reads: the environment's folder, the modules and charts it uses
     let mut read_dirs = vec![format!("environments/{name}")];
     read_dirs.extend(loader.modules.keys().map(|m| format!("modules/{m}")));
     read_dirs.extend(loader.charts.iter().cloned());
+    read_dirs.push(crate::charts::VENDOR_DIR.to_string());
     for (link, target) in &snapshot.links {
         if read_dirs
             .iter()
@@ -285,7 +311,9 @@ pub fn load(snapshot: &Snapshot, name: &str) -> Result<Environment> {
         }
     }
     match env {
-        Some(env) if loader.diagnostics.is_empty() => Ok(env),
+        Some(env) if loader.diagnostics.is_empty() => {
+            Ok((env, loader.requirements.unwrap_or_default()))
+        }
         _ => Err(Error::Invalid(loader.diagnostics)),
     }
 }
@@ -304,6 +332,13 @@ struct Loader<'a> {
     networks: infrastructure::Networks,
     /// The chart folders the environment's releases name (found or not).
     charts: std::collections::BTreeSet<String>,
+    env_name: String,
+    /// The environment's lock entries, once read.
+    lock: Option<Vec<crate::charts::Locked>>,
+    /// Which lock entries a chart used.
+    lock_used: BTreeSet<usize>,
+    /// When collecting what the lock must pin ([`chart_requirements`]): what was found.
+    requirements: Option<Vec<crate::charts::Requirement>>,
 }
 
 fn utf8<'b>(path: &str, bytes: &'b [u8]) -> std::result::Result<&'b str, Diagnostic> {
@@ -538,7 +573,10 @@ impl Loader<'_> {
             releases,
             config_maps,
             secrets,
-            warnings: std::mem::take(&mut self.warnings),
+            warnings: {
+                self.unused_lock_entries();
+                std::mem::take(&mut self.warnings)
+            },
         })
     }
 

@@ -128,7 +128,7 @@ pub enum ClusterKind {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReleaseSpec {
     pub name: String,
-    pub chart: String,
+    pub chart: ChartSpec,
     pub namespace: String,
     /// Releases applied and ready before this one.
     #[serde(default)]
@@ -140,6 +140,47 @@ pub struct ReleaseSpec {
     pub values_files: Vec<String>,
     #[serde(default)]
     pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A release's chart: a folder under `modules/` (its name), or a chart of a Helm repository or
+/// OCI registry at an exact version, which the environment's lock pins by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChartSpec {
+    Folder(String),
+    Remote(RemoteChartSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RemoteChartSpec {
+    /// `https://...` (a Helm repository) or `oci://...` (a registry).
+    pub repository: String,
+    pub name: String,
+    /// Exact: `4.11.3`, never a range.
+    pub version: String,
+}
+
+impl<'de> Deserialize<'de> for ChartSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ChartSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a chart folder's name, or {repository, name, version}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ChartSpec, E> {
+                Ok(ChartSpec::Folder(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ChartSpec, A::Error> {
+                RemoteChartSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ChartSpec::Remote)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
