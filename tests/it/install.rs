@@ -41,18 +41,6 @@ fn environment(name: &str, theirs: &str) -> String {
     )
 }
 
-/// The reference `helm` binary (`scripts/fetch-helm`), or why there is none.
-fn helm() -> Result<String, String> {
-    let out = std::process::Command::new("bash")
-        .arg(project_root().join("scripts/fetch-helm"))
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 /// The `data` of the ConfigMap `helm install --dry-run=server` would create.
 fn helm_install_dry_run(
     helm: &str,

@@ -14,6 +14,9 @@ mod aws;
 /// The corpus of broken environments: each fails with its own located message before any API
 /// call.
 mod broken;
+/// Charts from a Helm repository and an OCI registry, pinned by digest: lock, refusals,
+/// vendor, and dependencies of chart folders.
+mod charts;
 /// ConfigMaps from folders, env files and binary files; hash suffixes; `render --output-dir`.
 mod configmaps;
 /// Crash recovery: envboot killed (SIGKILL) at many points of an apply and a destroy.

@@ -12,12 +12,14 @@
 //! each other. What they do share is process-wide or cluster-wide; see `sandbox`.
 
 mod aws;
+mod charts;
 mod kube;
 mod repo;
 mod run;
 mod sandbox;
 
 pub use self::aws::*;
+pub use self::charts::*;
 pub use self::kube::*;
 pub use self::repo::*;
 pub use self::run::*;
@@ -34,4 +36,16 @@ fn manifest_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// The reference `helm` binary (`scripts/fetch-helm`), or why there is none.
+pub fn helm() -> Result<String, String> {
+    let out = std::process::Command::new("bash")
+        .arg(project_root().join("scripts/fetch-helm"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
