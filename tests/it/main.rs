@@ -41,6 +41,8 @@ mod kube_faults;
 mod kubernetes;
 /// The whole lifecycle of one environment: create, no-op apply, change, rollback, destroy.
 mod lifecycle;
+/// Folders of plain manifests: applied, drift healed, pruned.
+mod manifests;
 /// Ordering: a CRD and its resources in one run, `dependsOn` between releases.
 mod ordering;
 /// Ownership in Kubernetes: namespaces holding foreign objects kept, unlabelled objects a

@@ -9,6 +9,7 @@
 mod charts;
 mod infrastructure;
 mod kubernetes;
+mod manifests;
 pub mod refs;
 pub mod spec;
 
@@ -52,9 +53,20 @@ pub struct Environment {
     pub releases: Vec<Release>,
     pub config_maps: Vec<ConfigMap>,
     pub secrets: Vec<Secret>,
+    pub manifests: Vec<ManifestSet>,
     /// Findings that do not stop a run (e.g. SSH open to the internet); `--deny-warnings` makes
     /// them errors.
     pub warnings: Diagnostics,
+}
+
+/// The objects of a folder of plain manifests, as kubectl reads them (sigs.k8s.io/yaml).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestSet {
+    /// Repository path of the folder.
+    pub path: String,
+    pub namespace: String,
+    /// `file:line` of each document, and its object.
+    pub objects: Vec<(String, Value)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +230,7 @@ impl Environment {
             .map(|r| r.namespace.clone())
             .chain(self.config_maps.iter().map(|c| c.namespace.clone()))
             .chain(self.secrets.iter().map(|c| c.namespace.clone()))
+            .chain(self.manifests.iter().map(|m| m.namespace.clone()))
             .collect()
     }
 }
@@ -295,6 +308,10 @@ fn run_loader(
     read_dirs.extend(loader.modules.keys().map(|m| format!("modules/{m}")));
     read_dirs.extend(loader.charts.iter().cloned());
     read_dirs.push(crate::charts::VENDOR_DIR.to_string());
+    read_dirs.extend(
+        env.iter()
+            .flat_map(|e| e.manifests.iter().map(|m| m.path.clone())),
+    );
     for (link, target) in &snapshot.links {
         if read_dirs
             .iter()
@@ -516,8 +533,12 @@ impl Loader<'_> {
         let releases = self.releases(&env, &file, &env_dir);
         let config_maps = self.config_maps(&env, &file, &env_dir);
         let secrets = self.secrets(&env, &file, &env_dir);
+        let manifests = self.manifests(&env, &file, &env_dir);
         if env.cluster.is_none()
-            && (!env.releases.is_empty() || !env.config_maps.is_empty() || !env.secrets.is_empty())
+            && (!env.releases.is_empty()
+                || !env.config_maps.is_empty()
+                || !env.secrets.is_empty()
+                || !env.manifests.is_empty())
         {
             self.report(file.at(
                 "",
@@ -573,6 +594,7 @@ impl Loader<'_> {
             releases,
             config_maps,
             secrets,
+            manifests,
             warnings: {
                 self.unused_lock_entries();
                 std::mem::take(&mut self.warnings)

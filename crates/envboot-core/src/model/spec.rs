@@ -25,6 +25,19 @@ pub struct EnvironmentFile {
     pub config_maps: Vec<ConfigMapSpec>,
     #[serde(default)]
     pub secrets: Vec<SecretSpec>,
+    #[serde(default)]
+    pub manifests: Vec<ManifestsSpec>,
+}
+
+/// A folder of plain Kubernetes manifests (YAML files, several documents each), applied,
+/// pruned and drift-checked like a release's objects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ManifestsSpec {
+    /// Relative to the environment's folder (`manifests/base`, `../../modules/base`).
+    pub path: String,
+    /// For namespaced objects that name none.
+    pub namespace: String,
 }
 
 /// A Kubernetes Secret whose data comes from an age-encrypted file in the repository.

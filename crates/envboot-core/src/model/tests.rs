@@ -483,3 +483,69 @@ fn the_kubernetes_version_charts_see_offline_is_pinned_or_the_k3s_clusters() {
         "{d}"
     );
 }
+
+#[test]
+fn manifest_folders_read_as_kubectl_reads_them() {
+    let body = "cluster: {type: existing}\nmanifests:\n  - path: base\n    namespace: apps\n";
+    let mut snap = snapshot(&env_with(body));
+    let add = |snap: &mut Snapshot, path: &str, text: &str| {
+        snap.files.insert(
+            format!("environments/t/base/{path}"),
+            text.as_bytes().to_vec(),
+        );
+    };
+    add(
+        &mut snap,
+        "a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\ndata: {mode: '0644', octal: 0644}\n---\n# empty\n---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ServiceAccount, metadata: {name: two}}\n",
+    );
+    add(
+        &mut snap,
+        "nested/b.json",
+        r#"{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "three"}}"#,
+    );
+    add(&mut snap, "README.md", "not a manifest");
+    let env = load(&snap, "t").unwrap();
+    let set = &env.manifests[0];
+    assert_eq!(set.path, "environments/t/base");
+    let names: Vec<(&str, &str)> = set
+        .objects
+        .iter()
+        .map(|(at, o)| (at.as_str(), o["metadata"]["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("environments/t/base/a.yaml:1", "one"),
+            ("environments/t/base/a.yaml:8", "two"),
+            ("environments/t/base/nested/b.json:1", "three"),
+        ]
+    );
+    // YAML 1.1 as sigs.k8s.io/yaml reads it: an unquoted 0644 is octal
+    assert_eq!(
+        set.objects[0].1["data"]["octal"], 420,
+        "{:?}",
+        set.objects[0].1
+    );
+    assert!(env.namespaces().contains("apps"));
+
+    add(&mut snap, "c.yaml", "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: hunter2}\n");
+    add(&mut snap, "kustomization.yaml", "resources: [a.yaml]\n");
+    let Err(Error::Invalid(d)) = load(&snap, "t") else {
+        panic!("expected errors")
+    };
+    let text = d.to_string();
+    assert!(
+        text.contains("environments/t/base/c.yaml:1:1: the object has no metadata.name"),
+        "{text}"
+    );
+    assert!(
+        text.contains("environments/t/base/c.yaml:4:1: a Secret in plain text in Git"),
+        "{text}"
+    );
+    assert!(
+        text.contains("environments/t/base/kustomization.yaml:1:1: a kustomization"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"));
+}

@@ -343,6 +343,14 @@ pub fn render_for(
     for release in &env.releases {
         out.extend(render_release(env, release, secrets, facts, &mut needs)?);
     }
+    for set in &env.manifests {
+        out.extend(set.objects.iter().map(|(source, object)| Manifest {
+            source: source.clone(),
+            object: object.clone(),
+            default_namespace: Some(set.namespace.clone()),
+            sensitive: Vec::new(),
+        }));
+    }
     // ConfigMaps with a hash suffix: workloads in their namespace refer to them by the declared
     // name; point them at the current one, so that a change of content rolls them.
     let mut renamed: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
