@@ -4,16 +4,10 @@
 //! with the repositories gone, and a chart folder's dependency from a repository rendered as
 //! `helm dependency update` + `helm template` render it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::common::*;
 use sha2::Digest;
-
-fn environment(name: &str, chart: &str) -> String {
-    format!(
-        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nreleases:\n  - name: hello\n    chart: {chart}\n    namespace: {name}\n    values:\n      greeting: Hello from {name}\n"
-    )
-}
 
 fn remote(repository: &str, version: &str) -> String {
     format!("{{repository: \"{repository}\", name: hello, version: \"{version}\"}}")
@@ -33,18 +27,6 @@ fn normalized(render: &str) -> String {
         .join("\n")
 }
 
-fn settings_with_cache(
-    base: HashMap<String, String>,
-    cache: &std::path::Path,
-) -> HashMap<String, String> {
-    let mut s = base;
-    s.insert(
-        "ENVBOOT_CHART_CACHE".into(),
-        cache.to_str().expect("utf-8").into(),
-    );
-    s
-}
-
 #[test]
 fn remote_charts_are_locked_by_digest_and_a_republished_version_is_refused() {
     let servers =
@@ -58,9 +40,9 @@ fn remote_charts_are_locked_by_digest_and_a_republished_version_is_refused() {
     let archive = servers.publish(&project_root().join("modules/hello"));
     let name = unique("charts");
     let lock_path = format!("environments/{name}/charts.lock");
-    let folder = Repo::new(&name, &environment(&name, "hello"));
+    let folder = Repo::new(&name, &chart_environment(&name, "hello"));
     let cache = tempfile::tempdir().expect("tempdir");
-    let settings = settings_with_cache(unreachable(folder.path()), cache.path());
+    let settings = with_chart_cache(unreachable(folder.path()), cache.path());
     let expected = normalized(
         &envboot(&folder, &settings, &["render", &name])
             .assert_ok()
@@ -68,7 +50,10 @@ fn remote_charts_are_locked_by_digest_and_a_republished_version_is_refused() {
     );
 
     for repository in [&servers.repository, &servers.registry] {
-        let repo = Repo::new(&name, &environment(&name, &remote(repository, "0.1.0")));
+        let repo = Repo::new(
+            &name,
+            &chart_environment(&name, &remote(repository, "0.1.0")),
+        );
         // Nothing is fetched for a chart the lock does not pin: exit 3, at the release's line.
         let run = envboot(&repo, &settings, &["render", &name]);
         assert_eq!(run.code, 3, "{}", run.stderr);
@@ -108,11 +93,11 @@ fn remote_charts_are_locked_by_digest_and_a_republished_version_is_refused() {
     // A second environment of the same repositories, for the refusals below.
     let http = Repo::new(
         &name,
-        &environment(&name, &remote(&servers.repository, "0.1.0")),
+        &chart_environment(&name, &remote(&servers.repository, "0.1.0")),
     );
     let oci = Repo::new(
         &name,
-        &environment(&name, &remote(&servers.registry, "0.1.0")),
+        &chart_environment(&name, &remote(&servers.registry, "0.1.0")),
     );
     for repo in [&http, &oci] {
         envboot(repo, &settings, &["charts", "lock", &name]).assert_ok();
@@ -142,7 +127,10 @@ fn remote_charts_are_locked_by_digest_and_a_republished_version_is_refused() {
 
     // A version the repository does not have: the nearest ones are named, nothing is written.
     for repository in [&servers.repository, &servers.registry] {
-        let repo = Repo::new(&name, &environment(&name, &remote(repository, "0.2.0")));
+        let repo = Repo::new(
+            &name,
+            &chart_environment(&name, &remote(repository, "0.2.0")),
+        );
         let run = envboot(&repo, &settings, &["charts", "lock", &name]);
         assert_eq!(run.code, 7, "{}", run.stderr);
         assert!(
@@ -162,7 +150,7 @@ fn remote_charts_are_locked_by_digest_and_a_republished_version_is_refused() {
         ),
         (remote("http://charts.example.com", "0.1.0"), "plain HTTP"),
     ] {
-        let repo = Repo::new(&name, &environment(&name, &chart));
+        let repo = Repo::new(&name, &chart_environment(&name, &chart));
         let run = envboot(&repo, &settings, &["validate", &name]);
         assert_eq!(run.code, 3, "{}", run.stderr);
         assert!(run.stderr.contains(says), "{}", run.stderr);
@@ -193,7 +181,7 @@ fn a_chart_folders_dependency_from_a_repository_renders_as_helm_dependency_updat
     repo.write("modules/app/Chart.yaml", &chart_yaml);
     repo.commit("a chart with a dependency from a repository");
     let cache = tempfile::tempdir().expect("tempdir");
-    let settings = settings_with_cache(unreachable(repo.path()), cache.path());
+    let settings = with_chart_cache(unreachable(repo.path()), cache.path());
 
     let run = envboot(&repo, &settings, &["render", &name]);
     assert_eq!(run.code, 3, "{}", run.stderr);
@@ -277,10 +265,10 @@ async fn vendored_charts_apply_with_the_repositories_and_the_cache_gone() {
     let name = unique("vendored");
     let repo = Repo::new(
         &name,
-        &environment(&name, &remote(&servers.registry, "0.1.0")),
+        &chart_environment(&name, &remote(&servers.registry, "0.1.0")),
     );
     let cache = tempfile::tempdir().expect("tempdir");
-    let settings = settings_with_cache(sandbox.settings().clone(), cache.path());
+    let settings = with_chart_cache(sandbox.settings().clone(), cache.path());
     envboot(&repo, &settings, &["charts", "lock", &name]).assert_ok();
     repo.commit("pin the chart");
     let run = envboot(&repo, &settings, &["charts", "vendor", &name]);

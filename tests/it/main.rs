@@ -14,6 +14,9 @@ mod aws;
 /// The corpus of broken environments: each fails with its own located message before any API
 /// call.
 mod broken;
+/// A chart from an OCI registry asking for credentials (htpasswd): refused without them, locked
+/// with Docker's config.json or envboot's variables, the password never printed.
+mod chart_auth;
 /// Charts from a Helm repository and an OCI registry, pinned by digest: lock, refusals,
 /// vendor, and dependencies of chart folders.
 mod charts;

@@ -59,26 +59,8 @@ impl ChartServers {
                 .spawn()
                 .map_err(|e| format!("python3 -m http.server: {e}"))?,
         );
-        let config = servers.dir.path().join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{oci_port}\n",
-                servers.dir.path().join("registry").display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        servers.oci = Some(
-            Command::new("docker-registry")
-                .arg("serve")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("docker-registry: {e}"))?,
-        );
+        servers.oci = Some(start_registry(servers.dir.path(), oci_port, "")?);
         await_port(http_port)?;
-        await_port(oci_port)?;
         Ok(servers)
     }
 
@@ -161,6 +143,60 @@ impl Drop for ChartServers {
 fn stop(mut child: Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Starts Debian's docker-registry on 127.0.0.1:`port`, storing under `dir/registry`, with
+/// `extra` appended to its configuration (an `auth:` section, say), and waits until it listens.
+pub fn start_registry(dir: &Path, port: u16, extra: &str) -> Result<Child, String> {
+    if Command::new("docker-registry")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Err("docker-registry is not installed (scripts/sandbox up installs it)".into());
+    }
+    let config = dir.join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
+            dir.join("registry").display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("docker-registry: {e}"))?;
+    if let Err(e) = await_port(port) {
+        stop(child);
+        return Err(e);
+    }
+    Ok(child)
+}
+
+/// An environment of the sandbox's cluster with one release `hello` of `chart` (a folder's
+/// name, or a `{repository, name, version}` flow map) in namespace `name`.
+pub fn chart_environment(name: &str, chart: &str) -> String {
+    format!(
+        "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\ncloud: {{provider: aws, region: us-east-1}}\ncluster: {{type: existing, context: envboot-sandbox}}\nreleases:\n  - name: hello\n    chart: {chart}\n    namespace: {name}\n    values:\n      greeting: Hello from {name}\n"
+    )
+}
+
+/// `settings` with chart archives cached in `cache`.
+pub fn with_chart_cache(
+    settings: std::collections::HashMap<String, String>,
+    cache: &Path,
+) -> std::collections::HashMap<String, String> {
+    let mut s = settings;
+    s.insert(
+        "ENVBOOT_CHART_CACHE".into(),
+        cache.to_str().expect("utf-8").into(),
+    );
+    s
 }
 
 /// Waits until something accepts connections on `port` (a server just started), for at most
