@@ -1,17 +1,21 @@
 //! Credentials for chart repositories and registries, where Helm and Docker users keep them:
 //! Helm's `repositories.yaml` (HTTP repositories, and `@name` aliases), Helm's registry
 //! configuration and Docker's `config.json` (registries), or [`USERNAME_VAR`] and
-//! [`PASSWORD_VAR`]. Read once; never printed (`Debug` shows only where they came from).
+//! [`PASSWORD_VAR`] for the hosts [`HOSTS_VAR`] names. Each is sent only to the host it is
+//! for. Read once; never printed (`Debug` shows only where they came from).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use base64::Engine;
 
-/// A username for every repository and registry that has no other credentials.
+/// A username for the repositories and registries on the hosts of [`HOSTS_VAR`] that have no
+/// other credentials.
 pub const USERNAME_VAR: &str = "ENVBOOT_CHART_USERNAME";
 /// Its password (or token).
 pub const PASSWORD_VAR: &str = "ENVBOOT_CHART_PASSWORD";
+/// The hosts (`host` or `host:port`, comma-separated) the two variables are for.
+pub const HOSTS_VAR: &str = "ENVBOOT_CHART_HOSTS";
 
 /// A Helm repository of repositories.yaml: name, URL and optional username and password.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,6 +31,8 @@ pub struct Credentials {
     /// Registry host (`host:port`) to username and password.
     registries: BTreeMap<String, (String, String)>,
     fallback: Option<(String, String)>,
+    /// Where `fallback` may be sent, lower-case.
+    fallback_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -83,7 +89,24 @@ impl Credentials {
             (Ok(u), Ok(p)) if !u.is_empty() => Some((u, p)),
             _ => None,
         };
+        out.fallback_hosts = std::env::var(HOSTS_VAR)
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
         out
+    }
+
+    /// The variables' credentials, if they are for `host` (`host[:port]`).
+    fn fallback_for(&self, host: &str) -> Option<(String, String)> {
+        let host = host.to_ascii_lowercase();
+        let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+        self.fallback_hosts
+            .iter()
+            .any(|h| *h == host || h == bare)
+            .then(|| self.fallback.clone())
+            .flatten()
     }
 
     /// The URL of the Helm repository named `name` in repositories.yaml.
@@ -94,23 +117,29 @@ impl Credentials {
             .map(|r| r.url.as_str())
     }
 
-    /// The `Authorization` header for Helm repository `url`.
-    pub fn for_repository(&self, url: &str) -> Option<String> {
+    /// The `Authorization` header for Helm repository `url` on `host` (`host[:port]`).
+    pub fn for_repository(&self, url: &str, host: &str) -> Option<String> {
         let url = url.trim_end_matches('/');
         self.repositories
             .iter()
             .find(|r| r.url.trim_end_matches('/') == url && r.login.is_some())
             .and_then(|r| r.login.clone())
-            .or_else(|| self.fallback.clone())
+            .or_else(|| self.fallback_for(host))
             .map(|(u, p)| basic(&u, &p))
     }
 
-    /// The `Authorization: Basic` header for registry `host` (`host:port`).
+    /// The `Authorization: Basic` header for registry `host` (`host:port`). Docker Hub's
+    /// registry is keyed `index.docker.io`, as `docker login` writes it.
     pub fn for_registry(&self, host: &str) -> Option<String> {
+        let hub = matches!(host, "registry-1.docker.io" | "docker.io");
         self.registries
             .get(host)
+            .or_else(|| {
+                hub.then(|| self.registries.get("index.docker.io"))
+                    .flatten()
+            })
             .cloned()
-            .or_else(|| self.fallback.clone())
+            .or_else(|| self.fallback_for(host))
             .map(|(u, p)| basic(&u, &p))
     }
 }
@@ -211,6 +240,10 @@ mod tests {
             c.for_registry("127.0.0.1:5000").as_deref(),
             Some("Basic YTpi")
         );
+        assert_eq!(
+            c.for_registry("registry-1.docker.io").as_deref(),
+            Some("Basic dTpw")
+        );
         assert_eq!(c.for_registry("other"), None);
         assert!(!format!("{c:?}").contains("YTpi"));
     }
@@ -225,9 +258,28 @@ mod tests {
         };
         assert_eq!(c.repository_url("open"), Some("https://o.example.com"));
         assert_eq!(
-            c.for_repository("https://c.example.com").as_deref(),
+            c.for_repository("https://c.example.com", "c.example.com")
+                .as_deref(),
             Some("Basic dTpw")
         );
-        assert_eq!(c.for_repository("https://o.example.com"), None);
+        assert_eq!(
+            c.for_repository("https://o.example.com", "o.example.com"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_variables_go_only_to_their_hosts() {
+        let c = Credentials {
+            fallback: Some(("u".into(), "p".into())),
+            fallback_hosts: vec!["charts.example.com".into(), "127.0.0.1:5000".into()],
+            ..Default::default()
+        };
+        assert!(c.for_registry("127.0.0.1:5000").is_some());
+        assert!(c.for_registry("CHARTS.example.com:443").is_some());
+        assert!(c.for_registry("127.0.0.1:5001").is_none());
+        assert!(c
+            .for_repository("https://evil.example.com", "evil.example.com")
+            .is_none());
     }
 }

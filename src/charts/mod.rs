@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use envboot_core::charts::{self as pins, Locked, Requirement};
 use envboot_core::snapshot::Snapshot;
 
-pub use auth::{PASSWORD_VAR, USERNAME_VAR};
+pub use auth::{HOSTS_VAR, PASSWORD_VAR, USERNAME_VAR};
 pub use fetch::Fetcher;
 
 /// Overrides where chart archives are cached.
@@ -102,15 +102,30 @@ fn committed_lock(snapshot: &Snapshot, env: &str) -> Vec<Locked> {
         .unwrap_or_default()
 }
 
+/// The archives a lock pins that could not be had, each with why.
+#[derive(Debug, Default)]
+pub struct Unavailable(Vec<(String, Error)>);
+
+impl Unavailable {
+    /// Why an archive the model found missing (its error names the digest) could not be had:
+    /// the fetch's error, which says more than "missing". An archive nothing uses is no error
+    /// (the model warns of the unused entry).
+    pub fn cause_of(self, model_error: &str) -> Option<Error> {
+        self.0
+            .into_iter()
+            .find(|(digest, _)| model_error.contains(digest.as_str()))
+            .map(|(_, e)| e)
+    }
+}
+
 /// Puts every archive environment `env`'s lock pins into `snapshot.archives`: from
 /// `vendor/charts/`, else the cache, else its repository, each checked against its digest.
-///
-/// # Errors
-/// An archive cannot be fetched, or what was found differs from its digest.
-pub fn provide(snapshot: &mut Snapshot, env: &str, fetcher: &Fetcher) -> Result<()> {
+/// What cannot be had is left out, and returned.
+pub fn provide(snapshot: &mut Snapshot, env: &str, fetcher: &Fetcher) -> Unavailable {
     let lock = committed_lock(snapshot, env);
+    let mut unavailable = Unavailable::default();
     if lock.is_empty() {
-        return Ok(());
+        return unavailable;
     }
     let vendored: BTreeMap<String, Vec<u8>> = vendored(snapshot)
         .into_iter()
@@ -122,11 +137,17 @@ pub fn provide(snapshot: &mut Snapshot, env: &str, fetcher: &Fetcher) -> Result<
         }
         let bytes = match vendored.get(&locked.digest) {
             Some(b) => b.clone(),
-            None => fetcher.locked(&locked)?,
+            None => match fetcher.locked(&locked) {
+                Ok(b) => b,
+                Err(e) => {
+                    unavailable.0.push((locked.digest.clone(), e));
+                    continue;
+                }
+            },
         };
         snapshot.archives.insert(locked.digest.clone(), bytes);
     }
-    Ok(())
+    unavailable
 }
 
 /// What `charts lock` did with one chart.
@@ -249,7 +270,8 @@ pub struct VendorReport {
 }
 
 /// Copies every archive environment `env`'s committed lock pins into `vendor/charts/` of the
-/// working tree, checked against its digest, and removes archives there no entry pins.
+/// working tree, checked against its digest, and removes archives there that no environment's
+/// committed lock pins.
 ///
 /// # Errors
 /// An archive cannot be fetched or differs from its digest, or a file cannot be written.
@@ -298,11 +320,25 @@ pub fn vendor(
         keep.push(name.clone());
         files.push((format!("{}/{name}", pins::VENDOR_DIR), locked));
     }
+    // what any environment pins stays (the folder is the repository's, not one environment's)
+    let pinned: std::collections::BTreeSet<String> = snapshot
+        .files
+        .keys()
+        .filter_map(|p| {
+            p.strip_prefix("environments/")
+                .and_then(|r| r.strip_suffix("/charts.lock"))
+                .filter(|e| !e.contains('/'))
+        })
+        .flat_map(|e| committed_lock(snapshot, e))
+        .map(|l| l.digest)
+        .collect();
     let mut removed = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".tgz") && !keep.contains(&name) {
+            let pinned_elsewhere =
+                || std::fs::read(e.path()).is_ok_and(|b| pinned.contains(&pins::digest_of(&b)));
+            if name.ends_with(".tgz") && !keep.contains(&name) && !pinned_elsewhere() {
                 std::fs::remove_file(e.path()).map_err(|err| io_error(&e.path(), &err))?;
                 removed.push(format!("{}/{name}", pins::VENDOR_DIR));
             }

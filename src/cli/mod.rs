@@ -50,9 +50,10 @@ Environment:
   ENVBOOT_OUTPUT=text|json                         output format (default: text on a terminal)
   ENVBOOT_CHART_CACHE                              where chart archives are cached by digest
                                                    (default: ~/.cache/envboot/charts)
-  ENVBOOT_CHART_USERNAME, ENVBOOT_CHART_PASSWORD   credentials for chart repositories and
-                                                   registries Helm's and Docker's configuration
-                                                   has none for
+  ENVBOOT_CHART_USERNAME, ENVBOOT_CHART_PASSWORD   credentials for the chart repositories and
+  ENVBOOT_CHART_HOSTS                              registries on these hosts (comma-separated)
+                                                   that Helm's and Docker's configuration has
+                                                   none for
   ENVBOOT_KUBE_QPS, ENVBOOT_KUBE_BURST             client-side rate limit on Kubernetes API
                                                    requests (default 300 a second, bursts of 1000)
 

@@ -231,8 +231,7 @@ pub fn load_for_cluster(options: &SourceOptions, name: &str) -> Result<Loaded> {
 /// The commit and the environment's model, checked; warnings are errors if asked.
 fn read_model(options: &SourceOptions, name: &str) -> Result<(Snapshot, Environment)> {
     let mut snapshot = source::read(&options.repo, &options.revision)?;
-    crate::charts::provide(&mut snapshot, name, &crate::charts::Fetcher::from_env())?;
-    let env = model::load(&snapshot, name)?;
+    let env = load_with_charts(&mut snapshot, name, &crate::charts::Fetcher::from_env())?;
     if options.deny_warnings && !env.warnings.is_empty() {
         return Err(Error::Warnings(env.warnings));
     }
@@ -312,10 +311,23 @@ pub fn vendor_charts(
     // the environment must read (its lock included) before anything is written
     let mut checked = snapshot.clone();
     let fetcher = crate::charts::Fetcher::from_env();
-    crate::charts::provide(&mut checked, name, &fetcher)?;
-    model::load(&checked, name)?;
+    load_with_charts(&mut checked, name, &fetcher)?;
     let report = crate::charts::vendor(&worktree, &checked, name, &fetcher)?;
     Ok((snapshot, report))
+}
+
+/// The model of environment `name`, with the chart archives its lock pins; an archive it
+/// needs that could not be had is reported by why (a fetch or digest error, exit 7).
+fn load_with_charts(
+    snapshot: &mut Snapshot,
+    name: &str,
+    fetcher: &crate::charts::Fetcher,
+) -> Result<Environment> {
+    let unavailable = crate::charts::provide(snapshot, name, fetcher);
+    model::load(snapshot, name).map_err(|e| match unavailable.cause_of(&e.to_string()) {
+        Some(cause) => cause.into(),
+        None => e.into(),
+    })
 }
 
 fn local_worktree(options: &SourceOptions, command: &'static str) -> Result<std::path::PathBuf> {

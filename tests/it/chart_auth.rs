@@ -1,8 +1,9 @@
 //! A chart from an OCI registry that asks for credentials: Debian's `docker-registry` with
 //! htpasswd (basic) authentication over plain HTTP on 127.0.0.1, the chart pushed by the real
 //! `helm push --username --password`. `envboot charts lock` without credentials is refused
-//! (exit 7, "not authorized"); with Docker's `config.json` or with `ENVBOOT_CHART_USERNAME`
-//! and `ENVBOOT_CHART_PASSWORD` it locks; the password is never printed.
+//! (exit 7, "not authorized"); with Docker's `config.json`, or `ENVBOOT_CHART_USERNAME` and
+//! `ENVBOOT_CHART_PASSWORD` for the hosts `ENVBOOT_CHART_HOSTS` names, it locks; the password
+//! is never printed, nor sent to a host it is not for.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -241,12 +242,23 @@ fn a_registry_asking_for_basic_credentials_is_answered_from_docker_config_or_the
         "{docker_lock}"
     );
 
-    // Only the variables, with an empty cache so that the chart is fetched again.
+    // The variables, for other hosts only: not sent here.
     let repo = Repo::new(&name, &chart_environment(&name, &chart));
     let cache = tempfile::tempdir().expect("tempdir");
     let mut settings = base(&repo, cache.path());
     settings.insert("ENVBOOT_CHART_USERNAME".into(), USER.into());
     settings.insert("ENVBOOT_CHART_PASSWORD".into(), PASSWORD.into());
+    settings.insert(
+        "ENVBOOT_CHART_HOSTS".into(),
+        "charts.example.com, 127.0.0.1:9".into(),
+    );
+    let run = envboot(&repo, &settings, &["charts", "lock", &name]);
+    never_printed(&run, "with the variables for other hosts");
+    assert_eq!(run.code, 7, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("not authorized"), "{}", run.stderr);
+
+    // The variables for this registry, with an empty cache so that the chart is fetched again.
+    settings.insert("ENVBOOT_CHART_HOSTS".into(), registry.host());
     let run = envboot(&repo, &settings, &["charts", "lock", &name]);
     never_printed(&run, "with the variables");
     run.assert_ok();
@@ -269,6 +281,7 @@ fn a_registry_asking_for_basic_credentials_is_answered_from_docker_config_or_the
     let mut settings = base(&repo, cache.path());
     settings.insert("ENVBOOT_CHART_USERNAME".into(), USER.into());
     settings.insert("ENVBOOT_CHART_PASSWORD".into(), "not-the-password".into());
+    settings.insert("ENVBOOT_CHART_HOSTS".into(), registry.host());
     let run = envboot(&repo, &settings, &["charts", "lock", &name]);
     never_printed(&run, "with a wrong password");
     assert!(!run.stderr.contains("not-the-password"), "{}", run.stderr);

@@ -83,6 +83,22 @@ pub fn parse_lock(path: &str, text: &str) -> Result<(LockFile, SourceFile), Vec<
         ));
     }
     for (i, c) in lock.charts.iter().enumerate() {
+        // they name files (vendor/charts/<name>-<version>.tgz): nothing but a chart's name
+        if !is_chart_name(&c.name) {
+            found.push(file.at(
+                &key(&idx("charts", i), "name"),
+                format!(
+                    "`{}` is not a chart name (letters, digits, `.`, `_`, `-`)",
+                    c.name
+                ),
+            ));
+        }
+        if !envboot_helm::versions::is_valid(&c.version) {
+            found.push(file.at(
+                &key(&idx("charts", i), "version"),
+                format!("`{}` is not a chart version", c.version),
+            ));
+        }
         if !is_digest(&c.digest) {
             found.push(file.at(
                 &key(&idx("charts", i), "digest"),
@@ -115,6 +131,13 @@ pub fn write_lock(charts: &[Locked]) -> String {
         "# Written by `envboot charts lock`: the exact charts this environment installs, by\n\
          # digest. Commit it; render, plan and apply use only what it pins.\n{body}"
     )
+}
+
+/// A chart's name as Helm allows it, and safe as part of a file name.
+pub fn is_chart_name(s: &str) -> bool {
+    s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// `sha256:` and the hex digest of `bytes`.

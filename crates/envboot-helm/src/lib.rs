@@ -279,6 +279,11 @@ pub use yaml::{load_values, tabs_after_colons, ValuesError};
 pub mod versions {
     pub use crate::semver::{compare as satisfies, is_valid};
 
+    /// `s` is a constraint Masterminds semver reads (`^1.2`, `>=1, <2`, `1.x`).
+    pub fn is_constraint(s: &str) -> bool {
+        crate::semver::Constraint::parse(s).is_ok()
+    }
+
     /// Orders two versions as semver does (a version that does not parse sorts first).
     pub fn cmp(a: &str, b: &str) -> std::cmp::Ordering {
         match (

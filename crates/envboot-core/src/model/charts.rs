@@ -177,55 +177,89 @@ impl Loader<'_> {
                 .and_then(|t| diag::parse_as_helm::<Dependencies>(&path, t).ok())
                 .map_or_else(Default::default, |(d, f)| (d, Some(f)))
         };
-        let (chart_lock, _) = read("Chart.lock");
-        let mut declared = Vec::new();
-        for name in ["Chart.yaml", "requirements.yaml"] {
-            let (deps, file) = read(name);
-            if let Some(file) = file {
-                for (i, d) in deps.dependencies.into_iter().enumerate() {
-                    declared.push((d, file.at(&idx("dependencies", i), "")));
-                }
-            }
-        }
+        // Chart.yaml with Chart.lock (apiVersion v2), requirements.yaml with requirements.lock (v1)
+        let declared: Vec<_> = [
+            ("Chart.yaml", "Chart.lock"),
+            ("requirements.yaml", "requirements.lock"),
+        ]
+        .into_iter()
+        .filter_map(|(declared_in, lock_name)| {
+            let (deps, file) = read(declared_in);
+            Some((declared_in, lock_name, deps, file?, read(lock_name).0))
+        })
+        .collect();
         let mut ok = true;
-        for (dep, at) in declared {
-            if !remote::is_remote_repository(&dep.repository) || vendored(files, &dep.name) {
-                continue;
+        let mut added = Vec::new();
+        for (declared_in, lock_name, deps, file, chart_lock) in declared {
+            for (i, dep) in deps.dependencies.iter().enumerate() {
+                let at = file.at(&idx("dependencies", i), "");
+                if !remote::is_remote_repository(&dep.repository) || vendored(files, &dep.name) {
+                    continue;
+                }
+                let report = |loader: &mut Self, message: String| {
+                    loader.report(Diagnostic {
+                        message,
+                        ..at.clone()
+                    });
+                };
+                if !envboot_helm::versions::is_constraint(&dep.version) {
+                    report(
+                        self,
+                        format!(
+                        "dependency {}: `{}` is not a version constraint (such as ^1.2.0 or 1.2.3)",
+                        dep.name, dep.version
+                    ),
+                    );
+                    ok = false;
+                    continue;
+                }
+                // Helm's Chart.lock lists the dependencies in Chart.yaml's order, the
+                // repository as its URL (an `@name` alias resolved)
+                let pinned = chart_lock
+                    .dependencies
+                    .get(i)
+                    .filter(|l| l.name == dep.name)
+                    .or_else(|| chart_lock.dependencies.iter().find(|l| l.name == dep.name));
+                if let Some(p) = pinned {
+                    if !remote::version_satisfies(&dep.version, &p.version) {
+                        report(self, format!(
+                            "dependency {}: {lock_name} pins {}, which `{}` does not allow: {lock_name} is out of sync with {declared_in} (run `helm dependency update`)",
+                            dep.name, p.version, dep.version
+                        ));
+                        ok = false;
+                        continue;
+                    }
+                }
+                let requirement = Requirement {
+                    repository: dep.repository.clone(),
+                    name: dep.name.clone(),
+                    version: pinned.map_or(dep.version.clone(), |p| p.version.clone()),
+                    exact: pinned.is_some(),
+                    dependency_of: Some(dir.to_string()),
+                    origin: origin(&at),
+                };
+                if let Some(found) = &mut self.requirements {
+                    found.push(requirement);
+                    continue;
+                }
+                let Some(locked) = self.locked(&requirement) else {
+                    let message = self.not_locked(&requirement);
+                    report(self, message);
+                    ok = false;
+                    continue;
+                };
+                let Some(archive) = self.snapshot.archives.get(&locked.digest) else {
+                    report(self, missing_archive(&locked));
+                    ok = false;
+                    continue;
+                };
+                added.push((
+                    format!("charts/{}-{}.tgz", locked.name, locked.version),
+                    archive.clone(),
+                ));
             }
-            let pinned = chart_lock.dependencies.iter().find(|l| {
-                l.name == dep.name && remote::same_repository(&l.repository, &dep.repository)
-            });
-            let requirement = Requirement {
-                repository: dep.repository.clone(),
-                name: dep.name.clone(),
-                version: pinned.map_or(dep.version.clone(), |p| p.version.clone()),
-                exact: pinned.is_some(),
-                dependency_of: Some(dir.to_string()),
-                origin: origin(&at),
-            };
-            if let Some(found) = &mut self.requirements {
-                found.push(requirement);
-                continue;
-            }
-            let Some(locked) = self.locked(&requirement) else {
-                let message = self.not_locked(&requirement);
-                self.report(Diagnostic { message, ..at });
-                ok = false;
-                continue;
-            };
-            let Some(archive) = self.snapshot.archives.get(&locked.digest) else {
-                self.report(Diagnostic {
-                    message: missing_archive(&locked),
-                    ..at
-                });
-                ok = false;
-                continue;
-            };
-            files.insert(
-                format!("charts/{}-{}.tgz", locked.name, locked.version),
-                archive.clone(),
-            );
         }
+        files.extend(added);
         ok.then_some(())
     }
 
@@ -330,14 +364,16 @@ impl Loader<'_> {
     }
 }
 
-/// `charts/` of a chart folder holds `name`, as a folder or an archive.
+/// `charts/` of a chart folder holds `name`, as a folder or an archive `<name>-<version>.tgz`
+/// (`redis-cluster-9.0.0.tgz` is not `redis`).
 fn vendored(files: &BTreeMap<String, Vec<u8>>, name: &str) -> bool {
     files.contains_key(&format!("charts/{name}/Chart.yaml"))
         || files.keys().any(|k| {
             k.strip_prefix("charts/")
                 .and_then(|r| r.strip_prefix(name))
                 .and_then(|r| r.strip_prefix('-'))
-                .is_some_and(|r| r.ends_with(".tgz") && !r.contains('/'))
+                .and_then(|r| r.strip_suffix(".tgz"))
+                .is_some_and(envboot_helm::versions::is_valid)
         })
 }
 

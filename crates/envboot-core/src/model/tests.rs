@@ -549,3 +549,80 @@ fn manifest_folders_read_as_kubectl_reads_them() {
     );
     assert!(!text.contains("hunter2"));
 }
+
+#[test]
+fn chart_folder_dependencies_from_repositories_are_what_the_lock_pins() {
+    let body =
+        "cluster: {type: existing}\nreleases:\n  - {name: app, chart: app, namespace: apps}\n";
+    let mut snap = snapshot(&env_with(body));
+    let chart =
+        |deps: &str| format!("apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n{deps}");
+    let put = |snap: &mut Snapshot, path: &str, text: &str| {
+        snap.files
+            .insert(path.to_string(), text.as_bytes().to_vec());
+    };
+    put(
+        &mut snap,
+        "modules/app/Chart.yaml",
+        &chart("  - {name: redis, version: ^17.1.0, repository: https://r.example.com}\n  - {name: local, version: 1.0.0, repository: file://../local}\n"),
+    );
+    // another chart whose name starts alike does not vendor `redis`
+    put(&mut snap, "modules/app/charts/redis-cluster-9.0.0.tgz", "x");
+    let found = chart_requirements(&snap, "t").unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (
+            found[0].name.as_str(),
+            found[0].version.as_str(),
+            found[0].exact
+        ),
+        ("redis", "^17.1.0", false)
+    );
+    assert_eq!(found[0].dependency_of.as_deref(), Some("modules/app"));
+    assert_eq!(found[0].origin, "modules/app/Chart.yaml:5:6");
+    let Err(Error::Invalid(d)) = load(&snap, "t") else {
+        panic!("a dependency the lock does not pin")
+    };
+    assert!(d.to_string().contains("modules/app/Chart.yaml:5:6: dependency redis ^17.1.0 from https://r.example.com is not vendored in modules/app/charts/ and not pinned in environments/t/charts.lock"), "{d}");
+
+    // Chart.lock's version is the one asked for, and must fit Chart.yaml's constraint
+    put(
+        &mut snap,
+        "modules/app/Chart.lock",
+        "dependencies:\n- {name: redis, repository: https://r.example.com, version: 17.3.1}\n",
+    );
+    let found = chart_requirements(&snap, "t").unwrap();
+    assert_eq!(
+        (found[0].version.as_str(), found[0].exact),
+        ("17.3.1", true)
+    );
+    put(
+        &mut snap,
+        "modules/app/Chart.lock",
+        "dependencies:\n- {name: redis, repository: https://r.example.com, version: 16.0.0}\n",
+    );
+    let Err(Error::Invalid(d)) = chart_requirements(&snap, "t") else {
+        panic!("a stale Chart.lock")
+    };
+    assert!(
+        d.to_string()
+            .contains("Chart.lock pins 16.0.0, which `^17.1.0` does not allow"),
+        "{d}"
+    );
+
+    // a constraint that does not read is refused where it is written
+    put(
+        &mut snap,
+        "modules/app/Chart.yaml",
+        &chart("  - {name: redis, version: latest, repository: https://r.example.com}\n"),
+    );
+    let Err(Error::Invalid(d)) = chart_requirements(&snap, "t") else {
+        panic!("an invalid constraint")
+    };
+    assert!(
+        d.to_string().contains(
+            "modules/app/Chart.yaml:5:6: dependency redis: `latest` is not a version constraint"
+        ),
+        "{d}"
+    );
+}
