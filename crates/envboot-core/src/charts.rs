@@ -66,22 +66,7 @@ pub struct LockFile {
 /// Every finding, at `file:line:column`.
 pub fn parse_lock(path: &str, text: &str) -> Result<(LockFile, SourceFile), Vec<Diagnostic>> {
     let (lock, file): (LockFile, SourceFile) = diag::parse(path, text).map_err(|d| vec![d])?;
-    let mut found = Vec::new();
-    if lock.api_version != API_VERSION {
-        found.push(file.at(
-            "apiVersion",
-            format!(
-                "unsupported apiVersion `{}`: expected `{API_VERSION}`",
-                lock.api_version
-            ),
-        ));
-    }
-    if lock.kind != LOCK_KIND {
-        found.push(file.at(
-            "kind",
-            format!("kind `{}`: expected `{LOCK_KIND}`", lock.kind),
-        ));
-    }
+    let mut found = crate::model::check_header(&file, &lock.api_version, &lock.kind, LOCK_KIND);
     for (i, c) in lock.charts.iter().enumerate() {
         // they name files (vendor/charts/<name>-<version>.tgz): nothing but a chart's name
         if !is_chart_name(&c.name) {

@@ -29,15 +29,7 @@ impl Loader<'_> {
                     format!("duplicate release name `{}`", spec.name),
                 ));
             }
-            if !is_dns_label(&spec.namespace) {
-                self.report(file.at(
-                    &key(&at, "namespace"),
-                    format!(
-                        "invalid namespace `{}`: expected a DNS label (a-z, 0-9, `-`)",
-                        spec.namespace
-                    ),
-                ));
-            }
+            self.check_namespace(file, &at, &spec.namespace);
             let Some(chart) = self.chart(&spec.chart, file, &key(&at, "chart")) else {
                 continue;
             };
@@ -325,16 +317,21 @@ impl Loader<'_> {
                 ),
             ));
         }
-        if !is_dns_label(namespace) {
-            self.report(file.at(
-                &key(at, "namespace"),
-                format!("invalid namespace `{namespace}`: expected a DNS label (a-z, 0-9, `-`)"),
-            ));
-        }
+        self.check_namespace(file, at, namespace);
         if !seen.insert((namespace.to_string(), name.to_string())) {
             self.report(file.at(
                 &key(at, "name"),
                 format!("duplicate {kind} `{namespace}/{name}`"),
+            ));
+        }
+    }
+
+    /// `namespace` (written at `at`.namespace) is a DNS label, as Kubernetes requires.
+    pub(super) fn check_namespace(&mut self, file: &SourceFile, at: &str, namespace: &str) {
+        if !is_dns_label(namespace) {
+            self.report(file.at(
+                &key(at, "namespace"),
+                format!("invalid namespace `{namespace}`: expected a DNS label (a-z, 0-9, `-`)"),
             ));
         }
     }

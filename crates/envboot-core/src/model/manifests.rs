@@ -15,15 +15,7 @@ impl Loader<'_> {
         let mut out = Vec::new();
         for (i, spec) in env.manifests.iter().enumerate() {
             let at = idx("manifests", i);
-            if !is_dns_label(&spec.namespace) {
-                self.report(file.at(
-                    &key(&at, "namespace"),
-                    format!(
-                        "invalid namespace `{}`: expected a DNS label (a-z, 0-9, `-`)",
-                        spec.namespace
-                    ),
-                ));
-            }
+            self.check_namespace(file, &at, &spec.namespace);
             let Some(dir) = join(env_dir, &spec.path) else {
                 self.report(file.at(
                     &key(&at, "path"),

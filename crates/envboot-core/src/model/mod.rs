@@ -367,7 +367,7 @@ fn utf8<'b>(path: &str, bytes: &'b [u8]) -> std::result::Result<&'b str, Diagnos
     })
 }
 
-fn check_header(
+pub(crate) fn check_header(
     file: &SourceFile,
     api_version: &str,
     kind: &str,
