@@ -1223,13 +1223,24 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         Goal::Apply => env.resources.as_slice(),
         Goal::Destroy => &[],
     };
-    // AWS first: Kubernetes values may refer to AWS attributes (`${module.network.vpc_id}`).
-    let aws_changes = plan_cloud(&aws_client, &env.name, desired_resources, options.adopt).await?;
+        // AWS first: Kubernetes values may refer to AWS attributes (`${module.network.vpc_id}`);
+    // an existing cluster is connected to meanwhile.
+    let existing = async {
+        match &env.cluster {
+            Some(c) if c.k3s.is_none() => Some(Kube::connect(c.context.as_deref()).await),
+            _ => None,
+        }
+    };
+    let (aws_changes, connected) = tokio::join!(
+        plan_cloud(&aws_client, &env.name, desired_resources, options.adopt),
+        existing
+    );
+    let aws_changes = aws_changes?;
     let known = known_attributes(&aws_changes);
-    let (kube_client, pending) = match &env.cluster {
-        None => (None, None),
-        Some(c) if c.k3s.is_none() => (Some(Kube::connect(c.context.as_deref()).await?), None),
-        Some(_) => k3s_access(loaded, goal, &aws_changes).await?,
+    let (kube_client, pending) = match (&env.cluster, connected) {
+        (None, _) => (None, None),
+        (Some(_), Some(connected)) => (Some(connected?), None),
+        (Some(_), None) => k3s_access(loaded, goal, &aws_changes).await?,
     };
     let (kube_changes, inventory, hooks) = match (&kube_client, &pending) {
         (Some(k), _) => plan_kube(loaded, goal, options, k, &known).await?,
