@@ -1223,7 +1223,7 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
         Goal::Apply => env.resources.as_slice(),
         Goal::Destroy => &[],
     };
-        // AWS first: Kubernetes values may refer to AWS attributes (`${module.network.vpc_id}`);
+    // AWS first: Kubernetes values may refer to AWS attributes (`${module.network.vpc_id}`);
     // an existing cluster is connected to meanwhile.
     let existing = async {
         match &env.cluster {
