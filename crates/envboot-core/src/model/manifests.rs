@@ -56,7 +56,7 @@ impl Loader<'_> {
                 let Ok(text) = utf8(&path, bytes).map_err(|d| self.report(d)) else {
                     continue;
                 };
-                for (line, doc) in documents(text) {
+                for (line, doc) in crate::render::split_documents(text) {
                     match self.manifest_object(&path, line, doc) {
                         Some(Value::Null) | None => {}
                         // a `List` (what `kubectl get -o yaml` writes) holds its objects
@@ -134,21 +134,4 @@ impl Loader<'_> {
         }
         Some(object)
     }
-}
-
-/// The documents of a YAML stream with the line each starts on, split at `---` lines.
-fn documents(text: &str) -> Vec<(usize, &str)> {
-    let mut out = Vec::new();
-    let (mut start, mut start_line, mut offset) = (0, 1, 0);
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        if line.trim_end() == "---" || line.starts_with("--- ") {
-            out.push((start_line, &text[start..offset]));
-            start = offset + line.len();
-            start_line = i + 2;
-        }
-        offset += line.len();
-    }
-    out.push((start_line, &text[start..]));
-    out.retain(|(_, d)| !d.trim().is_empty());
-    out
 }

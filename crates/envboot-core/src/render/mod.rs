@@ -832,7 +832,7 @@ fn render_with(
     let mut out = Vec::new();
     for r in &rendered {
         let file = located(r.source.clone());
-        for (index, doc) in split_documents(&r.content).into_iter().enumerate() {
+        for (index, (_, doc)) in split_documents(&r.content).into_iter().enumerate() {
             // read as `helm install` reads it (sigs.k8s.io/yaml: go-yaml v2, then JSON)
             let value: Value =
                 envboot_helm::manifest::to_json(doc).map_err(|message| Error::InvalidOutput {
@@ -935,20 +935,22 @@ fn secret_values(
     }
 }
 
-/// Splits a multi-document YAML stream at `---` lines.
-fn split_documents(text: &str) -> Vec<&str> {
-    let mut docs = Vec::new();
-    let mut start = 0;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
+/// Splits a multi-document YAML stream at `---` lines: the documents that are not blank, each
+/// with the line it starts on.
+pub(crate) fn split_documents(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let (mut start, mut start_line, mut offset) = (0, 1, 0);
+    for (i, line) in text.split_inclusive('\n').enumerate() {
         if line.trim_end() == "---" || line.starts_with("--- ") {
-            docs.push(&text[start..offset]);
+            out.push((start_line, &text[start..offset]));
             start = offset + line.len();
+            start_line = i + 2;
         }
         offset += line.len();
     }
-    docs.push(&text[start..]);
-    docs.into_iter().filter(|d| !d.trim().is_empty()).collect()
+    out.push((start_line, &text[start..]));
+    out.retain(|(_, d)| !d.trim().is_empty());
+    out
 }
 
 /// Prints manifests as one YAML stream with `# Source:` comments, like `helm template`.
@@ -1060,7 +1062,7 @@ mod tests {
     #[test]
     fn documents_are_split_at_separator_lines_only() {
         let docs = split_documents("a: 1\n---\nb: '---'\n---\n\n---\nc: 3\n");
-        assert_eq!(docs, vec!["a: 1\n", "b: '---'\n", "c: 3\n"]);
+        assert_eq!(docs, vec![(1, "a: 1\n"), (3, "b: '---'\n"), (7, "c: 3\n")]);
     }
 
     #[test]
