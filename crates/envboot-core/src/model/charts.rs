@@ -31,7 +31,7 @@ struct Dependency {
     repository: String,
 }
 
-impl Loader<'_> {
+impl<'a> Loader<'a> {
     pub(super) fn chart(&mut self, spec: &ChartSpec, file: &SourceFile, at: &str) -> Option<Chart> {
         match spec {
             ChartSpec::Folder(name) => self.folder_chart(name, file, at),
@@ -248,14 +248,13 @@ impl Loader<'_> {
                     ok = false;
                     continue;
                 };
-                let Some(archive) = self.snapshot.archives.get(&locked.digest) else {
-                    report(self, missing_archive(&locked));
+                let Some(archive) = self.archive_bytes(&locked, &at) else {
                     ok = false;
                     continue;
                 };
                 added.push((
                     format!("charts/{}-{}.tgz", locked.name, locked.version),
-                    archive.clone(),
+                    archive.to_vec(),
                 ));
             }
         }
@@ -318,15 +317,23 @@ impl Loader<'_> {
         )
     }
 
-    /// The files of a locked chart's archive, which the binary put in the snapshot.
-    fn archive(&mut self, locked: &Locked, at: &Diagnostic) -> Option<BTreeMap<String, Vec<u8>>> {
-        let Some(bytes) = self.snapshot.archives.get(&locked.digest) else {
+    /// A locked chart's archive, which the binary put in the snapshot (reported at `at` where
+    /// it did not).
+    fn archive_bytes(&mut self, locked: &Locked, at: &Diagnostic) -> Option<&'a [u8]> {
+        let snapshot = self.snapshot;
+        let found = snapshot.archives.get(&locked.digest).map(Vec::as_slice);
+        if found.is_none() {
             self.report(Diagnostic {
                 message: missing_archive(locked),
                 ..at.clone()
             });
-            return None;
-        };
+        }
+        found
+    }
+
+    /// The files of a locked chart's archive.
+    fn archive(&mut self, locked: &Locked, at: &Diagnostic) -> Option<BTreeMap<String, Vec<u8>>> {
+        let bytes = self.archive_bytes(locked, at)?;
         envboot_helm::unpack_archive(bytes)
             .map_err(|e| {
                 self.report(Diagnostic {
