@@ -47,24 +47,21 @@ fn run_command() -> ExitCode {
         }
     };
     // the commands that call no API run without the async runtime (its threads cost a
-    // process's start-up, which `template` pays once per chart)
-    let outcome = match cli.command {
-        Command::Validate(args) => cli::validate::run(args),
-        Command::Template(args) => cli::template::run(args),
-        Command::Secret(command) => cli::secret::run(command),
-        Command::Cluster(command) => cli::cluster::run(command),
-        Command::Charts(command) => cli::charts::run(command),
-        command => match tokio::runtime::Builder::new_multi_thread()
+    // process's start-up, which `template` pays once per chart): they await nothing
+    let outcome = if needs_runtime(&cli.command) {
+        match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_stack_size(WORKER_STACK_SIZE)
             .build()
         {
-            Ok(runtime) => runtime.block_on(run(command)),
+            Ok(runtime) => runtime.block_on(run(cli.command)),
             Err(e) => {
                 eprintln!("error: cannot start the async runtime: {e}");
                 return ExitCode::from(exit::FAILED);
             }
-        },
+        }
+    } else {
+        futures::executor::block_on(run(cli.command))
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -75,9 +72,22 @@ fn run_command() -> ExitCode {
     }
 }
 
-/// One function per command that calls an API (the others are run in `run_command`).
+/// Whether `command` calls an API (and so needs the async runtime).
+fn needs_runtime(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Validate(_)
+            | Command::Template(_)
+            | Command::Secret(_)
+            | Command::Cluster(_)
+            | Command::Charts(_)
+    )
+}
+
+/// One function per command.
 async fn run(command: Command) -> engine::Result<u8> {
     match command {
+        Command::Validate(args) => cli::validate::run(args),
         Command::Render(args) => cli::render::run(args).await,
         Command::Plan(args) => cli::plan::run(args).await,
         Command::Verify(args) => cli::verify::run(args).await,
@@ -86,13 +96,11 @@ async fn run(command: Command) -> engine::Result<u8> {
         Command::Status(args) => cli::status::run(args).await,
         Command::Drift(args) => cli::drift::run(args).await,
         Command::Apply(args) => cli::apply::run(args).await,
-                Command::Destroy(args) => cli::destroy::run(args).await,
+        Command::Destroy(args) => cli::destroy::run(args).await,
         Command::Kubeconfig(args) => cli::kubeconfig::run(args).await,
-        Command::Validate(_)
-        | Command::Template(_)
-        | Command::Secret(_)
-        | Command::Cluster(_)
-        // run by `run_command` without the runtime: never here
-        | Command::Charts(_) => Ok(exit::OK),
+        Command::Template(args) => cli::template::run(args),
+        Command::Secret(command) => cli::secret::run(command),
+        Command::Cluster(command) => cli::cluster::run(command),
+        Command::Charts(command) => cli::charts::run(command),
     }
 }
