@@ -96,26 +96,7 @@ impl AuthRegistry {
     /// configuration in this registry's folder, so nothing of the user's is read or written).
     fn push(&self, helm: &str, chart: &Path) {
         let staging = self.dir.path().join("package");
-        let run = |args: &[&str]| {
-            let out = Command::new(helm)
-                .args(args)
-                .env("HELM_CONFIG_HOME", self.dir.path().join("helm-config"))
-                .env("HELM_CACHE_HOME", self.dir.path().join("helm-cache"))
-                .env("HELM_DATA_HOME", self.dir.path().join("helm-data"))
-                .env(
-                    "HELM_REGISTRY_CONFIG",
-                    self.dir.path().join("helm-config/registry.json"),
-                )
-                .env("DOCKER_CONFIG", self.dir.path().join("docker"))
-                .output()
-                .expect("run helm");
-            assert!(
-                out.status.success(),
-                "helm {:?}: {}",
-                &args[..2],
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let run = |args: &[&str]| run_helm_in(helm, self.dir.path(), args);
         run(&[
             "package",
             chart.to_str().expect("utf-8"),

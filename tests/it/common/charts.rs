@@ -69,19 +69,7 @@ impl ChartServers {
     }
 
     pub fn run_helm(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.helm)
-            .args(args)
-            .env("HELM_CONFIG_HOME", self.dir.path().join("helm-config"))
-            .env("HELM_CACHE_HOME", self.dir.path().join("helm-cache"))
-            .env("HELM_DATA_HOME", self.dir.path().join("helm-data"))
-            .output()
-            .expect("run helm");
-        assert!(
-            out.status.success(),
-            "helm {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        run_helm_in(&self.helm, self.dir.path(), args)
     }
 
     /// `helm repo index` of the repository folder.
@@ -143,6 +131,32 @@ impl Drop for ChartServers {
 fn stop(mut child: Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Runs `helm` with `args`, its configuration, cache, data, registry logins and Docker
+/// configuration all under `home` (nothing of this machine's user is read or written); panics
+/// if it fails. Returns what it printed.
+pub fn run_helm_in(helm: &str, home: &Path, args: &[&str]) -> String {
+    let out = Command::new(helm)
+        .args(args)
+        .env("HELM_CONFIG_HOME", home.join("helm-config"))
+        .env("HELM_CACHE_HOME", home.join("helm-cache"))
+        .env("HELM_DATA_HOME", home.join("helm-data"))
+        .env(
+            "HELM_REGISTRY_CONFIG",
+            home.join("helm-config/registry.json"),
+        )
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .output()
+        .expect("run helm");
+    // (a password among the arguments is not printed)
+    let shown: Vec<&&str> = args.iter().take_while(|a| **a != "--password").collect();
+    assert!(
+        out.status.success(),
+        "helm {shown:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Starts Debian's docker-registry on 127.0.0.1:`port`, storing under `dir/registry`, with
