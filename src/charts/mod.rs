@@ -186,11 +186,12 @@ pub fn lock(
 ) -> Result<LockReport> {
     let rel = pins::lock_path(env);
     let path = worktree.join(&rel);
-    let previous: Vec<Locked> = match std::fs::read_to_string(&path) {
-        Ok(text) => pins::parse_lock(&rel, &text)
+    let current = std::fs::read_to_string(&path).ok();
+    let previous: Vec<Locked> = match &current {
+        Some(text) => pins::parse_lock(&rel, text)
             .map(|(l, _)| l.charts)
             .unwrap_or_default(),
-        Err(_) => committed_lock(snapshot, env),
+        None => committed_lock(snapshot, env),
     };
     let mut out: Vec<(Locked, LockChange)> = Vec::new();
     for r in requirements {
@@ -245,8 +246,8 @@ pub fn lock(
         .cloned()
         .collect();
     let text = pins::write_lock(&locked);
-    let unchanged = std::fs::read_to_string(&path).is_ok_and(|t| t == text);
-    let written = if locked.is_empty() && !path.exists() || unchanged {
+    let unchanged = current.as_deref() == Some(text.as_str());
+    let written = if locked.is_empty() && current.is_none() || unchanged {
         false
     } else {
         write_atomically(&path, text.as_bytes())?;
