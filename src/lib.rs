@@ -7,6 +7,7 @@
 //! holds the engine that drives them, the Git source, secrets and the CLI. See ARCHITECTURE.md.
 
 pub use envboot_aws as aws;
+pub use envboot_controller as controller;
 pub use envboot_core::{diag, k3s, model, plan, render};
 pub use envboot_helm as helm;
 pub use envboot_kube as kube;

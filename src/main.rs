@@ -102,5 +102,7 @@ async fn run(command: Command) -> engine::Result<u8> {
         Command::Secret(command) => cli::secret::run(command),
         Command::Cluster(command) => cli::cluster::run(command),
         Command::Charts(command) => cli::charts::run(command),
+        Command::Controller(command) => cli::controller::run(command).await,
+        Command::Sync(args) => cli::controller::sync(args).await,
     }
 }

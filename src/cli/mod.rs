@@ -7,6 +7,7 @@ mod redact;
 pub mod apply;
 pub mod charts;
 pub mod cluster;
+pub mod controller;
 pub mod destroy;
 pub mod drift;
 mod execute;
@@ -70,7 +71,9 @@ Examples:
   envboot cluster init edge                      # k3s credentials, then commit cluster.age
   envboot kubeconfig edge > ~/.kube/edge.yaml
   envboot render staging --repo https://example.com/infra.git
-  envboot charts lock local                      # pin remote charts, then commit the lock";
+  envboot charts lock local                      # pin remote charts, then commit the lock
+  envboot controller crd | kubectl apply -f -    # then run it: docs/controller.md
+  envboot sync local -n envboot-system           # reconcile an Environment resource now";
 
 /// Recreate a whole environment (AWS EC2, Kubernetes, charts, ConfigMaps) from one Git commit.
 ///
@@ -111,4 +114,9 @@ pub enum Command {
     /// environment's lock, and vendor them into the repository.
     #[command(subcommand)]
     Charts(charts::ChartsCommand),
+    /// envboot as a Kubernetes controller of Environment resources (envboot.dev/v1alpha1):
+    /// `run` it in the cluster, print its `crd`.
+    #[command(subcommand)]
+    Controller(controller::ControllerCommand),
+    Sync(controller::SyncArgs),
 }

@@ -44,6 +44,8 @@ pub enum Error {
     Aws(#[from] aws::Error),
     #[error(transparent)]
     Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Controller(#[from] crate::controller::Error),
     #[error("warnings are errors (--deny-warnings):\n{0}")]
     Warnings(crate::diag::Diagnostics),
     #[error("{origin}: {message}")]
@@ -156,6 +158,7 @@ impl Error {
             }
             Error::Aws(_)
             | Error::Kube(_)
+            | Error::Controller(_)
             | Error::Unresolved { .. }
             | Error::Output { .. }
             | Error::Leaked { .. }
