@@ -144,6 +144,8 @@ pub fn set_condition(
     generation: Option<i64>,
 ) {
     let status = if status { "True" } else { "False" }.to_string();
+    // an empty message is sent as null by some API servers (1.20), which the schema refuses
+    let message = if message.is_empty() { reason } else { message };
     let transition = conditions
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)
@@ -214,7 +216,7 @@ pub fn next_status(
                 "Stalled",
                 false,
                 "Succeeded",
-                "",
+                "the last reconcile succeeded",
                 now,
                 generation,
             );
@@ -257,7 +259,7 @@ pub fn next_status(
                 "Stalled",
                 false,
                 "Succeeded",
-                "",
+                "the last reconcile succeeded",
                 now,
                 generation,
             );
@@ -278,7 +280,11 @@ pub fn next_status(
                 "Stalled",
                 *stalled,
                 if *stalled { reason } else { "Retrying" },
-                if *stalled { message } else { "" },
+                if *stalled {
+                    message
+                } else {
+                    "retrying with backoff"
+                },
                 now,
                 generation,
             );
@@ -295,8 +301,8 @@ pub fn next_status(
         &mut status.conditions,
         "Reconciling",
         false,
-        "Succeeded",
-        "",
+        "Finished",
+        "no reconcile is running",
         now,
         generation,
     );
