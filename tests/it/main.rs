@@ -22,6 +22,9 @@ mod chart_auth;
 mod charts;
 /// ConfigMaps from folders, env files and binary files; hash suffixes; `render --output-dir`.
 mod configmaps;
+/// `envboot controller`: Environment resources reconciled from a Git daemon, drift healed and
+/// reported, sync, the push webhook, Events, metrics, notifications, leader election.
+mod controller;
 /// Crash recovery: envboot killed (SIGKILL) at many points of an apply and a destroy.
 mod crash;
 /// Faults between envboot and AWS (a proxy injecting 503s, throttling, dropped connections).

@@ -40,6 +40,8 @@ pub enum Error {
     },
     #[error("nothing was changed: {} object(s) that Git declares exist without the environment's label:\n{}\nrerun with --adopt to take them over (envboot labels them), or remove or rename them", .0.len(), .0.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"))]
     Unowned(Vec<String>),
+    #[error("no kubeconfig, and the pod's service account cannot be read: {0}")]
+    InCluster(#[source] kube::config::InClusterError),
     #[error("cannot build a Kubernetes client: {0}")]
     Client(#[source] kube::Error),
     #[error("the cluster has no resource for apiVersion `{api_version}` kind `{kind}`: {source}")]
@@ -238,18 +240,30 @@ impl Kube {
     }
 
     /// Connects through the kubeconfig (`KUBECONFIG` or `~/.kube/config`), with `context` or
-    /// the current context.
+    /// the current context. In a pod with no kubeconfig at all (envboot's controller), the
+    /// context is the pod's own cluster, through its service account.
     pub async fn connect(context: Option<&str>) -> Result<Kube> {
         let options = kube::config::KubeConfigOptions {
             context: context.map(str::to_string),
             ..Default::default()
         };
-        let config = kube::Config::from_kubeconfig(&options)
-            .await
-            .map_err(|source| Error::Config {
-                context: context.map(str::to_string),
-                source,
-            })?;
+        let config = match kube::Config::from_kubeconfig(&options).await {
+            Ok(config) => config,
+            Err(
+                kube::config::KubeconfigError::FindPath
+                | kube::config::KubeconfigError::ReadConfig(..),
+            ) if std::env::var_os("KUBECONFIG").is_none()
+                && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() =>
+            {
+                kube::Config::incluster().map_err(Error::InCluster)?
+            }
+            Err(source) => {
+                return Err(Error::Config {
+                    context: context.map(str::to_string),
+                    source,
+                })
+            }
+        };
         Self::with_config(config)
     }
 
