@@ -484,4 +484,295 @@ async fn the_controller_applies_heals_reports_drift_and_answers_a_push() {
         .await
         .expect("the leader Lease");
     assert_eq!(lease.spec.and_then(|s| s.holder_identity), None);
+
+    // clean up: the Environments (no controller would find their repository again), then
+    // what each environment made
+    kubectl(settings, &["delete", "namespace", &ns, "--wait=true"], None);
+    for name in [&heal, &report, &pushed] {
+        Envboot::new(settings)
+            .args(["destroy", name])
+            .repo(&repo)
+            .run()
+            .assert_ok();
+    }
+}
+
+/// A chart whose install takes a while: a pre-install hook Job sleeping, then a ConfigMap.
+const SLOW_HOOK: &str = r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+  annotations:
+    helm.sh/hook: pre-install,pre-upgrade
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: envboot.local/busybox:1.35
+          imagePullPolicy: Never
+          command: [sh, -c, 'sleep 15']
+"#;
+
+fn kubectl(settings: &HashMap<String, String>, args: &[&str], input: Option<&str>) -> String {
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", &settings["KUBECONFIG"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    if let Some(input) = input {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn leader(client: &kube::Client, namespace: &str) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    leases
+        .get_opt("envboot-controller")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_killed_leader_began() {
+    {
+        let alone = sandbox_alone();
+        install_definition(alone.settings());
+    }
+    let sandbox = sandbox();
+    let settings = sandbox.settings();
+    let client = kube_client(settings).await;
+
+    // the image, from the binary under test
+    let image = Command::new("bash")
+        .arg(project_root().join("scripts/controller-image"))
+        .arg(env!("CARGO_BIN_EXE_envboot"))
+        .envs(
+            settings
+                .iter()
+                .filter(|(k, _)| k.starts_with("ENVBOOT_SANDBOX")),
+        )
+        .output()
+        .expect("scripts/controller-image");
+    assert!(
+        image.status.success(),
+        "{}",
+        String::from_utf8_lossy(&image.stderr)
+    );
+
+    // two releases of the chart, one replica each (host network: one port each), one Lease
+    let ns = unique("ctlpods");
+    namespace(&client, &ns).await;
+    kubectl(
+        settings,
+        &[
+            "-n",
+            &ns,
+            "create",
+            "secret",
+            "generic",
+            "kubeconfig",
+            "--from-file",
+            &format!("kubeconfig={}", settings["KUBECONFIG"]),
+        ],
+        None,
+    );
+    let releases = [unique("ctla"), unique("ctlb")];
+    let mut ports = Vec::new();
+    for release in &releases {
+        let port = free_port();
+        ports.push(port);
+        let values = tempfile::NamedTempFile::new().expect("values");
+        let env: Vec<serde_json::Value> = [
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_EC2_METADATA_DISABLED",
+        ]
+        .iter()
+        .filter_map(|k| {
+            settings
+                .get(*k)
+                .map(|v| serde_json::json!({"name": k, "value": v}))
+        })
+        .collect();
+        let values_json = serde_json::json!({
+            "replicas": 1,
+            "image": {"pullPolicy": "Never"},
+            "hostNetwork": true,
+            "port": port,
+            "watchNamespace": ns,
+            "kubeconfigSecret": "kubeconfig",
+            "leaderElection": {"lease": "4s"},
+            "terminationGracePeriodSeconds": 5,
+            "env": env,
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+        });
+        std::fs::write(values.path(), values_json.to_string()).expect("values");
+        let rendered = Envboot::new(settings)
+            .args([
+                "template",
+                release,
+                &project_root()
+                    .join("deploy/envboot-controller")
+                    .display()
+                    .to_string(),
+            ])
+            .args([
+                "--namespace",
+                &ns,
+                "-f",
+                &values.path().display().to_string(),
+            ])
+            .run();
+        rendered.assert_ok();
+        kubectl(settings, &["apply", "-f", "-"], Some(&rendered.stdout));
+    }
+
+    // an environment with a slow install, followed from a git daemon
+    let name = unique("ctlslow");
+    let repo = Repo::new(
+        &name,
+        &format!(
+            "apiVersion: envboot.dev/v1alpha1\nkind: Environment\nname: {name}\n\
+             cloud: {{provider: aws, region: us-east-1}}\n\
+             cluster: {{type: existing, context: envboot-sandbox}}\n\
+             releases:\n  - name: app\n    chart: slow\n    namespace: {name}\n    timeout: 120s\n"
+        ),
+    );
+    repo.write(
+        "modules/slow/Chart.yaml",
+        "apiVersion: v2\nname: slow\nversion: 0.1.0\n",
+    );
+    repo.write("modules/slow/templates/migrate.yaml", SLOW_HOOK);
+    repo.write(
+        "modules/slow/templates/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  ready: \"yes\"\n",
+    );
+    let commit = repo.commit("slow app");
+    let git = GitDaemon::serve(&repo);
+    let api: Api<Environment> = Api::namespaced(client.clone(), &ns);
+    api.create(
+        &PostParams::default(),
+        &resource(&name, &git.url, &name, "5s", "Heal"),
+    )
+    .await
+    .expect("create the Environment");
+
+    // the leader starts the apply; it is killed in the middle of it
+    wait_for(&api, &name, "Reconciling (the apply running)", 180, |e| {
+        condition(e, "Reconciling").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    let first = leader(&client, &ns)
+        .await
+        .expect("a leader holds the Lease");
+    kubectl(
+        settings,
+        &[
+            "-n",
+            &ns,
+            "delete",
+            "pod",
+            &first,
+            "--grace-period=0",
+            "--force",
+        ],
+        None,
+    );
+
+    // the other replica takes over and finishes: Ready at the commit, applied by it
+    let done = wait_for(&api, &name, "Ready after the takeover", 300, |e| {
+        condition(e, "Ready").is_some_and(|c| c.0 == "True")
+            && e.status
+                .as_ref()
+                .and_then(|s| s.last_applied_commit.as_deref())
+                == Some(commit.as_str())
+    })
+    .await;
+    assert!(done.status.is_some());
+    let second = leader(&client, &ns)
+        .await
+        .expect("a leader holds the Lease");
+    assert_ne!(second, first, "the Lease moved to the standby");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let applied_by: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Applied"))
+        .filter_map(|e| e.reporting_instance)
+        .collect();
+    assert_eq!(applied_by, [second.clone()], "one apply, by the new leader");
+    // nothing twice: one ConfigMap, the hook Job deleted once it succeeded
+    let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    let ours = configs
+        .list(&labelled(&name))
+        .await
+        .expect("configmaps")
+        .items;
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), &name);
+    assert!(jobs
+        .list(&Default::default())
+        .await
+        .expect("jobs")
+        .items
+        .is_empty());
+
+    // the leader's metrics, on its pod's port
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = pods.get(&second).await.expect("the leader's pod");
+    let port = pod
+        .spec
+        .and_then(|s| s.containers.into_iter().next())
+        .and_then(|c| c.ports)
+        .and_then(|p| p.into_iter().next())
+        .map(|p| p.container_port)
+        .expect("port");
+    let metrics = scrape(&format!("127.0.0.1:{port}")).await;
+    assert!(metrics.contains("envboot_controller_leader 1"), "{metrics}");
+
+    // clean up: the controllers (cluster-scoped RBAC by label), then what the environment made
+    kubectl(settings, &["delete", "namespace", &ns, "--wait=true"], None);
+    for release in &releases {
+        let selector = format!("app.kubernetes.io/instance={release}");
+        let kinds = "clusterrole,clusterrolebinding";
+        kubectl(settings, &["delete", kinds, "-l", &selector], None);
+        let kinds = "role,rolebinding";
+        kubectl(
+            settings,
+            &["-n", "default", "delete", kinds, "-l", &selector],
+            None,
+        );
+    }
+    Envboot::new(settings)
+        .args(["destroy", &name])
+        .repo(&repo)
+        .run()
+        .assert_ok();
 }
