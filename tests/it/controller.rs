@@ -50,6 +50,9 @@ impl GitDaemon {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("git daemon did not listen on {port}");
     }
 }
@@ -727,7 +730,11 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
         .filter(|e| e.reason.as_deref() == Some("Applied"))
         .filter_map(|e| e.reporting_instance)
         .collect();
-    assert_eq!(applied_by, [second.clone()], "one apply, by the new leader");
+    assert_eq!(
+        applied_by,
+        std::slice::from_ref(&second),
+        "one apply, by the new leader"
+    );
     // nothing twice: one ConfigMap, the hook Job deleted once it succeeded
     let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
     let ours = configs
@@ -775,4 +782,20 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
         .repo(&repo)
         .run()
         .assert_ok();
+}
+
+#[test]
+fn the_chart_carries_the_definition_the_binary_prints() {
+    let printed = Envboot::new(&HashMap::new())
+        .args(["controller", "crd"])
+        .run();
+    printed.assert_ok();
+    let chart = std::fs::read_to_string(
+        project_root().join("deploy/envboot-controller/crds/environments.envboot.dev.yaml"),
+    )
+    .expect("the chart's CRD");
+    assert_eq!(
+        chart, printed.stdout,
+        "regenerate it: envboot controller crd > deploy/envboot-controller/crds/environments.envboot.dev.yaml"
+    );
 }
