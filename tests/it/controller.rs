@@ -13,8 +13,13 @@ use std::time::Duration;
 use envboot::controller::Environment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::wait::await_condition;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::Scope;
+use kube::runtime::wait::{await_condition, conditions};
+use kube::ResourceExt;
 
 use crate::common::*;
 
@@ -123,33 +128,72 @@ fn resource(name: &str, url: &str, environment: &str, interval: &str, drift: &st
 }
 
 /// Installs the CustomResourceDefinition (alone on the cluster: it changes what it serves).
-fn install_definition(settings: &HashMap<String, String>) {
+async fn install_definition(settings: &HashMap<String, String>) {
     let crd = Envboot::new(settings).args(["controller", "crd"]).run();
     crd.assert_ok();
-    let mut kubectl = Command::new("kubectl")
-        .args(["apply", "-f", "-"])
-        .env("KUBECONFIG", &settings["KUBECONFIG"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("kubectl");
-    kubectl
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(crd.stdout.as_bytes())
-        .expect("write");
-    assert!(
-        kubectl.wait().expect("kubectl").success(),
-        "kubectl apply of the CRD"
-    );
-    let established = Command::new("kubectl")
-        .args(["wait", "--for=condition=Established", "--timeout=60s"])
-        .args(["crd/environments.envboot.dev"])
-        .env("KUBECONFIG", &settings["KUBECONFIG"])
-        .output()
-        .expect("kubectl wait");
-    assert!(established.status.success(), "CRD established");
+    let client = kube_client(settings).await;
+    apply_all(&client, &crd.stdout).await;
+    let api: Api<CustomResourceDefinition> = Api::all(client);
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(
+            api,
+            "environments.envboot.dev",
+            conditions::is_crd_established(),
+        ),
+    )
+    .await
+    .expect("the CRD established")
+    .expect("watch");
+}
+
+/// Server-side applies every document of `yaml`, as `kubectl apply --server-side` does.
+async fn apply_all(client: &kube::Client, yaml: &str) {
+    use serde::Deserialize;
+    let discovery = kube::Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    for document in serde_yaml_ng::Deserializer::from_str(yaml) {
+        let value = serde_json::Value::deserialize(document).expect("a YAML document");
+        if value.is_null() {
+            continue;
+        }
+        let object: DynamicObject = serde_json::from_value(value).expect("an object");
+        let types = object.types.clone().expect("apiVersion and kind");
+        let gvk = GroupVersionKind::try_from(&types).expect("group, version, kind");
+        let (resource, capabilities) = discovery.resolve_gvk(&gvk).expect("a kind served");
+        let api: Api<DynamicObject> = match capabilities.scope {
+            Scope::Namespaced => Api::namespaced_with(
+                client.clone(),
+                object.metadata.namespace.as_deref().unwrap_or("default"),
+                &resource,
+            ),
+            Scope::Cluster => Api::all_with(client.clone(), &resource),
+        };
+        api.patch(
+            &object.name_any(),
+            &PatchParams::apply("envboot-tests").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .expect("server-side apply");
+    }
+}
+
+/// Deletes a namespace and waits until it is gone.
+async fn delete_namespace(client: &kube::Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.delete(name, &DeleteParams::default())
+        .await
+        .expect("delete the namespace");
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        await_condition(api, name, |n: Option<&Namespace>| n.is_none()),
+    )
+    .await
+    .expect("the namespace deleted")
+    .expect("watch");
 }
 
 /// Starts a controller process watching `namespace`, its Lease there; logs on a pipe.
@@ -280,7 +324,7 @@ async fn namespace(client: &kube::Client, name: &str) {
 async fn the_controller_applies_heals_reports_drift_and_answers_a_push() {
     {
         let alone = sandbox_alone();
-        install_definition(alone.settings());
+        install_definition(alone.settings()).await;
     }
     let sandbox = sandbox();
     let settings = sandbox.settings();
@@ -490,7 +534,7 @@ async fn the_controller_applies_heals_reports_drift_and_answers_a_push() {
 
     // clean up: the Environments (no controller would find their repository again), then
     // what each environment made
-    kubectl(settings, &["delete", "namespace", &ns, "--wait=true"], None);
+    delete_namespace(&client, &ns).await;
     for name in [&heal, &report, &pushed] {
         Envboot::new(settings)
             .args(["destroy", name])
@@ -520,32 +564,6 @@ spec:
           command: [sh, -c, 'sleep 15']
 "#;
 
-fn kubectl(settings: &HashMap<String, String>, args: &[&str], input: Option<&str>) -> String {
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", &settings["KUBECONFIG"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl");
-    if let Some(input) = input {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write");
-    }
-    let out = child.wait_with_output().expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 async fn leader(client: &kube::Client, namespace: &str) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     leases
@@ -561,7 +579,7 @@ async fn leader(client: &kube::Client, namespace: &str) -> Option<String> {
 async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_killed_leader_began() {
     {
         let alone = sandbox_alone();
-        install_definition(alone.settings());
+        install_definition(alone.settings()).await;
     }
     let sandbox = sandbox();
     let settings = sandbox.settings();
@@ -587,20 +605,17 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
     // two releases of the chart, one replica each (host network: one port each), one Lease
     let ns = unique("ctlpods");
     namespace(&client, &ns).await;
-    kubectl(
-        settings,
-        &[
-            "-n",
-            &ns,
-            "create",
-            "secret",
-            "generic",
-            "kubeconfig",
-            "--from-file",
-            &format!("kubeconfig={}", settings["KUBECONFIG"]),
-        ],
-        None,
-    );
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    let kubeconfig = std::fs::read_to_string(&settings["KUBECONFIG"]).expect("kubeconfig");
+    let secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kubeconfig"},
+        "stringData": {"kubeconfig": kubeconfig},
+    }))
+    .expect("Secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the kubeconfig Secret");
     let releases = [unique("ctla"), unique("ctlb")];
     let mut ports = Vec::new();
     for release in &releases {
@@ -651,7 +666,7 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
             ])
             .run();
         rendered.assert_ok();
-        kubectl(settings, &["apply", "-f", "-"], Some(&rendered.stdout));
+        apply_all(&client, &rendered.stdout).await;
     }
 
     // an environment with a slow install, followed from a git daemon
@@ -692,19 +707,14 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
     let first = leader(&client, &ns)
         .await
         .expect("a leader holds the Lease");
-    kubectl(
-        settings,
-        &[
-            "-n",
-            &ns,
-            "delete",
-            "pod",
-            &first,
-            "--grace-period=0",
-            "--force",
-        ],
-        None,
-    );
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    pods.delete(&first, &now)
+        .await
+        .expect("kill the leader's pod");
 
     // the other replica takes over and finishes: Ready at the commit, applied by it
     let done = wait_for(&api, &name, "Ready after the takeover", 300, |e| {
@@ -752,7 +762,6 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
         .is_empty());
 
     // the leader's metrics, on its pod's port
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
     let pod = pods.get(&second).await.expect("the leader's pod");
     let port = pod
         .spec
@@ -765,17 +774,31 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
     assert!(metrics.contains("envboot_controller_leader 1"), "{metrics}");
 
     // clean up: the controllers (cluster-scoped RBAC by label), then what the environment made
-    kubectl(settings, &["delete", "namespace", &ns, "--wait=true"], None);
+    delete_namespace(&client, &ns).await;
     for release in &releases {
-        let selector = format!("app.kubernetes.io/instance={release}");
-        let kinds = "clusterrole,clusterrolebinding";
-        kubectl(settings, &["delete", kinds, "-l", &selector], None);
-        let kinds = "role,rolebinding";
-        kubectl(
-            settings,
-            &["-n", "default", "delete", kinds, "-l", &selector],
-            None,
-        );
+        let selector =
+            ListParams::default().labels(&format!("app.kubernetes.io/instance={release}"));
+        let all = DeleteParams::default();
+        let roles: Api<ClusterRole> = Api::all(client.clone());
+        roles
+            .delete_collection(&all, &selector)
+            .await
+            .expect("delete ClusterRoles");
+        let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+        bindings
+            .delete_collection(&all, &selector)
+            .await
+            .expect("delete ClusterRoleBindings");
+        let roles: Api<Role> = Api::namespaced(client.clone(), "default");
+        roles
+            .delete_collection(&all, &selector)
+            .await
+            .expect("delete Roles");
+        let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), "default");
+        bindings
+            .delete_collection(&all, &selector)
+            .await
+            .expect("delete RoleBindings");
     }
     Envboot::new(settings)
         .args(["destroy", &name])
