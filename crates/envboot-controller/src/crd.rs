@@ -188,6 +188,69 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
+impl EnvironmentStatus {
+    /// The JSON merge patch that makes the live status this one: a field this status lacks is
+    /// sent as null, which removes it (omitting it would keep the old value, a stale
+    /// `lastError` say).
+    pub fn merge_patch(&self) -> serde_json::Value {
+        let mut status = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = status.as_object_mut() {
+            for key in [
+                "observedGeneration",
+                "lastAppliedCommit",
+                "lastAppliedAt",
+                "lastAttemptedCommit",
+                "lastReconciledAt",
+                "lastPlan",
+                "lastError",
+                "lastHandledRequestedAt",
+                "lastHandledPushedAt",
+            ] {
+                fields.entry(key).or_insert(serde_json::Value::Null);
+            }
+        }
+        serde_json::json!({ "status": status })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_patch_removes_what_the_status_no_longer_has() {
+        let status = EnvironmentStatus {
+            last_applied_commit: Some("c1".into()),
+            ..EnvironmentStatus::default()
+        };
+        let patch = status.merge_patch();
+        assert_eq!(patch["status"]["lastAppliedCommit"], "c1");
+        assert!(patch["status"]["lastError"].is_null());
+        assert!(patch["status"]
+            .as_object()
+            .is_some_and(|s| s.contains_key("lastError")));
+        // every optional field of the type is listed
+        let full = EnvironmentStatus {
+            observed_generation: Some(1),
+            conditions: Vec::new(),
+            last_applied_commit: Some(String::new()),
+            last_applied_at: Some(String::new()),
+            last_attempted_commit: Some(String::new()),
+            last_reconciled_at: Some(String::new()),
+            last_plan: Some(PlanSummary::default()),
+            last_error: Some(String::new()),
+            last_handled_requested_at: Some(String::new()),
+            last_handled_pushed_at: Some(String::new()),
+        };
+        let keys =
+            |v: &serde_json::Value| v["status"].as_object().map(|o| o.len()).unwrap_or_default();
+        assert_eq!(
+            keys(&full.merge_patch()),
+            keys(&EnvironmentStatus::default().merge_patch())
+        );
+    }
+}
+
 /// The CustomResourceDefinition as YAML (for `kubectl apply -f -` and the chart's `crds/`).
 ///
 /// # Errors

@@ -10,7 +10,6 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 
 use crate::crd::{Environment, EnvironmentStatus, PlanSummary, PUSHED_AT, REQUESTED_AT};
 use crate::decide::{self, Decision, Observed, Outcome, Why};
@@ -170,7 +169,7 @@ async fn patch_status(
     api.patch_status(
         &env.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
+        &Patch::Merge(status.merge_patch()),
     )
     .await
     .map(|_| ())
