@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Where Git mirrors are kept (default: ~/.cache/envboot/controller).
     #[arg(long, value_name = "DIR", env = "ENVBOOT_CONTROLLER_CACHE")]
     cache_dir: Option<PathBuf>,
+    /// Accept file:// repository URLs in Environments (single-tenant clusters only: one
+    /// Environment could read another's Git mirror).
+    #[arg(long)]
+    allow_local_repositories: bool,
     /// This replica's name in the Lease, Events and notifications (default: $POD_NAME, else
     /// host and process id).
     #[arg(long, value_name = "NAME")]
@@ -147,6 +151,7 @@ async fn run_controller(args: RunArgs) -> engine::Result<u8> {
         webhook_secret,
         notify: args.notify,
         cache_dir: args.cache_dir.unwrap_or_else(home_cache),
+        allow_local_repositories: args.allow_local_repositories,
         program,
         identity,
     };

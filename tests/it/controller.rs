@@ -330,6 +330,7 @@ async fn the_controller_applies_heals_reports_drift_and_answers_a_push() {
     let settings = sandbox.settings();
     let client = kube_client(settings).await;
     let (heal, report, pushed) = (unique("ctlh"), unique("ctlr"), unique("ctlp"));
+    let sharded = unique("ctls");
     let repo = Repo::new(&heal, &environment(&heal, "one"));
     repo.write(
         &format!("environments/{report}/environment.yaml"),
@@ -339,7 +340,11 @@ async fn the_controller_applies_heals_reports_drift_and_answers_a_push() {
         &format!("environments/{pushed}/environment.yaml"),
         &environment(&pushed, "one"),
     );
-    repo.commit("three environments");
+    repo.write(
+        &format!("environments/{sharded}/environment.yaml"),
+        &environment(&sharded, "one"),
+    );
+    repo.commit("four environments");
     let git = GitDaemon::serve(&repo);
     let ns = unique("ctl");
     namespace(&client, &ns).await;
@@ -356,6 +361,16 @@ async fn the_controller_applies_heals_reports_drift_and_answers_a_push() {
         .await
         .expect("create the Environment");
     }
+    // one in another shard: only a controller of that shard takes it
+    let mut in_shard = resource(&sharded, &git.url, &sharded, "1h", "Heal");
+    in_shard
+        .metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("envboot.dev/shard".into(), "other".into());
+    api.create(&PostParams::default(), &in_shard)
+        .await
+        .expect("create the sharded Environment");
     let (notify_url, notifications) = notification_receiver();
     let secret_file = tempfile::NamedTempFile::new().expect("secret file");
     std::fs::write(secret_file.path(), "push-s3cret\n").expect("write secret");
@@ -466,6 +481,21 @@ async fn the_controller_applies_heals_reports_drift_and_answers_a_push() {
     .await;
     assert_eq!(mode(&client, &pushed).await, "two");
 
+    // the other shard's Environment was left alone, until its shard's controller runs
+    let untouched = api.get(&sharded).await.expect("the sharded Environment");
+    assert_eq!(
+        untouched.status, None,
+        "the unsharded controller reconciled it"
+    );
+    let shard_listen = format!("127.0.0.1:{}", free_port());
+    let shard = start_controller(settings, &ns, &shard_listen, &["--shard", "other"]);
+    wait_for(&api, &sharded, "Ready, reconciled by its shard", 60, |e| {
+        condition(e, "Ready").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(mode(&client, &sharded).await, "one");
+    stop(shard);
+
     // Events on the Environment: each apply with its commit, author and what ran it
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
     let events = events
@@ -535,7 +565,7 @@ async fn the_controller_applies_heals_reports_drift_and_answers_a_push() {
     // clean up: the Environments (no controller would find their repository again), then
     // what each environment made
     delete_namespace(&client, &ns).await;
-    for name in [&heal, &report, &pushed] {
+    for name in [&heal, &report, &pushed, &sharded] {
         Envboot::new(settings)
             .args(["destroy", name])
             .repo(&repo)

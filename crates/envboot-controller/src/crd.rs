@@ -119,6 +119,9 @@ pub struct EnvironmentStatus {
     pub observed_generation: Option<i64>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// The generation of the spec last applied (or found in sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_generation: Option<i64>,
     /// The commit whose environment is applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_commit: Option<String>,
@@ -197,6 +200,7 @@ impl EnvironmentStatus {
         if let Some(fields) = status.as_object_mut() {
             for key in [
                 "observedGeneration",
+                "lastAppliedGeneration",
                 "lastAppliedCommit",
                 "lastAppliedAt",
                 "lastAttemptedCommit",
@@ -211,6 +215,15 @@ impl EnvironmentStatus {
         }
         serde_json::json!({ "status": status })
     }
+}
+
+/// The CustomResourceDefinition as YAML (for `kubectl apply -f -` and the chart's `crds/`).
+///
+/// # Errors
+/// Never in practice: the definition is built from types.
+pub fn definition_yaml() -> Result<String, serde_yaml_ng::Error> {
+    use kube::CustomResourceExt;
+    serde_yaml_ng::to_string(&Environment::crd())
 }
 
 #[cfg(test)]
@@ -232,6 +245,7 @@ mod tests {
         // every optional field of the type is listed
         let full = EnvironmentStatus {
             observed_generation: Some(1),
+            last_applied_generation: Some(1),
             conditions: Vec::new(),
             last_applied_commit: Some(String::new()),
             last_applied_at: Some(String::new()),
@@ -249,13 +263,4 @@ mod tests {
             keys(&EnvironmentStatus::default().merge_patch())
         );
     }
-}
-
-/// The CustomResourceDefinition as YAML (for `kubectl apply -f -` and the chart's `crds/`).
-///
-/// # Errors
-/// Never in practice: the definition is built from types.
-pub fn definition_yaml() -> Result<String, serde_yaml_ng::Error> {
-    use kube::CustomResourceExt;
-    serde_yaml_ng::to_string(&Environment::crd())
 }

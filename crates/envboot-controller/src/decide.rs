@@ -71,7 +71,7 @@ pub fn decide(observed: &Observed<'_>, commit: &str, plan: &PlanSummary) -> Deci
         Decision::InSync
     } else if observed.status.last_applied_commit.as_deref() != Some(commit) {
         Decision::Apply(Why::NewCommit)
-    } else if observed.generation != observed.status.observed_generation {
+    } else if observed.generation != observed.status.last_applied_generation {
         Decision::Apply(Why::SpecChanged)
     } else if observed.sync_requested() {
         Decision::Apply(Why::SyncRequested)
@@ -191,6 +191,8 @@ pub fn next_status(
                 generation,
             );
             status.observed_generation = generation;
+            status.last_handled_requested_at = observed.requested_at.map(str::to_string);
+            status.last_handled_pushed_at = observed.pushed_at.map(str::to_string);
             return status;
         }
         Outcome::InSync { commit, plan } | Outcome::Applied { commit, plan, .. } => {
@@ -226,6 +228,7 @@ pub fn next_status(
                 status.last_applied_at = Some(now.to_string());
             }
             status.last_applied_commit = Some(commit.clone());
+            status.last_applied_generation = generation;
             status.last_attempted_commit = Some(commit.clone());
             status.last_plan = Some(*plan);
             status.last_error = None;
@@ -360,6 +363,9 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     if !total.is_finite() || total > 366.0 * 86400.0 {
         return Err(format!("`{text}` is longer than a year"));
     }
+    if total < 1.0 {
+        return Err(format!("`{text}` is shorter than a second"));
+    }
     Ok(std::time::Duration::from_secs_f64(total))
 }
 
@@ -388,6 +394,7 @@ mod tests {
     fn applied(commit: &str) -> EnvironmentStatus {
         EnvironmentStatus {
             observed_generation: Some(1),
+            last_applied_generation: Some(1),
             last_applied_commit: Some(commit.into()),
             ..EnvironmentStatus::default()
         }
@@ -540,8 +547,18 @@ mod tests {
         assert_eq!(s("5m"), Ok(300_000));
         assert_eq!(s("1h30m"), Ok(5_400_000));
         assert_eq!(s("1.5h"), Ok(5_400_000));
-        assert_eq!(s("250ms"), Ok(250));
-        for bad in ["", "5", "m", "5 minutes", "1d", "-1s", "99999999h"] {
+        assert_eq!(s("1500ms"), Ok(1500));
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5 minutes",
+            "1d",
+            "-1s",
+            "99999999h",
+            "0s",
+            "1ns",
+        ] {
             assert!(s(bad).is_err(), "{bad}");
         }
     }

@@ -49,6 +49,22 @@ pub enum Error {
     },
 }
 
+/// `url` without its user and password (a token in the URL is a credential): for messages.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if path.is_empty() && !rest.contains('/') {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
 /// What `reference` names, for messages: `branch main`, `tag v1`, `commit 1a2b`.
 pub fn describe(reference: &GitReference) -> String {
     match (&reference.branch, &reference.tag, &reference.commit) {
@@ -91,7 +107,7 @@ pub fn check_reference(reference: &GitReference) -> Result<(), String> {
 /// Why not.
 pub fn check_url(url: &str) -> Result<(), Error> {
     let unsupported = |message: &str| Error::Unsupported {
-        url: url.to_string(),
+        url: redact_url(url),
         message: message.to_string(),
     };
     match url.split_once("://") {
@@ -180,12 +196,12 @@ pub fn fetch(
     remote
         .fetch(&refspecs, Some(&mut options), None)
         .map_err(|source| Error::Fetch {
-            url: url.to_string(),
+            url: redact_url(url),
             what: what.clone(),
             source,
         })?;
     let not_found = || Error::NotFound {
-        url: url.to_string(),
+        url: redact_url(url),
         what: what.clone(),
     };
     let commit = match (&local, &reference.commit) {
@@ -300,6 +316,14 @@ mod tests {
         assert!(check_url("ssh://git@example.com/a.git").is_err());
         assert!(check_url("git@example.com:a.git").is_err());
         assert!(check_url("/local/path").is_err());
+        assert_eq!(
+            redact_url("https://x-access-token:ghp_secret@github.com/a/b.git"),
+            "https://github.com/a/b.git"
+        );
+        assert_eq!(
+            redact_url("git://127.0.0.1:9418/r"),
+            "git://127.0.0.1:9418/r"
+        );
         assert!(check_reference(&GitReference {
             branch: Some("a".into()),
             tag: Some("b".into()),

@@ -18,8 +18,9 @@ const MAX_BODY: usize = 5 * 1024 * 1024;
 
 /// Queues reconciles of the Environments following any of these repository URLs; returns how
 /// many were queued.
+/// `None`: the Environments could not be listed (the sender should retry).
 pub type Trigger =
-    Arc<dyn Fn(Vec<String>) -> futures::future::BoxFuture<'static, usize> + Send + Sync>;
+    Arc<dyn Fn(Vec<String>) -> futures::future::BoxFuture<'static, Option<usize>> + Send + Sync>;
 
 pub struct State {
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -117,7 +118,11 @@ pub fn normalize(url: &str) -> String {
     .to_ascii_lowercase();
     let path = path.trim_end_matches('/');
     let path = path.strip_suffix(".git").unwrap_or(path);
-    format!("{host}/{}", path.trim_start_matches('/'))
+    // hosting services match paths case-insensitively (GitHub, GitLab, Gitea)
+    format!(
+        "{host}/{}",
+        path.trim_start_matches('/').to_ascii_lowercase()
+    )
 }
 
 async fn handle(
@@ -181,7 +186,12 @@ async fn hook(state: &State, request: Request<hyper::body::Incoming>) -> Respons
     if urls.is_empty() {
         return text(StatusCode::BAD_REQUEST, "the payload names no repository\n");
     }
-    let queued = (state.trigger)(urls).await;
+    let Some(queued) = (state.trigger)(urls).await else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot list the Environments now: retry\n",
+        );
+    };
     text(
         StatusCode::ACCEPTED,
         format!("queued a reconcile of {queued} Environment(s)\n"),
@@ -239,6 +249,10 @@ mod tests {
             "ssh_url": "git@github.com:acme/infra.git",
             "html_url": "https://github.com/acme/infra"}});
         assert_eq!(pushed_repositories(&push), ["github.com/acme/infra"]);
+        assert_eq!(
+            normalize("https://github.com/Acme/Infra"),
+            "github.com/acme/infra"
+        );
         assert_eq!(
             normalize("git://127.0.0.1:9418/infra.git/"),
             "127.0.0.1/infra"

@@ -129,7 +129,8 @@ impl Elector {
     pub async fn acquire(&mut self, log: &dyn Fn(&str)) {
         let mut said = false;
         loop {
-            match self.try_acquire_or_renew().await {
+            let attempt = tokio::time::timeout(self.timing.lease, self.try_acquire_or_renew());
+            match attempt.await.unwrap_or(Ok(false)) {
                 Ok(true) => return,
                 Ok(false) if !said => {
                     log("another replica leads: standing by");
@@ -148,7 +149,21 @@ impl Elector {
         let mut last_renewed = Instant::now();
         loop {
             tokio::time::sleep(self.timing.retry).await;
-            match self.try_acquire_or_renew().await {
+            // a renewal that hangs must not outlive the deadline: client-go bounds it too
+            let left = self
+                .timing
+                .renew_deadline
+                .saturating_sub(last_renewed.elapsed());
+            let renewed = match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return format!(
+                        "the leader Lease could not be renewed within {}s",
+                        self.timing.renew_deadline.as_secs()
+                    )
+                }
+            };
+            match renewed {
                 Ok(true) => last_renewed = Instant::now(),
                 Ok(false) => return "another replica took the leader Lease".to_string(),
                 Err(e) if last_renewed.elapsed() >= self.timing.renew_deadline => {

@@ -54,6 +54,9 @@ pub struct Options {
     pub notify: Vec<notify::Target>,
     /// Where the Git mirrors are kept.
     pub cache_dir: PathBuf,
+    /// Accept `file://` repositories in specs (one Environment could read another's mirror:
+    /// for a single tenant only).
+    pub allow_local_repositories: bool,
     /// The envboot binary each run executes.
     pub program: PathBuf,
     /// This replica's name (its pod's name), in the Lease, Events and notifications.
@@ -181,9 +184,17 @@ pub fn timestamp() -> String {
 
 /// Annotates every Environment (of this shard) following one of `urls` with
 /// `envboot.dev/pushed-at`; returns how many.
-async fn annotate_pushed(api: &Api<Environment>, selector: &str, urls: &[String]) -> usize {
-    let Ok(list) = api.list(&ListParams::default().labels(selector)).await else {
-        return 0;
+async fn annotate_pushed(api: &Api<Environment>, selector: &str, urls: &[String]) -> Option<usize> {
+    let list = match api.list(&ListParams::default().labels(selector)).await {
+        Ok(list) => list,
+        Err(e) => {
+            log(
+                "warn",
+                "cannot list Environments for a push",
+                &[("error", &e.to_string())],
+            );
+            return None;
+        }
     };
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let mut queued = 0;
@@ -218,7 +229,7 @@ async fn annotate_pushed(api: &Api<Environment>, selector: &str, urls: &[String]
             ),
         }
     }
-    queued
+    Some(queued)
 }
 
 /// Runs the controller until `shutdown` resolves (then lets the runs in flight finish).

@@ -19,6 +19,17 @@ use crate::{git, log, notify, Options};
 
 /// The default `spec.timeout`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// The longest a Git fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
+/// The keys of `spec.aws`'s Secret given to a run.
+const AWS_KEYS: [&str; 6] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+];
 /// An Event's note is at most 1 kB.
 const NOTE_LIMIT: usize = 1000;
 
@@ -99,6 +110,12 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     let resource = resource_name(&env);
     let namespace = env.namespace().unwrap_or_default();
     let api: Api<Environment> = Api::namespaced(ctx.client.clone(), &namespace);
+    // the cache may not hold this controller's last status update yet: read it fresh
+    let env = match api.get_status(&env.name_any()).await {
+        Ok(fresh) => Arc::new(fresh),
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Action::await_change()),
+        Err(source) => return Err(Error { resource, source }),
+    };
     let status = env.status.clone().unwrap_or_default();
     let observed = Observed {
         generation: env.metadata.generation,
@@ -121,10 +138,14 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
         Ok(_) => run_once(&env, &ctx, &api, &observed, &mut found).await,
     };
     let next = decide::next_status(&status, &outcome, &observed, &crate::timestamp());
-    if next != status {
-        patch_status(&api, &env, &next).await?;
-    }
+    let patched = if next == status {
+        Ok(())
+    } else {
+        patch_status(&api, &env, &next).await
+    };
+    // what happened is recorded (Event, notification) even if the status could not be
     record(&env, &ctx, &outcome, &status, &found, started.elapsed()).await;
+    patched?;
     let interval = interval.unwrap_or(Duration::from_secs(300));
     let failures = {
         let mut all = lock(&ctx.failures);
@@ -234,21 +255,20 @@ async fn run_spec(
         let values = secret(ctx, &namespace, &reference.secret_ref.name)
             .await
             .map_err(missing)?;
-        // the Environment's credentials replace the controller's, never mix with them
+        // the Environment's credentials replace the controller's, never mix with them: every
+        // AWS variable the controller has (a role, a profile, a web identity) is removed, and
+        // so is the instance's own role
         removed.extend(
-            [
-                "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN",
-                "AWS_PROFILE",
-            ]
-            .map(String::from),
+            std::env::vars_os()
+                .filter_map(|(k, _)| k.into_string().ok())
+                .filter(|k| k.starts_with("AWS_")),
         );
-        vars.extend(values.into_iter().filter(|(k, _)| {
-            k.starts_with("AWS_")
-                && k.chars()
-                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
-        }));
+        vars.push(("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()));
+        vars.extend(
+            values
+                .into_iter()
+                .filter(|(k, _)| AWS_KEYS.contains(&k.as_str())),
+        );
     }
     if let Some(reference) = &env.spec.kube_config {
         let name = &reference.secret_ref.name;
@@ -256,6 +276,21 @@ async fn run_spec(
         let config = values
             .get("kubeconfig")
             .ok_or_else(|| missing(format!("Secret {namespace}/{name} has no key `kubeconfig`")))?;
+        // a kubeconfig that runs a program (an exec credential plugin) would run it in the
+        // controller's pod, with its rights
+        let runs_a_program = serde_yaml_ng::from_str::<serde_json::Value>(config)
+            .ok()
+            .and_then(|c| c["users"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .any(|u| !u["user"]["exec"].is_null() || !u["user"]["auth-provider"].is_null());
+        if runs_a_program {
+            return Err(failed(
+                "InvalidSpec",
+                format!("the kubeconfig in Secret {namespace}/{name} runs a program (exec or auth-provider): give a token or a client certificate"),
+                true,
+            ));
+        }
         let path = dir.join("kubeconfig");
         std::fs::write(&path, config).map_err(|e| {
             failed(
@@ -310,20 +345,42 @@ async fn run_once(
         .join(&namespace)
         .join(format!("{}.git", env.name_any()));
     let url = spec.source.url.clone();
+    if url.starts_with("file://") && !ctx.options.allow_local_repositories {
+        return failed(
+            "InvalidSpec",
+            "spec.source.url: file:// repositories are refused (another Environment's mirror \
+             would be readable); start the controller with --allow-local-repositories to allow them"
+                .into(),
+            true,
+        );
+    }
     let fetched = {
         let (mirror, reference) = (mirror.clone(), reference.clone());
-        tokio::task::spawn_blocking(move || {
+        let fetch = tokio::task::spawn_blocking(move || {
             if let Some(parent) = mirror.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
             git::fetch(&mirror, &url, &reference, &credentials)
-        })
-        .await
+        });
+        // libgit2 has no timeout of its own: a server that stops answering must not hold
+        // this Environment (and a concurrency slot) forever
+        tokio::time::timeout(FETCH_TIMEOUT, fetch).await
     };
     let fetched = match fetched {
-        Ok(Ok(f)) => f,
+        Ok(Ok(Ok(f))) => f,
+        Ok(Ok(Err(e))) => return failed("GitFetchFailed", e.to_string(), false),
         Ok(Err(e)) => return failed("GitFetchFailed", e.to_string(), false),
-        Err(e) => return failed("GitFetchFailed", e.to_string(), false),
+        Err(_) => {
+            return failed(
+                "GitFetchFailed",
+                format!(
+                    "fetching {} took longer than {}s",
+                    git::redact_url(&spec.source.url),
+                    FETCH_TIMEOUT.as_secs()
+                ),
+                false,
+            )
+        }
     };
     found.fetched = Some(fetched.clone());
     let commit = fetched.commit.clone();

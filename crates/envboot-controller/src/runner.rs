@@ -174,6 +174,9 @@ pub fn error_text(stderr: &[u8]) -> String {
     }
 }
 
+/// How long a run that overstayed its timeout has to end after SIGTERM.
+const TERM_GRACE: Duration = Duration::from_secs(10);
+
 async fn run(spec: &RunSpec, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>, RunError> {
     let mut command = tokio::process::Command::new(&spec.program);
     command
@@ -193,7 +196,25 @@ async fn run(spec: &RunSpec, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>, RunEr
         code: None,
         message: format!("cannot start {}: {e}", spec.program.display()),
     })?;
-    match tokio::time::timeout(spec.timeout, child.wait_with_output()).await {
+    let pid = child.id();
+    let finished = child.wait_with_output();
+    tokio::pin!(finished);
+    let outcome = match tokio::time::timeout(spec.timeout, &mut finished).await {
+        Ok(outcome) => Ok(outcome),
+        Err(elapsed) => {
+            // SIGTERM to the run's process group first, so that envboot may give its lock
+            // back; SIGKILL (on drop) only if it has not ended after a grace period
+            if let Some(pid) = pid {
+                let _ = tokio::process::Command::new("kill")
+                    .args(["-TERM", "--", &format!("-{pid}")])
+                    .status()
+                    .await;
+            }
+            let _ = tokio::time::timeout(TERM_GRACE, &mut finished).await;
+            Err(elapsed)
+        }
+    };
+    match outcome {
         Err(_) => Err(RunError {
             code: None,
             message: format!(
