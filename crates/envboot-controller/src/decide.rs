@@ -169,6 +169,20 @@ fn condition_rank(type_: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
+/// `Stalled` is `False`: the reconcile got through.
+fn not_stalled(conditions: &mut Vec<Condition>, now: &str, generation: Option<i64>) {
+    let message = "the last reconcile succeeded";
+    set_condition(
+        conditions,
+        "Stalled",
+        false,
+        "Succeeded",
+        message,
+        now,
+        generation,
+    );
+}
+
 /// The status after `outcome`, from the previous one, at time `now` (RFC 3339).
 pub fn next_status(
     previous: &EnvironmentStatus,
@@ -213,15 +227,7 @@ pub fn next_status(
                 now,
                 generation,
             );
-            set_condition(
-                conditions,
-                "Stalled",
-                false,
-                "Succeeded",
-                "the last reconcile succeeded",
-                now,
-                generation,
-            );
+            not_stalled(conditions, now, generation);
             if matches!(outcome, Outcome::Applied { .. })
                 || previous.last_applied_commit.as_deref() != Some(commit.as_str())
             {
@@ -257,15 +263,7 @@ pub fn next_status(
                 now,
                 generation,
             );
-            set_condition(
-                conditions,
-                "Stalled",
-                false,
-                "Succeeded",
-                "the last reconcile succeeded",
-                now,
-                generation,
-            );
+            not_stalled(conditions, now, generation);
             status.last_attempted_commit = Some(commit.clone());
             status.last_plan = Some(*plan);
             status.last_error = None;
