@@ -32,7 +32,7 @@ Exit codes:
   1   AWS or Kubernetes failed, or destroy left something behind (the leak report lists it)
   2   plan --detailed-exitcode: there are changes; drift: the live environment drifted;
       verify: something declared is missing, differs from Git or is not ready;
-      recreate: a phase failed (the reports say which)
+      recreate: a phase failed (the reports say which); sync: the Environment drifted
   3   the environment is invalid (file:line:column is printed)
   4   the repository or revision cannot be read
   5   another run holds the environment's lock (it names the holder)
