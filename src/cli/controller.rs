@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use envboot::controller::{self, notify};
 use envboot::engine::{self, exit};
 
-use super::shared::parse_duration;
+use super::shared::{parse_duration, Shutdown};
 
 #[derive(Debug, Subcommand)]
 pub enum ControllerCommand {
@@ -155,21 +155,9 @@ async fn run_controller(args: RunArgs) -> engine::Result<u8> {
         program,
         identity,
     };
-    let shutdown = async {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match terminate.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = term => {}
-        }
+    let mut stop = Shutdown::listen();
+    let shutdown = async move {
+        stop.requested().await;
         controller::log("info", "stopping: letting the runs in flight finish", &[]);
     };
     controller::run(options, shutdown).await?;

@@ -4,7 +4,7 @@ use clap::Args;
 use envboot::engine::{self, exit, Goal, PlanOptions};
 use envboot::plan::Action;
 
-use super::shared::{parse_duration, Parallelism, Takeover, Target};
+use super::shared::{parse_duration, Parallelism, Shutdown, Takeover, Target};
 
 /// Keep the live environment matching Git: every interval, read the repository again and apply
 /// when the commit changed or the environment drifted (self-healing), until stopped (Ctrl-C, SIGTERM).
@@ -37,8 +37,7 @@ pub async fn run(args: ReconcileArgs) -> engine::Result<u8> {
         println!("reconcile: {line}");
         return Ok(exit::OK);
     }
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut shutdown = Shutdown::listen();
     loop {
         match reconcile_once(target, options).await {
             Ok(line) => println!("reconcile: {line}"),
@@ -47,18 +46,9 @@ pub async fn run(args: ReconcileArgs) -> engine::Result<u8> {
                 interval.as_secs()
             ),
         }
-        let stop = async {
-            match terminate.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = tokio::signal::ctrl_c() => break,
-            _ = stop => break,
+            () = shutdown.requested() => break,
         }
     }
     println!("reconcile: stopped");

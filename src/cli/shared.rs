@@ -170,3 +170,34 @@ pub fn print_calls(plan: &engine::Plan) {
         plan.kube_writes()
     );
 }
+
+/// SIGTERM or Ctrl-C, for the commands that run until stopped. The SIGTERM listener is made
+/// once, so a SIGTERM that arrives while the command is busy is kept for the next wait.
+pub struct Shutdown {
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    pub fn listen() -> Shutdown {
+        Shutdown {
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .ok(),
+        }
+    }
+
+    /// Waits for SIGTERM or Ctrl-C.
+    pub async fn requested(&mut self) {
+        let term = async {
+            match self.terminate.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    }
+}

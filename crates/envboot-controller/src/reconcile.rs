@@ -105,32 +105,49 @@ fn failed(reason: &str, message: String, stalled: bool) -> Outcome {
     }
 }
 
+/// What the reconcile knows of `env` besides the plan.
+fn observe<'a>(env: &'a Environment, status: &'a EnvironmentStatus) -> Observed<'a> {
+    Observed {
+        generation: env.metadata.generation,
+        status,
+        requested_at: env.annotations().get(REQUESTED_AT).map(String::as_str),
+        pushed_at: env.annotations().get(PUSHED_AT).map(String::as_str),
+        drift: env.spec.drift,
+    }
+}
+
+/// How long until `env` is due, if it is not yet and nothing asks for it sooner.
+fn not_due(ctx: &Context, resource: &str, env: &Environment) -> Option<Duration> {
+    let due = lock(&ctx.due).get(resource).copied()?;
+    let none = EnvironmentStatus::default();
+    let status = env.status.as_ref().unwrap_or(&none);
+    let now = Instant::now();
+    (!observe(env, status).changed() && now < due).then(|| due - now)
+}
+
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let resource = resource_name(&env);
     let namespace = env.namespace().unwrap_or_default();
     let api: Api<Environment> = Api::namespaced(ctx.client.clone(), &namespace);
+    // the watch's echo of this controller's own status update is most of what arrives: told
+    // apart from the cached copy, before any request (a stale cached status can only make it
+    // look changed, and the fresh read below decides again)
+    if let Some(wait) = not_due(&ctx, &resource, &env) {
+        return Ok(Action::requeue(wait));
+    }
     // the cache may not hold this controller's last status update yet: read it fresh
     let env = match api.get_status(&env.name_any()).await {
         Ok(fresh) => Arc::new(fresh),
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Action::await_change()),
         Err(source) => return Err(Error { resource, source }),
     };
-    let status = env.status.clone().unwrap_or_default();
-    let observed = Observed {
-        generation: env.metadata.generation,
-        status: &status,
-        requested_at: env.annotations().get(REQUESTED_AT).map(String::as_str),
-        pushed_at: env.annotations().get(PUSHED_AT).map(String::as_str),
-        drift: env.spec.drift,
-    };
-    let interval = decide::parse_duration(&env.spec.interval);
-    let due = lock(&ctx.due).get(&resource).copied();
-    if let Some(due) = due {
-        if !observed.changed() && Instant::now() < due {
-            return Ok(Action::requeue(due - Instant::now()));
-        }
+    if let Some(wait) = not_due(&ctx, &resource, &env) {
+        return Ok(Action::requeue(wait));
     }
+    let status = env.status.clone().unwrap_or_default();
+    let observed = observe(&env, &status);
+    let interval = decide::parse_duration(&env.spec.interval);
     let mut found = Found::default();
     let outcome = match &interval {
         _ if env.spec.suspend => Outcome::Suspended,
