@@ -761,12 +761,7 @@ fn same_origin(a: &str, b: &str) -> bool {
 fn secure_transport(u: &url::Url) -> bool {
     match u.scheme() {
         "https" => true,
-        "http" => match u.host() {
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        },
+        "http" => pins::is_loopback(u),
         _ => false,
     }
 }

@@ -34,13 +34,16 @@ impl GitDaemon {
         let port = free_port();
         let base = repo.path().parent().expect("parent");
         let name = repo.path().file_name().expect("name").to_string_lossy();
-        let child = Command::new("git")
-            .args([
-                "daemon",
-                "--reuseaddr",
-                "--export-all",
-                "--listen=127.0.0.1",
-            ])
+        // git-daemon itself, not `git daemon`: the `git` wrapper runs it as a child of its own,
+        // which killing the wrapper would leave behind
+        let exec_path = Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .expect("git --exec-path");
+        let daemon = std::path::Path::new(String::from_utf8_lossy(&exec_path.stdout).trim())
+            .join("git-daemon");
+        let child = Command::new(daemon)
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", base.display()))
             .arg(repo.path())
@@ -263,6 +266,25 @@ async fn set_mode_by_hand(client: &kube::Client, namespace: &str, value: &str) {
     .expect("edit the ConfigMap by hand");
 }
 
+/// Waits until the environment's ConfigMap holds `MODE: value`.
+async fn until_mode(client: &kube::Client, namespace: &str, value: &str, what: &str) {
+    let cm: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let found = tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(cm, "settings", |c: Option<&ConfigMap>| {
+            c.and_then(|c| c.data.as_ref())
+                .and_then(|d| d.get("MODE"))
+                .is_some_and(|m| m == value)
+        }),
+    )
+    .await;
+    assert!(
+        matches!(found, Ok(Ok(_))),
+        "{what} within 60s: MODE is {:?}",
+        mode(client, namespace).await
+    );
+}
+
 async fn scrape(listen: &str) -> String {
     let listen = listen.to_string();
     tokio::task::spawn_blocking(move || {
@@ -403,19 +425,7 @@ async fn the_controller_applies_heals_reports_drift_and_answers_a_push() {
 
     // a change by hand: healed at once under Heal...
     set_mode_by_hand(&client, &heal, "by-hand").await;
-    let cm: Api<ConfigMap> = Api::namespaced(client.clone(), &heal);
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        await_condition(cm, "settings", |c: Option<&ConfigMap>| {
-            c.and_then(|c| c.data.as_ref())
-                .and_then(|d| d.get("MODE"))
-                .map(String::as_str)
-                == Some("one")
-        }),
-    )
-    .await
-    .expect("the drift under Heal was healed")
-    .expect("watch");
+    until_mode(&client, &heal, "one", "the drift under Heal healed").await;
 
     // ...reported and kept under Report, until `envboot sync`
     set_mode_by_hand(&client, &report, "by-hand").await;
@@ -719,15 +729,29 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
         "modules/slow/templates/config.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  ready: \"yes\"\n",
     );
-    let commit = repo.commit("slow app");
+    // and two small ones beside it: drift healed in one, reported in the other
+    let (healed, reported) = (unique("ctlph"), unique("ctlpr"));
+    for small in [&healed, &reported] {
+        repo.write(
+            &format!("environments/{small}/environment.yaml"),
+            &environment(small, "one"),
+        );
+    }
+    let commit = repo.commit("a slow app and two small environments");
     let git = GitDaemon::serve(&repo);
     let api: Api<Environment> = Api::namespaced(client.clone(), &ns);
-    api.create(
-        &PostParams::default(),
-        &resource(&name, &git.url, &name, "5s", "Heal"),
-    )
-    .await
-    .expect("create the Environment");
+    for (env, interval, drift) in [
+        (&name, "5s", "Heal"),
+        (&healed, "2s", "Heal"),
+        (&reported, "2s", "Report"),
+    ] {
+        api.create(
+            &PostParams::default(),
+            &resource(env, &git.url, env, interval, drift),
+        )
+        .await
+        .expect("create the Environment");
+    }
 
     // the leader starts the apply; it is killed in the middle of it
     wait_for(&api, &name, "Reconciling (the apply running)", 180, |e| {
@@ -768,6 +792,7 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
         .items
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some("Applied"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str()))
         .filter_map(|e| e.reporting_instance)
         .collect();
     assert_eq!(
@@ -791,6 +816,45 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
         .items
         .is_empty());
 
+    // the small ones: Ready at the commit; a change by hand healed in one, reported in the other
+    for small in [&healed, &reported] {
+        wait_for(&api, small, "Ready at the commit", 120, |e| {
+            condition(e, "Ready").is_some_and(|c| c.0 == "True")
+                && e.status
+                    .as_ref()
+                    .and_then(|s| s.last_applied_commit.as_deref())
+                    == Some(commit.as_str())
+        })
+        .await;
+        assert_eq!(mode(&client, small).await, "one");
+    }
+    set_mode_by_hand(&client, &healed, "by-hand").await;
+    until_mode(&client, &healed, "one", "the drift under Heal healed").await;
+    set_mode_by_hand(&client, &reported, "by-hand").await;
+    let drifted = wait_for(&api, &reported, "Drifted", 60, |e| {
+        condition(e, "Drifted").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(
+        condition(&drifted, "Ready"),
+        Some(("False".into(), "DriftDetected".into()))
+    );
+    assert_eq!(mode(&client, &reported).await, "by-hand");
+    let events = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items;
+    let by_leader = |env: &str, reason: &str| {
+        events.iter().any(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(env)
+                && e.reason.as_deref() == Some(reason)
+                && e.reporting_instance.as_deref() == Some(second.as_str())
+        })
+    };
+    assert!(by_leader(&healed, "DriftHealed"), "{events:#?}");
+    assert!(by_leader(&reported, "DriftDetected"), "{events:#?}");
+
     // the leader's metrics, on its pod's port
     let pod = pods.get(&second).await.expect("the leader's pod");
     let port = pod
@@ -801,7 +865,20 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
         .map(|p| p.container_port)
         .expect("port");
     let metrics = scrape(&format!("127.0.0.1:{port}")).await;
-    assert!(metrics.contains("envboot_controller_leader 1"), "{metrics}");
+    for line in [
+        "envboot_controller_leader 1".to_string(),
+        format!(r#"envboot_environment_ready{{namespace="{ns}",name="{name}"}} 1"#),
+        format!(
+            r#"envboot_reconciles_total{{namespace="{ns}",name="{healed}",result="drift_healed"}}"#
+        ),
+        format!(r#"envboot_drift_detected_total{{namespace="{ns}",name="{healed}"}}"#),
+        format!(
+            r#"envboot_reconciles_total{{namespace="{ns}",name="{reported}",result="drifted"}}"#
+        ),
+        format!(r#"envboot_environment_ready{{namespace="{ns}",name="{reported}"}} 0"#),
+    ] {
+        assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
+    }
 
     // clean up: the controllers (cluster-scoped RBAC by label), then what the environment made
     delete_namespace(&client, &ns).await;
@@ -830,11 +907,13 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
             .await
             .expect("delete RoleBindings");
     }
-    Envboot::new(settings)
-        .args(["destroy", &name])
-        .repo(&repo)
-        .run()
-        .assert_ok();
+    for env in [&name, &healed, &reported] {
+        Envboot::new(settings)
+            .args(["destroy", env])
+            .repo(&repo)
+            .run()
+            .assert_ok();
+    }
 }
 
 #[test]

@@ -51,17 +51,33 @@ pub enum Error {
 
 /// `url` without its user and password (a token in the URL is a credential): for messages.
 pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            if path.is_empty() && !rest.contains('/') {
-                format!("{scheme}://{host}")
-            } else {
-                format!("{scheme}://{host}/{path}")
-            }
+    match url::Url::parse(url).ok().filter(|u| u.host().is_some()) {
+        Some(mut u) => {
+            // only a URL that cannot have a user fails these, and it has none to remove
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
         }
-        None => url.to_string(),
+        // scp-like `user@host:path` (which reads as a URL of scheme `user`), or no URL at
+        // all: nothing before an `@`
+        None => url.rsplit_once('@').map_or(url, |(_, h)| h).to_string(),
+    }
+}
+
+/// Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 or ::1. (A scheme other than
+/// http and https leaves the host unparsed: an address written there is read here.)
+pub fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -323,6 +339,14 @@ mod tests {
         assert_eq!(
             redact_url("git://127.0.0.1:9418/r"),
             "git://127.0.0.1:9418/r"
+        );
+        assert_eq!(
+            redact_url("https://:only-a-token@example.com/r.git"),
+            "https://example.com/r.git"
+        );
+        assert_eq!(
+            redact_url("deploy:pw@example.com:r.git"),
+            "example.com:r.git"
         );
         assert!(check_reference(&GitReference {
             branch: Some("a".into()),

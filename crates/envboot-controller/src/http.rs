@@ -105,22 +105,28 @@ pub fn pushed_repositories(payload: &serde_json::Value) -> Vec<String> {
 /// A repository URL reduced to host and path, for comparing a push's URLs with a spec's:
 /// scheme, user, port, a trailing `.git` or `/` and letter case of the host dropped.
 pub fn normalize(url: &str) -> String {
-    let (authority, path) = match url.split_once("://") {
-        Some((_, rest)) => rest.split_once('/').unwrap_or((rest, "")),
+    let (host, path) = match url::Url::parse(url) {
+        Ok(u) if u.host().is_some() => (
+            u.host_str()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            u.path().to_string(),
+        ),
         // scp-like: git@host:path
-        None => url.split_once(':').unwrap_or((url, "")),
+        _ => {
+            let (authority, path) = url.split_once(':').unwrap_or((url, ""));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            (host.to_string(), path.to_string())
+        }
     };
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => host.split(':').next().unwrap_or(host),
-    }
-    .to_ascii_lowercase();
     let path = path.trim_end_matches('/');
     let path = path.strip_suffix(".git").unwrap_or(path);
     // hosting services match paths case-insensitively (GitHub, GitLab, Gitea)
     format!(
-        "{host}/{}",
+        "{}/{}",
+        host.to_ascii_lowercase(),
         path.trim_start_matches('/').to_ascii_lowercase()
     )
 }
@@ -261,5 +267,7 @@ mod tests {
             normalize("https://user@host.example/a/b"),
             "host.example/a/b"
         );
+        assert_eq!(normalize("ssh://git@[::1]:2222/a/b.git"), "::1/a/b");
+        assert_eq!(normalize("git@Example.com:a/b.git"), "example.com/a/b");
     }
 }

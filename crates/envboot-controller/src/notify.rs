@@ -26,9 +26,12 @@ impl std::fmt::Debug for Target {
     }
 }
 
-fn host(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split(['/', '?']).next().unwrap_or(rest)
+/// The host of `url`, for messages: nothing else of a webhook URL is shown.
+fn host(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "(not a URL)".to_string())
 }
 
 impl std::str::FromStr for Target {
@@ -40,13 +43,12 @@ impl std::str::FromStr for Target {
             Some(("webhook", url)) => (Format::Generic, url),
             _ => (Format::Generic, text),
         };
-        let authority = host(url);
-        let hostname = match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(v6),
-            None => authority.split(':').next().unwrap_or(authority),
-        };
-        let loopback = ["127.0.0.1", "::1", "localhost"].contains(&hostname);
-        if !(url.starts_with("https://") || (url.starts_with("http://") && loopback)) {
+        let allowed = url::Url::parse(url).is_ok_and(|u| match u.scheme() {
+            "https" => u.host().is_some(),
+            "http" => crate::git::is_loopback(&u),
+            _ => false,
+        });
+        if !allowed {
             return Err(format!(
                 "`{}`: a notification URL is https:// (plain http:// only to this machine)",
                 host(url)
@@ -156,6 +158,12 @@ mod tests {
         assert!("http://127.0.0.1.example.com/hook"
             .parse::<Target>()
             .is_err());
+        assert!("http://[::1]:9000/hook".parse::<Target>().is_ok());
+        assert!("ftp://127.0.0.1/hook".parse::<Target>().is_err());
+        let bad = "webhook=https//token@hooks.example.com"
+            .parse::<Target>()
+            .unwrap_err();
+        assert!(!bad.contains("token"), "{bad}");
     }
 
     #[test]

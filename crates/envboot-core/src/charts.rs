@@ -157,51 +157,45 @@ pub enum Scheme {
 /// # Errors
 /// Not `https://`, `oci://`, or `http://` on a loopback host.
 pub fn repository_scheme(url: &str) -> Result<Scheme, String> {
-    let host_of = |rest: &str| -> String {
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let authority = authority.rsplit('@').next().unwrap_or_default();
-        if let Some(v6) = authority.strip_prefix('[') {
-            v6.split(']').next().unwrap_or_default().to_string()
-        } else {
-            authority.split(':').next().unwrap_or_default().to_string()
+    let parsed = url::Url::parse(url).ok().filter(|u| u.host().is_some());
+    let (scheme, loopback) = match &parsed {
+        Some(u) => (u.scheme(), is_loopback(u)),
+        None if ["https://", "http://", "oci://"]
+            .iter()
+            .any(|s| url.starts_with(s)) =>
+        {
+            return Err(format!("repository `{url}` has no host"));
         }
+        None => ("", false),
     };
-    let checked = |rest: &str| {
-        if host_of(rest).is_empty() {
-            Err(format!("repository `{url}` has no host"))
-        } else {
-            Ok(())
-        }
-    };
-    if let Some(rest) = url.strip_prefix("https://") {
-        checked(rest).map(|()| Scheme::Helm { tls: true })
-    } else if let Some(rest) = url.strip_prefix("oci://") {
-        checked(rest)?;
-        Ok(Scheme::Oci {
-            tls: !is_loopback(&host_of(rest)),
-        })
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        checked(rest)?;
-        if is_loopback(&host_of(rest)) {
-            Ok(Scheme::Helm { tls: false })
-        } else {
-            Err(format!(
-                "repository `{url}` is plain HTTP: charts are fetched over HTTPS (plain HTTP only from 127.0.0.1, ::1 or localhost)"
-            ))
-        }
-    } else {
-        Err(format!(
+    match scheme {
+        "https" => Ok(Scheme::Helm { tls: true }),
+        "oci" => Ok(Scheme::Oci { tls: !loopback }),
+        "http" if loopback => Ok(Scheme::Helm { tls: false }),
+        "http" => Err(format!(
+            "repository `{url}` is plain HTTP: charts are fetched over HTTPS (plain HTTP only from 127.0.0.1, ::1 or localhost)"
+        )),
+        _ => Err(format!(
             "repository `{url}`: expected an `https://` Helm repository or an `oci://` registry"
-        ))
+        )),
     }
 }
 
-/// A loopback host: `localhost`, 127.0.0.0/8 or ::1.
-pub fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 or ::1. (A scheme other than
+/// http and https leaves the host unparsed: an address written there is read here.)
+pub fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// A remote chart the environment uses, which the lock must pin.
@@ -288,6 +282,13 @@ mod tests {
             .contains("plain HTTP"));
         assert!(repository_scheme("ftp://x").is_err());
         assert!(repository_scheme("https://").is_err());
+        assert!(repository_scheme("http://127.0.0.1.example.com/c")
+            .unwrap_err()
+            .contains("plain HTTP"));
+        assert_eq!(
+            repository_scheme("http://user:pw@127.0.0.2:80/c"),
+            Ok(Scheme::Helm { tls: false })
+        );
     }
 
     #[test]
