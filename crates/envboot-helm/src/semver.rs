@@ -44,6 +44,69 @@ pub fn is_valid(s: &str) -> bool {
 }
 
 impl Version {
+    /// Masterminds' `String`: `MAJOR.MINOR.PATCH[-PRE][+META]`, without a `v`.
+    pub fn canonical(&self) -> String {
+        let mut out = format!("{}.{}.{}", self.major, self.minor, self.patch);
+        if !self.pre.is_empty() {
+            out.push('-');
+            out.push_str(&self.pre);
+        }
+        if !self.metadata.is_empty() {
+            out.push('+');
+            out.push_str(&self.metadata);
+        }
+        out
+    }
+
+    /// Masterminds' `IncPatch`, `IncMinor`, `IncMajor`: a pre-release or metadata is dropped
+    /// (and `IncPatch` of such a version keeps its patch number).
+    pub fn incremented(&self, part: &str) -> Version {
+        let mut next = Version {
+            pre: String::new(),
+            metadata: String::new(),
+            ..self.clone()
+        };
+        match part {
+            "IncMajor" => (next.major, next.minor, next.patch) = (self.major + 1, 0, 0),
+            "IncMinor" => (next.minor, next.patch) = (self.minor + 1, 0),
+            _ if self.pre.is_empty() && self.metadata.is_empty() => next.patch = self.patch + 1,
+            _ => {}
+        }
+        next.original = next.canonical();
+        next
+    }
+
+    /// Masterminds' `SetPrerelease` (`metadata` false) and `SetMetadata`.
+    ///
+    /// # Errors
+    /// Its messages for an identifier outside `[0-9A-Za-z-]` or a numeric one with a leading 0.
+    pub fn with_suffix(&self, text: &str, metadata: bool) -> Result<Version, String> {
+        let ident_ok =
+            |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !text.is_empty() && !text.split('.').all(ident_ok) {
+            return Err(if metadata {
+                "invalid metadata string".to_string()
+            } else {
+                "invalid prerelease string".to_string()
+            });
+        }
+        if !metadata
+            && text.split('.').any(|id| {
+                id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit())
+            })
+        {
+            return Err("version segment starts with 0".to_string());
+        }
+        let mut next = self.clone();
+        if metadata {
+            next.metadata = text.to_string();
+        } else {
+            next.pre = text.to_string();
+        }
+        next.original = next.canonical();
+        Ok(next)
+    }
+
     /// Lenient parsing as `semver.NewVersion`: optional `v`, missing minor and patch are 0.
     pub fn parse(s: &str) -> Result<Version, String> {
         let bad = || format!("Invalid Semantic Version: {s}");

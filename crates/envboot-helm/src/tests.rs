@@ -634,3 +634,36 @@ fn functions_behave_as_helms_on_edge_inputs() {
         assert!(e.contains(helm), "{expr}: {e}");
     }
 }
+
+/// Masterminds' `*Version` and `Version` methods, as helm v4.1.4 renders them.
+#[test]
+fn semver_objects_have_masterminds_methods_by_receiver() {
+    assert_eq!(
+        render(
+            "",
+            r#"a: {{ list (semver "v1.2") (semver "1.2.3-b+m").IncPatch (semver "1.2.3").IncPatch (semver "1.2.3-b").IncMinor (semver "1.2.3").IncMajor ((semver "1.2.3").SetPrerelease "rc.1") ((semver "1.2.3-x").SetMetadata "") | join " " | quote }}
+b: {{ list ((semver "1.2.3").GreaterThan (semver "1.2.3-a")) ((semver "1.2.3+a").Equal (semver "1.2.3+b")) ((semver "1.2.3").Compare (semver "1.2.3")) ((semver "2.0.0").Compare (semver "1.9.9")) ((semver "1.0.0").LessThanEqual (semver "1.0.0")) ((semver "1.0.0").GreaterThanEqual (semver "1.0.1")) | join " " | quote }}
+c: {{ typeOf (semver "1.2.3").IncPatch }} {{ kindOf (semver "1.2.3").IncPatch }} {{ (semver "1.2.3").IncPatch.Major }} {{ (semver "v1.2").Original }}"#
+        ),
+        "a: \"1.2.0 1.2.3 1.2.4 1.3.0 2.0.0 1.2.3-rc.1 1.2.3-x\"\n\
+         b: \"true true 0 1 true false\"\n\
+         c: semver.Version struct 1 v1.2"
+    );
+    for (tpl, error) in [
+        (
+            r#"{{ (semver "1.2.3").SetPrerelease "01" }}"#,
+            "error calling SetPrerelease: version segment starts with 0",
+        ),
+        (
+            r#"{{ (semver "1.2.3").IncPatch.LessThan (semver "1.3.0") }}"#,
+            "can't evaluate field LessThan in type semver.Version",
+        ),
+        (
+            r#"{{ (semver "1.2.3").LessThan "1.3.0" }}"#,
+            r#"can't handle "1.3.0" for arg of type *semver.Version"#,
+        ),
+    ] {
+        let got = render_err("", tpl);
+        assert!(got.contains(error), "{tpl}: {got}");
+    }
+}

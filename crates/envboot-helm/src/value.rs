@@ -139,6 +139,9 @@ pub enum Obj {
     },
     /// A semver version (`semver "1.2.3"`).
     Semver(super::semver::Version),
+    /// A `semver.Version` (not a pointer), as `IncPatch` and `SetPrerelease` return: only the
+    /// methods with value receivers (`String`, `Major`, `IncMinor`, ...) apply to it.
+    SemverValue(super::semver::Version),
     /// A Go `[]byte` (what ranging over `.Files.Glob` gives).
     Bytes(Vec<u8>),
 }
@@ -200,6 +203,7 @@ impl Value {
                 Obj::ApiVersions(_) => "common.VersionSet",
                 Obj::KubeVersion { .. } => "*common.KubeVersion",
                 Obj::Semver(_) => "*semver.Version",
+                Obj::SemverValue(_) => "semver.Version",
                 Obj::Bytes(_) => "[]uint8",
             },
         }
@@ -219,6 +223,7 @@ impl Value {
                 Obj::Files(_) => "map",
                 Obj::ApiVersions(_) | Obj::Bytes(_) => "slice",
                 Obj::KubeVersion { .. } | Obj::Semver(_) => "ptr",
+                Obj::SemverValue(_) => "struct",
             },
         }
     }
@@ -415,7 +420,8 @@ fn format_v_inner(v: &Value, out: &mut String) {
                 out.push(']');
             }
             Obj::KubeVersion { version, .. } => out.push_str(&version[..]),
-            Obj::Semver(v) => out.push_str(&v.original),
+            // fmt calls its String method: the canonical form, not what was parsed
+            Obj::Semver(v) | Obj::SemverValue(v) => out.push_str(&v.canonical()),
             Obj::Bytes(b) => {
                 out.push('[');
                 for (j, x) in b.iter().enumerate() {

@@ -177,17 +177,68 @@ pub fn obj_field(o: &Rc<Obj>, name: &str, args: Vec<Value>) -> Result<Value, Str
                 "can't evaluate field {name} in type *common.KubeVersion"
             )),
         },
-        Obj::Semver(v) => match name {
-            "Major" => Ok(Value::Int(v.major as i64)),
-            "Minor" => Ok(Value::Int(v.minor as i64)),
-            "Patch" => Ok(Value::Int(v.patch as i64)),
-            "Prerelease" => Ok(Value::str(&v.pre)),
-            "Metadata" => Ok(Value::str(&v.metadata)),
-            "Original" | "String" => Ok(Value::str(&v.original)),
-            _ => Err(format!(
-                "can't evaluate field {name} in type *semver.Version"
-            )),
-        },
+        Obj::Semver(v) | Obj::SemverValue(v) => {
+            let pointer = matches!(&**o, Obj::Semver(_));
+            let other = || -> Result<&crate::semver::Version, String> {
+                match args.first() {
+                    Some(Value::Obj(x)) => match &**x {
+                        Obj::Semver(w) => Ok(w),
+                        _ => Err(format!(
+                            "wrong type for value; expected *semver.Version; got {}",
+                            args[0].type_name()
+                        )),
+                    },
+                    Some(Value::Str(s)) => Err(format!(
+                        "can't handle {s:?} for arg of type *semver.Version"
+                    )),
+                    Some(x) => Err(format!(
+                        "wrong type for value; expected *semver.Version; got {}",
+                        x.type_name()
+                    )),
+                    None => Err(format!(
+                        "wrong number of args for {name}: want 1 got {}",
+                        args.len()
+                    )),
+                }
+            };
+            let value = |v: crate::semver::Version| Value::Obj(Rc::new(Obj::SemverValue(v)));
+            match name {
+                "Major" => Ok(Value::Int(v.major as i64)),
+                "Minor" => Ok(Value::Int(v.minor as i64)),
+                "Patch" => Ok(Value::Int(v.patch as i64)),
+                "Prerelease" => Ok(Value::str(&v.pre)),
+                "Metadata" => Ok(Value::str(&v.metadata)),
+                "String" => Ok(Value::string(v.canonical())),
+                "IncPatch" | "IncMinor" | "IncMajor" => Ok(value(v.incremented(name))),
+                "SetPrerelease" | "SetMetadata" => v
+                    .with_suffix(&arg_s(0)?, name == "SetMetadata")
+                    .map(value)
+                    .map_err(|e| format!("error calling {name}: {e}")),
+                // pointer receivers
+                "Original" if pointer => Ok(Value::str(&v.original)),
+                "Compare" if pointer => Ok(Value::Int(match v.cmp(other()?) {
+                    std::cmp::Ordering::Less => -1,
+                    std::cmp::Ordering::Equal => 0,
+                    std::cmp::Ordering::Greater => 1,
+                })),
+                "LessThan" | "GreaterThan" | "Equal" | "LessThanEqual" | "GreaterThanEqual"
+                    if pointer =>
+                {
+                    let c = v.cmp(other()?);
+                    Ok(Value::Bool(match name {
+                        "LessThan" => c.is_lt(),
+                        "GreaterThan" => c.is_gt(),
+                        "Equal" => c.is_eq(),
+                        "LessThanEqual" => c.is_le(),
+                        _ => c.is_ge(),
+                    }))
+                }
+                _ => Err(format!(
+                    "can't evaluate field {name} in type {}",
+                    Value::Obj(o.clone()).type_name()
+                )),
+            }
+        }
         Obj::Bytes(_) => Err(format!("can't evaluate field {name} in type []uint8")),
     }
 }

@@ -52,7 +52,8 @@ fn for_json_inner(v: &Value) -> Value {
                 m.insert("Minor".into(), Value::str(minor));
                 Value::map(m)
             }
-            Obj::Semver(s) => Value::str(&s.original),
+            // MarshalJSON writes the String form
+            Obj::Semver(s) | Obj::SemverValue(s) => Value::string(s.canonical()),
             Obj::Bytes(b) => {
                 use base64::Engine as _;
                 Value::string(base64::engine::general_purpose::STANDARD.encode(b))
