@@ -245,6 +245,47 @@ async fn wait_for(
     }
 }
 
+/// Waits until the Environment is Ready with `commit` applied.
+async fn ready_at(api: &Api<Environment>, name: &str, commit: &str, seconds: u64) {
+    let commit = commit.to_string();
+    wait_for(
+        api,
+        name,
+        &format!("Ready at {commit}"),
+        seconds,
+        move |e| {
+            condition(e, "Ready").is_some_and(|c| c.0 == "True")
+                && e.status
+                    .as_ref()
+                    .and_then(|s| s.last_applied_commit.as_deref())
+                    == Some(commit.as_str())
+        },
+    )
+    .await;
+}
+
+/// Changes both environments' ConfigMap by hand: `heal` (drift Heal) is healed, `report`
+/// (drift Report) is marked Drifted, not Ready, and keeps the change.
+async fn heals_one_and_reports_the_other(
+    client: &kube::Client,
+    api: &Api<Environment>,
+    heal: &str,
+    report: &str,
+) {
+    set_mode_by_hand(client, heal, "by-hand").await;
+    until_mode(client, heal, "one", "the drift under Heal healed").await;
+    set_mode_by_hand(client, report, "by-hand").await;
+    let drifted = wait_for(api, report, "Drifted", 60, |e| {
+        condition(e, "Drifted").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(
+        condition(&drifted, "Ready"),
+        Some(("False".into(), "DriftDetected".into()))
+    );
+    assert_eq!(mode(client, report).await, "by-hand");
+}
+
 async fn mode(client: &kube::Client, namespace: &str) -> String {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     api.get("settings")
@@ -412,32 +453,13 @@ async fn the_controller_applies_heals_reports_drift_and_answers_a_push() {
     // both applied from Git, Ready, with the commit
     let first = repo.git(&["rev-parse", "HEAD"]);
     for name in [&heal, &report, &pushed] {
-        wait_for(&api, name, "Ready at the first commit", 120, |e| {
-            condition(e, "Ready").is_some_and(|c| c.0 == "True")
-                && e.status
-                    .as_ref()
-                    .and_then(|s| s.last_applied_commit.as_deref())
-                    == Some(first.as_str())
-        })
-        .await;
+        ready_at(&api, name, &first, 120).await;
         assert_eq!(mode(&client, name).await, "one");
     }
 
-    // a change by hand: healed at once under Heal...
-    set_mode_by_hand(&client, &heal, "by-hand").await;
-    until_mode(&client, &heal, "one", "the drift under Heal healed").await;
-
-    // ...reported and kept under Report, until `envboot sync`
-    set_mode_by_hand(&client, &report, "by-hand").await;
-    let drifted = wait_for(&api, &report, "Drifted", 60, |e| {
-        condition(e, "Drifted").is_some_and(|c| c.0 == "True")
-    })
-    .await;
-    assert_eq!(
-        condition(&drifted, "Ready"),
-        Some(("False".into(), "DriftDetected".into()))
-    );
-    assert_eq!(mode(&client, &report).await, "by-hand");
+    // a change by hand: healed at once under Heal, reported and kept under Report (until
+    // `envboot sync`)
+    heals_one_and_reports_the_other(&client, &api, &heal, &report).await;
     let sync = Envboot::new(settings)
         .args(["sync", &report, "--namespace", &ns, "--timeout", "60s"])
         .run();
@@ -771,15 +793,7 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
         .expect("kill the leader's pod");
 
     // the other replica takes over and finishes: Ready at the commit, applied by it
-    let done = wait_for(&api, &name, "Ready after the takeover", 300, |e| {
-        condition(e, "Ready").is_some_and(|c| c.0 == "True")
-            && e.status
-                .as_ref()
-                .and_then(|s| s.last_applied_commit.as_deref())
-                == Some(commit.as_str())
-    })
-    .await;
-    assert!(done.status.is_some());
+    ready_at(&api, &name, &commit, 300).await;
     let second = leader(&client, &ns)
         .await
         .expect("a leader holds the Lease");
@@ -818,28 +832,10 @@ async fn as_pods_two_replicas_elect_a_leader_and_the_standby_finishes_what_a_kil
 
     // the small ones: Ready at the commit; a change by hand healed in one, reported in the other
     for small in [&healed, &reported] {
-        wait_for(&api, small, "Ready at the commit", 120, |e| {
-            condition(e, "Ready").is_some_and(|c| c.0 == "True")
-                && e.status
-                    .as_ref()
-                    .and_then(|s| s.last_applied_commit.as_deref())
-                    == Some(commit.as_str())
-        })
-        .await;
+        ready_at(&api, small, &commit, 120).await;
         assert_eq!(mode(&client, small).await, "one");
     }
-    set_mode_by_hand(&client, &healed, "by-hand").await;
-    until_mode(&client, &healed, "one", "the drift under Heal healed").await;
-    set_mode_by_hand(&client, &reported, "by-hand").await;
-    let drifted = wait_for(&api, &reported, "Drifted", 60, |e| {
-        condition(e, "Drifted").is_some_and(|c| c.0 == "True")
-    })
-    .await;
-    assert_eq!(
-        condition(&drifted, "Ready"),
-        Some(("False".into(), "DriftDetected".into()))
-    );
-    assert_eq!(mode(&client, &reported).await, "by-hand");
+    heals_one_and_reports_the_other(&client, &api, &healed, &reported).await;
     let events = events
         .list(&Default::default())
         .await

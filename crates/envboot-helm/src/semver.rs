@@ -17,8 +17,6 @@ pub struct Version {
 /// an optional `v`, one to three numeric parts, a pre-release of dot-separated alphanumeric
 /// identifiers (numeric ones without leading zeros) and build metadata.
 pub fn is_valid(s: &str) -> bool {
-    let ident_ok =
-        |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let t = s.strip_prefix('v').unwrap_or(s);
     let (t, metadata) = match t.split_once('+') {
         Some((a, b)) => (a, Some(b)),
@@ -33,14 +31,19 @@ pub fn is_valid(s: &str) -> bool {
         && parts.iter().all(|p| {
             !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok()
         });
-    let pre_ok = pre.is_none_or(|p| {
-        p.split('.').all(|id| {
-            ident_ok(id)
-                && !(id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit()))
-        })
-    });
+    let pre_ok = pre.is_none_or(|p| p.split('.').all(|id| ident_ok(id) && !leading_zero(id)));
     let meta_ok = metadata.is_none_or(|m| m.split('.').all(ident_ok));
     core_ok && pre_ok && meta_ok
+}
+
+/// A pre-release or metadata identifier: `[0-9A-Za-z-]+`.
+fn ident_ok(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// A numeric pre-release identifier with a leading zero, which SemVer forbids.
+fn leading_zero(id: &str) -> bool {
+    id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl Version {
@@ -81,8 +84,6 @@ impl Version {
     /// # Errors
     /// Its messages for an identifier outside `[0-9A-Za-z-]` or a numeric one with a leading 0.
     pub fn with_suffix(&self, text: &str, metadata: bool) -> Result<Version, String> {
-        let ident_ok =
-            |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !text.is_empty() && !text.split('.').all(ident_ok) {
             return Err(if metadata {
                 "invalid metadata string".to_string()
@@ -90,11 +91,7 @@ impl Version {
                 "invalid prerelease string".to_string()
             });
         }
-        if !metadata
-            && text.split('.').any(|id| {
-                id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit())
-            })
-        {
+        if !metadata && text.split('.').any(leading_zero) {
             return Err("version segment starts with 0".to_string());
         }
         let mut next = self.clone();

@@ -180,14 +180,12 @@ pub fn obj_field(o: &Rc<Obj>, name: &str, args: Vec<Value>) -> Result<Value, Str
         Obj::Semver(v) | Obj::SemverValue(v) => {
             let pointer = matches!(&**o, Obj::Semver(_));
             let other = || -> Result<&crate::semver::Version, String> {
+                if let Some(Value::Obj(x)) = args.first() {
+                    if let Obj::Semver(w) = &**x {
+                        return Ok(w);
+                    }
+                }
                 match args.first() {
-                    Some(Value::Obj(x)) => match &**x {
-                        Obj::Semver(w) => Ok(w),
-                        _ => Err(format!(
-                            "wrong type for value; expected *semver.Version; got {}",
-                            args[0].type_name()
-                        )),
-                    },
                     Some(Value::Str(s)) => Err(format!(
                         "can't handle {s:?} for arg of type *semver.Version"
                     )),
