@@ -11,6 +11,11 @@ mod cli;
 
 use cli::{Cli, Command};
 
+/// mimalloc: rendering allocates many small values, and glibc's allocator took a third of a
+/// large chart's render (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The stack of the thread that runs a command. Files Helm reads
 /// nest up to go-yaml's 10,000 levels, and the model walks them recursively; the memory is
 /// reserved, not used, until a deep file needs it.

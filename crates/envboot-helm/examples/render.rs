@@ -3,6 +3,10 @@
 
 use std::process::ExitCode;
 
+/// As the envboot binary allocates.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let Some(dir) = args.next() else {

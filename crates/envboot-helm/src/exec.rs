@@ -731,14 +731,15 @@ impl Engine {
         if let Some(f) = fin {
             args.push(f);
         }
-        let ctx = format!("{node}");
+        // the node as the error names it, built only for an error
+        let ctx = || format!("{node}");
         match recv {
             Value::Map(m) => {
                 if has_args {
                     return Err(self.err(
                         st,
                         pos,
-                        ctx,
+                        ctx(),
                         format!("{name} is not a method but has arguments"),
                     ));
                 }
@@ -749,7 +750,7 @@ impl Engine {
                     Err(self.err(
                         st,
                         pos,
-                        ctx,
+                        ctx(),
                         format!("nil pointer evaluating {}.{name}", nil_is_error_name(recv)),
                     ))
                 } else {
@@ -760,7 +761,7 @@ impl Engine {
                 let o = o.clone();
                 super::funcs::obj_field(&o, name, args).map_err(|m| {
                     let c = format!("{cmd}");
-                    self.err(st, pos, if c.is_empty() { ctx } else { c }, m)
+                    self.err(st, pos, if c.is_empty() { ctx() } else { c }, m)
                 })
             }
             other => {
@@ -772,7 +773,7 @@ impl Engine {
                 Err(self.err(
                     st,
                     pos,
-                    ctx,
+                    ctx(),
                     format!("can't evaluate field {name} in type {ty}"),
                 ))
             }

@@ -50,9 +50,11 @@ fn a_charts_kube_version_constraint_is_checked_against_the_cluster() {
     let mut c = chart("", &[("t.yaml", "a: 1\n")]).unwrap();
     c.files.insert(
         "Chart.yaml".into(),
-        b"apiVersion: v2\nname: t\nversion: 0.1.0\nkubeVersion: '>= 1.25.0-0'\n".to_vec(),
+        b"apiVersion: v2\nname: t\nversion: 0.1.0\nkubeVersion: '>= 1.25.0-0'\n"
+            .to_vec()
+            .into(),
     );
-    let c = Chart::from_files(c.files).unwrap();
+    let c = Chart::from_file_data(c.files).unwrap();
     let old = Options {
         cluster: Some(ClusterCapabilities {
             git_version: "v1.20.2".into(),

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::rc::Rc;
 
-use value::{Obj, Value};
+use value::{FileData, Obj, Value};
 
 /// Errors of loading, values and rendering. Messages follow Helm's wording.
 #[derive(Debug, thiserror::Error)]
@@ -78,16 +78,20 @@ const MAX_CHART_SIZE: u64 = 100 * 1024 * 1024;
 /// A chart folder: every file, by path relative to the chart root.
 #[derive(Debug, Clone)]
 pub struct Chart {
-    files: BTreeMap<String, Vec<u8>>,
+    files: BTreeMap<String, FileData>,
 }
 
 impl Chart {
     /// A chart from its files, as Helm loads a folder: `.helmignore` applies, no file may be
     /// larger than Helm's 5 MiB.
-    pub fn from_files(mut files: BTreeMap<String, Vec<u8>>) -> Result<Chart, Error> {
+    pub fn from_files(files: BTreeMap<String, Vec<u8>>) -> Result<Chart, Error> {
+        Chart::from_file_data(files.into_iter().map(|(k, v)| (k, v.into())).collect())
+    }
+
+    fn from_file_data(mut files: BTreeMap<String, FileData>) -> Result<Chart, Error> {
         let ignore = files
             .get(".helmignore")
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .map(|b| value::text(b))
             .unwrap_or_default();
         let patterns: Vec<String> = ignore
             .lines()
@@ -113,10 +117,10 @@ impl Chart {
     pub fn from_dir(path: &Path) -> Result<Chart, Error> {
         let mut files = BTreeMap::new();
         read_dir(path, path, &mut files)?;
-        Chart::from_files(files)
+        Chart::from_file_data(files)
     }
 
-    pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
+    pub fn files(&self) -> &BTreeMap<String, FileData> {
         &self.files
     }
 }
@@ -140,7 +144,7 @@ fn helmignored(patterns: &[String], path: &str) -> bool {
     })
 }
 
-fn read_dir(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Result<(), Error> {
+fn read_dir(root: &Path, dir: &Path, out: &mut BTreeMap<String, FileData>) -> Result<(), Error> {
     let io = |p: &Path, e: std::io::Error| Error::Io {
         path: p.display().to_string(),
         message: e.to_string(),
@@ -158,7 +162,7 @@ fn read_dir(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Res
                 .map(|r| r.to_string_lossy().replace('\\', "/"))
                 .unwrap_or_default();
             let data = std::fs::read(&p).map_err(|e| io(&p, e))?;
-            out.insert(rel, data);
+            out.insert(rel, data.into());
         }
     }
     Ok(())
@@ -435,7 +439,7 @@ struct Loaded {
     defaults: Value,
     schema: Option<String>,
     templates: Vec<(String, String)>,
-    files: BTreeMap<String, Vec<u8>>,
+    files: BTreeMap<String, FileData>,
     subcharts: Vec<Loaded>,
     /// `dependencies` of Chart.yaml (or requirements.yaml)
     deps: Vec<Dep>,
@@ -533,12 +537,8 @@ fn validate_metadata(
     Ok(())
 }
 
-fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Error> {
-    let text = |p: &str| {
-        files
-            .get(p)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-    };
+fn load(files: &BTreeMap<String, FileData>, is_root: bool) -> Result<Loaded, Error> {
+    let text = |p: &str| files.get(p).map(|b| value::text(b));
     let chart_yaml =
         text("Chart.yaml").ok_or_else(|| Error::Chart("Chart.yaml file is missing".into()))?;
     let meta = yaml::parse(&chart_yaml).map_err(|e| {
@@ -691,15 +691,12 @@ fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Erro
 
     let mut templates = Vec::new();
     let mut other = BTreeMap::new();
-    let mut sub_files: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
-    let mut archives: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut sub_files: BTreeMap<String, BTreeMap<String, FileData>> = BTreeMap::new();
+    let mut archives: Vec<(String, FileData)> = Vec::new();
     for (path, data) in files {
         if let Some(rest) = path.strip_prefix("templates/") {
             let _ = rest;
-            templates.push((
-                format!("{name}/{path}"),
-                String::from_utf8_lossy(data).into_owned(),
-            ));
+            templates.push((format!("{name}/{path}"), value::text(data)));
         } else if let Some(rest) = path.strip_prefix("charts/") {
             if let Some((sub, inner)) = rest.split_once('/') {
                 sub_files
@@ -732,6 +729,7 @@ fn load(files: &BTreeMap<String, Vec<u8>>, is_root: bool) -> Result<Loaded, Erro
     for (arch, data) in archives {
         let sf = untar_chart(&data)
             .map_err(|e| Error::Chart(format!("error unpacking subchart {arch} in {name}: {e}")))?;
+        let sf = sf.into_iter().map(|(k, v)| (k, v.into())).collect();
         let sub = load(&sf, false)
             .map_err(|e| Error::Chart(format!("error unpacking subchart {arch} in {name}: {e}")))?;
         subcharts.push(sub);
@@ -1093,10 +1091,9 @@ pub struct Rendering {
 /// from (templates, files through `tpl`, values), in the chart and its subcharts.
 fn names_install_state(loaded: &Loaded, values_files: &[(String, String)]) -> bool {
     fn names(text: &[u8]) -> bool {
-        const WORDS: [&[u8]; 2] = [b"IsUpgrade", b"IsInstall"];
-        WORDS
-            .iter()
-            .any(|w| text.windows(w.len()).any(|window| window == *w))
+        // both words start "Is": one search for it, then a look at what follows
+        memchr::memmem::find_iter(text, b"Is")
+            .any(|i| matches!(text.get(i + 2..i + 9), Some(b"Upgrade" | b"Install")))
     }
     fn chart_names(l: &Loaded) -> bool {
         l.templates.iter().any(|(_, t)| names(t.as_bytes()))

@@ -281,7 +281,7 @@ fn lex(src: &Source) -> Result<Vec<Item>, ParseError> {
     };
     while i <= text.len() {
         let start = i;
-        let next = s[i..].find("{{").map(|x| x + i);
+        let next = memchr::memmem::find(&text[i.min(text.len())..], b"{{").map(|x| x + i);
         let end = next.unwrap_or(text.len());
         let mut t = &s[start..end];
         if trim_next {
@@ -638,11 +638,14 @@ impl<'a> Parser<'a> {
             let item = std::mem::replace(&mut self.items[idx], Item::Text(String::new()));
             match item {
                 Item::Text(t) => nodes.push(Node::Text(t)),
-                Item::Action(pos, toks) => {
+                Item::Action(pos, mut toks) => {
                     let kw = match toks.first() {
                         Some((Tok::Ident(k), _)) => k.clone(),
                         _ => String::new(),
                     };
+                    // the tokens after the keyword, moved out (not copied)
+                    let after =
+                        |toks: &mut Vec<(Tok, usize)>, n: usize| toks.split_off(n.min(toks.len()));
                     match kw.as_str() {
                         "end" => {
                             if toks.len() != 1 {
@@ -650,18 +653,20 @@ impl<'a> Parser<'a> {
                             }
                             return Ok((nodes, Stop::End));
                         }
-                        "else" => return Ok((nodes, Stop::Else(pos, toks[1..].to_vec()))),
+                        "else" => return Ok((nodes, Stop::Else(pos, after(&mut toks, 1)))),
                         "if" | "with" | "range" => {
-                            nodes.push(self.control(&kw, pos, toks[1..].to_vec())?);
+                            let rest = after(&mut toks, 1);
+                            nodes.push(self.control(&kw, pos, rest)?);
                         }
                         "define" | "block" => {
                             if !top && kw == "define" {
                                 return Err(self.err(pos, "unexpected <define> in command"));
                             }
-                            let (name, rest) = match toks.get(1) {
-                                Some((Tok::Str(s, _), _)) => (s.clone(), toks[2..].to_vec()),
+                            let name = match toks.get(1) {
+                                Some((Tok::Str(s, _), _)) => s.clone(),
                                 _ => return Err(self.err(pos, "expected template name")),
                             };
+                            let rest = after(&mut toks, 2);
                             let pipe = if kw == "block" {
                                 Some(self.pipe(pos, rest, false)?)
                             } else {
@@ -682,10 +687,11 @@ impl<'a> Parser<'a> {
                             }
                         }
                         "template" => {
-                            let (name, rest, npos) = match toks.get(1) {
-                                Some((Tok::Str(s, _), p)) => (s.clone(), toks[2..].to_vec(), *p),
+                            let (name, npos) = match toks.get(1) {
+                                Some((Tok::Str(s, _), p)) => (s.clone(), *p),
                                 _ => return Err(self.err(pos, "expected template name")),
                             };
+                            let rest = after(&mut toks, 2);
                             let pipe = if rest.is_empty() {
                                 None
                             } else {
@@ -754,7 +760,9 @@ impl<'a> Parser<'a> {
                         _ => return Err(self.err(epos, "unexpected tokens after else")),
                     };
                     // `else if` / `else with` share the enclosing `end`.
-                    Some(vec![self.control(&kw2, epos, rest[1..].to_vec())?])
+                    let mut rest = rest;
+                    let rest = rest.split_off(1);
+                    Some(vec![self.control(&kw2, epos, rest)?])
                 }
             }
         };
@@ -775,7 +783,7 @@ impl<'a> Parser<'a> {
     fn pipe(
         &mut self,
         pos: usize,
-        toks: Vec<(Tok, usize)>,
+        mut toks: Vec<(Tok, usize)>,
         allow_decl: bool,
     ) -> Result<Pipe, ParseError> {
         let mut decl = Vec::new();
@@ -804,7 +812,7 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        let toks = &toks[start..];
+        let toks = &mut toks[start..];
         let mut idx = 0;
         let mut p = self.parse_pipe_toks(toks, &mut idx, pos)?;
         if idx != toks.len() {
@@ -826,7 +834,7 @@ impl<'a> Parser<'a> {
 
     fn parse_pipe_toks(
         &self,
-        toks: &[(Tok, usize)],
+        toks: &mut [(Tok, usize)],
         idx: &mut usize,
         pos: usize,
     ) -> Result<Pipe, ParseError> {
@@ -861,8 +869,10 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn operand(&self, toks: &[(Tok, usize)], idx: &mut usize) -> Result<Arg, ParseError> {
-        let (t, pos) = toks[*idx].clone();
+    /// The operand at `idx`: its tokens are taken (left as `Tok::Dot`), as each is read once.
+    fn operand(&self, toks: &mut [(Tok, usize)], idx: &mut usize) -> Result<Arg, ParseError> {
+        let pos = toks[*idx].1;
+        let t = std::mem::replace(&mut toks[*idx].0, Tok::Dot);
         *idx += 1;
         let base = match t {
             Tok::Ident(name) => match name.as_str() {
@@ -880,11 +890,11 @@ impl<'a> Parser<'a> {
                 // Go positions a field chain at its second element
                 let mut p = pos;
                 let mut chain = vec![name];
-                while let Some((Tok::ChainField(n), cp)) = toks.get(*idx) {
+                while let Some((Tok::ChainField(n), cp)) = toks.get_mut(*idx) {
                     if chain.len() == 1 {
                         p = *cp;
                     }
-                    chain.push(n.clone());
+                    chain.push(std::mem::take(n));
                     *idx += 1;
                 }
                 return Ok(Arg::Field(p, chain));
@@ -895,11 +905,11 @@ impl<'a> Parser<'a> {
                 }
                 let mut p = pos;
                 let mut chain = Vec::new();
-                while let Some((Tok::ChainField(n), cp)) = toks.get(*idx) {
+                while let Some((Tok::ChainField(n), cp)) = toks.get_mut(*idx) {
                     if chain.is_empty() {
                         p = *cp;
                     }
-                    chain.push(n.clone());
+                    chain.push(std::mem::take(n));
                     *idx += 1;
                 }
                 return Ok(Arg::Var(p, name, chain));
@@ -933,11 +943,11 @@ impl<'a> Parser<'a> {
         };
         let mut chain = Vec::new();
         let mut p = pos;
-        while let Some((Tok::ChainField(n), cp)) = toks.get(*idx) {
+        while let Some((Tok::ChainField(n), cp)) = toks.get_mut(*idx) {
             if chain.is_empty() {
                 p = *cp;
             }
-            chain.push(n.clone());
+            chain.push(std::mem::take(n));
             *idx += 1;
         }
         if chain.is_empty() {

@@ -87,6 +87,19 @@ pub fn entries(m: &MapRef) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Bytes as text, as `String::from_utf8_lossy` reads them, with the fast check first (most
+/// files are UTF-8 already).
+pub fn text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+/// The bytes of a chart's file, shared (not copied) by every chart, `.Files` and value that
+/// holds them.
+pub type FileData = std::sync::Arc<Vec<u8>>;
+
 #[derive(Clone, Debug)]
 pub enum Value {
     Nil,
@@ -128,7 +141,7 @@ impl<T> std::ops::Deref for Tracked<T> {
 #[derive(Debug)]
 pub enum Obj {
     /// `.Files`: path -> content.
-    Files(BTreeMap<String, Vec<u8>>),
+    Files(BTreeMap<String, FileData>),
     /// `.Capabilities.APIVersions`.
     ApiVersions(Tracked<Vec<String>>),
     /// `.Capabilities.KubeVersion`.
@@ -143,7 +156,7 @@ pub enum Obj {
     /// methods with value receivers (`String`, `Major`, `IncMinor`, ...) apply to it.
     SemverValue(super::semver::Version),
     /// A Go `[]byte` (what ranging over `.Files.Glob` gives).
-    Bytes(Vec<u8>),
+    Bytes(FileData),
 }
 
 impl Value {
@@ -447,7 +460,7 @@ pub fn strval(v: &Value) -> String {
     match v {
         Value::Str(s) => s.to_string(),
         Value::Obj(o) => match &**o {
-            Obj::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+            Obj::Bytes(b) => text(b),
             _ => to_v(v),
         },
         v => to_v(v),

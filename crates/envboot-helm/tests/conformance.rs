@@ -135,7 +135,7 @@ fn chart_hash(dir: &Path) -> String {
     for (k, v) in chart.files() {
         h.update(k.as_bytes());
         h.update([0]);
-        h.update(v);
+        h.update(v.as_slice());
         h.update([0]);
     }
     hex::encode(h.finalize())[..16].to_string()

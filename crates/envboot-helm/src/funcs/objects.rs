@@ -13,73 +13,96 @@ use crate::yaml;
 
 /// A `/`-separated glob as gobwas/glob matches it (`*` within a segment, `**` across).
 pub fn glob_match(pat: &str, s: &str) -> bool {
-    fn m(p: &[char], s: &[char]) -> bool {
-        if p.is_empty() {
-            return s.is_empty();
-        }
-        match p[0] {
-            '*' => {
-                let double = p.get(1) == Some(&'*');
-                let rest = if double { &p[2..] } else { &p[1..] };
-                for i in 0..=s.len() {
-                    if m(rest, &s[i..]) {
-                        return true;
-                    }
-                    if i < s.len() && !double && s[i] == '/' {
-                        return false;
-                    }
-                }
-                false
-            }
-            '?' => !s.is_empty() && s[0] != '/' && m(&p[1..], &s[1..]),
-            '{' => {
-                let Some(close) = p.iter().position(|&c| c == '}') else {
-                    return !s.is_empty() && s[0] == '{' && m(&p[1..], &s[1..]);
-                };
-                let inner: String = p[1..close].iter().collect();
-                inner.split(',').any(|alt| {
-                    let mut np: Vec<char> = alt.chars().collect();
-                    np.extend_from_slice(&p[close + 1..]);
-                    m(&np, s)
-                })
-            }
-            '[' => {
-                let Some(close) = p.iter().position(|&c| c == ']') else {
-                    return false;
-                };
-                if s.is_empty() {
-                    return false;
-                }
-                let set = &p[1..close];
-                let (neg, set) = if set.first() == Some(&'!') || set.first() == Some(&'^') {
-                    (true, &set[1..])
-                } else {
-                    (false, set)
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < set.len() {
-                    if i + 2 < set.len() && set[i + 1] == '-' {
-                        if set[i] <= s[0] && s[0] <= set[i + 2] {
-                            hit = true;
-                        }
-                        i += 3;
-                    } else {
-                        if set[i] == s[0] {
-                            hit = true;
-                        }
-                        i += 1;
-                    }
-                }
-                hit != neg && m(&p[close + 1..], &s[1..])
-            }
-            '\\' if p.len() > 1 => !s.is_empty() && s[0] == p[1] && m(&p[2..], &s[1..]),
-            c => !s.is_empty() && s[0] == c && m(&p[1..], &s[1..]),
-        }
+    // bytes where both are ASCII (every .helmignore and `.Files.Glob` in practice), characters
+    // otherwise: the same matcher, without collecting either into a vector
+    if pat.is_ascii() && s.is_ascii() {
+        return glob_m(pat.as_bytes(), s.as_bytes());
     }
     let p: Vec<char> = pat.chars().collect();
     let s: Vec<char> = s.chars().collect();
-    m(&p, &s)
+    glob_m(&p, &s)
+}
+
+/// An item of a glob or of the text it matches: a byte of ASCII text, or a character.
+trait GlobItem: Copy + Eq + Ord {
+    fn is(self, c: u8) -> bool;
+}
+
+impl GlobItem for u8 {
+    fn is(self, c: u8) -> bool {
+        self == c
+    }
+}
+
+impl GlobItem for char {
+    fn is(self, c: u8) -> bool {
+        self == char::from(c)
+    }
+}
+
+fn glob_m<T: GlobItem>(p: &[T], s: &[T]) -> bool {
+    let Some(&first) = p.first() else {
+        return s.is_empty();
+    };
+    if first.is(b'*') {
+        let double = p.get(1).is_some_and(|c| c.is(b'*'));
+        let rest = if double { &p[2..] } else { &p[1..] };
+        for i in 0..=s.len() {
+            if glob_m(rest, &s[i..]) {
+                return true;
+            }
+            if i < s.len() && !double && s[i].is(b'/') {
+                return false;
+            }
+        }
+        return false;
+    }
+    if first.is(b'?') {
+        return !s.is_empty() && !s[0].is(b'/') && glob_m(&p[1..], &s[1..]);
+    }
+    if first.is(b'{') {
+        let Some(close) = p.iter().position(|c| c.is(b'}')) else {
+            return !s.is_empty() && s[0].is(b'{') && glob_m(&p[1..], &s[1..]);
+        };
+        return p[1..close].split(|c| c.is(b',')).any(|alt| {
+            let mut np: Vec<T> = alt.to_vec();
+            np.extend_from_slice(&p[close + 1..]);
+            glob_m(&np, s)
+        });
+    }
+    if first.is(b'[') {
+        let Some(close) = p.iter().position(|c| c.is(b']')) else {
+            return false;
+        };
+        let Some(&c0) = s.first() else {
+            return false;
+        };
+        let set = &p[1..close];
+        let (neg, set) = match set.first() {
+            Some(c) if c.is(b'!') || c.is(b'^') => (true, &set[1..]),
+            _ => (false, set),
+        };
+        let mut hit = false;
+        let mut i = 0;
+        while i < set.len() {
+            if i + 2 < set.len() && set[i + 1].is(b'-') {
+                if set[i] <= c0 && c0 <= set[i + 2] {
+                    hit = true;
+                }
+                i += 3;
+            } else {
+                if set[i] == c0 {
+                    hit = true;
+                }
+                i += 1;
+            }
+        }
+        return hit != neg && glob_m(&p[close + 1..], &s[1..]);
+    }
+    if first.is(b'\\') && p.len() > 1 {
+        return !s.is_empty() && s[0] == p[1] && glob_m(&p[2..], &s[1..]);
+    }
+    !s.is_empty() && s[0] == first && glob_m(&p[1..], &s[1..])
 }
 
 /// Fields and methods of the struct-like objects.
@@ -104,7 +127,7 @@ pub fn obj_field(o: &Rc<Obj>, name: &str, args: Vec<Value>) -> Result<Value, Str
                 Ok(Value::string(
                     files
                         .get(&p)
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .map(|b| crate::value::text(b))
                         .unwrap_or_default(),
                 ))
             }
@@ -116,7 +139,7 @@ pub fn obj_field(o: &Rc<Obj>, name: &str, args: Vec<Value>) -> Result<Value, Str
             }
             "Glob" => {
                 let p = arg_s(0)?;
-                let sel: BTreeMap<String, Vec<u8>> = files
+                let sel: BTreeMap<String, crate::value::FileData> = files
                     .iter()
                     .filter(|(k, _)| glob_match(&p, k))
                     .map(|(k, v)| (k.clone(), v.clone()))
@@ -131,9 +154,9 @@ pub fn obj_field(o: &Rc<Obj>, name: &str, args: Vec<Value>) -> Result<Value, Str
                     .iter()
                     .map(|(k, v)| {
                         let s = if name == "AsConfig" {
-                            String::from_utf8_lossy(v).into_owned()
+                            crate::value::text(v)
                         } else {
-                            b64().encode(v)
+                            b64().encode(v.as_slice())
                         };
                         (path_base(k), Value::string(s))
                     })

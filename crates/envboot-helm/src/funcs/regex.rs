@@ -23,7 +23,7 @@ pub(super) fn register(r: &mut Registry) {
 fn regex_match(a: Args) -> FnResult {
     a.want(2)?;
     let re = a.s(0)?;
-    Ok(match regex::Regex::new(&go_regex(&re)) {
+    Ok(match compile(&re) {
         Ok(r) => Value::Bool(r.is_match(&a.s(1)?)),
         Err(e) if a.name.starts_with("must") => {
             return Err(call_err(format!("error parsing regexp: {e}")))
@@ -117,7 +117,32 @@ fn regex_quote_meta(a: Args) -> FnResult {
 }
 
 fn regex(re: &str) -> Result<regex::Regex, FnError> {
-    regex::Regex::new(&go_regex(re)).map_err(|e| call_err(format!("error parsing regexp: {e}")))
+    compile(re).map_err(|e| call_err(format!("error parsing regexp: {e}")))
+}
+
+/// The most patterns kept compiled: charts use a handful, called once per object.
+const CACHED_PATTERNS: usize = 256;
+
+thread_local! {
+    static COMPILED: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// A Go pattern compiled, once per pattern and thread: Go compiles it at every call, which
+/// changes nothing but the time (a `regex::Regex` is immutable and cheap to clone).
+fn compile(re: &str) -> Result<regex::Regex, regex::Error> {
+    if let Some(r) = COMPILED.with(|c| c.borrow().get(re).cloned()) {
+        return Ok(r);
+    }
+    let r = regex::Regex::new(&go_regex(re))?;
+    COMPILED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= CACHED_PATTERNS {
+            c.clear();
+        }
+        c.insert(re.to_string(), r.clone());
+    });
+    Ok(r)
 }
 
 /// A Go (RE2) pattern in the `regex` crate's syntax: Go's `\d`, `\w`, `\s` (and their

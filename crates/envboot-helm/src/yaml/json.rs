@@ -34,7 +34,9 @@ fn for_json_inner(v: &Value) -> Value {
                         .map(|(k, v)| {
                             (
                                 k.clone(),
-                                Value::string(base64::engine::general_purpose::STANDARD.encode(v)),
+                                Value::string(
+                                    base64::engine::general_purpose::STANDARD.encode(v.as_slice()),
+                                ),
                             )
                         })
                         .collect(),
@@ -56,7 +58,7 @@ fn for_json_inner(v: &Value) -> Value {
             Obj::Semver(s) | Obj::SemverValue(s) => Value::string(s.canonical()),
             Obj::Bytes(b) => {
                 use base64::Engine as _;
-                Value::string(base64::engine::general_purpose::STANDARD.encode(b))
+                Value::string(base64::engine::general_purpose::STANDARD.encode(b.as_slice()))
             }
         },
         v => v.clone(),
