@@ -201,30 +201,26 @@ impl Engine {
         Ok(())
     }
 
-    /// Parse a file and register its defines (later files override earlier definitions).
-    pub fn add_file(&mut self, name: &str, text: &str) -> Result<(), parse::ParseError> {
-        let src = Rc::new(Source {
-            name: name.to_string(),
-            text: text.to_string(),
-        });
-        let parsed = parse::parse(&src)?;
+    /// Add a parsed file ([`parse::parse`]): the templates it defines, then itself.
+    pub fn add_parsed(&mut self, src: Source, parsed: parse::Parsed) {
+        let name = src.name.clone();
+        let src = Rc::new(src);
         for (n, body) in parsed.defines {
             self.templates.insert(
                 n,
                 Tmpl {
-                    body,
+                    body: Rc::new(body),
                     src: src.clone(),
                 },
             );
         }
         self.templates.insert(
-            name.to_string(),
+            name,
             Tmpl {
                 body: Rc::new(parsed.body),
                 src,
             },
         );
-        Ok(())
     }
 
     /// Execute the template `name` with `dot`, returning its output.
@@ -679,7 +675,7 @@ impl Engine {
             Arg::Ident(pos, name, func) => {
                 let cmd_for_err = Cmd {
                     pos: *pos,
-                    args: vec![Arg::Ident(*pos, name.clone(), *func)],
+                    args: vec![Arg::Ident(*pos, name, *func)],
                 };
                 self.eval_function(st, &cmd_for_err, name, *func, &[], dot, None)
             }

@@ -135,7 +135,8 @@ fn helmignored(patterns: &[String], path: &str) -> bool {
         let p = p.trim_end_matches('/').trim_start_matches("./");
         if p.contains('/') {
             let p = p.trim_start_matches('/');
-            return funcs::glob_match(p, path) || path.starts_with(&format!("{p}/"));
+            return funcs::glob_match(p, path)
+                || path.strip_prefix(p).is_some_and(|r| r.starts_with('/'));
         }
         parts.iter().enumerate().any(|(i, seg)| {
             let is_dir = i + 1 < parts.len();
@@ -1103,6 +1104,69 @@ fn names_install_state(loaded: &Loaded, values_files: &[(String, String)]) -> bo
     chart_names(loaded) || values_files.iter().any(|(_, t)| names(t.as_bytes()))
 }
 
+/// Below this many bytes of input, one thread is quicker than starting others.
+const PARALLEL_BYTES: usize = 128 * 1024;
+
+/// `f` of every item, on as many threads as there are cores, each thread a run of consecutive
+/// items of about the same total `weight` (bytes). The results come back in the order given,
+/// so the first error in that order is the one reported, as when done one after the other.
+/// What a large chart's render spends most on (parsing its templates, reading its manifests)
+/// is done so.
+fn par_map<T: Send, R: Send>(
+    items: Vec<T>,
+    weight: impl Fn(&T) -> usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let total: usize = items.iter().map(&weight).sum();
+    let threads = std::thread::available_parallelism()
+        .map(std::num::NonZeroUsize::get)
+        .unwrap_or(1)
+        .min(items.len());
+    if threads < 2 || total < PARALLEL_BYTES {
+        return items.into_iter().map(f).collect();
+    }
+    let mut runs: Vec<Vec<T>> = vec![Vec::new()];
+    let mut done = 0;
+    for item in items {
+        done += weight(&item);
+        let last = runs.len() - 1;
+        runs[last].push(item);
+        if done >= total * runs.len() / threads && runs.len() < threads {
+            runs.push(Vec::new());
+        }
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|run| scope.spawn(move || run.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(results) => out.extend(results),
+                // the work is the same as on one thread: a panic there is carried on here
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        out
+    })
+}
+
+type ParseResult = Result<(parse::Source, parse::Parsed), (String, parse::ParseError)>;
+
+/// Parse the files ([`par_map`]).
+fn parse_all(sources: Vec<parse::Source>) -> Vec<ParseResult> {
+    par_map(
+        sources,
+        |s| s.text.len(),
+        |src| match parse::parse(&src) {
+            Ok(p) => Ok((src, p)),
+            Err(e) => Err((src.name, e)),
+        },
+    )
+}
+
 /// Render a chart like `helm install` given what it read ([`Options::lookups`]).
 pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Rendering, Error> {
     let mut loaded = load(&chart.files, true)?;
@@ -1234,12 +1298,18 @@ pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Renderi
     engine.max_steps = options.max_steps.unwrap_or(MAX_STEPS);
     engine.lookups = options.lookups.clone();
     engine.randomness = options.randomness.clone();
-    let texts: BTreeMap<String, String> = files.into_iter().collect();
+    let mut texts: BTreeMap<String, String> = files.into_iter().collect();
     let mut order: Vec<String> = texts.keys().cloned().collect();
     sort_templates(&mut order);
-    for name in &order {
-        let text = texts.get(name).map(String::as_str).unwrap_or("");
-        engine.add_file(name, text).map_err(|e| {
+    let sources: Vec<parse::Source> = order
+        .iter()
+        .map(|name| parse::Source {
+            name: name.clone(),
+            text: texts.remove(name).unwrap_or_default(),
+        })
+        .collect();
+    for parsed in parse_all(sources) {
+        let (src, parsed) = parsed.map_err(|(name, e)| {
             let (file, line) = split_location(&e.location);
             Error::Parse {
                 chart: name.split('/').next().unwrap_or("").to_string(),
@@ -1248,6 +1318,7 @@ pub fn template_with_lookups(chart: &Chart, options: &Options) -> Result<Renderi
                 message: e.message,
             }
         })?;
+        engine.add_parsed(src, parsed);
     }
 
     // Execute, in the same order.
@@ -1319,6 +1390,40 @@ struct Manifest {
     hook: bool,
 }
 
+/// What Helm reads of a manifest to sort it (`releaseutil.SimpleHead`): its kind, and whether
+/// it is a hook; an error where the YAML does not read.
+fn manifest_head(path: &str, doc: &str) -> Result<(String, bool), Error> {
+    let head = yaml::parse(doc).map_err(|e| Error::Manifest {
+        file: path.to_string(),
+        message: format!("error converting YAML to JSON: {e}"),
+    })?;
+    match &head {
+        Value::Map(m) => {
+            let m = m.borrow();
+            let kind = match m.get("kind") {
+                Some(Value::Str(s)) => s.to_string(),
+                _ => String::new(),
+            };
+            let hook = match m.get("metadata") {
+                Some(Value::Map(md)) => match md.borrow().get("annotations") {
+                    Some(Value::Map(a)) => a.borrow().contains_key("helm.sh/hook"),
+                    _ => false,
+                },
+                _ => false,
+            };
+            Ok((kind, hook))
+        }
+        Value::Nil => Ok((String::new(), false)),
+        other => Err(Error::Manifest {
+            file: path.to_string(),
+            message: format!(
+                "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type releaseutil.SimpleHead",
+                yaml::json_kind(other)
+            ),
+        }),
+    }
+}
+
 fn split_manifests(text: &str) -> Vec<String> {
     // regexp `(?:^|\s*\n)---\s*` on the trimmed text
     static SEP: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
@@ -1335,56 +1440,33 @@ fn split_manifests(text: &str) -> Vec<String> {
 }
 
 fn sort_manifests(outputs: &BTreeMap<String, String>) -> Result<Vec<Rendered>, Error> {
-    let mut generic = Vec::new();
-    let mut hooks = Vec::new();
+    let mut docs = Vec::new();
     for (path, content) in outputs {
         let base = path.rsplit('/').next().unwrap_or(path);
         if base.starts_with('_') || content.trim().is_empty() {
             continue;
         }
-        for doc in split_manifests(content) {
-            let head = yaml::parse(&doc).map_err(|e| Error::Manifest {
-                file: path.clone(),
-                message: format!("error converting YAML to JSON: {e}"),
-            })?;
-            let (kind, is_hook) = match &head {
-                Value::Map(m) => {
-                    let m = m.borrow();
-                    let kind = match m.get("kind") {
-                        Some(Value::Str(s)) => s.to_string(),
-                        _ => String::new(),
-                    };
-                    let hook = match m.get("metadata") {
-                        Some(Value::Map(md)) => match md.borrow().get("annotations") {
-                            Some(Value::Map(a)) => a.borrow().contains_key("helm.sh/hook"),
-                            _ => false,
-                        },
-                        _ => false,
-                    };
-                    (kind, hook)
-                }
-                Value::Nil => (String::new(), false),
-                other => {
-                    return Err(Error::Manifest {
-                        file: path.clone(),
-                        message: format!(
-                            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type releaseutil.SimpleHead",
-                            yaml::json_kind(other)
-                        ),
-                    })
-                }
-            };
-            let m = Manifest {
-                source: path.clone(),
-                content: doc,
-                kind,
-                hook: is_hook,
-            };
-            if is_hook {
-                hooks.push(m);
-            } else {
-                generic.push(m);
-            }
+        docs.extend(split_manifests(content).into_iter().map(|doc| (path, doc)));
+    }
+    let heads = par_map(
+        docs,
+        |(_, doc)| doc.len(),
+        |(path, doc)| manifest_head(path, &doc).map(|(kind, hook)| (path, doc, kind, hook)),
+    );
+    let mut generic = Vec::new();
+    let mut hooks = Vec::new();
+    for head in heads {
+        let (path, doc, kind, is_hook) = head?;
+        let m = Manifest {
+            source: path.clone(),
+            content: doc,
+            kind,
+            hook: is_hook,
+        };
+        if is_hook {
+            hooks.push(m);
+        } else {
+            generic.push(m);
         }
     }
     let rank = |k: &str| INSTALL_ORDER.iter().position(|x| *x == k);

@@ -1,7 +1,6 @@
 //! Lexer and parser for Go's text/template language.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use super::funcs::Func;
 
@@ -127,7 +126,7 @@ pub struct Cmd {
 #[derive(Debug)]
 pub enum Arg {
     /// A function's name, and what it resolved to.
-    Ident(usize, String, Func),
+    Ident(usize, &'static str, Func),
     Field(usize, Vec<String>),
     Dot(usize),
     Var(usize, String, Vec<String>),
@@ -234,7 +233,7 @@ pub struct ParseError {
 /// A parsed file: its main body and the templates it defines.
 pub struct Parsed {
     pub body: Vec<Node>,
-    pub defines: BTreeMap<String, Rc<Vec<Node>>>,
+    pub defines: BTreeMap<String, Vec<Node>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,7 +577,7 @@ struct Parser<'a> {
     src: &'a Source,
     items: Vec<Item>,
     pos: usize,
-    defines: BTreeMap<String, Rc<Vec<Node>>>,
+    defines: BTreeMap<String, Vec<Node>>,
     range_depth: usize,
     /// Variables in scope (Go rejects undefined variables when parsing).
     vars: Vec<String>,
@@ -639,14 +638,26 @@ impl<'a> Parser<'a> {
             match item {
                 Item::Text(t) => nodes.push(Node::Text(t)),
                 Item::Action(pos, mut toks) => {
-                    let kw = match toks.first() {
-                        Some((Tok::Ident(k), _)) => k.clone(),
-                        _ => String::new(),
+                    let kw: &'static str = match toks.first() {
+                        Some((Tok::Ident(k), _)) => match k.as_str() {
+                            "end" => "end",
+                            "else" => "else",
+                            "if" => "if",
+                            "with" => "with",
+                            "range" => "range",
+                            "define" => "define",
+                            "block" => "block",
+                            "template" => "template",
+                            "break" => "break",
+                            "continue" => "continue",
+                            _ => "",
+                        },
+                        _ => "",
                     };
                     // the tokens after the keyword, moved out (not copied)
                     let after =
                         |toks: &mut Vec<(Tok, usize)>, n: usize| toks.split_off(n.min(toks.len()));
-                    match kw.as_str() {
+                    match kw {
                         "end" => {
                             if toks.len() != 1 {
                                 return Err(self.err(pos, "unexpected tokens after end"));
@@ -656,7 +667,7 @@ impl<'a> Parser<'a> {
                         "else" => return Ok((nodes, Stop::Else(pos, after(&mut toks, 1)))),
                         "if" | "with" | "range" => {
                             let rest = after(&mut toks, 1);
-                            nodes.push(self.control(&kw, pos, rest)?);
+                            nodes.push(self.control(kw, pos, rest)?);
                         }
                         "define" | "block" => {
                             if !top && kw == "define" {
@@ -681,7 +692,7 @@ impl<'a> Parser<'a> {
                             if !matches!(stop, Stop::End) {
                                 return Err(self.err(pos, "unexpected EOF in define"));
                             }
-                            self.defines.insert(name.clone(), Rc::new(body));
+                            self.defines.insert(name.clone(), body);
                             if kw == "block" {
                                 nodes.push(Node::Template { pos, name, pipe });
                             }
@@ -880,7 +891,7 @@ impl<'a> Parser<'a> {
                 "false" => Arg::Bool(pos, false),
                 "nil" => Arg::Nil(pos),
                 _ => {
-                    let Some(func) = super::funcs::lookup(&name) else {
+                    let Some((name, func)) = super::funcs::lookup_named(&name) else {
                         return Err(self.err(pos, &format!("function {name:?} not defined")));
                     };
                     Arg::Ident(pos, name, func)

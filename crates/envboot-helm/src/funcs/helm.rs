@@ -60,7 +60,7 @@ fn tpl(eng: &mut Engine, st: &State, a: Args) -> FnResult {
         let old = eng.templates.insert(
             k.clone(),
             Tmpl {
-                body,
+                body: Rc::new(body),
                 src: src.clone(),
             },
         );

@@ -125,9 +125,10 @@ static FUNCS: LazyLock<HashMap<&'static str, Func>> = LazyLock::new(|| {
     r.0
 });
 
-/// The function a template names, if it is defined.
-pub fn lookup(name: &str) -> Option<Func> {
-    FUNCS.get(name).copied()
+/// The function a template names, if it is defined, and its name as the table holds it (no
+/// copy per call site).
+pub fn lookup_named(name: &str) -> Option<(&'static str, Func)> {
+    FUNCS.get_key_value(name).map(|(k, f)| (*k, *f))
 }
 
 /// What the family modules register into.
@@ -315,9 +316,9 @@ mod tests {
             "urlJoin",
             "mustFromJson",
         ] {
-            assert!(lookup(name).is_some(), "{name}");
+            assert!(lookup_named(name).is_some(), "{name}");
         }
-        assert!(lookup("nosuchfunction").is_none());
+        assert!(lookup_named("nosuchfunction").is_none());
         // Helm's function table with Sprig's (a few, as `getHostByName`, registered as refused)
         assert!(FUNCS.len() >= 225, "{}", FUNCS.len());
     }

@@ -15,6 +15,18 @@ use crate::yaml;
 pub fn glob_match(pat: &str, s: &str) -> bool {
     // bytes where both are ASCII (every .helmignore and `.Files.Glob` in practice), characters
     // otherwise: the same matcher, without collecting either into a vector
+    // the common shapes first: a literal name, and `*` and a literal suffix (`*.swp`)
+    const SPECIAL: [char; 5] = ['*', '?', '[', '{', '\\'];
+    if !pat.contains(SPECIAL) {
+        return pat == s;
+    }
+    if let Some(suffix) = pat.strip_prefix('*') {
+        if !suffix.contains(SPECIAL) {
+            return s
+                .strip_suffix(suffix)
+                .is_some_and(|head| !head.contains('/'));
+        }
+    }
     if pat.is_ascii() && s.is_ascii() {
         return glob_m(pat.as_bytes(), s.as_bytes());
     }
