@@ -34,7 +34,9 @@ impl Run<'_> {
 pub async fn execute(target: &Target, run: Run<'_>) -> engine::Result<u8> {
     let loaded = target.load_for_cluster()?;
     let lock = engine::lock(&loaded, &engine::holder(run.command())).await?;
-    let result = execute_locked(&loaded, &run).await;
+    // the plan asks the cluster through the lock's connection (one TLS session, one discovery)
+    let cluster = lock.as_ref().and_then(engine::LockGuard::cluster);
+    let result = execute_locked(&loaded, &run, cluster).await;
     if let Some(lock) = lock {
         lock.release().await;
     }
@@ -63,9 +65,13 @@ fn approve(command: &'static str) -> engine::Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-async fn execute_locked(loaded: &Loaded, run: &Run<'_>) -> engine::Result<u8> {
+async fn execute_locked(
+    loaded: &Loaded,
+    run: &Run<'_>,
+    cluster: Option<envboot::kube::Kube>,
+) -> engine::Result<u8> {
     let (goal, options) = (run.goal, run.options);
-    let plan = engine::plan(loaded, goal, options).await?;
+    let plan = engine::plan_connected(loaded, goal, options, cluster).await?;
     if let Some((path, saved)) = &run.saved {
         saved.check(path, &plan)?;
     }

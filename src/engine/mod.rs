@@ -453,9 +453,16 @@ pub struct LockGuard {
     kube: Option<kube::lock::LockGuard>,
     aws: Option<aws::lock::AwsLock>,
     environment: String,
+    /// The connection that holds the Lease, when the cluster is an existing one.
+    cluster: Option<Kube>,
 }
 
 impl LockGuard {
+    /// The existing cluster's connection the lock was taken through, for the plan to use.
+    pub fn cluster(&self) -> Option<Kube> {
+        self.cluster.clone()
+    }
+
     /// Gives the lock back.
     pub async fn release(self) {
         if let Some(k) = self.kube {
@@ -510,7 +517,13 @@ pub async fn lock(loaded: &Loaded, holder: &str) -> Result<Option<LockGuard>> {
     } else {
         None
     };
-    let kube_lock = match lease_client(loaded).await {
+    let lease = lease_client(loaded).await;
+    let existing = env.cluster.as_ref().is_some_and(|c| c.k3s.is_none());
+    let cluster = match &lease {
+        Ok(Some(k)) if existing => Some(k.clone()),
+        _ => None,
+    };
+    let kube_lock = match lease {
         Ok(Some(k)) => match k
             .lock(&env.name, holder, LOCK_DURATION, health.clone())
             .await
@@ -538,6 +551,7 @@ pub async fn lock(loaded: &Loaded, holder: &str) -> Result<Option<LockGuard>> {
         kube: kube_lock,
         aws: aws_lock,
         environment: env.name.clone(),
+        cluster,
     }))
 }
 
@@ -1093,7 +1107,9 @@ pub(crate) async fn plan_cluster(
     }
     // The inventory names the kinds applied before; without one, every listable kind is
     // searched for the environment's labels.
-    let inventory = k.read_inventory(name).await?;
+    // (the namespaces of others are read meanwhile)
+    let (inventory, foreign) = tokio::join!(k.read_inventory(name), k.foreign_namespaces(name));
+    let (inventory, foreign) = (inventory?, foreign?);
     // Destroy always searches every kind: nothing labelled may be left behind.
     let mut extra = match (&inventory, goal) {
         (Some(inv), Goal::Apply) => inv.kinds(),
@@ -1117,7 +1133,6 @@ pub(crate) async fn plan_cluster(
             .to_string();
         hooks.push((release, object));
     }
-    let foreign = k.foreign_namespaces(name).await?;
     let desired = match goal {
         Goal::Apply => desired,
         Goal::Destroy => Vec::new(),
@@ -1218,6 +1233,17 @@ pub(crate) async fn plan_cluster(
 }
 
 pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<Plan> {
+    plan_connected(loaded, goal, options, None).await
+}
+
+/// [`plan`], asking an existing cluster through `cluster` (the lock's connection) instead of
+/// connecting again.
+pub async fn plan_connected(
+    loaded: &Loaded,
+    goal: Goal,
+    options: PlanOptions,
+    cluster: Option<Kube>,
+) -> Result<Plan> {
     let env = &loaded.env;
     let aws_client = Aws::connect(&env.region)
         .await
@@ -1228,9 +1254,23 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
     };
     // AWS first: Kubernetes values may refer to AWS attributes (`${module.network.vpc_id}`);
     // an existing cluster is connected to meanwhile.
+    // An existing cluster is connected to and the environment rendered for it meanwhile
+    // (rendering reads the cluster, not the AWS layer).
     let existing = async {
         match &env.cluster {
-            Some(c) if c.k3s.is_none() => Some(Kube::connect(c.context.as_deref()).await),
+            Some(c) if c.k3s.is_none() => {
+                let k = match cluster {
+                    Some(k) => Ok(k.counted_from_now()),
+                    None => Kube::connect(c.context.as_deref()).await,
+                };
+                Some(match k {
+                    Ok(k) => {
+                        let rendered = render_against(loaded, &k).await;
+                        Ok((k, rendered))
+                    }
+                    Err(e) => Err(e),
+                })
+            }
             _ => None,
         }
     };
@@ -1240,13 +1280,28 @@ pub async fn plan(loaded: &Loaded, goal: Goal, options: PlanOptions) -> Result<P
     );
     let aws_changes = aws_changes?;
     let known = known_attributes(&aws_changes);
-    let (kube_client, pending) = match (&env.cluster, connected) {
-        (None, _) => (None, None),
-        (Some(_), Some(connected)) => (Some(connected?), None),
-        (Some(_), None) => k3s_access(loaded, goal, &aws_changes).await?,
+    let (kube_client, pending, rendered) = match (&env.cluster, connected) {
+        (None, _) => (None, None, None),
+        (Some(_), Some(connected)) => {
+            let (k, rendered) = connected?;
+            (Some(k), None, Some(rendered?))
+        }
+        (Some(_), None) => {
+            let (k, pending) = k3s_access(loaded, goal, &aws_changes).await?;
+            (k, pending, None)
+        }
     };
     let (kube_changes, inventory, hooks) = match (&kube_client, &pending) {
-        (Some(k), _) => plan_kube(loaded, goal, options, k, &known).await?,
+        (Some(k), _) => match rendered {
+            Some((manifests, hooks)) => {
+                let cloud = cloud_addresses(env.resources.iter().map(|r| r.address.as_str()));
+                plan_cluster(
+                    &env.name, &manifests, &hooks, goal, options, k, &known, &cloud,
+                )
+                .await?
+            }
+            None => plan_kube(loaded, goal, options, k, &known).await?,
+        },
         (None, Some(_)) if goal == Goal::Apply => {
             if let Some(e) = &loaded.offline_error {
                 return Err(Error::Chart(e.to_string()));

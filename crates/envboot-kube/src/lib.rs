@@ -92,13 +92,27 @@ fn explain(error: &kube::Error) -> String {
 }
 
 /// Counts requests to the API server by HTTP method (`GET`, `PATCH`, ...); dry-run requests
-/// are counted as `DRYRUN`.
+/// are counted as `DRYRUN`. A counter [`from_now`](RequestCounter::from_now) counts only
+/// the requests made after it was taken.
 #[derive(Debug, Clone, Default)]
-pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>, BTreeMap<String, u64>);
 
 impl RequestCounter {
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+        let mut counts = self.0.lock().map(|m| m.clone()).unwrap_or_default();
+        for (method, before) in &self.1 {
+            if let Some(n) = counts.get_mut(method) {
+                *n -= (*before).min(*n);
+            }
+        }
+        counts.retain(|_, n| *n > 0);
+        counts
+    }
+
+    /// The same count, from zero now.
+    pub fn from_now(&self) -> RequestCounter {
+        let all = self.0.lock().map(|m| m.clone()).unwrap_or_default();
+        RequestCounter(self.0.clone(), all)
     }
 
     /// Requests that may change something: everything but GET and dry runs.
@@ -227,6 +241,14 @@ fn gvk(api_version: &str, kind: &str) -> GroupVersionKind {
 }
 
 impl Kube {
+    /// The same connection, its requests counted from now on (a plan made through the lock's
+    /// connection counts its own requests, not the lock's).
+    pub fn counted_from_now(&self) -> Kube {
+        let mut k = self.clone();
+        k.calls = self.calls.from_now();
+        k
+    }
+
     /// Wraps an existing client (requests made through it are not counted).
     pub fn from_client(client: Client) -> Kube {
         Kube {
