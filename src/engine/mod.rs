@@ -1260,7 +1260,7 @@ pub async fn plan_connected(
         match &env.cluster {
             Some(c) if c.k3s.is_none() => {
                 let k = match cluster {
-                    Some(k) => Ok(k.counted_from_now()),
+                    Some(k) => Ok(k),
                     None => Kube::connect(c.context.as_deref()).await,
                 };
                 Some(match k {

@@ -1137,16 +1137,33 @@ fn par_map<T: Send, R: Send>(
     }
     let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = runs
+        // a run whose thread cannot start (a process limit) is done here, in its turn
+        let started: Vec<_> = runs
             .into_iter()
-            .map(|run| scope.spawn(move || run.into_iter().map(f).collect::<Vec<R>>()))
+            .map(|run| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let thread = std::thread::Builder::new().spawn_scoped(scope, move || {
+                    let run: Vec<T> = rx.recv().unwrap_or_default();
+                    run.into_iter().map(f).collect::<Vec<R>>()
+                });
+                match thread {
+                    Ok(h) => match tx.send(run) {
+                        Ok(()) => Ok(h),
+                        Err(std::sync::mpsc::SendError(run)) => Err(run),
+                    },
+                    Err(_) => Err(run),
+                }
+            })
             .collect();
         let mut out = Vec::new();
-        for h in handles {
-            match h.join() {
-                Ok(results) => out.extend(results),
-                // the work is the same as on one thread: a panic there is carried on here
-                Err(p) => std::panic::resume_unwind(p),
+        for s in started {
+            match s {
+                Ok(h) => match h.join() {
+                    Ok(results) => out.extend(results),
+                    // the work is the same as on one thread: a panic there is carried on here
+                    Err(p) => std::panic::resume_unwind(p),
+                },
+                Err(run) => out.extend(run.into_iter().map(f)),
             }
         }
         out

@@ -667,3 +667,43 @@ c: {{ typeOf (semver "1.2.3").IncPatch }} {{ kindOf (semver "1.2.3").IncPatch }}
         assert!(got.contains(error), "{tpl}: {got}");
     }
 }
+
+#[test]
+fn globs_match_as_helm_matches_them() {
+    let cases = [
+        ("*.swp", "a.swp", true),
+        ("*.swp", "dir/a.swp", false),
+        ("*", "", true),
+        ("*", "a/b", false),
+        ("**", "a/b", true),
+        ("files/*.json", "files/a.json", true),
+        ("files/*.json", "files/x/a.json", false),
+        ("files/**.json", "files/x/a.json", true),
+        ("?.txt", "a.txt", true),
+        ("?.txt", "/.txt", false),
+        ("[a-c]x", "bx", true),
+        ("[!a-c]x", "bx", false),
+        ("[^a-c]x", "dx", true),
+        ("{a,bb}.yaml", "bb.yaml", true),
+        ("{a,bb}.yaml", "c.yaml", false),
+        ("\\*.md", "*.md", true),
+        ("\\*.md", "a.md", false),
+        ("OWNERS", "OWNERS", true),
+        ("OWNERS", "OWNERS2", false),
+        ("é*", "éa", true),
+        ("*é", "aé", true),
+        ("[é]", "é", true),
+    ];
+    for (pattern, path, want) in cases {
+        assert_eq!(funcs::glob_match(pattern, path), want, "{pattern} ~ {path}");
+    }
+}
+
+#[test]
+fn work_spread_over_threads_comes_back_in_order() {
+    let items: Vec<u32> = (0..1000).collect();
+    // a weight that puts the whole over the threshold, so threads are used
+    let out = par_map(items, |_| PARALLEL_BYTES, |i| i * 2);
+    assert_eq!(out, (0..1000).map(|i| i * 2).collect::<Vec<_>>());
+    assert_eq!(par_map(Vec::<u32>::new(), |_| 1, |i| i), Vec::<u32>::new());
+}

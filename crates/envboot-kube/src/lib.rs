@@ -92,27 +92,13 @@ fn explain(error: &kube::Error) -> String {
 }
 
 /// Counts requests to the API server by HTTP method (`GET`, `PATCH`, ...); dry-run requests
-/// are counted as `DRYRUN`. A counter [`from_now`](RequestCounter::from_now) counts only
-/// the requests made after it was taken.
+/// are counted as `DRYRUN`. The requests of envboot's lock are not counted.
 #[derive(Debug, Clone, Default)]
-pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>, BTreeMap<String, u64>);
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
 
 impl RequestCounter {
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        let mut counts = self.0.lock().map(|m| m.clone()).unwrap_or_default();
-        for (method, before) in &self.1 {
-            if let Some(n) = counts.get_mut(method) {
-                *n -= (*before).min(*n);
-            }
-        }
-        counts.retain(|_, n| *n > 0);
-        counts
-    }
-
-    /// The same count, from zero now.
-    pub fn from_now(&self) -> RequestCounter {
-        let all = self.0.lock().map(|m| m.clone()).unwrap_or_default();
-        RequestCounter(self.0.clone(), all)
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Requests that may change something: everything but GET and dry runs.
@@ -145,6 +131,11 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        // the run's lock (taking, renewing, giving back its Lease) is not the run's work: a
+        // no-op apply reports no writes however long it holds the lock
+        if lock::is_lock_request(req.uri().path()) {
+            return self.inner.call(req);
+        }
         let dry_run = req.uri().query().is_some_and(|q| q.contains("dryRun"));
         let method = if dry_run {
             "DRYRUN".to_string()
@@ -241,14 +232,6 @@ fn gvk(api_version: &str, kind: &str) -> GroupVersionKind {
 }
 
 impl Kube {
-    /// The same connection, its requests counted from now on (a plan made through the lock's
-    /// connection counts its own requests, not the lock's).
-    pub fn counted_from_now(&self) -> Kube {
-        let mut k = self.clone();
-        k.calls = self.calls.from_now();
-        k
-    }
-
     /// Wraps an existing client (requests made through it are not counted).
     pub fn from_client(client: Client) -> Kube {
         Kube {

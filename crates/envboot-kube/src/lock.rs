@@ -25,6 +25,16 @@ pub struct LockGuard {
     renewer: tokio::task::JoinHandle<()>,
 }
 
+/// Whether a request's path is that of an environment's lock Lease (its creation is a POST to
+/// the namespace's Leases: envboot applies objects by name, so no other request of envboot's
+/// goes there).
+pub(crate) fn is_lock_request(path: &str) -> bool {
+    path.strip_prefix("/apis/coordination.k8s.io/v1/namespaces/")
+        .and_then(|p| p.strip_prefix(LOCK_NAMESPACE))
+        .and_then(|p| p.strip_prefix("/leases"))
+        .is_some_and(|p| p.is_empty() || p.starts_with("/envboot-lock-"))
+}
+
 fn lease_name(environment: &str) -> String {
     format!("envboot-lock-{environment}")
 }
@@ -191,6 +201,20 @@ impl LockGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_lock_leases_requests_are_the_locks() {
+        let base = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+        assert!(is_lock_request(base));
+        assert!(is_lock_request(&format!("{base}/envboot-lock-staging")));
+        assert!(!is_lock_request(&format!("{base}/other")));
+        assert!(!is_lock_request(
+            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/envboot-lock-x"
+        ));
+        assert!(!is_lock_request(
+            "/api/v1/namespaces/default/configmaps/envboot-lock-x"
+        ));
+    }
 
     #[test]
     fn the_host_and_pid_are_read_back_from_a_holder_identity() {
