@@ -51,6 +51,10 @@ fn run_command() -> ExitCode {
             });
         }
     };
+    let timings = std::env::var_os("ENVBOOT_TIMINGS").is_some_and(|v| !v.is_empty() && v != "0");
+    if timings {
+        engine::timings::enable();
+    }
     // the commands that call no API run without the async runtime (its threads cost a
     // process's start-up, which `template` pays once per chart): they await nothing
     let outcome = if needs_runtime(&cli.command) {
@@ -68,6 +72,9 @@ fn run_command() -> ExitCode {
     } else {
         futures::executor::block_on(run(cli.command))
     };
+    if timings {
+        eprint!("{}", engine::timings::report(&engine::timings::phases()));
+    }
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -33,12 +33,14 @@ impl Run<'_> {
 /// Reads the environment, takes its lock, and makes it match the goal.
 pub async fn execute(target: &Target, run: Run<'_>) -> engine::Result<u8> {
     let loaded = target.load_for_cluster()?;
-    let lock = engine::lock(&loaded, &engine::holder(run.command())).await?;
+    let holder = engine::holder(run.command());
+    let lock =
+        engine::timings::measure_async("take the lock", engine::lock(&loaded, &holder)).await?;
     // the plan asks the cluster through the lock's connection (one TLS session, one discovery)
     let cluster = lock.as_ref().and_then(engine::LockGuard::cluster);
     let result = execute_locked(&loaded, &run, cluster).await;
     if let Some(lock) = lock {
-        lock.release().await;
+        engine::timings::measure_async("release the lock", lock.release()).await;
     }
     result
 }

@@ -57,6 +57,8 @@ Environment:
                                                    none for
   ENVBOOT_KUBE_QPS, ENVBOOT_KUBE_BURST             client-side rate limit on Kubernetes API
                                                    requests (default 300 a second, bursts of 1000)
+  ENVBOOT_TIMINGS=1                                where the time went: each phase's start and
+                                                   length, printed to standard error at the end
 
 Examples:
   envboot validate local

@@ -1,13 +1,14 @@
 //! Apply: carries out a plan through the providers, in the order the plan's dependencies,
 //! install order, release waves and hooks demand.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
 use super::cluster::k3s_plan;
 use super::provider::{Cloud, Cluster, Guarded};
+use super::timings;
 use super::{
     cloud_addresses, cloud_reference, release_of, release_waves, resolve_object, Error, Goal, Plan,
     Report, Result, Step, Targets, RELEASE_TIMEOUT,
@@ -118,9 +119,11 @@ pub(crate) async fn execute(
             k.delete_inventory(&plan.environment).await?;
         }
     }
-    aws_deletes(plan, cloud, progress).await?;
-    let known = aws_creates(plan, cloud, progress).await?;
-    kube_phase(plan, cluster, &known, progress, &mut notes, &mut kept).await?;
+    timings::measure_async("AWS deletions", aws_deletes(plan, cloud, progress)).await?;
+    let creates = aws_creates(plan, cloud, progress);
+    let known = timings::measure_async("AWS creations and updates", creates).await?;
+    let kube = kube_phase(plan, cluster, &known, progress, &mut notes, &mut kept);
+    timings::measure_async("Kubernetes", kube).await?;
     Ok(Report {
         summary: plan.summary(),
         elapsed: started.elapsed(),
@@ -144,6 +147,9 @@ async fn kube_phase(
     // Releases with `dependsOn` go in waves: a wave starts once the releases it depends on
     // are applied and ready.
     if let Some(k) = cluster {
+        if plan.goal == Goal::Apply {
+            timings::measure_async("announce the kinds", announce_kinds(plan, k)).await?;
+        }
         let cloud = cloud_addresses(plan.aws.iter().map(|c| c.change.address.as_str()));
         let waves = release_waves(&plan.releases);
         let wave_of = |c: &KubeChange| {
@@ -239,10 +245,12 @@ async fn kube_phase(
         }
     }
     if plan.goal == Goal::Apply {
-        kube_deletes(plan, cluster, progress, notes, kept).await?;
-        record_inventory(plan, cluster).await?;
+        let deletes = kube_deletes(plan, cluster, progress, notes, kept);
+        timings::measure_async("Kubernetes deletions", deletes).await?;
+        timings::measure_async("write the inventory", record_inventory(plan, cluster)).await?;
         if let (Some(timeout), Some(k)) = (plan.options.wait, cluster) {
-            let not_ready = not_ready(plan, k, timeout).await?;
+            let wait = not_ready(plan, k, timeout);
+            let not_ready = timings::measure_async("wait until ready", wait).await?;
             if !not_ready.is_empty() {
                 return Err(Error::NotReady {
                     seconds: timeout.as_secs(),
@@ -402,6 +410,28 @@ async fn wait_for_dependencies(
 /// How long to wait for applied CRDs to be Established before applying their resources.
 const CRD_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Before an apply's first write: the inventory names every kind the apply may write (as
+/// `pending` where it did not name it yet), so that a crash half-way leaves nothing that a
+/// later plan would not list. Nothing is written when it names them all already.
+async fn announce_kinds(plan: &Plan, k: &impl Cluster) -> Result<()> {
+    let mut inventory = plan.inventory.clone().unwrap_or_default();
+    let named = inventory.kinds();
+    let new: BTreeSet<(String, String)> = plan
+        .kube
+        .iter()
+        .filter(|c| matches!(c.change.action, Action::Create | Action::Update))
+        .filter(|c| c.desired.is_some())
+        .map(|c| (c.api_version.clone(), c.key.kind.clone()))
+        .filter(|kind| !named.contains(kind))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    inventory.pending.extend(new);
+    k.write_inventory(&plan.environment, &inventory).await?;
+    Ok(())
+}
+
 /// After an apply: the inventory lists what the environment now has in its cluster, the
 /// commit and the time. Written only when something changed, so a second run writes nothing.
 async fn record_inventory(plan: &Plan, cluster: Option<&impl Cluster>) -> Result<()> {
@@ -412,6 +442,7 @@ async fn record_inventory(plan: &Plan, cluster: Option<&impl Cluster>) -> Result
         revision: plan.commit.clone(),
         applied_at: kube::inventory::now(),
         groups: BTreeMap::new(),
+        pending: BTreeSet::new(),
     };
     for c in &plan.kube {
         if let Some(desired) = &c.desired {

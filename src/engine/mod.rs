@@ -15,6 +15,7 @@ mod provider;
 mod saved;
 #[cfg(test)]
 mod tests;
+pub mod timings;
 
 pub use apply::apply;
 pub use saved::{read_plan, save_plan, SavedPlan};
@@ -233,8 +234,12 @@ pub fn load_for_cluster(options: &SourceOptions, name: &str) -> Result<Loaded> {
 
 /// The commit and the environment's model, checked; warnings are errors if asked.
 fn read_model(options: &SourceOptions, name: &str) -> Result<(Snapshot, Environment)> {
-    let mut snapshot = source::read(&options.repo, &options.revision)?;
-    let env = load_with_charts(&mut snapshot, name, &crate::charts::Fetcher::from_env())?;
+    let mut snapshot = timings::measure("read the commit", || {
+        source::read(&options.repo, &options.revision)
+    })?;
+    let env = timings::measure("charts and the model", || {
+        load_with_charts(&mut snapshot, name, &crate::charts::Fetcher::from_env())
+    })?;
     if options.deny_warnings && !env.warnings.is_empty() {
         return Err(Error::Warnings(env.warnings));
     }
@@ -248,7 +253,7 @@ fn decrypt_and_render(
     mut env: Environment,
     for_cluster: bool,
 ) -> Result<Loaded> {
-    let secrets = decrypt_secrets(&env)?;
+    let secrets = timings::measure("decrypt", || decrypt_secrets(&env))?;
     let credentials = k3s_user_data(&mut env)?;
     let facts = offline_facts(&env);
     // a template error may come from a lookup's empty answer (only then is it left for the
@@ -259,8 +264,8 @@ fn decrypt_and_render(
             .as_ref()
             .is_some_and(|l| !l.unread().is_empty())
     };
-    let (manifests, hooks, needs, offline_error) = match render::render_for(&env, &secrets, &facts)
-    {
+    let rendered = timings::measure("render", || render::render_for(&env, &secrets, &facts));
+    let (manifests, hooks, needs, offline_error) = match rendered {
         Ok((manifests, hooks, needs)) => (manifests, hooks, needs, None),
         Err(e @ render::Error::ChartFailed { .. }) if for_cluster && looked_up() => (
             Vec::new(),
@@ -733,7 +738,7 @@ impl Plan {
                 }
             }
         }
-        if let Some(inv) = &self.inventory {
+        if let Some(inv) = self.inventory.as_ref().filter(|i| i.applied()) {
             return LiveState {
                 commit: Some(inv.revision.clone()),
                 applied_at: Some(inv.applied_at.clone()),
@@ -1066,6 +1071,27 @@ fn register_looked_up_secrets(found: &serde_json::Value) {
     register_live_secrets(&objects);
 }
 
+/// The kinds a plan lists, besides the declared and the usual ones, to find what the
+/// environment has in its cluster; `None` for every kind the cluster serves.
+/// - Apply with an inventory: the kinds it names (it is written ahead of every apply's writes,
+///   so a crashed apply's kinds are there too).
+/// - Apply without one and without a namespace of the environment's: envboot never wrote there
+///   for it, so nothing more (a first plan costs requests by the kinds declared).
+/// - Apply without one where a namespace of the environment's exists (the inventory was
+///   deleted), and destroy always: every kind, so that nothing labelled is left behind.
+pub(crate) fn kinds_to_search(
+    inventory: Option<&kube::inventory::Inventory>,
+    goal: Goal,
+    namespaces: &kube::Namespaces,
+) -> Option<BTreeSet<(String, String)>> {
+    match (inventory, goal) {
+        (_, Goal::Destroy) => None,
+        (Some(inventory), Goal::Apply) => Some(inventory.kinds()),
+        (None, Goal::Apply) if namespaces.own.is_empty() => Some(BTreeSet::new()),
+        (None, Goal::Apply) => None,
+    }
+}
+
 /// Plans environment `name`'s objects (`manifests`, `hooks`) against the cluster `k`; `cloud`
 /// holds the addresses of the environment's cloud resources (see [`cloud_reference`]).
 #[allow(clippy::too_many_arguments)]
@@ -1083,6 +1109,7 @@ pub(crate) async fn plan_cluster(
     let mut kinds = BTreeSet::new();
     // Kinds that CRDs of this environment define: the cluster may not serve them yet.
     let defined = crd_kinds(manifests);
+    let placing = timings::Span::start("place the objects (discovery)");
     for m in manifests {
         let kind = (m.api_version().to_string(), m.kind().to_string());
         let mut object = resolve_object(&m.object, known);
@@ -1105,18 +1132,22 @@ pub(crate) async fn plan_cluster(
         }
         desired.push(object);
     }
-    // The inventory names the kinds applied before; without one, every listable kind is
-    // searched for the environment's labels.
-    // (the namespaces of others are read meanwhile)
-    let (inventory, foreign) = tokio::join!(k.read_inventory(name), k.foreign_namespaces(name));
-    let (inventory, foreign) = (inventory?, foreign?);
-    // Destroy always searches every kind: nothing labelled may be left behind.
-    let mut extra = match (&inventory, goal) {
-        (Some(inv), Goal::Apply) => inv.kinds(),
-        _ => k.listable_kinds().await?,
+    // The inventory names the kinds applied before (see `kinds_to_search`); the namespaces
+    // are read meanwhile.
+    placing.end();
+    let (inventory, namespaces) = timings::measure_async("inventory and namespaces", async {
+        tokio::join!(k.read_inventory(name), k.namespaces(name))
+    })
+    .await;
+    let (inventory, namespaces) = (inventory?, namespaces?);
+    let mut extra = match kinds_to_search(inventory.as_ref(), goal, &namespaces) {
+        Some(kinds) => kinds,
+        None => timings::measure_async("discover every kind", k.listable_kinds()).await?,
     };
+    let foreign = namespaces.foreign;
     extra.extend(defined.keys().cloned());
-    let mut live = k.discover(name, &kinds, &extra).await?;
+    let lists = k.discover(name, &kinds, &extra);
+    let mut live = timings::measure_async("list the environment's objects", lists).await?;
     register_live_secrets(&live);
     // Hooks left from earlier runs are not part of the release: only destroy removes them.
     if goal == Goal::Apply {
@@ -1137,7 +1168,7 @@ pub(crate) async fn plan_cluster(
         Goal::Apply => desired,
         Goal::Destroy => Vec::new(),
     };
-    let mut changes = kube::diff::diff(&desired, &live, &foreign);
+    let mut changes = timings::measure("diff", || kube::diff::diff(&desired, &live, &foreign));
     // fields derived from secrets (desired objects are the manifests', in their order)
     let tainted: BTreeMap<ObjectKey, Vec<String>> = match goal {
         Goal::Apply => desired
@@ -1157,7 +1188,7 @@ pub(crate) async fn plan_cluster(
         }
     };
     changes.iter_mut().for_each(mask_tainted);
-    check_schema(&changes, k).await?;
+    timings::measure_async("check the schema", check_schema(&changes, k)).await?;
     // What Git declares and the cluster has without the environment's label is not ours: a
     // conflict, or (with --adopt) taken over.
     let creates: Vec<(String, ObjectKey)> = changes
@@ -1171,7 +1202,8 @@ pub(crate) async fn plan_cluster(
             .filter(|o| o["kind"] == "Namespace" && o["apiVersion"] == "v1")
             .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string)),
     );
-    let unowned = k.unowned_existing(name, &creates, &present).await?;
+    let owners = k.unowned_existing(name, &creates, &present);
+    let unowned = timings::measure_async("owners of objects to create", owners).await?;
     // A namespace to delete that holds what is not ours will be kept: the plan says so.
     for c in changes.iter_mut().filter(|c| {
         c.change.action == Action::Delete && c.key.kind == "Namespace" && c.key.group.is_empty()
@@ -1200,6 +1232,7 @@ pub(crate) async fn plan_cluster(
             c.conflict = Some(why.clone());
         }
     }
+    let dry_runs = timings::Span::start("dry runs of updates");
     for c in changes
         .iter_mut()
         .filter(|c| c.change.action == Action::Update)
@@ -1229,6 +1262,7 @@ pub(crate) async fn plan_cluster(
             c.change.action = Action::NoOp;
         }
     }
+    dry_runs.end();
     Ok((changes, inventory, hooks))
 }
 
@@ -1261,11 +1295,16 @@ pub async fn plan_connected(
             Some(c) if c.k3s.is_none() => {
                 let k = match cluster {
                     Some(k) => Ok(k),
-                    None => Kube::connect(c.context.as_deref()).await,
+                    None => {
+                        let connect = Kube::connect(c.context.as_deref());
+                        timings::measure_async("connect to the cluster", connect).await
+                    }
                 };
                 Some(match k {
                     Ok(k) => {
-                        let rendered = render_against(loaded, &k).await;
+                        let render = render_against(loaded, &k);
+                        let rendered =
+                            timings::measure_async("render for the cluster", render).await;
                         Ok((k, rendered))
                     }
                     Err(e) => Err(e),
@@ -1274,10 +1313,9 @@ pub async fn plan_connected(
             _ => None,
         }
     };
-    let (aws_changes, connected) = tokio::join!(
-        plan_cloud(&aws_client, &env.name, desired_resources, options.adopt),
-        existing
-    );
+    let cloud = plan_cloud(&aws_client, &env.name, desired_resources, options.adopt);
+    let (aws_changes, connected) =
+        tokio::join!(timings::measure_async("plan AWS", cloud), existing);
     let aws_changes = aws_changes?;
     let known = known_attributes(&aws_changes);
     let (kube_client, pending, rendered) = match (&env.cluster, connected) {

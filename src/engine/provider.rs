@@ -41,8 +41,8 @@ pub(crate) trait ClusterDiscovery {
         kinds: &BTreeSet<(String, String)>,
         extra: &BTreeSet<(String, String)>,
     ) -> kube::Result<Vec<Value>>;
-    /// Namespaces that are not the environment's.
-    async fn foreign_namespaces(&self, environment: &str) -> kube::Result<BTreeSet<String>>;
+    /// The namespaces that exist, the environment's and the others.
+    async fn namespaces(&self, environment: &str) -> kube::Result<kube::Namespaces>;
     /// Of the objects to create, those that exist without the environment's label, with why.
     async fn unowned_existing(
         &self,
@@ -121,8 +121,8 @@ impl ClusterDiscovery for Kube {
     ) -> kube::Result<Vec<Value>> {
         Kube::discover(self, environment, kinds, extra).await
     }
-    async fn foreign_namespaces(&self, environment: &str) -> kube::Result<BTreeSet<String>> {
-        Kube::foreign_namespaces(self, environment).await
+    async fn namespaces(&self, environment: &str) -> kube::Result<kube::Namespaces> {
+        Kube::namespaces(self, environment).await
     }
     async fn unowned_existing(
         &self,

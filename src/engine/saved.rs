@@ -167,6 +167,9 @@ impl Plan {
         if let Some(inv) = &self.inventory {
             feed(&inv.revision);
             feed(&inv.applied_at);
+            for (api_version, kind) in &inv.pending {
+                feed(&format!("pending {api_version} {kind}"));
+            }
         }
         feed(self.pending.as_deref().unwrap_or("-"));
         hex::encode(h.finalize())

@@ -212,10 +212,19 @@ impl Cluster for Memory {
             .map(|(_, k)| (k.clone(), "injected: not ready".to_string()))
             .collect())
     }
-    async fn write_inventory(&self, environment: &str, _inventory: &Inventory) -> kube::Result<()> {
-        self.call(format!("inventory {environment}"))
-            .await
-            .map_err(kube_failed)
+    async fn write_inventory(&self, environment: &str, inventory: &Inventory) -> kube::Result<()> {
+        let line = match inventory.pending.is_empty() {
+            true => format!("inventory {environment}"),
+            false => {
+                let kinds: Vec<String> = inventory
+                    .pending
+                    .iter()
+                    .map(|(a, k)| format!("{a} {k}"))
+                    .collect();
+                format!("announce {environment}: {}", kinds.join(", "))
+            }
+        };
+        self.call(line).await.map_err(kube_failed)
     }
     async fn delete_inventory(&self, environment: &str) -> kube::Result<()> {
         self.call(format!("delete inventory {environment}"))
@@ -307,8 +316,11 @@ impl ClusterDiscovery for Memory {
             .map_err(kube_failed)?;
         Ok(self.live.clone())
     }
-    async fn foreign_namespaces(&self, _environment: &str) -> kube::Result<BTreeSet<String>> {
-        Ok(self.foreign.keys().cloned().collect())
+    async fn namespaces(&self, _environment: &str) -> kube::Result<kube::Namespaces> {
+        Ok(kube::Namespaces {
+            foreign: self.foreign.keys().cloned().collect(),
+            own: BTreeSet::new(),
+        })
     }
     async fn unowned_existing(
         &self,
@@ -557,6 +569,7 @@ fn kubernetes_follows_aws_in_install_order_and_sees_the_ids_aws_gave() {
         memory.log(),
         [
             "create net.vpc",
+            "announce test: apps/v1 Deployment, v1 ConfigMap, v1 Namespace",
             "apply Namespace apps",
             "apply ConfigMap apps/ids vpc=id-net.vpc",
             "apply Deployment apps/web",
@@ -592,6 +605,7 @@ fn a_release_waits_for_the_releases_it_depends_on_to_be_ready() {
     assert_eq!(
         memory.log(),
         [
+            "announce test: v1 ConfigMap",
             "apply ConfigMap apps/db-config",
             "ready ConfigMap apps/db-config",
             "apply ConfigMap apps/web-config",
@@ -635,6 +649,7 @@ fn hooks_run_around_their_release_by_weight_and_only_when_it_changes() {
     assert_eq!(
         memory.log(),
         [
+            "announce test: v1 ConfigMap, v1 Namespace",
             "apply Namespace apps",
             "apply Job apps/schema",
             "ready Job apps/schema",
@@ -1033,5 +1048,91 @@ fn fields_derived_from_a_secret_stay_masked_after_the_dry_run_confirms_them() {
     assert_eq!(
         field("data.LEVEL").after,
         Some(envboot_core::plan::Value::Known("\"debug\"".into()))
+    );
+}
+
+#[test]
+fn a_plan_searches_the_inventorys_kinds_or_every_kind_where_envboot_may_have_written() {
+    let none = kube::Namespaces::default();
+    let ours = kube::Namespaces {
+        own: ["shop".to_string()].into(),
+        ..kube::Namespaces::default()
+    };
+    let inventory = Inventory {
+        pending: [("v1".to_string(), "LimitRange".to_string())].into(),
+        ..Inventory::default()
+    };
+    // never applied here: the declared and the usual kinds only
+    assert_eq!(
+        super::kinds_to_search(None, Goal::Apply, &none),
+        Some(BTreeSet::new())
+    );
+    // the inventory is gone but the environment's namespace is there: every kind
+    assert_eq!(super::kinds_to_search(None, Goal::Apply, &ours), None);
+    assert_eq!(
+        super::kinds_to_search(Some(&inventory), Goal::Apply, &ours),
+        Some(inventory.kinds())
+    );
+    // destroy leaves nothing labelled behind
+    assert_eq!(
+        super::kinds_to_search(Some(&inventory), Goal::Destroy, &none),
+        None
+    );
+}
+
+#[test]
+fn an_apply_names_the_kinds_it_will_write_before_its_first_write() {
+    let mut plan = Setup {
+        kube: vec![
+            object("Namespace", "apps", None, json!({})),
+            object("ConfigMap", "settings", None, json!({})),
+            object("Deployment", "web", None, json!({})),
+        ],
+        ..Setup::default()
+    }
+    .plan();
+    // a crash half-way: the deployment is never written
+    let memory = Memory {
+        fail: ["apply Deployment apps/web".to_string()].into(),
+        ..Memory::default()
+    };
+    assert!(run(&plan, &memory).is_err());
+    assert_eq!(
+        memory.log(),
+        [
+            "announce test: apps/v1 Deployment, v1 ConfigMap, v1 Namespace",
+            "apply Namespace apps",
+            "apply ConfigMap apps/settings",
+            "apply Deployment apps/web",
+        ]
+    );
+
+    // kinds the inventory names already are not announced again; a new one is
+    let mut inventory = Inventory {
+        pending: [
+            ("apps/v1".to_string(), "Deployment".to_string()),
+            ("v1".to_string(), "ConfigMap".to_string()),
+            ("v1".to_string(), "Namespace".to_string()),
+        ]
+        .into(),
+        ..Inventory::default()
+    };
+    plan.inventory = Some(inventory.clone());
+    let memory = Memory::default();
+    run(&plan, &memory).unwrap();
+    assert!(memory.log().iter().all(|l| !l.starts_with("announce")));
+    assert_eq!(
+        memory.log().last().map(String::as_str),
+        Some("inventory test")
+    );
+    inventory
+        .pending
+        .remove(&("v1".to_string(), "ConfigMap".to_string()));
+    plan.inventory = Some(inventory);
+    let memory = Memory::default();
+    run(&plan, &memory).unwrap();
+    assert_eq!(
+        memory.log()[0],
+        "announce test: apps/v1 Deployment, v1 ConfigMap, v1 Namespace"
     );
 }

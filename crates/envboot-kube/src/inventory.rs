@@ -4,12 +4,21 @@
 //! never planned, pruned or reported as the user's).
 //!
 //! # Guarantees
-//! - It is a cache: labels stay the truth. Without it, pruning lists every kind the cluster
-//!   serves ([`Kube::listable_kinds`]) and the next apply writes it again.
-//! - Keys: `revision`, `appliedAt` (RFC 3339 with nanoseconds), and one key per group of
-//!   objects: `release.<name>` for a chart release, `environment` for namespaces, ConfigMaps and
-//!   Secrets. Each holds one `apiVersion kind namespace name` line per object (`-` for no
-//!   namespace).
+//! - **Written ahead**: before an apply writes an object of a kind the inventory does not
+//!   name, the kind is added under `pending` (and the inventory created if there is none). So
+//!   at every moment the inventory names every kind envboot may have written for the
+//!   environment, even after a crash half-way, and a plan lists only those kinds, the declared
+//!   ones and the usual ones (`PRUNE_KINDS`).
+//! - Labels stay the truth. Where no inventory exists but a namespace carries the environment's
+//!   label (the inventory was deleted by hand), pruning lists every kind the cluster serves
+//!   ([`Kube::listable_kinds`]) and the next apply writes the inventory again. No inventory and
+//!   no such namespace means envboot never wrote there for the environment: a first plan costs
+//!   requests in proportion to the kinds declared, not the kinds served.
+//! - Keys: `revision`, `appliedAt` (RFC 3339 with nanoseconds; both empty until a first apply
+//!   completes), `pending` (one `apiVersion kind` line per kind an unfinished apply may have
+//!   written; a completed apply removes it), and one key per group of objects: `release.<name>`
+//!   for a chart release, `environment` for namespaces, ConfigMaps and Secrets. Each holds one
+//!   `apiVersion kind namespace name` line per object (`-` for no namespace).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +31,9 @@ use super::{Error, Kube, ObjectKey, Result, FIELD_MANAGER};
 
 /// Label naming the environment an inventory belongs to.
 pub const LABEL_INVENTORY: &str = "envboot.dev/inventory-for";
+
+/// The key of the kinds an unfinished apply may have written.
+const PENDING: &str = "pending";
 
 /// One object in the inventory.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,6 +49,8 @@ pub struct Inventory {
     pub applied_at: String,
     /// Group (`release.<name>` or `environment`) to its objects.
     pub groups: BTreeMap<String, BTreeSet<Entry>>,
+    /// Kinds (apiVersion, kind) an apply that has not completed may have written.
+    pub pending: BTreeSet<(String, String)>,
 }
 
 /// The name of an environment's inventory ConfigMap.
@@ -63,24 +77,42 @@ impl Inventory {
             .collect()
     }
 
-    /// Every (apiVersion, kind) it holds.
+    /// Every (apiVersion, kind) it holds, pending ones included.
     pub fn kinds(&self) -> BTreeSet<(String, String)> {
-        self.groups
+        let mut kinds: BTreeSet<(String, String)> = self
+            .groups
             .values()
             .flatten()
             .map(|e| (e.api_version.clone(), e.key.kind.clone()))
-            .collect()
+            .collect();
+        kinds.extend(self.pending.iter().cloned());
+        kinds
     }
 
-    /// Whether both list the same objects for the same commit.
+    /// Whether both list the same objects (and pending kinds) for the same commit.
     pub fn same_content(&self, other: &Inventory) -> bool {
-        self.revision == other.revision && self.groups == other.groups
+        self.revision == other.revision
+            && self.groups == other.groups
+            && self.pending == other.pending
+    }
+
+    /// Whether a completed apply wrote it (not only an apply announcing what it may write).
+    pub fn applied(&self) -> bool {
+        !self.revision.is_empty()
     }
 
     fn to_data(&self) -> BTreeMap<String, String> {
         let mut data = BTreeMap::new();
         data.insert("revision".to_string(), self.revision.clone());
         data.insert("appliedAt".to_string(), self.applied_at.clone());
+        if !self.pending.is_empty() {
+            let lines: Vec<String> = self
+                .pending
+                .iter()
+                .map(|(api_version, kind)| format!("{api_version} {kind}"))
+                .collect();
+            data.insert(PENDING.to_string(), lines.join("\n"));
+        }
         for (group, entries) in &self.groups {
             let lines: Vec<String> = entries
                 .iter()
@@ -104,8 +136,17 @@ impl Inventory {
             revision: data.get("revision").cloned().unwrap_or_default(),
             applied_at: data.get("appliedAt").cloned().unwrap_or_default(),
             groups: BTreeMap::new(),
+            pending: BTreeSet::new(),
         };
         for (group, text) in data {
+            if group == PENDING {
+                inventory.pending = text
+                    .lines()
+                    .filter_map(|line| line.split_once(' '))
+                    .map(|(a, k)| (a.to_string(), k.to_string()))
+                    .collect();
+                continue;
+            }
             if group == "revision" || group == "appliedAt" {
                 continue;
             }
@@ -240,6 +281,14 @@ mod tests {
             revision: "abc".into(),
             applied_at: now(),
             groups: BTreeMap::new(),
+            pending: [
+                (
+                    "networking.k8s.io/v1".to_string(),
+                    "NetworkPolicy".to_string(),
+                ),
+                ("v1".to_string(), "ResourceQuota".to_string()),
+            ]
+            .into(),
         };
         inventory.groups.insert(
             "release.web".into(),
@@ -270,5 +319,22 @@ mod tests {
         assert!(back
             .kinds()
             .contains(&("apps/v1".into(), "Deployment".into())));
+        assert!(back
+            .kinds()
+            .contains(&("v1".into(), "ResourceQuota".into())));
+        assert_eq!(back.releases(), ["web".to_string()].into());
+    }
+
+    #[test]
+    fn pending_kinds_make_an_inventory_differ_and_only_a_revision_makes_it_applied() {
+        let announced = Inventory {
+            pending: [("v1".to_string(), "ConfigMap".to_string())].into(),
+            ..Inventory::default()
+        };
+        assert!(!announced.applied());
+        assert!(!announced.same_content(&Inventory::default()));
+        let data = announced.to_data();
+        assert_eq!(data["pending"], "v1 ConfigMap");
+        assert!(!Inventory::default().to_data().contains_key("pending"));
     }
 }

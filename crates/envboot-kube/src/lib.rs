@@ -210,6 +210,15 @@ fn owned_or_automatic(kind: &str, o: &DynamicObject, environment: &str) -> bool 
 /// apiVersion to its API resources and whether each is namespaced.
 type ResourceCache = HashMap<String, Vec<(ApiResource, bool)>>;
 
+/// The namespaces of a cluster, as one environment sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespaces {
+    /// Without the environment's label: used, never changed.
+    pub foreign: BTreeSet<String>,
+    /// With the environment's label.
+    pub own: BTreeSet<String>,
+}
+
 /// Kinds envboot lists for pruning even when Git no longer declares any object of them.
 const PRUNE_KINDS: [(&str, &str); 12] = [
     ("v1", "Namespace"),
@@ -455,8 +464,8 @@ impl Kube {
         Ok(results.into_iter().flatten().collect())
     }
 
-    /// Namespaces that exist without `environment`'s label.
-    pub async fn foreign_namespaces(&self, environment: &str) -> Result<BTreeSet<String>> {
+    /// The namespaces that exist, by whether they carry `environment`'s label.
+    pub async fn namespaces(&self, environment: &str) -> Result<Namespaces> {
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
         let list = api
             .list(&ListParams::default())
@@ -466,18 +475,22 @@ impl Kube {
                 call: "list",
                 source,
             })?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter(|n| {
-                n.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(LABEL_ENVIRONMENT))
-                    .is_none_or(|e| e != environment)
-            })
-            .filter_map(|n| n.metadata.name)
-            .collect())
+        let mut namespaces = Namespaces::default();
+        for n in list.items {
+            let ours = n
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_ENVIRONMENT))
+                .is_some_and(|e| e == environment);
+            if let Some(name) = n.metadata.name {
+                match ours {
+                    true => namespaces.own.insert(name),
+                    false => namespaces.foreign.insert(name),
+                };
+            }
+        }
+        Ok(namespaces)
     }
 
     async fn api(&self, api_version: &str, key: &ObjectKey) -> Result<Api<DynamicObject>> {
