@@ -233,7 +233,7 @@ pub(super) fn pending_creates(loaded: &Loaded, known: &HashMap<String, String>) 
             object
         })
         .collect();
-    kube::diff::diff(&desired, &[], &BTreeSet::new())
+    kube::diff::diff(desired, Vec::new(), &BTreeSet::new())
 }
 
 /// How often the wait for a k3s API server asks `/readyz`.

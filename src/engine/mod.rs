@@ -1071,12 +1071,12 @@ fn register_looked_up_secrets(found: &serde_json::Value) {
     register_live_secrets(&objects);
 }
 
-/// The kinds a plan lists, besides the declared and the usual ones, to find what the
-/// environment has in its cluster; `None` for every kind the cluster serves.
+/// The kinds a plan lists, besides the declared ones, to find what the environment has in its
+/// cluster; `None` for every kind the cluster serves.
 /// - Apply with an inventory: the kinds it names (it is written ahead of every apply's writes,
 ///   so a crashed apply's kinds are there too).
 /// - Apply without one and without a namespace of the environment's: envboot never wrote there
-///   for it, so nothing more (a first plan costs requests by the kinds declared).
+///   for it, so only the usual kinds (a first plan costs requests by the kinds declared).
 /// - Apply without one where a namespace of the environment's exists (the inventory was
 ///   deleted), and destroy always: every kind, so that nothing labelled is left behind.
 pub(crate) fn kinds_to_search(
@@ -1087,9 +1087,100 @@ pub(crate) fn kinds_to_search(
     match (inventory, goal) {
         (_, Goal::Destroy) => None,
         (Some(inventory), Goal::Apply) => Some(inventory.kinds()),
-        (None, Goal::Apply) if namespaces.own.is_empty() => Some(BTreeSet::new()),
+        (None, Goal::Apply) if namespaces.own.is_empty() => Some(
+            kube::USUAL_KINDS
+                .iter()
+                .map(|(a, k)| (a.to_string(), k.to_string()))
+                .collect(),
+        ),
         (None, Goal::Apply) => None,
     }
+}
+
+/// What a plan reads from the cluster before it compares: the desired objects placed (their
+/// namespaces set or cleared by the kinds' scope; `${...}` references not yet resolved), the
+/// inventory, the namespaces, and the environment's live objects.
+pub(crate) struct ClusterReads {
+    desired: Vec<serde_json::Value>,
+    inventory: Option<kube::inventory::Inventory>,
+    namespaces: kube::Namespaces,
+    live: Vec<serde_json::Value>,
+}
+
+/// Reads what environment `name`'s plan needs from the cluster `k`: the objects are placed
+/// (discovery) while the inventory, the namespaces and the lists are read. Needs nothing of the
+/// AWS layer, so it runs while that is planned.
+pub(crate) async fn read_cluster(
+    name: &str,
+    manifests: &[Manifest],
+    goal: Goal,
+    k: &impl ClusterDiscovery,
+) -> Result<ClusterReads> {
+    // Kinds that CRDs of this environment define: the cluster may not serve them yet.
+    let defined = crd_kinds(manifests);
+    let kinds: BTreeSet<(String, String)> = manifests
+        .iter()
+        .map(|m| (m.api_version().to_string(), m.kind().to_string()))
+        .filter(|kind| !defined.contains_key(kind))
+        .collect();
+    let placing = timings::measure_async("place the objects (discovery)", async {
+        // one discovery per group-version, all at once; then every object from the cache
+        let mut firsts: BTreeMap<(&str, &str), &Manifest> = BTreeMap::new();
+        for m in manifests {
+            firsts.entry((m.api_version(), m.kind())).or_insert(m);
+        }
+        let discovered = firsts.values().map(|m| async {
+            let mut object = m.object.clone();
+            let _ = k.place(&mut object, m.default_namespace.as_deref()).await;
+        });
+        futures::future::join_all(discovered).await;
+        let mut desired = Vec::with_capacity(manifests.len());
+        for m in manifests {
+            let kind = (m.api_version().to_string(), m.kind().to_string());
+            let mut object = m.object.clone();
+            match (
+                k.place(&mut object, m.default_namespace.as_deref()).await,
+                defined.get(&kind),
+            ) {
+                (Ok(()), _) => {}
+                (Err(kube::Error::UnknownKind { .. }), Some(namespaced)) => {
+                    if *namespaced && object["metadata"]["namespace"].is_null() {
+                        if let Some(ns) = &m.default_namespace {
+                            object["metadata"]["namespace"] = serde_json::json!(ns);
+                        }
+                    }
+                }
+                (Err(e), _) => return Err(Error::from(e)),
+            }
+            desired.push(object);
+        }
+        Ok(desired)
+    });
+    let reading = async {
+        // The inventory names the kinds applied before (see `kinds_to_search`); the namespaces
+        // are read meanwhile.
+        let (inventory, namespaces) = timings::measure_async("inventory and namespaces", async {
+            tokio::join!(k.read_inventory(name), k.namespaces(name))
+        })
+        .await;
+        let (inventory, namespaces) = (inventory?, namespaces?);
+        let mut extra = match kinds_to_search(inventory.as_ref(), goal, &namespaces) {
+            Some(kinds) => kinds,
+            None => timings::measure_async("discover every kind", k.listable_kinds()).await?,
+        };
+        extra.extend(defined.keys().cloned());
+        let lists = k.discover(name, &kinds, &extra);
+        let live = timings::measure_async("list the environment's objects", lists).await?;
+        Ok::<_, Error>((inventory, namespaces, live))
+    };
+    let (desired, read) = tokio::join!(placing, reading);
+    let (inventory, namespaces, live) = read?;
+    Ok(ClusterReads {
+        desired: desired?,
+        inventory,
+        namespaces,
+        live,
+    })
 }
 
 /// Plans environment `name`'s objects (`manifests`, `hooks`) against the cluster `k`; `cloud`
@@ -1105,49 +1196,45 @@ pub(crate) async fn plan_cluster(
     known: &HashMap<String, String>,
     cloud: &BTreeSet<String>,
 ) -> Result<KubePlan> {
-    let mut desired = Vec::new();
-    let mut kinds = BTreeSet::new();
-    // Kinds that CRDs of this environment define: the cluster may not serve them yet.
-    let defined = crd_kinds(manifests);
-    let placing = timings::Span::start("place the objects (discovery)");
-    for m in manifests {
-        let kind = (m.api_version().to_string(), m.kind().to_string());
-        let mut object = resolve_object(&m.object, known);
-        match (
-            k.place(&mut object, m.default_namespace.as_deref()).await,
-            defined.get(&kind),
-        ) {
-            (Ok(()), _) => {}
-            (Err(kube::Error::UnknownKind { .. }), Some(namespaced)) => {
-                if *namespaced && object["metadata"]["namespace"].is_null() {
-                    if let Some(ns) = &m.default_namespace {
-                        object["metadata"]["namespace"] = serde_json::json!(ns);
-                    }
-                }
-            }
-            (Err(e), _) => return Err(e.into()),
-        }
-        if !defined.contains_key(&kind) {
-            kinds.insert(kind);
-        }
-        desired.push(object);
+    let reads = read_cluster(name, manifests, goal, k).await?;
+    plan_read_cluster(
+        name,
+        reads,
+        manifests,
+        hooks_declared,
+        goal,
+        options,
+        k,
+        known,
+        cloud,
+    )
+    .await
+}
+
+/// [`plan_cluster`] from what [`read_cluster`] read.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn plan_read_cluster(
+    name: &str,
+    reads: ClusterReads,
+    manifests: &[Manifest],
+    hooks_declared: &[Manifest],
+    goal: Goal,
+    options: PlanOptions,
+    k: &impl ClusterDiscovery,
+    known: &HashMap<String, String>,
+    cloud: &BTreeSet<String>,
+) -> Result<KubePlan> {
+    let ClusterReads {
+        desired,
+        inventory,
+        namespaces,
+        mut live,
+    } = reads;
+    let mut desired = desired;
+    for object in &mut desired {
+        resolve_in_place(object, known);
     }
-    // The inventory names the kinds applied before (see `kinds_to_search`); the namespaces
-    // are read meanwhile.
-    placing.end();
-    let (inventory, namespaces) = timings::measure_async("inventory and namespaces", async {
-        tokio::join!(k.read_inventory(name), k.namespaces(name))
-    })
-    .await;
-    let (inventory, namespaces) = (inventory?, namespaces?);
-    let mut extra = match kinds_to_search(inventory.as_ref(), goal, &namespaces) {
-        Some(kinds) => kinds,
-        None => timings::measure_async("discover every kind", k.listable_kinds()).await?,
-    };
     let foreign = namespaces.foreign;
-    extra.extend(defined.keys().cloned());
-    let lists = k.discover(name, &kinds, &extra);
-    let mut live = timings::measure_async("list the environment's objects", lists).await?;
     register_live_secrets(&live);
     // Hooks left from earlier runs are not part of the release: only destroy removes them.
     if goal == Goal::Apply {
@@ -1168,7 +1255,6 @@ pub(crate) async fn plan_cluster(
         Goal::Apply => desired,
         Goal::Destroy => Vec::new(),
     };
-    let mut changes = timings::measure("diff", || kube::diff::diff(&desired, &live, &foreign));
     // fields derived from secrets (desired objects are the manifests', in their order)
     let tainted: BTreeMap<ObjectKey, Vec<String>> = match goal {
         Goal::Apply => desired
@@ -1182,6 +1268,14 @@ pub(crate) async fn plan_cluster(
             .collect(),
         Goal::Destroy => BTreeMap::new(),
     };
+    // namespaces that exist (for the ownership checks below)
+    let mut present: BTreeSet<String> = foreign.clone();
+    present.extend(
+        live.iter()
+            .filter(|o| o["kind"] == "Namespace" && o["apiVersion"] == "v1")
+            .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string)),
+    );
+    let mut changes = timings::measure("diff", || kube::diff::diff(desired, live, &foreign));
     let mask_tainted = |c: &mut KubeChange| {
         if let Some(paths) = tainted.get(&c.key) {
             kube::diff::mask_paths(&mut c.change.fields, paths);
@@ -1196,12 +1290,6 @@ pub(crate) async fn plan_cluster(
         .filter(|c| c.change.action == Action::Create)
         .map(|c| (c.api_version.clone(), c.key.clone()))
         .collect();
-    let mut present: BTreeSet<String> = foreign.clone();
-    present.extend(
-        live.iter()
-            .filter(|o| o["kind"] == "Namespace" && o["apiVersion"] == "v1")
-            .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string)),
-    );
     let owners = k.unowned_existing(name, &creates, &present);
     let unowned = timings::measure_async("owners of objects to create", owners).await?;
     // A namespace to delete that holds what is not ours will be kept: the plan says so.
@@ -1305,7 +1393,14 @@ pub async fn plan_connected(
                         let render = render_against(loaded, &k);
                         let rendered =
                             timings::measure_async("render for the cluster", render).await;
-                        Ok((k, rendered))
+                        // what the cluster has, read while the AWS layer is planned
+                        let read = match &rendered {
+                            Ok((manifests, _)) => {
+                                Some(read_cluster(&env.name, manifests, goal, &k).await)
+                            }
+                            Err(_) => None,
+                        };
+                        Ok((k, rendered, read))
                     }
                     Err(e) => Err(e),
                 })
@@ -1321,8 +1416,8 @@ pub async fn plan_connected(
     let (kube_client, pending, rendered) = match (&env.cluster, connected) {
         (None, _) => (None, None, None),
         (Some(_), Some(connected)) => {
-            let (k, rendered) = connected?;
-            (Some(k), None, Some(rendered?))
+            let (k, rendered, read) = connected?;
+            (Some(k), None, Some((rendered?, read)))
         }
         (Some(_), None) => {
             let (k, pending) = k3s_access(loaded, goal, &aws_changes).await?;
@@ -1331,10 +1426,14 @@ pub async fn plan_connected(
     };
     let (kube_changes, inventory, hooks) = match (&kube_client, &pending) {
         (Some(k), _) => match rendered {
-            Some((manifests, hooks)) => {
+            Some(((manifests, hooks), read)) => {
                 let cloud = cloud_addresses(env.resources.iter().map(|r| r.address.as_str()));
-                plan_cluster(
-                    &env.name, &manifests, &hooks, goal, options, k, &known, &cloud,
+                let reads = match read {
+                    Some(read) => read?,
+                    None => read_cluster(&env.name, &manifests, goal, k).await?,
+                };
+                plan_read_cluster(
+                    &env.name, reads, &manifests, &hooks, goal, options, k, &known, &cloud,
                 )
                 .await?
             }
@@ -1419,12 +1518,17 @@ fn resolve_object(
     known: &HashMap<String, String>,
 ) -> serde_json::Value {
     let mut v = object.clone();
-    model::refs::substitute(&mut v, &mut |expr| {
+    resolve_in_place(&mut v, known);
+    v
+}
+
+/// [`resolve_object`] without a copy.
+fn resolve_in_place(object: &mut serde_json::Value, known: &HashMap<String, String>) {
+    model::refs::substitute(object, &mut |expr| {
         known
             .get(expr)
             .map(|s| serde_json::Value::String(s.clone()))
     });
-    v
 }
 
 /// The addresses of cloud resources, for [`cloud_reference`].

@@ -212,15 +212,15 @@ pub fn owned_fields(live: &Value) -> Option<&Value> {
 /// `desired` is in apply order; `live` holds every object found with the environment's label;
 /// `foreign_namespaces` are namespaces that exist without envboot's label (used, never changed).
 pub fn diff(
-    desired: &[Value],
-    live: &[Value],
+    desired: Vec<Value>,
+    live: Vec<Value>,
     foreign_namespaces: &BTreeSet<String>,
 ) -> Vec<KubeChange> {
-    let mut by_key: BTreeMap<ObjectKey, &Value> =
-        live.iter().map(|o| (ObjectKey::of(o), o)).collect();
-    let mut out = Vec::new();
+    let mut by_key: BTreeMap<ObjectKey, Value> =
+        live.into_iter().map(|o| (ObjectKey::of(&o), o)).collect();
+    let mut out = Vec::with_capacity(desired.len() + by_key.len());
     for object in desired {
-        let key = ObjectKey::of(object);
+        let key = ObjectKey::of(&object);
         let api_version = object["apiVersion"]
             .as_str()
             .unwrap_or_default()
@@ -231,13 +231,13 @@ pub fn diff(
             continue;
         }
         let found = by_key.remove(&key);
-        let (action, fields) = match found {
+        let (action, fields) = match &found {
             None => (Action::Create, Vec::new()),
             Some(l) => {
                 let mut fields = Vec::new();
-                compare(object, l, "", &mut fields);
+                compare(&object, l, "", &mut fields);
                 if let Some(owned) = owned_fields(l) {
-                    removed(owned, object, l, "", &mut fields);
+                    removed(owned, &object, l, "", &mut fields);
                 }
                 mask(&key.kind, &mut fields);
                 (
@@ -260,8 +260,8 @@ pub fn diff(
             },
             key,
             api_version,
-            desired: Some(object.clone()),
-            live: found.cloned(),
+            desired: Some(object),
+            live: found,
             force: false,
             conflict: None,
         });
@@ -270,10 +270,10 @@ pub fn diff(
     // envboot applied it. A labelled object envboot never applied (a controller copied the
     // label onto it, as onto a Service's Endpoints, or someone labelled it by hand) is left
     // alone: a no-op without a desired object, which the leak check reports.
-    let mut deletes: Vec<(ObjectKey, &Value)> = by_key.into_iter().collect();
+    let mut deletes: Vec<(ObjectKey, Value)> = by_key.into_iter().collect();
     deletes.sort_by_key(|(k, _)| std::cmp::Reverse(envboot_core::render::kind_rank(&k.kind)));
     out.extend(deletes.into_iter().map(|(key, l)| {
-        let (action, reason) = if owned_fields(l).is_some() {
+        let (action, reason) = if owned_fields(&l).is_some() {
             (Action::Delete, "no longer declared in Git")
         } else {
             (Action::NoOp, NOT_APPLIED)
@@ -289,7 +289,7 @@ pub fn diff(
             api_version: l["apiVersion"].as_str().unwrap_or_default().to_string(),
             key,
             desired: None,
-            live: Some(l.clone()),
+            live: Some(l),
             force: false,
             conflict: None,
         }
@@ -449,15 +449,15 @@ mod tests {
         let mut live = cm(json!({"a": "1"}));
         live["metadata"]["annotations"][ANNOTATION_REVISION] = json!("old");
         live["metadata"]["uid"] = json!("123");
-        let changes = diff(&[cm(json!({"a": "1"}))], &[live], &BTreeSet::new());
+        let changes = diff(vec![cm(json!({"a": "1"}))], vec![live], &BTreeSet::new());
         assert_eq!(changes[0].change.action, Action::NoOp, "{changes:#?}");
     }
 
     #[test]
     fn a_changed_value_is_an_update_naming_the_field() {
         let changes = diff(
-            &[cm(json!({"a": "2"}))],
-            &[cm(json!({"a": "1"}))],
+            vec![cm(json!({"a": "2"}))],
+            vec![cm(json!({"a": "1"}))],
             &BTreeSet::new(),
         );
         assert_eq!(changes[0].change.action, Action::Update);
@@ -473,7 +473,7 @@ mod tests {
         let mut live = cm(json!({"a": "1", "b": "2"}));
         live["metadata"]["managedFields"] = json!([{"manager": "envboot", "operation": "Apply",
             "fieldsV1": {"f:data": {"f:a": {}, "f:b": {}}}}]);
-        let changes = diff(&[cm(json!({"a": "1"}))], &[live], &BTreeSet::new());
+        let changes = diff(vec![cm(json!({"a": "1"}))], vec![live], &BTreeSet::new());
         assert_eq!(changes[0].change.action, Action::Update);
         assert_eq!(changes[0].change.fields[0].path, "data.b");
         assert_eq!(changes[0].change.fields[0].after, None);
@@ -519,7 +519,7 @@ mod tests {
         let mut applied = cm(json!({}));
         applied["metadata"]["managedFields"] =
             json!([{"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": {}}]);
-        let changes = diff(&[ns], &[applied], &["default".to_string()].into());
+        let changes = diff(vec![ns], vec![applied], &["default".to_string()].into());
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].change.action, Action::Delete);
         assert_eq!(changes[0].key.to_string(), "ConfigMap n/c");
@@ -531,7 +531,7 @@ mod tests {
         let mut copied = cm(json!({}));
         copied["metadata"]["managedFields"] =
             json!([{"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {}}]);
-        let changes = diff(&[], &[copied], &BTreeSet::new());
+        let changes = diff(Vec::new(), vec![copied], &BTreeSet::new());
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].change.action, Action::NoOp);
         assert!(changes[0].desired.is_none());

@@ -7,8 +7,9 @@
 //! - **Written ahead**: before an apply writes an object of a kind the inventory does not
 //!   name, the kind is added under `pending` (and the inventory created if there is none). So
 //!   at every moment the inventory names every kind envboot may have written for the
-//!   environment, even after a crash half-way, and a plan lists only those kinds, the declared
-//!   ones and the usual ones (`PRUNE_KINDS`).
+//!   environment, even after a crash half-way, and a plan lists only those kinds and the
+//!   declared ones. Without an inventory, a plan also lists the usual kinds
+//!   ([`crate::USUAL_KINDS`]).
 //! - Labels stay the truth. Where no inventory exists but a namespace carries the environment's
 //!   label (the inventory was deleted by hand), pruning lists every kind the cluster serves
 //!   ([`Kube::listable_kinds`]) and the next apply writes the inventory again. No inventory and

@@ -219,8 +219,9 @@ pub struct Namespaces {
     pub own: BTreeSet<String>,
 }
 
-/// Kinds envboot lists for pruning even when Git no longer declares any object of them.
-const PRUNE_KINDS: [(&str, &str); 12] = [
+/// The usual kinds: listed for pruning where no inventory names the kinds envboot applied
+/// (see `inventory`), even when Git no longer declares any object of them.
+pub const USUAL_KINDS: [(&str, &str); 12] = [
     ("v1", "Namespace"),
     ("v1", "ConfigMap"),
     ("v1", "Secret"),
@@ -294,6 +295,13 @@ impl Kube {
     }
 
     fn with_config(config: kube::Config) -> Result<Kube> {
+        // TLS through ring's primitives (randomness from the kernel), unless the process chose
+        // a provider already: kube's default, aws-lc, gathers CPU-jitter entropy at its first
+        // handshake, about 0.1 s of CPU in every run.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // the only error: another thread installed one meanwhile, which is as good
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let mut config = config;
         // envboot's own policy replaces kube's (see `retry`).
         config.default_retry = false;
@@ -403,9 +411,9 @@ impl Kube {
         Ok(())
     }
 
-    /// Every object labelled as `environment`'s, of the given kinds, the `extra` kinds (from
-    /// the inventory) and the usual kinds; an extra or usual kind the cluster does not serve
-    /// holds nothing. (Not all of them are envboot's to delete: see [`diff::diff`].)
+    /// Every object labelled as `environment`'s, of the given kinds and the `extra` kinds (from
+    /// the inventory, or the usual ones); an extra kind the cluster does not serve holds
+    /// nothing. (Not all of them are envboot's to delete: see [`diff::diff`].)
     pub async fn discover(
         &self,
         environment: &str,
@@ -414,18 +422,13 @@ impl Kube {
     ) -> Result<Vec<Value>> {
         let mut all: BTreeSet<(String, String)> = kinds.clone();
         all.extend(extra.iter().cloned());
-        all.extend(
-            PRUNE_KINDS
-                .iter()
-                .map(|(a, k)| (a.to_string(), k.to_string())),
-        );
         let selector = format!("{LABEL_ENVIRONMENT}={environment}");
         let lists = all.iter().map(|(api_version, kind)| {
             let selector = selector.clone();
             async move {
                 let (ar, _) = match self.resource(api_version, kind).await {
                     Ok(found) => found,
-                    // A usual kind this cluster does not serve holds nothing of ours.
+                    // An extra kind this cluster does not serve holds nothing of ours.
                     Err(Error::UnknownKind { .. })
                         if !kinds.contains(&(api_version.clone(), kind.clone())) =>
                     {
