@@ -895,6 +895,7 @@ async fn plan_kube(
     let (manifests, hooks) = render_against(loaded, k).await?;
     plan_cluster(
         &loaded.env.name,
+        None,
         &manifests,
         &hooks,
         goal,
@@ -1183,11 +1184,13 @@ pub(crate) async fn read_cluster(
     })
 }
 
-/// Plans environment `name`'s objects (`manifests`, `hooks`) against the cluster `k`; `cloud`
-/// holds the addresses of the environment's cloud resources (see [`cloud_reference`]).
+/// Plans environment `name`'s objects (`manifests`, `hooks`) against the cluster `k`, from what
+/// [`read_cluster`] read (`reads`; read now if `None`); `cloud` holds the addresses of the
+/// environment's cloud resources (see [`cloud_reference`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn plan_cluster(
     name: &str,
+    reads: Option<ClusterReads>,
     manifests: &[Manifest],
     hooks_declared: &[Manifest],
     goal: Goal,
@@ -1196,34 +1199,10 @@ pub(crate) async fn plan_cluster(
     known: &HashMap<String, String>,
     cloud: &BTreeSet<String>,
 ) -> Result<KubePlan> {
-    let reads = read_cluster(name, manifests, goal, k).await?;
-    plan_read_cluster(
-        name,
-        reads,
-        manifests,
-        hooks_declared,
-        goal,
-        options,
-        k,
-        known,
-        cloud,
-    )
-    .await
-}
-
-/// [`plan_cluster`] from what [`read_cluster`] read.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn plan_read_cluster(
-    name: &str,
-    reads: ClusterReads,
-    manifests: &[Manifest],
-    hooks_declared: &[Manifest],
-    goal: Goal,
-    options: PlanOptions,
-    k: &impl ClusterDiscovery,
-    known: &HashMap<String, String>,
-    cloud: &BTreeSet<String>,
-) -> Result<KubePlan> {
+    let reads = match reads {
+        Some(reads) => reads,
+        None => read_cluster(name, manifests, goal, k).await?,
+    };
     let ClusterReads {
         desired,
         inventory,
@@ -1428,11 +1407,8 @@ pub async fn plan_connected(
         (Some(k), _) => match rendered {
             Some(((manifests, hooks), read)) => {
                 let cloud = cloud_addresses(env.resources.iter().map(|r| r.address.as_str()));
-                let reads = match read {
-                    Some(read) => read?,
-                    None => read_cluster(&env.name, &manifests, goal, k).await?,
-                };
-                plan_read_cluster(
+                let reads = read.transpose()?;
+                plan_cluster(
                     &env.name, reads, &manifests, &hooks, goal, options, k, &known, &cloud,
                 )
                 .await?

@@ -895,6 +895,7 @@ fn plan_layers(
         };
         let (kube, _, _) = plan_cluster(
             ENV,
+            None,
             manifests,
             &[],
             Goal::Apply,
