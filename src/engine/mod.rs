@@ -1204,12 +1204,11 @@ pub(crate) async fn plan_cluster(
         None => read_cluster(name, manifests, goal, k).await?,
     };
     let ClusterReads {
-        desired,
+        mut desired,
         inventory,
         namespaces,
         mut live,
     } = reads;
-    let mut desired = desired;
     for object in &mut desired {
         resolve_in_place(object, known);
     }

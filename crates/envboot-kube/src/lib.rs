@@ -176,15 +176,19 @@ pub enum Deletion {
 /// How many foreign objects a kept namespace's note names.
 pub const FOREIGN_SHOWN: usize = 10;
 
-/// Whether `o` (of `kind`) is the environment's, or made by Kubernetes itself or by another
-/// object, so that it does not keep its namespace.
-fn owned_or_automatic(kind: &str, o: &DynamicObject, environment: &str) -> bool {
-    let owned = o
-        .metadata
+/// Whether an object carries `environment`'s label.
+fn labelled_as(metadata: &kube::core::ObjectMeta, environment: &str) -> bool {
+    metadata
         .labels
         .as_ref()
         .and_then(|l| l.get(LABEL_ENVIRONMENT))
-        .is_some_and(|e| e == environment);
+        .is_some_and(|e| e == environment)
+}
+
+/// Whether `o` (of `kind`) is the environment's, or made by Kubernetes itself or by another
+/// object, so that it does not keep its namespace.
+fn owned_or_automatic(kind: &str, o: &DynamicObject, environment: &str) -> bool {
+    let owned = labelled_as(&o.metadata, environment);
     let name = o.metadata.name.as_deref().unwrap_or_default();
     let by_another = o
         .metadata
@@ -480,12 +484,7 @@ impl Kube {
             })?;
         let mut namespaces = Namespaces::default();
         for n in list.items {
-            let ours = n
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_ENVIRONMENT))
-                .is_some_and(|e| e == environment);
+            let ours = labelled_as(&n.metadata, environment);
             if let Some(name) = n.metadata.name {
                 match ours {
                     true => namespaces.own.insert(name),
